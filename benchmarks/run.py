@@ -1,0 +1,49 @@
+"""Runs the selected benchmarks, prints one table and writes the rows as JSON."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import embeddings, gateway, textgen
+from benchmarks.harness import Row, cpu_count
+
+BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
+    "embeddings": embeddings.run,
+    "gateway": gateway.run,
+    "textgen": textgen.run,
+}
+
+
+def run(names: list[str], duration_s: float, output: Path, console: Console) -> list[Row]:
+    rows: list[Row] = []
+    for name in names:
+        console.print(f"[bold]running {name}[/] ({duration_s:g} s per case)...")
+        rows += BENCHMARKS[name](duration_s)
+    table = Table(title="strata bench")
+    for column in ("benchmark", "case", "value", "unit", "target", "met"):
+        table.add_column(column)
+    for row in rows:
+        met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]no[/]")
+        table.add_row(row.benchmark, row.case, f"{row.value:,.3f}", row.unit, row.target, met)
+    console.print(table)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    report = {
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "machine": {
+            "cpus": cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "placement": "server and in-process baselines on core 0 with 1 torch thread; load generator on core 1",
+        "rows": [row.as_dict() for row in rows],
+    }
+    output.write_text(json.dumps(report, indent=2))
+    console.print(f"wrote {output}")
+    return rows

@@ -1,0 +1,3 @@
+from strata.cli.main import app
+
+app()

@@ -1,0 +1,164 @@
+"""The `strata` command line."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+from transformers.utils import logging as transformers_logging
+
+from strata.apps import default_app
+from strata.cli.progress import LoadProgress
+from strata.errors import StrataError
+from strata.gateway.app import create_app
+from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
+from strata.spec import AppSpec, load_spec
+from strata.training.train_chat import DEFAULT_STEPS, train_chat_model
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strata: a serving platform for generative AI.")
+console = Console()
+errors = Console(stderr=True)
+
+SPEC_ERROR_EXIT = 2
+
+AppArgument = Annotated[
+    Path | None,
+    typer.Argument(help="App spec (YAML). Without one, the built-in default app.", show_default=False),
+]
+
+
+def _load(path: Path | None) -> AppSpec:
+    try:
+        return load_spec(path) if path is not None else default_app()
+    except StrataError as error:
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
+
+
+@app.command()
+def serve(
+    spec_path: AppArgument = None,
+    host: Annotated[str | None, typer.Option(help="Bind address (overrides the spec).")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (overrides the spec).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve an app: OpenAI-compatible API, /healthz, /readyz and /metrics."""
+    spec = _load(spec_path)
+    gateway = spec.gateway.model_copy(
+        update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
+    )
+    spec = spec.model_copy(update={"gateway": gateway})
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
+    url = f"http://{gateway.host}:{gateway.port}"
+    total = sum(d.replicas for d in spec.deployments)
+    progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
+    console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
+    asgi = create_app(spec, progress=progress)
+    config = uvicorn.Config(
+        asgi,
+        host=gateway.host,
+        port=gateway.port,
+        loop="uvloop",
+        http="httptools",
+        log_level=log_level,
+        access_log=False,
+        timeout_graceful_shutdown=5,
+    )
+    uvicorn.Server(config).run()
+
+
+@app.command()
+def validate(spec_path: Annotated[Path, typer.Argument(help="App spec (YAML) to check.")]) -> None:
+    """Check an app spec; exit 2 with every problem named if it is invalid."""
+    spec = _load(spec_path)
+    console.print(f"[green]ok[/]: app '{spec.name}' with {len(spec.routes)} route(s)")
+
+
+@app.command()
+def models(spec_path: AppArgument = None) -> None:
+    """List the models an app serves, with their deployments and where their files are."""
+    spec = _load(spec_path)
+    table = Table(title=f"Strata app '{spec.name}'")
+    for column in ("route (model name)", "task", "deployment", "replicas", "batching", "source"):
+        table.add_column(column)
+    for route in spec.routes:
+        deployment = spec.deployment(route.deployment)
+        model = spec.model(deployment.model)
+        batching = f"{deployment.batching.max_batch_size} / {deployment.batching.max_wait_ms:g} ms"
+        table.add_row(
+            route.name,
+            model.task,
+            deployment.name,
+            str(deployment.replicas),
+            batching,
+            _source(model.path, model.entrypoint),
+        )
+    console.print(table)
+
+
+def _source(path: str | None, entrypoint: str | None) -> str:
+    if path is None:
+        return f"python: {entrypoint}"
+    try:
+        folder = resolve_model_path(path)
+    except StrataError as error:
+        return f"[red]{error.message}[/]"
+    return f"{path} ({folder})" if path.startswith(BUILTIN_PREFIX) else str(folder)
+
+
+def _benchmarks_root() -> Path:
+    """The checkout holding benchmarks/: the working directory, else the one Strata runs from."""
+    for candidate in (Path.cwd(), Path(__file__).resolve().parents[3]):
+        if (candidate / "benchmarks" / "run.py").is_file():
+            return candidate
+    errors.print("[bold red]error:[/] no benchmarks/ folder here; run `strata bench` from a Strata checkout")
+    raise typer.Exit(2)
+
+
+@app.command()
+def bench(
+    only: Annotated[list[str] | None, typer.Option(help="Run only these: embeddings, gateway, textgen.")] = None,
+    duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
+    output: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
+        "benchmarks/results/latest.json"
+    ),
+) -> None:
+    """Run the benchmarks: served vs in-process ceilings, gateway overhead, continuous batching."""
+    root = _benchmarks_root()
+    sys.path.insert(0, str(root))
+    # benchmarks/ lives in the checkout, not in the installed package: import it from there.
+    runner = importlib.import_module("benchmarks.run")
+    names = only or list(runner.BENCHMARKS)
+    unknown = sorted(set(names) - set(runner.BENCHMARKS))
+    if unknown:
+        errors.print(f"[bold red]error:[/] unknown benchmark(s) {unknown}; known: {sorted(runner.BENCHMARKS)}")
+        raise typer.Exit(2)
+    runner.run(names, duration, output if output.is_absolute() else root / output, console)
+
+
+@app.command("train-chat")
+def train_chat(
+    output: Annotated[Path, typer.Option(help="Folder to write the model to (HF format).")] = Path(
+        "src/strata/assets/strata-chat-tiny"
+    ),
+    steps: Annotated[int, typer.Option(min=1, help="Optimiser steps.")] = DEFAULT_STEPS,
+    seed: Annotated[int, typer.Option(help="Seed for the corpus, the initial weights and the batches.")] = 0,
+) -> None:
+    """Retrain the shipped demo chat model from the corpus the repo generates."""
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+               TimeRemainingColumn())  # fmt: skip
+    with Progress(*columns, console=console) as progress:
+        report = train_chat_model(output, steps=steps, seed=seed, progress=progress)
+    console.print(
+        f"[green]trained[/] {report.params:,} parameters in {report.seconds:.0f} s, final loss {report.final_loss:.3f}"
+        f" -> {output}"
+    )

@@ -1,0 +1,96 @@
+"""The error tree every layer raises; the gateway turns each into OpenAI's error JSON.
+
+Each error carries its HTTP status, OpenAI ``type``/``code`` and the offending ``param`` so
+that one handler can render any of them without knowing where it came from.
+"""
+
+from __future__ import annotations
+
+
+class StrataError(Exception):
+    """Base of every error Strata raises on purpose."""
+
+    status: int = 500
+    error_type: str = "server_error"
+    code: str | None = None
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        if code is not None:
+            self.code = code
+
+    def headers(self) -> dict[str, str]:
+        """Extra response headers this error asks for (e.g. Retry-After)."""
+        return {}
+
+
+class InvalidRequest(StrataError):
+    """The request is malformed or names a bad value; ``param`` says which field."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_value"
+
+
+class ModelNotFound(StrataError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "model_not_found"
+
+    def __init__(self, model: str) -> None:
+        super().__init__(f"The model '{model}' does not exist.", param="model")
+
+
+class RequestTooLarge(StrataError):
+    status = 413
+    error_type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class Overloaded(StrataError):
+    """Every replica's queue is full: shed now instead of timing out later."""
+
+    status = 503
+    error_type = "server_error"
+    code = "overloaded"
+
+    def __init__(self, message: str, *, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def headers(self) -> dict[str, str]:
+        # Retry-After takes whole seconds; never ask for 0, which invites a hot retry loop.
+        return {"Retry-After": str(max(1, round(self.retry_after_s)))}
+
+
+class NotReady(Overloaded):
+    """The model exists but no replica has finished loading and warming up."""
+
+    code = "model_not_ready"
+
+
+class ClientGone(StrataError):
+    """The client disconnected before its answer was ready; the work was cancelled.
+    499 is nginx's "client closed request": nobody reads it, but logs and metrics do."""
+
+    status = 499
+    error_type = "invalid_request_error"
+    code = "client_closed_request"
+
+
+class ModelFailed(StrataError):
+    """The model raised while serving this request; the replica keeps serving others."""
+
+    status = 500
+    error_type = "server_error"
+    code = "model_error"
+
+
+class SpecError(StrataError):
+    """An app spec failed validation; the message names every offending field."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "invalid_spec"

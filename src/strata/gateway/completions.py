@@ -1,0 +1,134 @@
+"""POST /v1/chat/completions and /v1/completions: text generation, whole or streamed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.errors import StrataError
+from strata.gateway.disconnect import cancel_on_disconnect
+from strata.gateway.errors import error_body
+from strata.gateway.formats import ChatFormat, CompletionFormat, ResponseFormat
+from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
+from strata.gateway.sse import DONE, SSEResponse, sse_event
+from strata.observability.metrics import DeploymentMetrics
+from strata.serving.generation import GenerationEvent, GenerationRequest
+from strata.serving.sampling import SamplingParams
+from strata.serving.server import ModelServer
+
+# Chat templates know system/user/assistant; OpenAI's newer "developer" role means system.
+TEMPLATE_ROLE = {"developer": "system"}
+
+
+def _sampling(body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None) -> SamplingParams:
+    return SamplingParams(
+        max_tokens=max_tokens,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_strings(),
+        seed=body.seed,
+        ignore_eos=body.ignore_eos,
+    )
+
+
+class CompletionsAPI:
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    async def chat(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await parse_body(request, ChatCompletionRequest)
+        messages = tuple({"role": TEMPLATE_ROLE.get(m.role, m.role), "content": m.text()} for m in body.messages)
+        generation = GenerationRequest(params=_sampling(body, body.token_limit()), messages=messages)
+        return await self._serve(request, body, generation, started, "chat completions", ChatFormat)
+
+    async def completions(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await parse_body(request, CompletionRequest)
+        generation = GenerationRequest(params=_sampling(body, body.max_tokens), prompt=body.prompt_text())
+        return await self._serve(request, body, generation, started, "completions", CompletionFormat)
+
+    async def _serve(
+        self,
+        request: Request,
+        body: ChatCompletionRequest | CompletionRequest,
+        generation: GenerationRequest,
+        started: float,
+        endpoint: str,
+        response_format: type[ResponseFormat],
+    ) -> Response:
+        route = self.server.resolve(body.model)
+        require_task(route, "generate", endpoint)
+        receive = request.receive
+        metrics = route.deployment.metrics
+        metrics.parse.observe(time.perf_counter() - started)
+        stream = route.deployment.generate(generation)
+        events = stream.events()
+        # Wait for the first event before answering: a rejected prompt must still get its 400.
+        first = await anext(events)
+        fmt = response_format(model=route.name)
+        if body.stream:
+            include_usage = body.stream_options is not None and body.stream_options.include_usage
+            return SSEResponse(_stream_body(fmt, first, events, include_usage, metrics))
+        # A client that gives up on a long generation must free its batch slot too.
+        return await cancel_on_disconnect(receive, _whole_response(fmt, first, events, metrics))
+
+
+async def _whole_response(
+    fmt: ResponseFormat,
+    first: GenerationEvent,
+    events: AsyncIterator[GenerationEvent],
+    metrics: DeploymentMetrics,
+) -> Response:
+    parts = [first.text]
+    last = first
+    async for event in events:
+        parts.append(event.text)
+        last = event
+    started = time.perf_counter()
+    assert last.finish_reason is not None
+    payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
+    response = Response(payload, media_type="application/json")
+    metrics.postprocess.observe(time.perf_counter() - started)
+    return response
+
+
+async def _stream_body(
+    fmt: ResponseFormat,
+    first: GenerationEvent,
+    events: AsyncIterator[GenerationEvent],
+    include_usage: bool,
+    metrics: DeploymentMetrics,
+) -> AsyncIterator[bytes]:
+    try:
+        opening = fmt.opening_chunk()
+        if opening is not None:
+            yield sse_event(orjson.dumps(opening))
+        event = first
+        while True:
+            started = time.perf_counter()
+            chunks = []
+            if event.text:
+                chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
+            if event.finish_reason is not None:
+                chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
+                if include_usage:
+                    usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)
+                    chunks.append(sse_event(orjson.dumps(usage)))
+                chunks.append(DONE)
+            metrics.postprocess.observe(time.perf_counter() - started)
+            for chunk in chunks:
+                yield chunk
+            if event.finish_reason is not None:
+                return
+            event = await anext(events)
+    except StrataError as error:
+        # The 200 and earlier chunks are already sent: report the failure in-band, as OpenAI does.
+        yield sse_event(error_body(error.message, error.error_type, error.param, error.code))
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]

@@ -1,0 +1,88 @@
+"""POST /v1/embeddings and POST /v1/models/{model}/predict: dynamically batched models.
+
+Each input is its own batch item, so inputs from many requests share model calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.errors import InvalidRequest, ModelFailed
+from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.schemas import EmbeddingRequest, PredictRequest
+from strata.models.base import Embedding
+from strata.serving.deployment import Deployment
+from strata.serving.server import ModelServer
+
+
+async def _infer_all(deployment: Deployment, inputs: list[Any]) -> list[Any]:
+    if len(inputs) == 1:  # the common case: no task per input
+        return [await deployment.infer(inputs[0])]
+    return list(await asyncio.gather(*(deployment.infer(item) for item in inputs)))
+
+
+def _encode(vector: np.ndarray, encoding_format: str) -> Any:
+    if encoding_format == "base64":
+        return base64.b64encode(vector.astype("<f4", copy=False).tobytes()).decode("ascii")
+    return vector
+
+
+class BatchedAPI:
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    async def embeddings(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await parse_body(request, EmbeddingRequest)
+        route = self.server.resolve(body.model)
+        require_task(route, "embed", "embeddings")
+        metrics = route.deployment.metrics
+        metrics.parse.observe(time.perf_counter() - started)
+        results: list[Embedding] = await _infer_all(route.deployment, body.texts())
+        started = time.perf_counter()
+        dimensions = len(results[0].vector)
+        if body.dimensions is not None and body.dimensions != dimensions:
+            raise InvalidRequest(
+                f"The model '{route.name}' produces {dimensions} dimensions and cannot shorten them; "
+                f"leave 'dimensions' out or send {dimensions}.",
+                param="dimensions",
+            )
+        tokens = sum(result.tokens for result in results)
+        data = [
+            {"object": "embedding", "index": index, "embedding": _encode(result.vector, body.encoding_format)}
+            for index, result in enumerate(results)
+        ]
+        payload = {
+            "object": "list",
+            "data": data,
+            "model": route.name,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+        response = Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+        metrics.tokens_in.inc(tokens)
+        metrics.postprocess.observe(time.perf_counter() - started)
+        return response
+
+    async def predict(self, request: Request) -> Response:
+        started = time.perf_counter()
+        body = await parse_body(request, PredictRequest)
+        route = self.server.resolve(request.path_params["model"])
+        require_task(route, "predict", "predict")
+        metrics = route.deployment.metrics
+        metrics.parse.observe(time.perf_counter() - started)
+        outputs = await _infer_all(route.deployment, body.inputs)
+        started = time.perf_counter()
+        try:
+            payload = orjson.dumps({"model": route.name, "outputs": outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError as error:
+            raise ModelFailed(f"The model '{route.name}' returned output that is not JSON: {error}") from None
+        metrics.postprocess.observe(time.perf_counter() - started)
+        return Response(payload, media_type="application/json")

@@ -1,0 +1,56 @@
+"""Liveness, readiness, metrics and the model list: the endpoints operators and clients poll."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.serving.server import ModelServer
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class OperationsAPI:
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+        self.started_at = int(time.time())
+
+    async def healthz(self, request: Request) -> Response:
+        return _json({"status": "alive"})
+
+    async def readyz(self, request: Request) -> Response:
+        deployments = {
+            d.name: {"ready_replicas": d.ready_replicas, "replicas": len(d.slots), "errors": d.load_errors}
+            for d in self.server.deployments.values()
+        }
+        ready = self.server.ready
+        return _json({"status": "ready" if ready else "not_ready", "deployments": deployments}, 200 if ready else 503)
+
+    async def metrics(self, request: Request) -> Response:
+        for deployment in self.server.deployments.values():
+            self.server.metrics.replicas_ready.labels(deployment=deployment.name).set(deployment.ready_replicas)
+        return Response(self.server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    def _model_card(self, name: str) -> dict[str, object]:
+        route = self.server.routes[name]
+        return {
+            "id": name,
+            "object": "model",
+            "created": self.started_at,
+            "owned_by": "strata",
+            "task": route.task,
+            "ready": route.deployment.ready,
+        }
+
+    async def list_models(self, request: Request) -> Response:
+        return _json({"object": "list", "data": [self._model_card(name) for name in self.server.routes]})
+
+    async def get_model(self, request: Request) -> Response:
+        route = self.server.resolve(request.path_params["model"])
+        return _json(self._model_card(route.name))

@@ -1,0 +1,1 @@
+"""Model backends: transformers causal LMs and embedders, and plain Python models."""

@@ -1,0 +1,29 @@
+"""Builds the backend object a model spec describes. Runs in the replica, off the event loop."""
+
+from __future__ import annotations
+
+from strata.models.base import BatchModel
+from strata.models.hf_causal_lm import HFCausalLM
+from strata.models.hf_embedding import HFEmbeddingModel
+from strata.models.paths import resolve_model_path
+from strata.models.python_model import build_python_model
+from strata.spec import ModelSpec
+
+
+def build_batch_model(spec: ModelSpec, device: str) -> BatchModel:
+    """A model for dynamic batching (kinds hf-embedding and python)."""
+    if spec.kind == "hf-embedding":
+        assert spec.path is not None  # guaranteed by ModelSpec validation
+        return HFEmbeddingModel.from_options(resolve_model_path(spec.path), device, spec.options)
+    if spec.kind == "python":
+        assert spec.entrypoint is not None
+        return build_python_model(spec.entrypoint, spec.options)
+    raise ValueError(f"model '{spec.name}' of kind {spec.kind} is not served by dynamic batching")
+
+
+def build_decode_engine(spec: ModelSpec, device: str) -> HFCausalLM:
+    """A causal LM for continuous batching (kind hf-causal-lm)."""
+    if spec.kind != "hf-causal-lm":
+        raise ValueError(f"model '{spec.name}' of kind {spec.kind} cannot generate text")
+    assert spec.path is not None
+    return HFCausalLM.from_options(resolve_model_path(spec.path), device, spec.options)

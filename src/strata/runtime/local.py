@@ -1,0 +1,129 @@
+"""The local runtime: replicas live in this process; their compute runs on their own threads,
+never on the event loop (torch releases the GIL inside its kernels)."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from strata.errors import InvalidRequest
+from strata.models.base import BatchModel
+from strata.models.factory import build_batch_model, build_decode_engine
+from strata.observability.metrics import DeploymentMetrics
+from strata.runtime.base import Replica
+from strata.serving.batcher import DynamicBatcher
+from strata.serving.continuous import ContinuousBatcher
+from strata.serving.generation import GenerationRequest, GenerationStream
+from strata.spec import DeploymentSpec, ModelSpec
+
+
+class LocalBatchReplica:
+    """A batch model behind a dynamic batcher; one model call at a time on its own thread."""
+
+    def __init__(self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics) -> None:
+        self.replica_id = f"{deployment.name}-{index}"
+        self._deployment = deployment
+        self._model_spec = model
+        self._metrics = metrics
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.replica_id)
+        self._batcher: DynamicBatcher | None = None
+        self.model: BatchModel | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self._batcher is not None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._batcher.queue_depth if self._batcher else 0
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        device = self._deployment.resources.device
+        model = await loop.run_in_executor(self._executor, build_batch_model, self._model_spec, device)
+        await loop.run_in_executor(self._executor, model.warmup)
+        self.model = model
+        batching = self._deployment.batching
+        batcher = DynamicBatcher(
+            model.predict_batch,
+            max_batch_size=batching.max_batch_size,
+            max_wait_ms=batching.max_wait_ms,
+            max_queue=self._deployment.max_queue,
+            executor=self._executor,
+            metrics=self._metrics,
+            name=self.replica_id,
+        )
+        batcher.start()
+        self._batcher = batcher
+
+    async def stop(self) -> None:
+        if self._batcher is not None:
+            await self._batcher.stop()
+            self._batcher = None
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def infer(self, item: Any) -> Any:
+        assert self._batcher is not None, "route only to ready replicas"
+        return await self._batcher.submit(item)
+
+    def generate(self, request: GenerationRequest) -> GenerationStream:
+        raise InvalidRequest(f"model '{self._model_spec.name}' does not generate text", param="model")
+
+
+class LocalGenerationReplica:
+    """A causal LM behind a continuous batcher running on its own decode thread."""
+
+    def __init__(self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics) -> None:
+        self.replica_id = f"{deployment.name}-{index}"
+        self._deployment = deployment
+        self._model_spec = model
+        self._metrics = metrics
+        self._batcher: ContinuousBatcher | None = None
+        self.engine: Any = None
+
+    @property
+    def ready(self) -> bool:
+        return self._batcher is not None
+
+    @property
+    def queue_depth(self) -> int:
+        return self._batcher.queue_depth if self._batcher else 0
+
+    async def start(self) -> None:
+        engine = await asyncio.to_thread(build_decode_engine, self._model_spec, self._deployment.resources.device)
+        await asyncio.to_thread(engine.warmup)
+        self.engine = engine
+        batcher = ContinuousBatcher(
+            engine,
+            max_running=self._deployment.batching.max_batch_size,
+            max_queue=self._deployment.max_queue,
+            metrics=self._metrics,
+            name=self.replica_id,
+        )
+        batcher.start()
+        self._batcher = batcher
+
+    async def stop(self) -> None:
+        if self._batcher is not None:
+            batcher, self._batcher = self._batcher, None
+            await asyncio.to_thread(batcher.stop)
+
+    async def infer(self, item: Any) -> Any:
+        raise InvalidRequest(f"model '{self._model_spec.name}' only generates text", param="model")
+
+    def generate(self, request: GenerationRequest) -> GenerationStream:
+        assert self._batcher is not None, "route only to ready replicas"
+        return self._batcher.submit(request)
+
+
+class LocalRuntime:
+    def create_replica(
+        self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics
+    ) -> Replica:
+        if model.task == "generate":
+            return LocalGenerationReplica(deployment, model, index, metrics)
+        return LocalBatchReplica(deployment, model, index, metrics)
+
+    async def shutdown(self) -> None:
+        return None

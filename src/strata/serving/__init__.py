@@ -1,0 +1,1 @@
+"""Model serving: deployments, replicas' batchers (dynamic and continuous) and the router."""

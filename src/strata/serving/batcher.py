@@ -1,0 +1,142 @@
+"""Dynamic batching: gather requests into one model call, the classic size/time gate.
+
+A batch closes when it holds ``max_batch_size`` requests or when its first request has
+waited ``max_wait_ms``, whichever comes first. Requests that arrive while the model is busy
+wait in a bounded queue, so under load batches leave full and without extra waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+from strata.errors import ModelFailed, Overloaded
+from strata.observability.metrics import DeploymentMetrics
+
+BatchFn = Callable[[Sequence[Any]], Sequence[Any]]
+
+
+@dataclass(slots=True)
+class _Pending:
+    item: Any
+    future: asyncio.Future[Any]
+    enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+class DynamicBatcher:
+    def __init__(
+        self,
+        fn: BatchFn,
+        *,
+        max_batch_size: int,
+        max_wait_ms: float,
+        max_queue: int,
+        executor: Executor,
+        metrics: DeploymentMetrics,
+        name: str = "batcher",
+    ) -> None:
+        self._fn = fn
+        self._max_batch_size = max_batch_size
+        self._max_wait_s = max_wait_ms / 1000.0
+        self._max_queue = max_queue
+        self._executor = executor
+        self._metrics = metrics
+        self._name = name
+        self._queue: deque[_Pending] = deque()
+        self._arrived = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"{self._name}-loop")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        for pending in self._queue:
+            if not pending.future.done():
+                pending.future.set_exception(Overloaded("the replica is shutting down"))
+        self._queue.clear()
+
+    async def submit(self, item: Any) -> Any:
+        if len(self._queue) >= self._max_queue:
+            raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append(_Pending(item, future))
+        self._metrics.queue_depth.inc()
+        self._arrived.set()
+        return await future
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch, formation_s = await self._form_batch()
+            if not batch:
+                continue
+            self._metrics.batch_formation.observe(formation_s)
+            self._metrics.batch_size.observe(len(batch))
+            started = time.perf_counter()
+            try:
+                outputs = await loop.run_in_executor(self._executor, self._fn, [p.item for p in batch])
+            except Exception as error:  # boundary: a model error fails this batch, not the replica
+                self._fail(batch, error)
+                continue
+            finally:
+                self._metrics.inference.observe(time.perf_counter() - started)
+            self._deliver(batch, outputs)
+
+    async def _form_batch(self) -> tuple[list[_Pending], float]:
+        # 1. Sleep until the first request arrives.
+        while not self._queue:
+            self._arrived.clear()
+            await self._arrived.wait()
+        started = time.perf_counter()
+        # 2. Hold the gate until the batch is full or its oldest request has waited max_wait_ms.
+        deadline = self._queue[0].enqueued_at + self._max_wait_s
+        while len(self._queue) < self._max_batch_size:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        # 3. Take up to max_batch_size requests, skipping those whose caller has gone.
+        batch: list[_Pending] = []
+        now = time.perf_counter()
+        while self._queue and len(batch) < self._max_batch_size:
+            pending = self._queue.popleft()
+            self._metrics.queue_depth.dec()
+            if pending.future.done():
+                continue
+            # Time spent queued before this batch began forming; later arrivals waited only on the gate.
+            self._metrics.queue_wait.observe(max(0.0, started - pending.enqueued_at))
+            batch.append(pending)
+        return batch, now - started
+
+    def _deliver(self, batch: list[_Pending], outputs: Sequence[Any]) -> None:
+        if len(outputs) != len(batch):
+            self._fail(
+                batch,
+                ModelFailed(f"{self._name}: model returned {len(outputs)} outputs for {len(batch)} inputs"),
+            )
+            return
+        for pending, output in zip(batch, outputs, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(output)
+
+    def _fail(self, batch: list[_Pending], error: Exception) -> None:
+        failure = error if isinstance(error, ModelFailed) else ModelFailed(f"{self._name}: model raised {error!r}")
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(failure)

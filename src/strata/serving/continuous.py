@@ -1,0 +1,275 @@
+"""Continuous (iteration-level) batching for text generation.
+
+One thread per replica runs the loop below. Between two decode steps, waiting requests join
+the running batch and finished or cancelled ones leave it, so a short request never waits for
+a long one and a free slot is reused at the next step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from strata.errors import Overloaded
+from strata.models.base import DecodeEngine, Detokenizer
+from strata.observability.metrics import DeploymentMetrics
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.sampling import sample_next
+
+log = logging.getLogger(__name__)
+
+IDLE_POLL_S = 0.1
+
+
+@dataclass(slots=True)
+class _Sequence:
+    request: GenerationRequest
+    stream: GenerationStream
+    detokenizer: Detokenizer
+    generator: torch.Generator | None
+    submitted_at: float = field(default_factory=time.perf_counter)
+    prompt_ids: list[int] = field(default_factory=list)
+    generated: int = 0
+    last_token: int = 0
+    text: str = ""
+    emitted_chars: int = 0
+    finish_reason: str | None = None
+
+    @property
+    def prompt_tokens(self) -> int:
+        return len(self.prompt_ids)
+
+
+class ContinuousBatcher:
+    def __init__(
+        self,
+        engine: DecodeEngine[Any],
+        *,
+        max_running: int,
+        max_queue: int,
+        metrics: DeploymentMetrics,
+        name: str = "generator",
+    ) -> None:
+        self._engine = engine
+        self._max_running = max_running
+        self._max_queue = max_queue
+        self._metrics = metrics
+        self._name = name
+        self._waiting: deque[_Sequence] = deque()
+        self._work = threading.Condition()
+        self._running: list[_Sequence] = []
+        self._state: Any = None  # the engine's record of the running batch
+        self._stopping = False
+        self._thread = threading.Thread(target=self._loop, name=f"{name}-decode", daemon=True)
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._waiting)
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._work:
+            self._stopping = True
+            self._work.notify()
+        self._thread.join(timeout=10)
+
+    def submit(self, request: GenerationRequest) -> GenerationStream:
+        """Queue a request (from the event loop); its stream yields the text as it is decoded."""
+        stream = GenerationStream(asyncio.get_running_loop())
+        generator = torch.Generator().manual_seed(request.params.seed) if request.params.seed is not None else None
+        sequence = _Sequence(request, stream, self._engine.detokenizer(), generator)
+        with self._work:
+            if len(self._waiting) >= self._max_queue:
+                raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
+            self._waiting.append(sequence)
+            self._metrics.queue_depth.inc()
+            self._work.notify()
+        return stream
+
+    # The loop: admit, drop the cancelled, step, retire. It runs until stop().
+
+    def _loop(self) -> None:
+        with torch.inference_mode():
+            while not self._stopping:
+                self._admit()
+                self._drop_cancelled()
+                if not self._running:
+                    self._wait_for_work()
+                    continue
+                try:
+                    self._step()
+                except Exception as error:  # boundary: fail this batch, keep the replica serving
+                    log.exception("%s: decode step failed", self._name)
+                    self._fail_running(f"{self._name}: decode step failed: {error!r}")
+                self._retire()
+
+    def _wait_for_work(self) -> None:
+        with self._work:
+            if not self._waiting and not self._stopping:
+                self._work.wait(IDLE_POLL_S)
+
+    def _admit(self) -> None:
+        """1. Move waiting sequences into free slots of the running batch."""
+        while len(self._running) < self._max_running:
+            with self._work:
+                if not self._waiting:
+                    break
+                sequence = self._waiting.popleft()
+                self._metrics.queue_depth.dec()
+            if not sequence.stream.cancelled:
+                self._start(sequence)
+        self._metrics.running.set(len(self._running))
+
+    def _start(self, sequence: _Sequence) -> None:
+        """Tokenize and prefill one sequence; its first token comes from the prefill's logits."""
+        started = time.perf_counter()
+        self._metrics.queue_wait.observe(started - sequence.submitted_at)
+        if not self._tokenize(sequence):
+            return
+        try:
+            state, logits = self._engine.prefill(sequence.prompt_ids)
+        except Exception as error:  # boundary: one bad prompt fails only its own request
+            log.exception("%s: prefill failed", self._name)
+            self._publish_error(sequence, f"{self._name}: prefill failed: {error!r}")
+            return
+        self._metrics.tokens_in.inc(sequence.prompt_tokens)
+        token = sample_next(logits, [sequence.request.params], [sequence.generator])[0]
+        if not self._advance(sequence, token):
+            self._state = self._engine.join(self._state, state)
+            self._running.append(sequence)
+        self._metrics.batch_formation.observe(time.perf_counter() - started)
+
+    def _tokenize(self, sequence: _Sequence) -> bool:
+        """Encode the prompt and check it fits the context; False (and a 400 sent) when it does not."""
+        request = sequence.request
+        try:
+            if request.messages is not None:
+                sequence.prompt_ids = self._engine.encode_chat(request.messages)
+            else:
+                sequence.prompt_ids = self._engine.encode_prompt(request.prompt or "")
+        except Exception as error:  # boundary: e.g. a chat template that rejects the roles given
+            self._publish_error(sequence, f"the prompt could not be encoded: {error}", param="messages")
+            return False
+        param = "messages" if request.messages is not None else "prompt"
+        limit = self._engine.max_context_tokens
+        if not sequence.prompt_ids:
+            self._publish_error(sequence, "the prompt is empty", param=param)
+            return False
+        if len(sequence.prompt_ids) >= limit:
+            message = f"the prompt is {len(sequence.prompt_ids)} tokens; this model's context is {limit} tokens"
+            self._publish_error(sequence, message, param=param)
+            return False
+        max_tokens = request.params.max_tokens
+        if max_tokens is not None and len(sequence.prompt_ids) + max_tokens > limit:
+            message = (
+                f"max_tokens is too large: the prompt is {len(sequence.prompt_ids)} tokens, this model's context "
+                f"is {limit}, so at most {limit - len(sequence.prompt_ids)} tokens can be generated"
+            )
+            self._publish_error(sequence, message, param="max_tokens")
+            return False
+        return True
+
+    def _drop_cancelled(self) -> None:
+        """2. Sequences whose client went away leave before the next step."""
+        if any(s.stream.cancelled for s in self._running):
+            for sequence in self._running:
+                if sequence.stream.cancelled and sequence.finish_reason is None:
+                    sequence.finish_reason = "cancelled"
+            self._retire()
+
+    def _step(self) -> None:
+        """3. One decode step for every running sequence, then sample and emit."""
+        assert self._state is not None
+        started = time.perf_counter()
+        tokens = torch.tensor([s.last_token for s in self._running], dtype=torch.long)
+        logits = self._engine.step(self._state, tokens)
+        chosen = sample_next(logits, [s.request.params for s in self._running], [s.generator for s in self._running])
+        self._metrics.inference.observe(time.perf_counter() - started)
+        self._metrics.batch_size.observe(len(self._running))
+        for sequence, token in zip(self._running, chosen, strict=True):
+            self._advance(sequence, token)
+
+    def _retire(self) -> None:
+        """4. Finished sequences leave the batch; the engine drops their rows."""
+        keep = [row for row, s in enumerate(self._running) if s.finish_reason is None]
+        if len(keep) == len(self._running):
+            return
+        self._running = [self._running[row] for row in keep]
+        self._state = self._engine.keep(self._state, keep) if self._state is not None and keep else None
+        self._metrics.running.set(len(self._running))
+
+    def _advance(self, sequence: _Sequence, token: int) -> bool:
+        """Apply one sampled token to a sequence and publish its new text; True when it finished."""
+        params = sequence.request.params
+        if token in self._engine.eos_token_ids and not params.ignore_eos:
+            sequence.finish_reason = "stop"
+        else:
+            sequence.generated += 1
+            sequence.last_token = token
+            self._metrics.tokens_out.inc()
+            sequence.text += sequence.detokenizer.push(token)
+            if params.stop and self._truncate_at_stop(sequence):
+                sequence.finish_reason = "stop"
+            elif (params.max_tokens is not None and sequence.generated >= params.max_tokens) or (
+                sequence.prompt_tokens + sequence.generated >= self._engine.max_context_tokens
+            ):
+                sequence.finish_reason = "length"
+        self._publish_text(sequence)
+        return sequence.finish_reason is not None
+
+    @staticmethod
+    def _truncate_at_stop(sequence: _Sequence) -> bool:
+        # Only the unemitted tail can hold a new stop string (plus an overlap of the longest stop).
+        longest = max(len(stop) for stop in sequence.request.params.stop)
+        search_from = max(0, sequence.emitted_chars - longest)
+        hits = [i for stop in sequence.request.params.stop if (i := sequence.text.find(stop, search_from)) >= 0]
+        if not hits:
+            return False
+        sequence.text = sequence.text[: min(hits)]
+        return True
+
+    def _publish_text(self, sequence: _Sequence) -> None:
+        # While running, hold back a tail that could still become a stop string.
+        holdback = 0
+        if sequence.finish_reason is None and sequence.request.params.stop:
+            holdback = max(len(stop) for stop in sequence.request.params.stop) - 1
+        end = max(sequence.emitted_chars, len(sequence.text) - holdback)
+        delta = sequence.text[sequence.emitted_chars : end]
+        if not delta and sequence.finish_reason is None:
+            return
+        sequence.emitted_chars = end
+        if sequence.finish_reason == "cancelled":
+            return
+        sequence.stream.publish(
+            GenerationEvent(
+                text=delta,
+                prompt_tokens=sequence.prompt_tokens,
+                completion_tokens=sequence.generated,
+                finish_reason=sequence.finish_reason,
+            )
+        )
+
+    def _publish_error(self, sequence: _Sequence, message: str, *, param: str | None = None) -> None:
+        sequence.finish_reason = "error"
+        event = GenerationEvent("", sequence.prompt_tokens, sequence.generated, error=message, error_param=param)
+        sequence.stream.publish(event)
+
+    def _fail_running(self, message: str) -> None:
+        for sequence in self._running:
+            self._publish_error(sequence, message)
+        self._running = []
+        self._state = None
+        self._metrics.running.set(0)

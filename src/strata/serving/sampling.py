@@ -1,0 +1,53 @@
+"""Choosing the next token of each running sequence from the model's logits."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingParams:
+    max_tokens: int | None = None  # None: until EOS, a stop string or the context is full
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    ignore_eos: bool = False  # keep going past EOS (fixed-length benchmarks), as vLLM allows
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
+    """Mask tokens outside each row's nucleus (smallest set whose probability reaches top_p)."""
+    sorted_logits, order = logits.sort(dim=-1, descending=True)
+    cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
+    # Drop a token when the tokens strictly before it already reach top_p; the first always stays.
+    drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p.unsqueeze(1)
+    drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
+    return logits.masked_fill(drop, float("-inf"))
+
+
+def sample_next(
+    logits: torch.Tensor,
+    params: Sequence[SamplingParams],
+    generators: Sequence[torch.Generator | None],
+) -> list[int]:
+    """One token per row. Greedy rows take the argmax; the rest sample with temperature and top-p,
+    using the row's own generator when the request gave a seed (reproducible whatever the batch)."""
+    logits = logits.float()
+    chosen = logits.argmax(dim=-1)
+    sampled_rows = [row for row, p in enumerate(params) if not p.greedy]
+    if sampled_rows:
+        index = torch.tensor(sampled_rows)
+        temperature = torch.tensor([params[r].temperature for r in sampled_rows]).unsqueeze(1)
+        top_p = torch.tensor([params[r].top_p for r in sampled_rows])
+        probs = _top_p_filter(logits.index_select(0, index) / temperature, top_p).softmax(dim=-1)
+        for position, row in enumerate(sampled_rows):
+            token = torch.multinomial(probs[position], 1, generator=generators[row])
+            chosen[row] = token[0]
+    return [int(token) for token in chosen.tolist()]

@@ -1,0 +1,26 @@
+"""The app spec: pydantic models and the YAML loader."""
+
+from strata.spec.loader import load_spec, parse_spec
+from strata.spec.models import (
+    AppSpec,
+    BatchingSpec,
+    DeploymentSpec,
+    GatewaySpec,
+    ModelSpec,
+    ResourcesSpec,
+    RouteSpec,
+    TargetsSpec,
+)
+
+__all__ = [
+    "AppSpec",
+    "BatchingSpec",
+    "DeploymentSpec",
+    "GatewaySpec",
+    "ModelSpec",
+    "ResourcesSpec",
+    "RouteSpec",
+    "TargetsSpec",
+    "load_spec",
+    "parse_spec",
+]

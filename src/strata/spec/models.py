@@ -1,0 +1,158 @@
+"""The app spec: models, deployments and routes, declared once (YAML or Python).
+
+Every field is documented where it is declared; units are in the names. The same objects are
+built by the YAML loader and by Python code, so both get the same validation.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
+
+ModelKind = Literal["hf-causal-lm", "hf-embedding", "python"]
+"""hf-causal-lm: text generation from a local transformers folder (continuous batching);
+hf-embedding: sentence embeddings from a local transformers folder (mean pooling);
+python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``."""
+
+Task = Literal["generate", "embed", "predict"]
+
+TASK_OF_KIND: dict[str, Task] = {"hf-causal-lm": "generate", "hf-embedding": "embed", "python": "predict"}
+
+
+class SpecModel(BaseModel):
+    """Base for spec objects: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelSpec(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, description="Name deployments use to refer to this model.")
+    kind: ModelKind = Field(description="Which backend loads and runs the model.")
+    path: str | None = Field(
+        default=None,
+        description="Local folder with the model files, or builtin:NAME for a model Strata ships.",
+    )
+    entrypoint: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="For kind python: 'package.module:factory' returning the model object.",
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="Keyword arguments passed to the backend or the factory."
+    )
+
+    @property
+    def task(self) -> Task:
+        return TASK_OF_KIND[self.kind]
+
+    @model_validator(mode="after")
+    def _source_matches_kind(self) -> ModelSpec:
+        if self.kind == "python":
+            if self.entrypoint is None:
+                raise ValueError("kind 'python' needs 'entrypoint' (package.module:factory)")
+        elif self.path is None:
+            raise ValueError(f"kind '{self.kind}' needs 'path' (a local folder or builtin:NAME)")
+        return self
+
+
+class BatchingSpec(SpecModel):
+    max_batch_size: int = Field(
+        default=32,
+        ge=1,
+        le=4096,
+        description="Largest batch one model call gets; for text generation, the most sequences decoded together.",
+    )
+    max_wait_ms: float = Field(
+        default=5.0,
+        ge=0,
+        le=60_000,
+        description="Longest the first request of a batch waits for the batch to fill (dynamic batching only).",
+    )
+
+
+class ResourcesSpec(SpecModel):
+    cpus: float = Field(default=1.0, gt=0, description="CPU cores one replica asks for (used for placement).")
+    gpus: float = Field(default=0.0, ge=0, description="GPUs one replica asks for.")
+    memory_mb: int | None = Field(default=None, gt=0, description="Memory one replica asks for, in MiB.")
+    device: str = Field(default="cpu", description="torch device the replica runs on: cpu, cuda, cuda:1, mps.")
+
+
+class TargetsSpec(SpecModel):
+    latency_p99_ms: float | None = Field(default=None, gt=0, description="Latency objective at the 99th percentile.")
+    throughput_rps: float | None = Field(
+        default=None, gt=0, description="Requests per second the deployment must sustain."
+    )
+
+
+class DeploymentSpec(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, description="Deployment name, unique in the app.")
+    model: str = Field(description="Name of a model in 'models'.")
+    replicas: int = Field(default=1, ge=1, le=256, description="Number of replicas serving this deployment.")
+    batching: BatchingSpec = Field(default_factory=BatchingSpec)
+    max_queue: int = Field(
+        default=1024,
+        ge=1,
+        description="Requests one replica holds waiting; beyond it requests are shed with 503 + Retry-After.",
+    )
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    targets: TargetsSpec = Field(default_factory=TargetsSpec)
+
+
+class RouteSpec(SpecModel):
+    name: str = Field(pattern=NAME_PATTERN, description="The model name clients send (OpenAI 'model' field).")
+    deployment: str = Field(description="Name of the deployment that serves this route.")
+    description: str | None = Field(default=None, description="Shown by GET /v1/models and `strata models`.")
+
+
+class GatewaySpec(SpecModel):
+    host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests with a larger body get 413.")
+
+
+class AppSpec(SpecModel):
+    name: str = Field(default="app", pattern=NAME_PATTERN, description="App name, shown in logs and metrics.")
+    runtime: Literal["local"] = Field(default="local", description="Where replicas run: local (in-process).")
+    gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    models: list[ModelSpec] = Field(min_length=1)
+    deployments: list[DeploymentSpec] = Field(min_length=1)
+    routes: list[RouteSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> AppSpec:
+        problems: list[str] = []
+        for section, names in (
+            ("models", [m.name for m in self.models]),
+            ("deployments", [d.name for d in self.deployments]),
+            ("routes", [r.name for r in self.routes]),
+        ):
+            seen: set[str] = set()
+            for index, name in enumerate(names):
+                if name in seen:
+                    problems.append(f"{section}[{index}].name: duplicate name '{name}'")
+                seen.add(name)
+        model_names = sorted({m.name for m in self.models})
+        for index, deployment in enumerate(self.deployments):
+            if deployment.model not in model_names:
+                problems.append(
+                    f"deployments[{index}].model: unknown model '{deployment.model}' (known: {', '.join(model_names)})"
+                )
+        deployment_names = sorted({d.name for d in self.deployments})
+        for index, route in enumerate(self.routes):
+            if route.deployment not in deployment_names:
+                problems.append(
+                    f"routes[{index}].deployment: unknown deployment '{route.deployment}' "
+                    f"(known: {', '.join(deployment_names)})"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def model(self, name: str) -> ModelSpec:
+        return next(m for m in self.models if m.name == name)
+
+    def deployment(self, name: str) -> DeploymentSpec:
+        return next(d for d in self.deployments if d.name == name)

@@ -1,0 +1,107 @@
+"""Runs `strata serve` as a real subprocess on loopback and waits until it is ready."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """``with ServerProcess(spec) as server: server.url`` - a ready Strata server, stopped on exit."""
+
+    def __init__(
+        self,
+        spec_path: Path | None = None,
+        *,
+        port: int | None = None,
+        ready_timeout_s: float = 120.0,
+        env: dict[str, str] | None = None,
+        cpus: set[int] | None = None,
+    ) -> None:
+        self.spec_path = spec_path
+        self.port = port or free_port()
+        self.ready_timeout_s = ready_timeout_s
+        self.env = {**os.environ, **(env or {})}
+        self.cpus = cpus  # pin the server to these cores (benchmarks keep it off the load generator's)
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, log_path: Path) -> None:
+        command = [sys.executable, "-m", "strata", "serve", "--port", str(self.port)]
+        if self.spec_path is not None:
+            command.insert(4, str(self.spec_path))
+        self.log_path = log_path
+        with log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
+                preexec_fn=self._pin if self.cpus else None,
+            )
+        self.wait_ready()
+
+    def _pin(self) -> None:
+        assert self.cpus is not None
+        os.sched_setaffinity(0, self.cpus)
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise RuntimeError(f"strata serve exited with {self.process.returncode}:\n{self.logs()}")
+            try:
+                response = httpx.get(f"{self.url}/readyz", timeout=1.0)
+            except httpx.TransportError:
+                time.sleep(0.2)  # not listening yet
+                continue
+            if response.status_code == 200:
+                return
+            failures = {name: d["errors"] for name, d in response.json()["deployments"].items() if d["errors"]}
+            if failures:  # a replica that failed to load will not recover by waiting
+                raise RuntimeError(f"strata serve could not load {failures}:\n{self.logs()}")
+            time.sleep(0.2)
+        raise TimeoutError(f"strata serve was not ready after {self.ready_timeout_s} s:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path and self.log_path.exists() else ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def __enter__(self) -> ServerProcess:
+        log_dir = Path(os.environ.get("STRATA_TEST_LOGS", "/tmp"))
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.start(log_dir / f"strata-serve-{self.port}.log")
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()

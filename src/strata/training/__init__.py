@@ -1,0 +1,1 @@
+"""Training utilities for Strata's bundled demo models (synthetic corpus and trainer)."""

@@ -1,0 +1,27 @@
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from strata.cli.main import app
+
+runner = CliRunner()
+
+
+def test_invalid_spec_exits_2_naming_the_field(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(
+        "models: [{name: m, kind: python, entrypoint: 'strata.models.python_model:EchoModel'}]\n"
+        "deployments: [{name: d, model: m, batching: {max_batch_size: -4}}]\n"
+        "routes: [{name: r, deployment: d}]\n"
+    )
+    for command in (["validate", str(spec)], ["serve", str(spec)], ["models", str(spec)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert "deployments[0].batching.max_batch_size" in result.output
+
+
+def test_models_lists_the_default_app() -> None:
+    result = runner.invoke(app, ["models"])
+    assert result.exit_code == 0, result.output
+    assert "embeddings" in result.output
+    assert "chat" in result.output

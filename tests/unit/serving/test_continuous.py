@@ -1,0 +1,124 @@
+"""The continuous batcher driving the shipped chat model (the same load path as a user's model)."""
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from strata.errors import InvalidRequest, Overloaded
+from strata.models.hf_causal_lm import HFCausalLM
+from strata.models.paths import resolve_model_path
+from strata.observability.metrics import Metrics
+from strata.serving.continuous import ContinuousBatcher
+from strata.serving.generation import GenerationRequest
+from strata.serving.sampling import SamplingParams
+
+QUESTIONS = [
+    "What is the capital of France?",
+    "What is 3 plus 4?",
+    "Hello!",
+    "What is Strata?",
+    "What color is the sky?",
+    "Tell me a joke.",
+]
+
+
+@pytest.fixture(scope="module")
+def engine() -> HFCausalLM:
+    return HFCausalLM(resolve_model_path("builtin:strata-chat-tiny"))
+
+
+@pytest.fixture
+async def batcher(engine: HFCausalLM) -> AsyncIterator[tuple[ContinuousBatcher, Metrics]]:
+    metrics = Metrics()
+    batcher = ContinuousBatcher(engine, max_running=4, max_queue=8, metrics=metrics.for_deployment("chat"))
+    batcher.start()
+    yield batcher, metrics
+    await asyncio.to_thread(batcher.stop)
+
+
+def _chat(question: str, **params: object) -> GenerationRequest:
+    sampling = SamplingParams(**({"temperature": 0.0, "max_tokens": 40} | params))  # type: ignore[arg-type]
+    return GenerationRequest(params=sampling, messages=({"role": "user", "content": question},))
+
+
+async def _text(batcher: ContinuousBatcher, request: GenerationRequest) -> tuple[str, str | None, int]:
+    parts, finish, tokens = [], None, 0
+    async for event in batcher.submit(request).events():
+        parts.append(event.text)
+        finish, tokens = event.finish_reason, event.completion_tokens
+    return "".join(parts), finish, tokens
+
+
+async def test_batched_greedy_output_equals_one_at_a_time(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, metrics = batcher
+    alone = [await _text(scheduler, _chat(q)) for q in QUESTIONS]
+    together = await asyncio.gather(*(_text(scheduler, _chat(q)) for q in QUESTIONS))  # 6 > 4 slots: some wait
+    assert together == alone
+    assert all(text for text, _, _ in alone)
+    sizes = metrics.registry.get_sample_value("strata_batch_size_sum", {"deployment": "chat"})
+    steps = metrics.registry.get_sample_value("strata_batch_size_count", {"deployment": "chat"})
+    assert sizes is not None
+    assert steps is not None
+    assert sizes / steps > 1.0  # sequences really shared decode steps
+
+
+async def test_closing_a_stream_frees_its_slot(engine: HFCausalLM) -> None:
+    metrics = Metrics()
+    scheduler = ContinuousBatcher(engine, max_running=1, max_queue=4, metrics=metrics.for_deployment("chat"))
+    scheduler.start()
+    try:
+        stream = scheduler.submit(_chat("Tell me a joke.", max_tokens=400, ignore_eos=True))
+        events = stream.events()
+        await anext(events)
+        await events.aclose()  # what the gateway does when the client disconnects
+        _, finish, _ = await asyncio.wait_for(_text(scheduler, _chat("Hello!")), timeout=30)
+        assert finish in {"stop", "length"}
+        produced = metrics.registry.get_sample_value("strata_tokens_total", {"deployment": "chat", "direction": "out"})
+        assert produced is not None
+        assert produced < 200  # the abandoned sequence stopped long before its 400 tokens
+        assert scheduler.running == 0
+    finally:
+        await asyncio.to_thread(scheduler.stop)
+
+
+async def test_max_tokens_and_stop_strings(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, _ = batcher
+    _, finish, tokens = await _text(scheduler, _chat("Tell me a joke.", max_tokens=5, ignore_eos=True))
+    assert (finish, tokens) == ("length", 5)
+    full, _, _ = await _text(scheduler, _chat("What is Strata?"))
+    stop = full.split()[2]
+    cut, finish, _ = await _text(scheduler, _chat("What is Strata?", stop=(stop,)))
+    assert finish == "stop"
+    assert stop not in cut
+    assert full.startswith(cut)
+
+
+async def test_prompt_longer_than_the_context_is_a_400(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, _ = batcher
+    with pytest.raises(InvalidRequest) as caught:
+        await _text(scheduler, _chat("word " * 2000))
+    assert caught.value.param == "messages"
+    with pytest.raises(InvalidRequest) as too_many:
+        await _text(scheduler, _chat("Hi", max_tokens=100_000))
+    assert too_many.value.param == "max_tokens"
+    assert (await _text(scheduler, _chat("Hello!")))[1] in {"stop", "length"}  # still serving
+
+
+async def test_seeded_sampling_does_not_depend_on_the_batch(
+    batcher: tuple[ContinuousBatcher, Metrics],
+) -> None:
+    scheduler, _ = batcher
+    request = _chat("Say something.", temperature=1.0, seed=11)
+    alone = await _text(scheduler, request)
+    crowd = await asyncio.gather(_text(scheduler, request), *(_text(scheduler, _chat(q)) for q in QUESTIONS[:3]))
+    assert crowd[0] == alone
+
+
+async def test_full_queue_sheds(engine: HFCausalLM) -> None:
+    scheduler = ContinuousBatcher(engine, max_running=1, max_queue=1, metrics=Metrics().for_deployment("chat"))
+    # Not started: nothing drains the queue, so the second submission finds it full.
+    first = scheduler.submit(_chat("Hello!"))
+    with pytest.raises(Overloaded):
+        scheduler.submit(_chat("Hello again!"))
+    first.close()
