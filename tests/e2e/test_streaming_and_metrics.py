@@ -6,17 +6,32 @@ import time
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from strata.testing import ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 
-def _metric(client: httpx.Client, name: str, labels: str) -> float:
-    for line in client.get("/metrics").text.splitlines():
-        if line.startswith(f"{name}{{") and all(part in line for part in labels.split(",")):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def _samples(client: httpx.Client) -> Samples:
+    """Every sample of /metrics, parsed as Prometheus does (label order does not matter)."""
+    text = client.get("/metrics").text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def _value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, frozenset(labels.items())), 0.0)
+
+
+def _metric(client: httpx.Client, name: str, **labels: str) -> float:
+    return _value(_samples(client), name, **labels)
 
 
 def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> None:
@@ -28,7 +43,7 @@ def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> 
         "stream": True,
     }
     with httpx.Client(base_url=default_server.url, timeout=30) as client:
-        before = _metric(client, "strata_tokens_total", 'deployment="chat",direction="out"')
+        before = _metric(client, "strata_tokens_total", deployment="chat", direction="out")
         with client.stream("POST", "/v1/chat/completions", json=body) as response:
             assert response.status_code == 200
             lines = response.iter_lines()
@@ -36,11 +51,11 @@ def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> 
             assert any(line.startswith("data: ") for line in received)
         # The connection is closed mid-generation: the sequence must leave the batch.
         deadline = time.monotonic() + 10
-        while _metric(client, "strata_running_sequences", 'deployment="chat"') > 0 and time.monotonic() < deadline:
+        while _metric(client, "strata_running_sequences", deployment="chat") > 0 and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert _metric(client, "strata_running_sequences", 'deployment="chat"') == 0
+        assert _metric(client, "strata_running_sequences", deployment="chat") == 0
         time.sleep(0.3)
-        generated = _metric(client, "strata_tokens_total", 'deployment="chat",direction="out"') - before
+        generated = _metric(client, "strata_tokens_total", deployment="chat", direction="out") - before
         assert generated < 300, generated  # it stopped well before its 400 tokens
         reply = client.post("/v1/chat/completions", json={**body, "stream": False, "max_tokens": 5})
         assert reply.status_code == 200
@@ -48,9 +63,9 @@ def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> 
 
 def _wait_until_idle(client: httpx.Client) -> None:
     deadline = time.monotonic() + 10
-    while _metric(client, "strata_running_sequences", 'deployment="chat"') > 0 and time.monotonic() < deadline:
+    while _metric(client, "strata_running_sequences", deployment="chat") > 0 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _metric(client, "strata_running_sequences", 'deployment="chat"') == 0
+    assert _metric(client, "strata_running_sequences", deployment="chat") == 0
 
 
 def test_disconnect_before_a_whole_reply_frees_the_slot(default_server: ServerProcess) -> None:
@@ -59,14 +74,14 @@ def test_disconnect_before_a_whole_reply_frees_the_slot(default_server: ServerPr
         "max_tokens": 400, "ignore_eos": True,
     }).encode()  # fmt: skip
     with httpx.Client(base_url=default_server.url, timeout=30) as client:
-        before = _metric(client, "strata_tokens_total", 'deployment="chat",direction="out"')
+        before = _metric(client, "strata_tokens_total", deployment="chat", direction="out")
         with socket.create_connection(("127.0.0.1", default_server.port)) as raw:
             head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
             raw.sendall(head.encode() + body)
             time.sleep(0.3)  # generation is under way; now the client gives up
         _wait_until_idle(client)
         time.sleep(0.3)
-        generated = _metric(client, "strata_tokens_total", 'deployment="chat",direction="out"') - before
+        generated = _metric(client, "strata_tokens_total", deployment="chat", direction="out") - before
         assert generated < 300, generated
 
 
@@ -76,18 +91,19 @@ def test_metrics_cover_every_stage(default_server: ServerProcess) -> None:
         chat = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         client.post("/v1/chat/completions", json=chat).raise_for_status()
         client.post("/v1/embeddings", json={"model": "nope", "input": "a"})
-        text = client.get("/metrics").text
+        samples = _samples(client)
     for deployment in ("chat", "embeddings"):
         for stage in ("parse", "queue_wait", "batch_formation", "inference", "postprocess"):
-            assert f'strata_stage_latency_seconds_count{{deployment="{deployment}",stage="{stage}"}}' in text
-        assert f'strata_batch_size_count{{deployment="{deployment}"}}' in text
-        assert f'strata_queue_depth{{deployment="{deployment}"}}' in text
-        assert f'strata_tokens_total{{deployment="{deployment}",direction="in"}}' in text
-    assert 'strata_tokens_total{deployment="chat",direction="out"}' in text
-    assert 'strata_requests_total{route="/v1/embeddings",status="200"}' in text
-    assert 'strata_request_errors_total{route="/v1/embeddings",code="404"}' in text
-    assert 'strata_request_latency_seconds_bucket{route="/v1/embeddings",le="0.005"}' in text
-    assert 'strata_replicas_ready{deployment="chat"} 1.0' in text
+            count = _value(samples, "strata_stage_latency_seconds_count", deployment=deployment, stage=stage)
+            assert count >= 1, (deployment, stage)
+        assert _value(samples, "strata_batch_size_count", deployment=deployment) >= 1, deployment
+        assert ("strata_queue_depth", frozenset({("deployment", deployment)})) in samples, deployment
+        assert _value(samples, "strata_tokens_total", deployment=deployment, direction="in") >= 1, deployment
+    assert _value(samples, "strata_tokens_total", deployment="chat", direction="out") >= 1
+    assert _value(samples, "strata_requests_total", route="/v1/embeddings", status="200") >= 1
+    assert _value(samples, "strata_request_errors_total", route="/v1/embeddings", code="404") >= 1
+    assert _value(samples, "strata_request_latency_seconds_bucket", route="/v1/embeddings", le="+Inf") >= 2
+    assert _value(samples, "strata_replicas_ready", deployment="chat") == 1.0
 
 
 def test_health_and_readiness(default_server: ServerProcess) -> None:
