@@ -126,7 +126,9 @@ def _benchmarks_root() -> Path:
 
 @app.command()
 def bench(
-    only: Annotated[list[str] | None, typer.Option(help="Run only these: embeddings, gateway, textgen.")] = None,
+    only: Annotated[
+        list[str] | None, typer.Option(help="Run only these (repeat or comma-separate): embeddings, gateway, textgen.")
+    ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
     output: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
         "benchmarks/results/latest.json"
@@ -137,7 +139,11 @@ def bench(
     sys.path.insert(0, str(root))
     # benchmarks/ lives in the checkout, not in the installed package: import it from there.
     runner = importlib.import_module("benchmarks.run")
-    names = only or list(runner.BENCHMARKS)
+    names = (
+        [name.strip() for entry in only for name in entry.split(",") if name.strip()]
+        if only
+        else list(runner.BENCHMARKS)
+    )
     unknown = sorted(set(names) - set(runner.BENCHMARKS))
     if unknown:
         errors.print(f"[bold red]error:[/] unknown benchmark(s) {unknown}; known: {sorted(runner.BENCHMARKS)}")
