@@ -30,8 +30,8 @@ def test_chat_completion(client: openai.OpenAI) -> None:
     )
     choice = reply.choices[0]
     assert choice.message.role == "assistant"
-    assert choice.message.content
-    assert choice.finish_reason in {"stop", "length"}
+    assert choice.message.content == "The capital of France is Paris."  # the shipped model learnt its corpus
+    assert choice.finish_reason == "stop"
     assert reply.usage is not None
     assert reply.usage.prompt_tokens > 0
     assert reply.usage.completion_tokens > 0

@@ -98,7 +98,11 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         log_dir = Path(os.environ.get("STRATA_TEST_LOGS", "/tmp"))
         log_dir.mkdir(parents=True, exist_ok=True)
-        self.start(log_dir / f"strata-serve-{self.port}.log")
+        try:
+            self.start(log_dir / f"strata-serve-{self.port}.log")
+        except BaseException:
+            self.stop()  # a server that never became ready must not outlive the fixture
+            raise
         return self
 
     def __exit__(
