@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from strata.errors import InvalidRequest
 from strata.models.base import BatchModel
@@ -18,17 +18,23 @@ from strata.serving.generation import GenerationRequest, GenerationStream
 from strata.spec import DeploymentSpec, ModelSpec
 
 
-class LocalBatchReplica:
-    """A batch model behind a dynamic batcher; one model call at a time on its own thread."""
+class _Queue(Protocol):
+    @property
+    def queue_depth(self) -> int: ...
+
+
+BatcherT = TypeVar("BatcherT", bound=_Queue)
+
+
+class _LocalReplica(Generic[BatcherT]):
+    """What both replica kinds share: identity, and readiness meaning "its batcher runs"."""
 
     def __init__(self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics) -> None:
         self.replica_id = f"{deployment.name}-{index}"
         self._deployment = deployment
         self._model_spec = model
         self._metrics = metrics
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.replica_id)
-        self._batcher: DynamicBatcher | None = None
-        self.model: BatchModel | None = None
+        self._batcher: BatcherT | None = None
 
     @property
     def ready(self) -> bool:
@@ -37,6 +43,15 @@ class LocalBatchReplica:
     @property
     def queue_depth(self) -> int:
         return self._batcher.queue_depth if self._batcher else 0
+
+
+class LocalBatchReplica(_LocalReplica[DynamicBatcher]):
+    """A batch model behind a dynamic batcher; one model call at a time on its own thread."""
+
+    def __init__(self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics) -> None:
+        super().__init__(deployment, model, index, metrics)
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=self.replica_id)
+        self.model: BatchModel | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -71,24 +86,12 @@ class LocalBatchReplica:
         raise InvalidRequest(f"model '{self._model_spec.name}' does not generate text", param="model")
 
 
-class LocalGenerationReplica:
+class LocalGenerationReplica(_LocalReplica[ContinuousBatcher]):
     """A causal LM behind a continuous batcher running on its own decode thread."""
 
     def __init__(self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics) -> None:
-        self.replica_id = f"{deployment.name}-{index}"
-        self._deployment = deployment
-        self._model_spec = model
-        self._metrics = metrics
-        self._batcher: ContinuousBatcher | None = None
+        super().__init__(deployment, model, index, metrics)
         self.engine: Any = None
-
-    @property
-    def ready(self) -> bool:
-        return self._batcher is not None
-
-    @property
-    def queue_depth(self) -> int:
-        return self._batcher.queue_depth if self._batcher else 0
 
     async def start(self) -> None:
         engine = await asyncio.to_thread(build_decode_engine, self._model_spec, self._deployment.resources.device)
