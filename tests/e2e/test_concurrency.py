@@ -3,12 +3,10 @@ still gets exactly the reply it would get alone."""
 
 import asyncio
 
-import httpx
 import openai
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +26,12 @@ QUESTIONS = [
 ]
 
 
-def _batch_size_mean(url: str) -> tuple[float, float]:
+def _batch_sizes(url: str) -> tuple[float, float]:
     """(sum, count) of the chat deployment's decode batch sizes so far."""
-    families = text_string_to_metric_families(httpx.get(f"{url}/metrics").text)
-    samples = {
-        s.name: s.value
-        for f in families
-        if f.name == "strata_batch_size"
-        for s in f.samples
-        if s.labels.get("deployment") == "chat"
-    }
-    return samples["strata_batch_size_sum"], samples["strata_batch_size_count"]
+    samples = MetricSamples.scrape(url)
+    return samples.value("strata_batch_size_sum", deployment="chat"), samples.value(
+        "strata_batch_size_count", deployment="chat"
+    )
 
 
 async def _ask(client: openai.AsyncOpenAI, question: str) -> str:
@@ -62,13 +55,13 @@ async def _ask_streaming(client: openai.AsyncOpenAI, question: str) -> str:
 async def test_concurrent_requests_are_batched_and_unchanged(default_server: ServerProcess) -> None:
     client = openai.AsyncOpenAI(base_url=f"{default_server.url}/v1", api_key="unused", max_retries=0, timeout=60)
     alone = [await _ask(client, q) for q in QUESTIONS]
-    before_sum, before_count = _batch_size_mean(default_server.url)
+    before_sum, before_count = _batch_sizes(default_server.url)
 
     # Half the clients stream, half do not: both kinds share the same running batch.
     together = await asyncio.gather(
         *(_ask_streaming(client, q) if i % 2 else _ask(client, q) for i, q in enumerate(QUESTIONS))
     )
-    after_sum, after_count = _batch_size_mean(default_server.url)
+    after_sum, after_count = _batch_sizes(default_server.url)
     await client.close()
 
     assert list(together) == alone

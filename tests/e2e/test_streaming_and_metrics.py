@@ -6,32 +6,14 @@ import time
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
 
-Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _samples(client: httpx.Client) -> Samples:
-    """Every sample of /metrics, parsed as Prometheus does (label order does not matter)."""
-    text = client.get("/metrics").text
-    return {
-        (sample.name, frozenset(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def _value(samples: Samples, name: str, **labels: str) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
 def _metric(client: httpx.Client, name: str, **labels: str) -> float:
-    return _value(_samples(client), name, **labels)
+    return MetricSamples.scrape(str(client.base_url).rstrip("/")).value(name, **labels)
 
 
 def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> None:
@@ -91,19 +73,19 @@ def test_metrics_cover_every_stage(default_server: ServerProcess) -> None:
         chat = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         client.post("/v1/chat/completions", json=chat).raise_for_status()
         client.post("/v1/embeddings", json={"model": "nope", "input": "a"})
-        samples = _samples(client)
+    samples = MetricSamples.scrape(default_server.url)
     for deployment in ("chat", "embeddings"):
         for stage in ("parse", "queue_wait", "batch_formation", "inference", "postprocess"):
-            count = _value(samples, "strata_stage_latency_seconds_count", deployment=deployment, stage=stage)
+            count = samples.value("strata_stage_latency_seconds_count", deployment=deployment, stage=stage)
             assert count >= 1, (deployment, stage)
-        assert _value(samples, "strata_batch_size_count", deployment=deployment) >= 1, deployment
-        assert ("strata_queue_depth", frozenset({("deployment", deployment)})) in samples, deployment
-        assert _value(samples, "strata_tokens_total", deployment=deployment, direction="in") >= 1, deployment
-    assert _value(samples, "strata_tokens_total", deployment="chat", direction="out") >= 1
-    assert _value(samples, "strata_requests_total", route="/v1/embeddings", status="200") >= 1
-    assert _value(samples, "strata_request_errors_total", route="/v1/embeddings", code="404") >= 1
-    assert _value(samples, "strata_request_latency_seconds_bucket", route="/v1/embeddings", le="+Inf") >= 2
-    assert _value(samples, "strata_replicas_ready", deployment="chat") == 1.0
+        assert samples.value("strata_batch_size_count", deployment=deployment) >= 1, deployment
+        assert samples.has("strata_queue_depth", deployment=deployment), deployment
+        assert samples.value("strata_tokens_total", deployment=deployment, direction="in") >= 1, deployment
+    assert samples.value("strata_tokens_total", deployment="chat", direction="out") >= 1
+    assert samples.value("strata_requests_total", route="/v1/embeddings", status="200") >= 1
+    assert samples.value("strata_request_errors_total", route="/v1/embeddings", code="404") >= 1
+    assert samples.value("strata_request_latency_seconds_bucket", route="/v1/embeddings", le="+Inf") >= 2
+    assert samples.value("strata_replicas_ready", deployment="chat") == 1.0
 
 
 def test_health_and_readiness(default_server: ServerProcess) -> None:

@@ -77,6 +77,12 @@ async def test_closing_a_stream_frees_its_slot(engine: HFCausalLM) -> None:
         produced = metrics.registry.get_sample_value("strata_tokens_total", {"deployment": "chat", "direction": "out"})
         assert produced is not None
         assert produced < 200  # the abandoned sequence stopped long before its 400 tokens
+        # A finished sequence's last event is sent inside its decode step, before the step's
+        # retire phase removes it: give the scheduler thread that moment.
+        for _ in range(500):  # polls a counter the scheduler thread owns: no event to await
+            if not scheduler.running:
+                break
+            await asyncio.sleep(0.01)
         assert scheduler.running == 0
     finally:
         await asyncio.to_thread(scheduler.stop)

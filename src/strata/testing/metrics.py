@@ -1,0 +1,29 @@
+"""Read a server's /metrics the way Prometheus does, so tests match samples by name and labels
+rather than by the order labels happen to be printed in."""
+
+from __future__ import annotations
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+
+class MetricSamples:
+    """Every sample of one /metrics scrape."""
+
+    def __init__(self, text: str) -> None:
+        self._samples = {
+            (sample.name, frozenset(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    @classmethod
+    def scrape(cls, base_url: str) -> MetricSamples:
+        return cls(httpx.get(f"{base_url}/metrics", timeout=10).text)
+
+    def has(self, name: str, **labels: str) -> bool:
+        return (name, frozenset(labels.items())) in self._samples
+
+    def value(self, name: str, **labels: str) -> float:
+        """The sample's value; 0 for a labelled series not yet created (a counter never incremented)."""
+        return self._samples.get((name, frozenset(labels.items())), 0.0)
