@@ -120,6 +120,8 @@ def load(
             str(duration_s),
             "--keep-bodies",
             str(keep_bodies),
+            "--header",
+            f"Authorization: Bearer {server.api_key}",
         ]
         if cpu_count() > 1:
             command += ["--cpu", str(LOADGEN_CPU)]

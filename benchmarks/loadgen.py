@@ -22,9 +22,10 @@ class Tally:
     bodies: list[bytes] = field(default_factory=list)
 
 
-def build_request(host: str, port: int, path: str, body: bytes) -> bytes:
+def build_request(host: str, port: int, path: str, body: bytes, headers: list[str] | None = None) -> bytes:
+    extra = "".join(f"{line}\r\n" for line in headers or [])
     head = (
-        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n{extra}"
         f"Content-Length: {len(body)}\r\nConnection: keep-alive\r\n\r\n"
     )
     return head.encode() + body
@@ -68,7 +69,7 @@ async def worker(
 async def run(args: argparse.Namespace) -> dict[str, object]:
     with open(args.body_file, "rb") as handle:  # noqa: ASYNC230 - read once, before the clock starts
         body = handle.read()
-    request = build_request(args.host, args.port, args.path, body)
+    request = build_request(args.host, args.port, args.path, body, args.header)
     tally = Tally()
     # Warm-up: one request per connection, not measured.
     warm = Tally()
@@ -105,6 +106,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=0, help="stop after this many (0: duration only)")
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one core")
     parser.add_argument("--keep-bodies", type=int, default=0)
+    parser.add_argument("--header", action="append", default=[], help="extra 'Name: value' header (repeatable)")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})

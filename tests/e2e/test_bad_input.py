@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def http(limits_server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=limits_server.url, timeout=30) as client:
+    with limits_server.http() as client:
         yield client
 
 
@@ -115,7 +115,7 @@ def test_model_error_is_500_and_the_replica_keeps_serving(http: httpx.Client) ->
 
 async def test_overload_sheds_with_retry_after(limits_server: ServerProcess) -> None:
     # slow-echo: one replica, batch of 1, 200 ms per call, room for 3 requests (queue 2 + 1 running).
-    async with httpx.AsyncClient(base_url=limits_server.url, timeout=30) as client:
+    async with limits_server.async_http() as client:
         replies = await asyncio.gather(
             *(client.post("/v1/models/slow-echo/predict", json={"inputs": [i]}) for i in range(12))
         )
@@ -127,7 +127,7 @@ async def test_overload_sheds_with_retry_after(limits_server: ServerProcess) -> 
     for reply in shed:
         assert int(reply.headers["retry-after"]) >= 1
         assert reply.json()["error"]["code"] == "overloaded"
-    async with httpx.AsyncClient(base_url=limits_server.url, timeout=30) as client:
+    async with limits_server.async_http() as client:
         after = await client.post("/v1/models/slow-echo/predict", json={"inputs": ["again"]})
         assert after.json()["outputs"] == ["again"]
         assert (await client.get("/healthz")).status_code == 200

@@ -37,7 +37,7 @@ def test_a_replica_that_cannot_load_keeps_the_app_not_ready(tmp_path: Path) -> N
         assert ready["status"] == "not_ready"
         assert str(missing) in ready["deployments"]["broken"]["errors"]["broken-0"]
         # The healthy deployment still serves.
-        reply = httpx.post(f"{server.url}/v1/models/echo/predict", json={"inputs": [1, 2]})
+        reply = httpx.post(f"{server.url}/v1/models/echo/predict", headers=server.headers, json={"inputs": [1, 2]})
         assert reply.status_code == 200, reply.text
     finally:
         server.stop()

@@ -16,7 +16,7 @@ EMBED = "all-MiniLM-L6-v2"
 
 @pytest.fixture(scope="module")
 def client(default_server: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{default_server.url}/v1", api_key="unused", max_retries=0, timeout=60)
+    return openai.OpenAI(base_url=f"{default_server.url}/v1", api_key=default_server.api_key, max_retries=0, timeout=60)
 
 
 def test_lists_models(client: openai.OpenAI) -> None:

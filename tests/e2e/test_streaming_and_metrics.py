@@ -24,7 +24,7 @@ def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> 
         "ignore_eos": True,
         "stream": True,
     }
-    with httpx.Client(base_url=default_server.url, timeout=30) as client:
+    with default_server.http() as client:
         before = _metric(client, "strata_tokens_total", deployment="chat", direction="out")
         with client.stream("POST", "/v1/chat/completions", json=body) as response:
             assert response.status_code == 200
@@ -55,7 +55,7 @@ def test_disconnect_before_a_whole_reply_frees_the_slot(default_server: ServerPr
         "model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Tell me a joke."}],
         "max_tokens": 400, "ignore_eos": True,
     }).encode()  # fmt: skip
-    with httpx.Client(base_url=default_server.url, timeout=30) as client:
+    with default_server.http() as client:
         before = _metric(client, "strata_tokens_total", deployment="chat", direction="out")
         with socket.create_connection(("127.0.0.1", default_server.port)) as raw:
             head = f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
@@ -68,7 +68,7 @@ def test_disconnect_before_a_whole_reply_frees_the_slot(default_server: ServerPr
 
 
 def test_metrics_cover_every_stage(default_server: ServerProcess) -> None:
-    with httpx.Client(base_url=default_server.url, timeout=30) as client:
+    with default_server.http() as client:
         client.post("/v1/embeddings", json={"model": "all-MiniLM-L6-v2", "input": ["a", "b"]}).raise_for_status()
         chat = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         client.post("/v1/chat/completions", json=chat).raise_for_status()
@@ -89,7 +89,7 @@ def test_metrics_cover_every_stage(default_server: ServerProcess) -> None:
 
 
 def test_health_and_readiness(default_server: ServerProcess) -> None:
-    with httpx.Client(base_url=default_server.url, timeout=10) as client:
+    with default_server.http(timeout=10) as client:
         assert client.get("/healthz").json() == {"status": "alive"}
         ready = client.get("/readyz").json()
         assert ready["status"] == "ready"

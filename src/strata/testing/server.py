@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -31,11 +32,15 @@ class ServerProcess:
         ready_timeout_s: float = 120.0,
         env: dict[str, str] | None = None,
         cpus: set[int] | None = None,
+        api_key: str | None = None,
     ) -> None:
         self.spec_path = spec_path
         self.port = port or free_port()
         self.ready_timeout_s = ready_timeout_s
-        self.env = {**os.environ, **(env or {})}
+        # The server's bootstrap admin key: tests authenticate with it through `headers`, `http()`
+        # and `openai()`, so they never hard-code credentials.
+        self.api_key = api_key or f"sk-strata-test-{secrets.token_hex(16)}"
+        self.env = {**os.environ, "STRATA_ADMIN_KEY": self.api_key, **(env or {})}
         self.cpus = cpus  # pin the server to these cores (benchmarks keep it off the load generator's)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -43,6 +48,17 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key}"}
+
+    def http(self, *, timeout: float = 30.0) -> httpx.Client:
+        """An httpx client for this server that sends the admin key."""
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+
+    def async_http(self, *, timeout: float = 30.0) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def start(self, log_path: Path) -> None:
         command = [sys.executable, "-m", "strata", "serve", "--port", str(self.port)]
