@@ -8,6 +8,7 @@ STAMP := $(VENV)/.strata-installed
 APP ?=
 ARGS ?=
 
+# make serve keeps its state (metadata database) in ./.strata unless the spec or --database-url says otherwise.
 .PHONY: serve test lint typecheck bench install clean
 
 install: $(STAMP)
@@ -22,7 +23,9 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/strata serve $(APP) $(ARGS)
 
+# The tests use real PostgreSQL and Redis on 127.0.0.1: .ci/services starts them when they are down.
 test: $(STAMP)
+	.ci/services
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: $(STAMP)

@@ -49,9 +49,19 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (overrides the spec).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (overrides the spec).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    database_url: Annotated[
+        str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
+    ] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
+    ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, /healthz, /readyz and /metrics."""
     spec = _load(spec_path)
+    store = spec.store.model_copy(
+        update={"database_url": database_url or spec.store.database_url, "redis_url": redis_url or spec.store.redis_url}
+    )
+    spec = spec.model_copy(update={"store": store})
     gateway = spec.gateway.model_copy(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )

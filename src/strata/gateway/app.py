@@ -23,6 +23,7 @@ from strata.runtime import LocalRuntime, Runtime
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
+from strata.store import Database
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +50,11 @@ def create_app(
     """The ASGI app for ``spec``. Models load in the background once it starts: /healthz answers
     at once, /readyz turns 200 when every replica is loaded and warmed."""
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
+    database = Database(spec.store.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await database.migrate()  # before the first request: every feature's tables exist
         loading = asyncio.create_task(server.start(progress), name="load-models")
         try:
             yield
@@ -59,9 +62,11 @@ def create_app(
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
+            await database.close()
 
     app = FastAPI(title=f"Strata: {spec.name}", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
     app.state.server = server
+    app.state.database = database
     completions, batched, operations = CompletionsAPI(server), BatchedAPI(server), OperationsAPI(server)
     app.add_api_route("/v1/chat/completions", completions.chat, methods=["POST"], include_in_schema=True)
     app.add_api_route("/v1/completions", completions.completions, methods=["POST"])

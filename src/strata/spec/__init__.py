@@ -9,6 +9,7 @@ from strata.spec.models import (
     ModelSpec,
     ResourcesSpec,
     RouteSpec,
+    StoreSpec,
     TargetsSpec,
 )
 
@@ -20,6 +21,7 @@ __all__ = [
     "ModelSpec",
     "ResourcesSpec",
     "RouteSpec",
+    "StoreSpec",
     "TargetsSpec",
     "load_spec",
     "parse_spec",

@@ -113,10 +113,24 @@ class GatewaySpec(SpecModel):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests with a larger body get 413.")
 
 
+class StoreSpec(SpecModel):
+    database_url: str = Field(
+        default="sqlite:///.strata/strata.db",
+        description="Metadata database (keys, usage, audit, jobs): sqlite:///FILE or postgresql://HOST/DB. "
+        "`strata serve --database-url` or STRATA_DATABASE_URL override it.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Redis for state shared by several gateways (rate limits, streams): redis://HOST:PORT/DB. "
+        "None keeps that state in memory. `--redis-url` or STRATA_REDIS_URL override it.",
+    )
+
+
 class AppSpec(SpecModel):
     name: str = Field(default="app", pattern=NAME_PATTERN, description="App name, shown in logs and metrics.")
     runtime: Literal["local"] = Field(default="local", description="Where replicas run: local (in-process).")
     gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    store: StoreSpec = Field(default_factory=StoreSpec)
     models: list[ModelSpec] = Field(min_length=1)
     deployments: list[DeploymentSpec] = Field(min_length=1)
     routes: list[RouteSpec] = Field(min_length=1)

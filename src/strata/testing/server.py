@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import TracebackType
@@ -40,7 +42,13 @@ class ServerProcess:
         # The server's bootstrap admin key: tests authenticate with it through `headers`, `http()`
         # and `openai()`, so they never hard-code credentials.
         self.api_key = api_key or f"sk-strata-test-{secrets.token_hex(16)}"
-        self.env = {**os.environ, "STRATA_ADMIN_KEY": self.api_key, **(env or {})}
+        # Each server gets its own SQLite file unless the caller names a database (e.g. PostgreSQL).
+        self._state_dir = Path(tempfile.mkdtemp(prefix="strata-test-"))
+        defaults = {
+            "STRATA_ADMIN_KEY": self.api_key,
+            "STRATA_DATABASE_URL": f"sqlite:///{self._state_dir}/strata.db",
+        }
+        self.env = {**os.environ, **defaults, **(env or {})}
         self.cpus = cpus  # pin the server to these cores (benchmarks keep it off the load generator's)
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
@@ -48,6 +56,11 @@ class ServerProcess:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def state_dir(self) -> Path:
+        """Scratch folder owned by this server (its default SQLite database lives here)."""
+        return self._state_dir
 
     @property
     def headers(self) -> dict[str, str]:
@@ -125,3 +138,4 @@ class ServerProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+        shutil.rmtree(self._state_dir, ignore_errors=True)
