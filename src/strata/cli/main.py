@@ -91,7 +91,7 @@ def models(spec_path: AppArgument = None) -> None:
     for column in ("route (model name)", "task", "deployment", "replicas", "batching", "source"):
         table.add_column(column)
     for route in spec.routes:
-        deployment = spec.deployment(route.deployment)
+        deployment = spec.deployment(route.traffic_versions()[0].deployment)
         model = spec.model(deployment.model)
         batching = f"{deployment.batching.max_batch_size} / {deployment.batching.max_wait_ms:g} ms"
         table.add_row(

@@ -14,10 +14,12 @@ from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.errors import error_body
 from strata.gateway.formats import ChatFormat, CompletionFormat, ResponseFormat
 from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.request_context import request_context
 from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.observability.metrics import DeploymentMetrics
-from strata.serving.generation import GenerationEvent, GenerationRequest
+from strata.serving.deployment import Deployment
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 
@@ -65,18 +67,26 @@ class CompletionsAPI:
         route = self.server.resolve(body.model)
         require_task(route, "generate", endpoint)
         receive = request.receive
-        metrics = route.deployment.metrics
-        metrics.parse.observe(time.perf_counter() - started)
-        stream = route.deployment.generate(generation)
-        events = stream.events()
-        # Wait for the first event before answering: a rejected prompt must still get its 400.
-        first = await anext(events)
+        context = request_context(request, body.user)
+        route.deployment.metrics.parse.observe(time.perf_counter() - started)
+
+        async def work(
+            deployment: Deployment,
+        ) -> tuple[GenerationStream, GenerationEvent, AsyncIterator[GenerationEvent]]:
+            # Up to the first event the try is safe to repeat elsewhere; a rejected prompt still gets its 400.
+            return await deployment.generate(generation, context.deadline)
+
+        (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+        stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
+        metrics = route.versions[served.version].metrics if served.route == route.name else route.deployment.metrics
         fmt = response_format(model=route.name)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            return SSEResponse(_stream_body(fmt, first, events, include_usage, metrics))
+            return SSEResponse(_stream_body(fmt, first, events, include_usage, metrics), headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
-        return await cancel_on_disconnect(receive, _whole_response(fmt, first, events, metrics))
+        response = await cancel_on_disconnect(receive, _whole_response(fmt, first, events, metrics))
+        response.headers.update(served.headers())
+        return response
 
 
 async def _whole_response(

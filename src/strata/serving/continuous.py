@@ -67,7 +67,8 @@ class ContinuousBatcher:
         self._running: list[_Sequence] = []
         self._state: Any = None  # the engine's record of the running batch
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name=f"{name}-decode", daemon=True)
+        self._busy_since: float | None = None  # when the current prefill or decode step began
+        self._thread = threading.Thread(target=self._supervised_loop, name=f"{name}-decode", daemon=True)
 
     @property
     def queue_depth(self) -> int:
@@ -76,6 +77,14 @@ class ContinuousBatcher:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() or not self._thread.ident  # not started yet is not dead
+
+    def stalled_s(self) -> float:
+        busy_since = self._busy_since
+        return 0.0 if busy_since is None else time.perf_counter() - busy_since
 
     def start(self) -> None:
         self._thread.start()
@@ -101,6 +110,17 @@ class ContinuousBatcher:
 
     # The loop: admit, drop the cancelled, step, retire. It runs until stop().
 
+    def _supervised_loop(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # boundary: the decode thread dies; its clients must hear of it
+            log.exception("%s: the decode thread died", self._name)
+            with self._work:
+                waiting, self._waiting = list(self._waiting), deque()
+            for sequence in [*self._running, *waiting]:
+                self._publish_error(sequence, f"{self._name}: the replica's worker died: {error!r}")
+            self._running = []  # the thread ends here: `alive` turns False and the supervisor restarts it
+
     def _loop(self) -> None:
         with torch.inference_mode():
             while not self._stopping:
@@ -110,10 +130,13 @@ class ContinuousBatcher:
                     self._wait_for_work()
                     continue
                 try:
+                    self._busy_since = time.perf_counter()
                     self._step()
                 except Exception as error:  # boundary: fail this batch, keep the replica serving
                     log.exception("%s: decode step failed", self._name)
                     self._fail_running(f"{self._name}: decode step failed: {error!r}")
+                finally:
+                    self._busy_since = None
                 self._retire()
 
     def _wait_for_work(self) -> None:
