@@ -99,6 +99,14 @@ class DeadlineExceeded(StrataError):
     code = "deadline_exceeded"
 
 
+class Conflict(StrataError):
+    """The request clashes with the current state (e.g. a rollout is already running)."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
 class ClientGone(StrataError):
     """The client disconnected before its answer was ready; the work was cancelled.
     499 is nginx's "client closed request": nobody reads it, but logs and metrics do."""
