@@ -2,8 +2,9 @@
 
 Power of two choices gets close to least-outstanding-requests balancing without scanning every
 replica, and never piles every request onto one replica whose count is momentarily stale.
-The cost of a replica is its outstanding requests (plus the new one) times its recent latency, so
-a replica that turned slow is avoided at once, before the outlier check ejects it. Outstanding
+The cost of a replica is its outstanding requests (plus the new one) times its recent latency - or
+the age of its current model call, if longer - so a replica that turned slow is avoided at once,
+even before its first slow answer comes back and well before the outlier check ejects it. Outstanding
 counts are kept here, on the caller's side, so they cost no round trip to a remote replica.
 Replicas whose breaker is open (ejected) are skipped; a half-open one gets a single probe.
 """
@@ -94,7 +95,8 @@ class PowerOfTwoRouter:
     def _cost(self, slot: ReplicaSlot) -> float:
         known = [s.latency_s for s in self.slots if s.latency_s is not None]
         typical = statistics.median(known) if known else 1.0
-        return (slot.outstanding + 1) * (slot.latency_s if slot.latency_s is not None else typical)
+        latency = slot.latency_s if slot.latency_s is not None else typical
+        return (slot.outstanding + 1) * max(latency, slot.replica.stalled_s())
 
 
 def slow_outliers(slots: list[ReplicaSlot], spec: OutlierSpec) -> list[ReplicaSlot]:
