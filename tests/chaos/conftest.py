@@ -23,7 +23,7 @@ models:
   - {name: small, kind: python, entrypoint: "strata.models.python_model:EchoModel"}
   - {name: busy, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/busy.json", sleep_ms: 100}}
   - {name: stable, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/stable.json", sleep_ms: 10}}
-  - {name: canary, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/canary.json", sleep_ms: 10}}
+  - {name: canary, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/canary.json", sleep_ms: 20}}
   - {name: hangs, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/hangs.json", sleep_ms: 5}}
 deployments:
   - name: crashy

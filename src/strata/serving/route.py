@@ -124,6 +124,7 @@ class Route:
     ) -> tuple[T, Permit]:
         deployment = self.versions[version]
         if not deployment.breaker.allow():
+            self._record(version, ok=False, latency_s=0.0)  # a version whose breaker is open is failing its callers
             retry_after = max(1.0, deployment.breaker.retry_after_s())
             raise CircuitOpen(f"{deployment.name}: circuit open after repeated failures", retry_after_s=retry_after)
         try:

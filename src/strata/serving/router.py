@@ -111,7 +111,7 @@ def slow_outliers(slots: list[ReplicaSlot], spec: OutlierSpec) -> list[ReplicaSl
         peers = [s.latency_s for s in judged if s is not slot and s.latency_s is not None]
         if room <= 0 or slot.breaker.state is not BreakerState.CLOSED:
             continue
-        if (slot.latency_s or 0.0) > spec.slow_ratio * statistics.median(peers):
+        if _slower(slot.latency_s or 0.0, statistics.median(peers), spec):
             outliers.append(slot)
             room -= 1
     return outliers
@@ -119,4 +119,8 @@ def slow_outliers(slots: list[ReplicaSlot], spec: OutlierSpec) -> list[ReplicaSl
 
 def probe_was_slow(slot: ReplicaSlot, latency_s: float, slots: list[ReplicaSlot], spec: OutlierSpec) -> bool:
     peers = [s.latency_s for s in slots if s is not slot and s.latency_s is not None]
-    return bool(peers) and latency_s > spec.slow_ratio * statistics.median(peers)
+    return bool(peers) and _slower(latency_s, statistics.median(peers), spec)
+
+
+def _slower(latency_s: float, typical_s: float, spec: OutlierSpec) -> bool:
+    return latency_s > spec.slow_ratio * typical_s and (latency_s - typical_s) * 1000 > spec.min_gap_ms

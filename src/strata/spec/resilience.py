@@ -34,6 +34,11 @@ class OutlierSpec(_Spec):
         description="A replica whose latency average is this many times its peers' median is ejected as slow.",
     )
     min_samples: int = Field(default=3, ge=1, description="Requests a replica must have served before it is judged.")
+    min_gap_ms: float = Field(
+        default=10.0,
+        ge=0,
+        description="Nor unless it is also this much slower: jitter on a fast model is not slowness.",
+    )
     max_ejected_share: float = Field(
         default=0.5, ge=0, le=1, description="Never eject more than this share of a deployment's replicas."
     )
