@@ -6,9 +6,10 @@ concurrency limit, retries only on another replica and only when it is safe.
 
 from __future__ import annotations
 
+import itertools
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
@@ -110,13 +111,14 @@ class RolloutSpec(_Spec):
     p99_slack_ms: float = Field(default=20.0, ge=0, description="p99 differences below this are never a regression.")
     auto_promote: bool = Field(default=True, description="Advance to the next step when a window passes healthy.")
 
-    @model_validator(mode="after")
-    def _steps_rise_to_100(self) -> RolloutSpec:
-        if any(b <= a for a, b in zip(self.steps, self.steps[1:], strict=False)) or self.steps[0] <= 0:
+    @field_validator("steps")
+    @classmethod
+    def _steps_rise_to_100(cls, steps: list[float]) -> list[float]:
+        if any(b <= a for a, b in itertools.pairwise(steps)) or steps[0] <= 0:
             raise ValueError("steps must rise strictly, from above 0")
-        if self.steps[-1] != 100:
+        if steps[-1] != 100:
             raise ValueError("steps must end at 100")
-        return self
+        return steps
 
 
 StickyBy = Literal["none", "user", "session"]
