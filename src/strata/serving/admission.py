@@ -105,7 +105,7 @@ class AdmissionController:
             await asyncio.wait_for(asyncio.shield(future), timeout_s)
         except TimeoutError:
             self._abandon(priority, future)
-            if deadline.expired():
+            if cap_s is None or deadline.expired():
                 self.shed["deadline"] += 1
                 raise DeadlineExceeded("The request's deadline passed while it waited for admission.") from None
             self.shed["wait_timeout"] += 1

@@ -225,7 +225,7 @@ class Deployment:
         return deadline.timeout_s(self._try_timeout_s)
 
     def _timeout_error(self, deadline: Deadline) -> DeadlineExceeded:
-        if deadline.expired():
+        if self._try_timeout_s is None or deadline.expired():
             return DeadlineExceeded("The request's deadline passed before an answer was ready.")
         return TryTimeout(f"{self.name}: a try took longer than {self.spec.retries.try_timeout_ms:g} ms")
 
