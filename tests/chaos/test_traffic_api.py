@@ -143,3 +143,10 @@ def test_rollout_cli_start_status_promote_abort(chaos: ChaosServer) -> None:
     assert switched.exit_code == 0, switched.output
     bad = runner.invoke(cli, ["rollout", "switch", "release", "v1"], env=env)
     assert bad.exit_code == 2
+
+
+def test_readyz_reports_each_replica(chaos: ChaosServer) -> None:
+    ready = httpx.get(f"{chaos.server.url}/readyz", timeout=10).json()
+    states = ready["deployments"]["slowable"]["replica_states"]
+    assert set(states) == {f"slowable-{i}" for i in range(4)}
+    assert all(state["alive"] for state in states.values())
