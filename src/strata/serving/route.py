@@ -56,6 +56,7 @@ class Served:
     route: str
     version: str
     fallback_from: str | None = None
+    deployment: str = ""  # the deployment that served: its metrics get the rest of the request
 
     def headers(self) -> dict[str, str]:
         headers = {"x-strata-route": self.route, "x-strata-version": self.version}
@@ -116,7 +117,8 @@ class Route:
                 continue
             if position > 0:
                 self._metrics.fallbacks.labels(route=self.name, fallback=route.name).inc()
-            return result, permit, Served(route.name, version, self.name if position > 0 else None)
+            fallback_from = self.name if position > 0 else None
+            return result, permit, Served(route.name, version, fallback_from, route.versions[version].name)
         raise AssertionError("the chain always has this route")
 
     async def _serve_version(

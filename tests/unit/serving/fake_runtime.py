@@ -7,7 +7,7 @@ from typing import Any
 
 from strata.errors import InvalidRequest, ModelFailed
 from strata.observability.metrics import DeploymentMetrics
-from strata.serving.generation import GenerationRequest, GenerationStream
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.spec import DeploymentSpec, ModelSpec
 
 
@@ -53,7 +53,14 @@ class ScriptedReplica:
         return f"{self.replica_id}:{item}"
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
-        raise NotImplementedError
+        """Answers at once: one event with the replica's name, or an error event when failing."""
+        self.calls += 1
+        stream = GenerationStream(asyncio.get_running_loop())
+        if self.fail:
+            stream.publish(GenerationEvent("", 1, 0, error=f"{self.replica_id} failed"))
+        else:
+            stream.publish(GenerationEvent(self.replica_id, 1, 1, finish_reason="stop"))
+        return stream
 
 
 class ScriptedRuntime:

@@ -8,6 +8,8 @@ from strata.errors import DeadlineExceeded, InvalidRequest, ModelFailed
 from strata.observability.metrics import Metrics
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
+from strata.serving.generation import GenerationRequest
+from strata.serving.sampling import SamplingParams
 from strata.spec import DeploymentSpec, ModelSpec
 
 MODEL = ModelSpec(name="m", kind="python", entrypoint="strata.models.python_model:EchoModel")
@@ -132,4 +134,19 @@ async def test_dead_replica_is_restarted_by_the_supervisor() -> None:
     assert dead.stopped
     assert deployment.slots[0].replica is runtime.created[-1]
     assert deployment.ready_replicas == 2
+    await deployment.stop()
+
+
+async def test_generation_is_retried_before_its_first_event() -> None:
+    deployment = await _deployment(ScriptedRuntime(), replicas=2)
+    _replica(deployment, 0).fail = True
+    request = GenerationRequest(params=SamplingParams(max_tokens=4))
+    for _ in range(6):
+        _stream, first, events = await deployment.generate(request)
+        assert first.text == "d-1"
+        await events.aclose()  # type: ignore[attr-defined]
+    assert all(slot.outstanding == 0 for slot in deployment.slots)  # closing freed every slot
+    _replica(deployment, 1).fail = True
+    with pytest.raises(ModelFailed):
+        await deployment.generate(request)
     await deployment.stop()
