@@ -131,9 +131,10 @@ class Route:
             raise CircuitOpen(f"{deployment.name}: circuit open after repeated failures", retry_after_s=retry_after)
         try:
             permit = await deployment.admission.acquire(context.priority, context.deadline)
-        except Overloaded as shed:
+        except BaseException as refused:  # shed, deadline passed, or the client left: no verdict on the version
             deployment.breaker.release_probe()
-            self._metrics.shed.labels(deployment=deployment.name, reason=shed.code or "shed").inc()
+            if isinstance(refused, StrataError):
+                self._metrics.shed.labels(deployment=deployment.name, reason=refused.code or "shed").inc()
             raise
         started = self._clock()
         try:
