@@ -24,6 +24,8 @@ models:
   - {name: busy, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/busy.json", sleep_ms: 100}}
   - {name: stable, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/stable.json", sleep_ms: 10}}
   - {name: canary, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/canary.json", sleep_ms: 20}}
+  - {name: canary-slow, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/slow.json", sleep_ms: 20}}
+  - {name: echo, kind: python, entrypoint: "strata.models.python_model:EchoModel"}
   - {name: hangs, kind: python, entrypoint: "CHAOS", options: {control_file: "DIR/hangs.json", sleep_ms: 5}}
 deployments:
   - name: crashy
@@ -50,6 +52,9 @@ deployments:
     targets: {latency_p99_ms: 400}
   - {name: stable, model: stable, replicas: 2, batching: {max_batch_size: 4, max_wait_ms: 1}}
   - {name: canary, model: canary, replicas: 1, batching: {max_batch_size: 4, max_wait_ms: 1}}
+  - {name: canary-slow, model: canary-slow, replicas: 1, batching: {max_batch_size: 4, max_wait_ms: 1}}
+  - {name: blue, model: echo}
+  - {name: green, model: echo}
   - name: hangs
     model: hangs
     replicas: 2
@@ -64,6 +69,10 @@ routes:
   - {name: busy, deployment: busy}
   - name: release
     versions: [{name: v1, deployment: stable, weight: 100}, {name: v2, deployment: canary, weight: 0}]
+  - name: release-slow
+    versions: [{name: v1, deployment: stable, weight: 100}, {name: v2, deployment: canary-slow, weight: 0}]
+  - name: bluegreen
+    versions: [{name: blue, deployment: blue, weight: 100}, {name: green, deployment: green, weight: 0}]
     sticky: session
   - {name: hangs, deployment: hangs}
 """

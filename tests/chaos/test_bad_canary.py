@@ -18,18 +18,20 @@ CANARY_SHARE = 10.0  # percent
 WINDOW_S = 10.0
 
 
-async def _load_until_settled(chaos: ChaosServer, client: httpx.AsyncClient) -> tuple[list[Reply], dict[str, object]]:
+async def _load_until_settled(
+    chaos: ChaosServer, client: httpx.AsyncClient, route: str
+) -> tuple[list[Reply], dict[str, object]]:
     replies: list[Reply] = []
     stop = asyncio.Event()
 
     async def client_loop() -> None:
         while not stop.is_set():
-            replies.append(await predict(client, "release"))
+            replies.append(await predict(client, route))
 
     async def watch() -> dict[str, object]:
         deadline = time.perf_counter() + WINDOW_S + 5
         while time.perf_counter() < deadline:
-            status = (await client.get("/v1/admin/routes/release/rollout")).json()["rollout"]
+            status = (await client.get(f"/v1/admin/routes/{route}/rollout")).json()["rollout"]
             if status["phase"] != "running":
                 return status  # type: ignore[no-any-return]
             await asyncio.sleep(0.05)
@@ -44,20 +46,24 @@ async def _load_until_settled(chaos: ChaosServer, client: httpx.AsyncClient) -> 
     return replies, status
 
 
-@pytest.mark.parametrize("fault", [Fault("raise"), Fault("slow", factor=10)], ids=["errors", "slow"])
+@pytest.mark.parametrize(
+    ("route", "canary", "fault"),
+    [("release", "canary", Fault("raise")), ("release-slow", "slow", Fault("slow", factor=10))],
+    ids=["errors", "slow"],
+)
 async def test_bad_canary_is_rolled_back_inside_the_window(
-    chaos: ChaosServer, capsys: pytest.CaptureFixture[str], fault: Fault
+    chaos: ChaosServer, capsys: pytest.CaptureFixture[str], route: str, canary: str, fault: Fault
 ) -> None:
-    chaos.control("canary").set(fault)
+    chaos.control(canary).set(fault)
     async with chaos.server.async_http(timeout=30) as client:
         # Open the clients' connections first: their set-up time must not count against either version.
-        await asyncio.gather(*(predict(client, "release") for _ in range(8)))
+        await asyncio.gather(*(predict(client, route) for _ in range(8)))
         start = {"canary": "v2", "steps": [CANARY_SHARE, 50, 100], "window_s": WINDOW_S, "min_requests": 5}
-        started = await client.post("/v1/admin/routes/release/rollout", json=start)
+        started = await client.post(f"/v1/admin/routes/{route}/rollout", json=start)
         assert started.status_code == 201, started.text
-        replies, status = await _load_until_settled(chaos, client)
-        after = [await predict(client, "release") for _ in range(20)]
-    chaos.control("canary").clear()
+        replies, status = await _load_until_settled(chaos, client, route)
+        after = [await predict(client, route) for _ in range(20)]
+    chaos.control(canary).clear()
     on_canary = [r for r in replies if r.headers.get("x-strata-version") == "v2"]
     affected = [r for r in replies if r.status != 200 or r.headers.get("x-strata-version") == "v2"]
     report(

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _versions(client: httpx.Client, count: int, **headers: str) -> list[str]:
-    replies = [client.post("/v1/models/release/predict", json={"inputs": [1]}, headers=headers) for _ in range(count)]
+    replies = [client.post("/v1/models/bluegreen/predict", json={"inputs": [1]}, headers=headers) for _ in range(count)]
     assert all(r.status_code == 200 for r in replies)
     return [r.headers["x-strata-version"] for r in replies]
 
@@ -35,37 +35,37 @@ def test_responses_name_the_route_and_version(chaos: ChaosServer) -> None:
 
 def test_blue_green_switch_and_back_and_sticky_sessions(chaos: ChaosServer) -> None:
     with chaos.server.http() as client:
-        assert set(_versions(client, 5)) == {"v1"}
-        switched = client.put("/v1/admin/routes/release/traffic", json={"weights": {"v2": 100}})
+        assert set(_versions(client, 5)) == {"blue"}
+        switched = client.put("/v1/admin/routes/bluegreen/traffic", json={"weights": {"green": 100}})
         assert switched.status_code == 200, switched.text
-        assert set(_versions(client, 5)) == {"v2"}
-        client.put("/v1/admin/routes/release/traffic", json={"weights": {"v1": 50, "v2": 50}}).raise_for_status()
+        assert set(_versions(client, 5)) == {"green"}
+        client.put("/v1/admin/routes/bluegreen/traffic", json={"weights": {"blue": 50, "green": 50}}).raise_for_status()
         seen = {session: set(_versions(client, 4, **{"x-strata-session": session})) for session in "abcdefgh"}
         assert all(len(versions) == 1 for versions in seen.values()), seen
-        assert {next(iter(v)) for v in seen.values()} == {"v1", "v2"}
-        client.put("/v1/admin/routes/release/traffic", json={"weights": {"v1": 100}}).raise_for_status()
-        assert set(_versions(client, 5)) == {"v1"}
+        assert {next(iter(v)) for v in seen.values()} == {"blue", "green"}
+        client.put("/v1/admin/routes/bluegreen/traffic", json={"weights": {"blue": 100}}).raise_for_status()
+        assert set(_versions(client, 5)) == {"blue"}
         listed = client.get("/v1/admin/routes").json()["routes"]
-    release = next(route for route in listed if route["name"] == "release")
-    assert release["versions"] == [
-        {"name": "v1", "deployment": "stable", "weight": 100.0},
-        {"name": "v2", "deployment": "canary", "weight": 0.0},
+    bluegreen = next(route for route in listed if route["name"] == "bluegreen")
+    assert bluegreen["versions"] == [
+        {"name": "blue", "deployment": "blue", "weight": 100.0},
+        {"name": "green", "deployment": "green", "weight": 0.0},
     ]
-    assert release["sticky"] == "session"
+    assert bluegreen["sticky"] == "session"
 
 
 @pytest.mark.parametrize(
     ("method", "path", "body", "status", "param"),
     [
-        ("PUT", "/routes/release/traffic", {"weights": {"v9": 100}}, 400, "weights"),
-        ("PUT", "/routes/release/traffic", {"weights": {"v1": 60}}, 400, "weights"),
-        ("PUT", "/routes/release/traffic", {"weights": {"v1": 120}}, 400, "weights.v1"),
-        ("PUT", "/routes/release/traffic", {"weights": {"v1": 100}, "switch": 1}, 400, "switch"),
-        ("POST", "/routes/release/rollout", {"canary": "v9"}, 400, "canary"),
-        ("POST", "/routes/release/rollout", {"canary": "v2", "steps": [50, 10, 100]}, 400, "steps"),
-        ("POST", "/routes/release/rollout", {}, 400, "canary"),
-        ("POST", "/routes/release/rollout/promote", None, 409, None),
-        ("POST", "/routes/release/rollout/abort", None, 409, None),
+        ("PUT", "/routes/bluegreen/traffic", {"weights": {"v9": 100}}, 400, "weights"),
+        ("PUT", "/routes/bluegreen/traffic", {"weights": {"blue": 60}}, 400, "weights"),
+        ("PUT", "/routes/bluegreen/traffic", {"weights": {"blue": 120}}, 400, "weights.blue"),
+        ("PUT", "/routes/bluegreen/traffic", {"weights": {"blue": 100}, "switch": 1}, 400, "switch"),
+        ("POST", "/routes/bluegreen/rollout", {"canary": "v9"}, 400, "canary"),
+        ("POST", "/routes/bluegreen/rollout", {"canary": "green", "steps": [50, 10, 100]}, 400, "steps"),
+        ("POST", "/routes/bluegreen/rollout", {}, 400, "canary"),
+        ("POST", "/routes/bluegreen/rollout/promote", None, 409, None),
+        ("POST", "/routes/bluegreen/rollout/abort", None, 409, None),
         ("GET", "/routes/ghost/rollout", None, 404, "model"),
     ],
 )
@@ -124,24 +124,24 @@ async def test_a_replica_that_stops_making_progress_is_restarted(chaos: ChaosSer
 def test_rollout_cli_start_status_promote_abort(chaos: ChaosServer) -> None:
     runner = CliRunner()
     env = {"STRATA_API_KEY": chaos.server.api_key, "STRATA_URL": chaos.server.url}
-    manual = ["rollout", "start", "release", "--canary", "v2", "--steps", "10,50,100", "--manual"]
+    manual = ["rollout", "start", "bluegreen", "--canary", "green", "--steps", "10,50,100", "--manual"]
     started = runner.invoke(cli, manual, env=env)
     assert started.exit_code == 0, started.output
     assert "running at 10%" in started.output
     again = runner.invoke(cli, manual, env=env)
     assert again.exit_code == 1
     assert "already running" in again.output
-    promoted = runner.invoke(cli, ["rollout", "promote", "release"], env=env)
+    promoted = runner.invoke(cli, ["rollout", "promote", "bluegreen"], env=env)
     assert "running at 50%" in promoted.output
-    status = runner.invoke(cli, ["rollout", "status", "release"], env=env)
+    status = runner.invoke(cli, ["rollout", "status", "bluegreen"], env=env)
     assert status.exit_code == 0
-    assert "v2" in status.output
+    assert "green" in status.output
     assert "50" in status.output
-    aborted = runner.invoke(cli, ["rollout", "abort", "release"], env=env)
+    aborted = runner.invoke(cli, ["rollout", "abort", "bluegreen"], env=env)
     assert "rolled_back at 0%" in aborted.output
-    switched = runner.invoke(cli, ["rollout", "switch", "release", "v1=100"], env=env)
+    switched = runner.invoke(cli, ["rollout", "switch", "bluegreen", "blue=100"], env=env)
     assert switched.exit_code == 0, switched.output
-    bad = runner.invoke(cli, ["rollout", "switch", "release", "v1"], env=env)
+    bad = runner.invoke(cli, ["rollout", "switch", "bluegreen", "blue"], env=env)
     assert bad.exit_code == 2
 
 

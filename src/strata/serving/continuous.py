@@ -94,6 +94,11 @@ class ContinuousBatcher:
             self._stopping = True
             self._work.notify()
         self._thread.join(timeout=10)
+        if self._thread.is_alive():  # stuck inside a step: its clients must not wait for it
+            with self._work:
+                waiting, self._waiting = list(self._waiting), deque()
+            for sequence in [*list(self._running), *waiting]:
+                self._publish_error(sequence, f"{self._name}: the replica stalled and was stopped")
 
     def submit(self, request: GenerationRequest) -> GenerationStream:
         """Queue a request (from the event loop); its stream yields the text as it is decoded."""

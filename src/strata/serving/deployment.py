@@ -119,8 +119,8 @@ class Deployment:
         if self._resilience:
             self._resilience.restarts.labels(deployment=self.name).inc()
         try:
-            await old.stop()  # fails what it still held as retryable
-            await slot.replica.start()
+            # Together: stopping fails what the old one held (as retryable) while the new one loads.
+            await asyncio.gather(old.stop(), slot.replica.start())
         except Exception as error:  # boundary: keep the slot out of routing and try again next check
             log.exception("%s: restarting %s failed", self.name, old.replica_id)
             self.restart_errors[old.replica_id] = str(error)
