@@ -9,6 +9,7 @@ import time
 import pytest
 from chaos_helpers import ChaosServer, closed_loop, report
 
+from strata.testing import MetricSamples
 from strata.testing.chaos import Fault
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(60)]
@@ -51,3 +52,4 @@ async def test_killed_replica_is_retried_around_and_restarted(
     assert len(after) > 50, "the load must run on after the crash"
     assert recovery_s is not None, "the crashed replica was not restarted within 10 s"
     assert recovery_s <= RECOVERY_LIMIT_S
+    assert MetricSamples.scrape(chaos.server.url).value("strata_replica_restarts_total", deployment="crashy") == 1

@@ -91,6 +91,8 @@ class DynamicBatcher:
         self._in_model = []
 
     async def submit(self, item: Any) -> Any:
+        if self._task is not None and self._task.done():
+            raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
         if len(self._queue) >= self._max_queue:
             raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

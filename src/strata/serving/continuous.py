@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from strata.errors import Overloaded
+from strata.errors import Overloaded, ReplicaUnavailable
 from strata.models.base import DecodeEngine, Detokenizer
 from strata.observability.metrics import DeploymentMetrics
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
@@ -67,6 +67,7 @@ class ContinuousBatcher:
         self._running: list[_Sequence] = []
         self._state: Any = None  # the engine's record of the running batch
         self._stopping = False
+        self._dead = False
         self._busy_since: float | None = None  # when the current prefill or decode step began
         self._thread = threading.Thread(target=self._supervised_loop, name=f"{name}-decode", daemon=True)
 
@@ -106,6 +107,8 @@ class ContinuousBatcher:
         generator = torch.Generator().manual_seed(request.params.seed) if request.params.seed is not None else None
         sequence = _Sequence(request, stream, self._engine.detokenizer(), generator)
         with self._work:
+            if self._dead:
+                raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
             if len(self._waiting) >= self._max_queue:
                 raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
             self._waiting.append(sequence)
@@ -121,6 +124,7 @@ class ContinuousBatcher:
         except BaseException as error:  # boundary: the decode thread dies; its clients must hear of it
             log.exception("%s: the decode thread died", self._name)
             with self._work:
+                self._dead = True  # from now on submit() refuses: nobody would serve the queue
                 waiting, self._waiting = list(self._waiting), deque()
             for sequence in [*self._running, *waiting]:
                 self._publish_error(sequence, f"{self._name}: the replica's worker died: {error!r}")

@@ -187,7 +187,7 @@ class Deployment:
             started = self._clock()
             try:
                 stream = slot.replica.generate(request)
-            except Overloaded as failure:
+            except (Overloaded, ReplicaUnavailable) as failure:  # refused at once: try another
                 error = failure
             else:
                 slot.outstanding += 1
