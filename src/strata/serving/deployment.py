@@ -44,6 +44,11 @@ class TryTimeout(DeadlineExceeded):
     """One try passed the deployment's ``try_timeout_ms``."""
 
 
+def is_client_deadline(error: StrataError) -> bool:
+    """The client's own deadline passed: not a fault of the replica or the deployment (unlike a try timeout)."""
+    return isinstance(error, DeadlineExceeded) and not isinstance(error, TryTimeout)
+
+
 class Deployment:
     def __init__(
         self,
@@ -258,8 +263,8 @@ class Deployment:
             self._ejected("slow")
 
     def _on_failure(self, slot: ReplicaSlot, error: StrataError) -> None:
-        if isinstance(error, Overloaded) and not isinstance(error, ReplicaUnavailable):
-            slot.breaker.release_probe()  # a full queue says nothing about the replica's health
+        if isinstance(error, Overloaded) or is_client_deadline(error):
+            slot.breaker.release_probe()  # a full queue or a client's short deadline says nothing of its health
             return
         before = slot.breaker.trips
         slot.breaker.record_failure(error.code or "failure")

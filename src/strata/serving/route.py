@@ -25,7 +25,7 @@ from strata.serving.admission import Permit, Priority
 from strata.serving.breaker import BreakerState
 from strata.serving.clock import MONOTONIC, Clock
 from strata.serving.deadline import NO_DEADLINE, Deadline
-from strata.serving.deployment import Deployment, TryTimeout
+from strata.serving.deployment import Deployment, TryTimeout, is_client_deadline
 from strata.serving.outcomes import OutcomeWindow
 from strata.serving.rollout import Rollout, RolloutPhase
 from strata.serving.traffic import TrafficSplit
@@ -158,7 +158,7 @@ class Route:
         if error.status < 500:  # the request was bad: no verdict on the version
             deployment.breaker.release_probe()
             return
-        if isinstance(error, Overloaded):  # shed load is not a fault of the model
+        if isinstance(error, Overloaded) or is_client_deadline(error):  # shed load, short deadline: no fault
             deployment.breaker.release_probe()
         else:
             deployment.breaker.record_failure(error.code or "failure")

@@ -150,3 +150,14 @@ async def test_generation_is_retried_before_its_first_event() -> None:
     with pytest.raises(ModelFailed):
         await deployment.generate(request)
     await deployment.stop()
+
+
+async def test_short_client_deadlines_do_not_eject_healthy_replicas() -> None:
+    deployment = await _deployment(ScriptedRuntime(), replicas=2, breaker={"consecutive_failures": 2})
+    for index in range(2):
+        _replica(deployment, index).delay_s = 0.05
+    for _ in range(4):
+        with pytest.raises(DeadlineExceeded):
+            await deployment.infer(1, Deadline.after_ms(5))
+    assert [slot.breaker.state.value for slot in deployment.slots] == ["closed", "closed"]
+    await deployment.stop()

@@ -4,9 +4,10 @@ from typing import Any
 import pytest
 from fake_runtime import ScriptedReplica, ScriptedRuntime
 
-from strata.errors import CircuitOpen, ModelFailed
+from strata.errors import CircuitOpen, DeadlineExceeded, ModelFailed
 from strata.observability.metrics import Metrics
 from strata.observability.resilience_metrics import ResilienceMetrics
+from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
 from strata.serving.route import RequestContext, Route
 from strata.spec import DeploymentSpec, ModelSpec, RouteSpec
@@ -134,3 +135,14 @@ async def test_failing_canary_is_rolled_back_by_its_outcomes() -> None:
     assert route.split.weights == {"blue": 100, "green": 0}
     with pytest.raises(ValueError, match="no running rollout"):
         route.promote()
+
+
+async def test_short_client_deadlines_leave_the_deployment_breaker_closed() -> None:
+    routes, deployments = await _routes({"name": "big", "deployment": "big"})
+    replica = deployments["big"].slots[0].replica
+    assert isinstance(replica, ScriptedReplica)
+    replica.delay_s = 0.05
+    for _ in range(4):
+        with pytest.raises(DeadlineExceeded):
+            await _call(routes["big"], RequestContext(deadline=Deadline.after_ms(5)))
+    assert deployments["big"].breaker.state.value == "closed"
