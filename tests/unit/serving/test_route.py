@@ -33,10 +33,12 @@ async def _routes(*specs: dict[str, Any]) -> tuple[dict[str, Route], dict[str, D
 
 
 async def _call(route: Route, context: RequestContext | None = None) -> tuple[str, dict[str, str]]:
-    async def work(deployment: Deployment) -> str:
-        return str(await deployment.infer("x"))
+    context = context or RequestContext()
 
-    result, _, served = await route.serve(context or RequestContext(), work)
+    async def work(deployment: Deployment) -> str:
+        return str(await deployment.infer("x", context.deadline))
+
+    result, _, served = await route.serve(context, work)
     return result, served.headers()
 
 
