@@ -71,6 +71,8 @@ routes:
     versions: [{name: v1, deployment: stable, weight: 100}, {name: v2, deployment: canary, weight: 0}]
   - name: release-slow
     versions: [{name: v1, deployment: stable, weight: 100}, {name: v2, deployment: canary-slow, weight: 0}]
+  - name: promote
+    versions: [{name: v1, deployment: stable, weight: 100}, {name: v2, deployment: green, weight: 0}]
   - name: bluegreen
     versions: [{name: blue, deployment: blue, weight: 100}, {name: green, deployment: green, weight: 0}]
     sticky: session

@@ -77,3 +77,23 @@ async def test_bad_canary_is_rolled_back_inside_the_window(
     assert len(on_canary) <= len(replies) * CANARY_SHARE / 100 + 1
     assert len(affected) <= len(replies) * CANARY_SHARE / 100 + 1
     assert all(r.status == 200 and r.headers["x-strata-version"] == "v1" for r in after)
+
+
+async def test_healthy_canary_is_promoted_step_by_step(chaos: ChaosServer, capsys: pytest.CaptureFixture[str]) -> None:
+    async with chaos.server.async_http(timeout=30) as client:
+        # Generous latency margins: the max of a few dozen samples on a shared machine is noisy.
+        start = {"canary": "v2", "steps": [20, 50, 100], "window_s": 1, "min_requests": 5, "p99_slack_ms": 200}
+        started = await client.post("/v1/admin/routes/promote/rollout", json=start)
+        assert started.status_code == 201, started.text
+        replies, status = await _load_until_settled(chaos, client, "promote")
+        after = [await predict(client, "promote") for _ in range(10)]
+    steps = [event["what"] for event in status["events"]]  # type: ignore[union-attr]
+    report(capsys, f"healthy canary: {status['phase']} after {status['elapsed_s']} s; {steps}")
+    assert status["phase"] == "promoted"
+    assert [step.split(" (")[0] for step in steps] == [
+        "started: canary 'v2' at 20%",
+        "advanced to 50%",
+        "promoted: canary 'v2' at 100%",
+    ]
+    assert all(r.status == 200 for r in replies)
+    assert all(r.headers["x-strata-version"] == "v2" for r in after)
