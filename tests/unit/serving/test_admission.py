@@ -1,6 +1,7 @@
 import asyncio
 
 import pytest
+from fake_clock import FakeClock
 
 from strata.errors import DeadlineExceeded, Shed
 from strata.serving.admission import AdmissionController, Priority
@@ -85,3 +86,21 @@ async def test_cancelled_waiter_leaves_the_queue() -> None:
 def test_adaptive_needs_a_ceiling() -> None:
     with pytest.raises(ValueError, match="max_concurrency"):
         AdmissionSpec(adaptive=True)
+
+
+async def test_adaptive_limit_shrinks_when_requests_pass_the_latency_target() -> None:
+    clock = FakeClock()
+    spec = AdmissionSpec(max_concurrency=10, min_concurrency=2, adaptive=True)
+    controller = AdmissionController(spec, target_s=0.1, name="d", clock=clock)
+    assert controller.limit == 10
+    for _ in range(10):
+        permit = await controller.acquire(Priority.INTERACTIVE, NO_DEADLINE)
+        clock.advance(0.5)  # well past the 100 ms target
+        permit.release()
+    assert controller.limit == 3  # 10 x 0.9^10, floored by int
+    for _ in range(30):
+        permits = [await controller.acquire(Priority.INTERACTIVE, NO_DEADLINE) for _ in range(controller.limit)]
+        clock.advance(0.01)
+        for permit in permits:
+            permit.release()
+    assert controller.limit > 3  # healthy and in use: it grows back
