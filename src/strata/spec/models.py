@@ -137,7 +137,7 @@ class RouteSpec(SpecModel):
         names = [v.name for v in self.versions]
         if len(set(names)) != len(names):
             raise ValueError("versions: names must be unique")
-        if self.versions and sum(v.weight for v in self.versions) != 100:
+        if self.versions and abs(sum(v.weight for v in self.versions) - 100) > 1e-6:
             raise ValueError("versions: weights must add up to 100")
         return self
 
@@ -186,9 +186,6 @@ class AppSpec(SpecModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
-
-    def route_task(self, route: RouteSpec) -> str:
-        return self.model(self.deployment(route.traffic_versions()[0].deployment).model).task
 
     def model(self, name: str) -> ModelSpec:
         return next(m for m in self.models if m.name == name)
