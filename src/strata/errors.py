@@ -71,6 +71,42 @@ class NotReady(Overloaded):
     code = "model_not_ready"
 
 
+class Shed(Overloaded):
+    """Admission control turned the request away (deployment at its concurrency limit)."""
+
+    code = "overloaded"
+
+
+class CircuitOpen(Overloaded):
+    """The deployment's breaker is open after repeated failures; it is probed again soon."""
+
+    code = "circuit_open"
+
+
+class ReplicaUnavailable(StrataError):
+    """The replica died, stalled or was ejected while holding the request: safe to retry elsewhere."""
+
+    status = 503
+    error_type = "server_error"
+    code = "replica_unavailable"
+
+
+class DeadlineExceeded(StrataError):
+    """The client's deadline (or a try's timeout) passed before an answer was ready."""
+
+    status = 504
+    error_type = "server_error"
+    code = "deadline_exceeded"
+
+
+class Conflict(StrataError):
+    """The request clashes with the current state (e.g. a rollout is already running)."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    code = "conflict"
+
+
 class ClientGone(StrataError):
     """The client disconnected before its answer was ready; the work was cancelled.
     499 is nginx's "client closed request": nobody reads it, but logs and metrics do."""

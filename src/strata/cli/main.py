@@ -17,6 +17,7 @@ from transformers.utils import logging as transformers_logging
 
 from strata.apps import default_app
 from strata.cli.progress import LoadProgress
+from strata.cli.rollout import rollout_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
@@ -24,6 +25,7 @@ from strata.spec import AppSpec, load_spec
 from strata.training.train_chat import DEFAULT_STEPS, train_chat_model
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strata: a serving platform for generative AI.")
+app.add_typer(rollout_app, name="rollout")
 console = Console()
 errors = Console(stderr=True)
 
@@ -101,7 +103,7 @@ def models(spec_path: AppArgument = None) -> None:
     for column in ("route (model name)", "task", "deployment", "replicas", "batching", "source"):
         table.add_column(column)
     for route in spec.routes:
-        deployment = spec.deployment(route.deployment)
+        deployment = spec.deployment(route.traffic_versions()[0].deployment)
         model = spec.model(deployment.model)
         batching = f"{deployment.batching.max_batch_size} / {deployment.batching.max_wait_ms:g} ms"
         table.add_row(

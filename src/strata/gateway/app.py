@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from strata.errors import StrataError
+from strata.gateway.admin_traffic import add_traffic_admin_routes
 from strata.gateway.completions import CompletionsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.errors import error_body, strata_error_handler, unexpected_error_handler
@@ -77,6 +78,7 @@ def create_app(
     app.add_api_route("/healthz", operations.healthz, methods=["GET"])
     app.add_api_route("/readyz", operations.readyz, methods=["GET"])
     app.add_api_route("/metrics", operations.metrics, methods=["GET"])
+    add_traffic_admin_routes(app, server)
 
     app.add_exception_handler(StrataError, strata_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)

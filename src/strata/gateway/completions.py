@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 
@@ -9,15 +10,18 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.errors import StrataError
+from strata.errors import DeadlineExceeded, StrataError
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.errors import error_body
 from strata.gateway.formats import ChatFormat, CompletionFormat, ResponseFormat
 from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.request_context import request_context
 from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.observability.metrics import DeploymentMetrics
-from strata.serving.generation import GenerationEvent, GenerationRequest
+from strata.serving.deadline import Deadline
+from strata.serving.deployment import Deployment
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 
@@ -65,18 +69,48 @@ class CompletionsAPI:
         route = self.server.resolve(body.model)
         require_task(route, "generate", endpoint)
         receive = request.receive
-        metrics = route.deployment.metrics
-        metrics.parse.observe(time.perf_counter() - started)
-        stream = route.deployment.generate(generation)
-        events = stream.events()
-        # Wait for the first event before answering: a rejected prompt must still get its 400.
-        first = await anext(events)
+        context = request_context(request, body.user)
+        route.deployment.metrics.parse.observe(time.perf_counter() - started)
+
+        async def work(
+            deployment: Deployment,
+        ) -> tuple[GenerationStream, GenerationEvent, AsyncIterator[GenerationEvent]]:
+            # Up to the first event the try is safe to repeat elsewhere; a rejected prompt still gets its 400.
+            return await deployment.generate(generation, context.deadline)
+
+        (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+        stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
+        metrics = self.server.deployments[served.deployment].metrics
         fmt = response_format(model=route.name)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            return SSEResponse(_stream_body(fmt, first, events, include_usage, metrics))
+            body_events = _stream_body(fmt, first, _until(events, context.deadline), include_usage, metrics)
+            return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
-        return await cancel_on_disconnect(receive, _whole_response(fmt, first, events, metrics))
+        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics)
+        response = await cancel_on_disconnect(receive, whole)
+        response.headers.update(served.headers())
+        return response
+
+
+def _until(events: AsyncIterator[GenerationEvent], deadline: Deadline) -> AsyncIterator[GenerationEvent]:
+    """The generation's events while the client's deadline lasts; then DeadlineExceeded (a 504, or
+    an in-band error once a stream has begun). Leaving early closes the generation: its slot frees."""
+    return events if deadline.at is None else _bounded(events, deadline)
+
+
+async def _bounded(events: AsyncIterator[GenerationEvent], deadline: Deadline) -> AsyncIterator[GenerationEvent]:
+    try:
+        while True:
+            try:
+                event = await asyncio.wait_for(anext(events), deadline.timeout_s(None))
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise DeadlineExceeded("The request's deadline passed during generation.") from None
+            yield event
+    finally:
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 async def _whole_response(

@@ -17,16 +17,23 @@ from starlette.responses import Response
 
 from strata.errors import InvalidRequest, ModelFailed
 from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.request_context import request_context
 from strata.gateway.schemas import EmbeddingRequest, PredictRequest
-from strata.models.base import Embedding
 from strata.serving.deployment import Deployment
+from strata.serving.route import RequestContext, Route, Served
 from strata.serving.server import ModelServer
 
 
-async def _infer_all(deployment: Deployment, inputs: list[Any]) -> list[Any]:
-    if len(inputs) == 1:  # the common case: no task per input
-        return [await deployment.infer(inputs[0])]
-    return list(await asyncio.gather(*(deployment.infer(item) for item in inputs)))
+async def _infer_all(route: Route, context: RequestContext, inputs: list[Any]) -> tuple[list[Any], Served]:
+    """Every input on one version of the route (or of one fallback), each with its own retries."""
+
+    async def work(deployment: Deployment) -> list[Any]:
+        if len(inputs) == 1:  # the common case: no task per input
+            return [await deployment.infer(inputs[0], context.deadline)]
+        return list(await asyncio.gather(*(deployment.infer(item, context.deadline) for item in inputs)))
+
+    outputs, _, served = await route.serve(context, work)
+    return outputs, served
 
 
 def _encode(vector: np.ndarray, encoding_format: str) -> Any:
@@ -46,7 +53,7 @@ class BatchedAPI:
         require_task(route, "embed", "embeddings")
         metrics = route.deployment.metrics
         metrics.parse.observe(time.perf_counter() - started)
-        results: list[Embedding] = await _infer_all(route.deployment, body.texts())
+        results, served = await _infer_all(route, request_context(request, body.user), body.texts())
         started = time.perf_counter()
         dimensions = len(results[0].vector)
         if body.dimensions is not None and body.dimensions != dimensions:
@@ -66,7 +73,8 @@ class BatchedAPI:
             "model": route.name,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
-        response = Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
+        content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
+        response = Response(content, media_type="application/json", headers=served.headers())
         metrics.tokens_in.inc(tokens)
         metrics.postprocess.observe(time.perf_counter() - started)
         return response
@@ -78,11 +86,11 @@ class BatchedAPI:
         require_task(route, "predict", "predict")
         metrics = route.deployment.metrics
         metrics.parse.observe(time.perf_counter() - started)
-        outputs = await _infer_all(route.deployment, body.inputs)
+        outputs, served = await _infer_all(route, request_context(request), body.inputs)
         started = time.perf_counter()
         try:
             payload = orjson.dumps({"model": route.name, "outputs": outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
         except TypeError as error:
             raise ModelFailed(f"The model '{route.name}' returned output that is not JSON: {error}") from None
         metrics.postprocess.observe(time.perf_counter() - started)
-        return Response(payload, media_type="application/json")
+        return Response(payload, media_type="application/json", headers=served.headers())

@@ -26,7 +26,16 @@ class OperationsAPI:
 
     async def readyz(self, request: Request) -> Response:
         deployments = {
-            d.name: {"ready_replicas": d.ready_replicas, "replicas": len(d.slots), "errors": d.load_errors}
+            d.name: {
+                "ready_replicas": d.ready_replicas,
+                "replicas": len(d.slots),
+                "errors": d.load_errors,
+                # Per replica: alive (its worker runs) and ready (loaded, warmed, not ejected or restarting).
+                "replica_states": {
+                    slot.replica.replica_id: {"alive": slot.replica.alive, "ready": slot.replica.ready}
+                    for slot in d.slots
+                },
+            }
             for d in self.server.deployments.values()
         }
         ready = self.server.ready

@@ -21,6 +21,15 @@ class Replica(Protocol):
         ...
 
     @property
+    def alive(self) -> bool:
+        """Its worker runs (liveness). False after the worker died: the replica must be restarted."""
+        ...
+
+    def stalled_s(self) -> float:
+        """Seconds the current model call has run without finishing (0 when idle)."""
+        ...
+
+    @property
     def queue_depth(self) -> int: ...
 
     async def start(self) -> None:

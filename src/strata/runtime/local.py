@@ -22,6 +22,11 @@ class _Queue(Protocol):
     @property
     def queue_depth(self) -> int: ...
 
+    @property
+    def alive(self) -> bool: ...
+
+    def stalled_s(self) -> float: ...
+
 
 BatcherT = TypeVar("BatcherT", bound=_Queue)
 
@@ -38,7 +43,14 @@ class _LocalReplica(Generic[BatcherT]):
 
     @property
     def ready(self) -> bool:
-        return self._batcher is not None
+        return self._batcher is not None and self._batcher.alive
+
+    @property
+    def alive(self) -> bool:
+        return self._batcher is None or self._batcher.alive  # not started yet is not dead
+
+    def stalled_s(self) -> float:
+        return self._batcher.stalled_s() if self._batcher else 0.0
 
     @property
     def queue_depth(self) -> int:
@@ -76,6 +88,7 @@ class LocalBatchReplica(_LocalReplica[DynamicBatcher]):
         if self._batcher is not None:
             await self._batcher.stop()
             self._batcher = None
+        # A stalled model call cannot be interrupted; its thread is abandoned, not waited for.
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def infer(self, item: Any) -> Any:

@@ -15,7 +15,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
-from strata.errors import ModelFailed, Overloaded
+from strata.errors import ModelFailed, Overloaded, ReplicaUnavailable
 from strata.observability.metrics import DeploymentMetrics
 
 BatchFn = Callable[[Sequence[Any]], Sequence[Any]]
@@ -50,24 +50,49 @@ class DynamicBatcher:
         self._queue: deque[_Pending] = deque()
         self._arrived = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._in_model: list[_Pending] = []  # the batch the model is running now
+        self._model_started_at: float | None = None
 
     @property
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    @property
+    def alive(self) -> bool:
+        """The batching loop runs. It ends only when stopped or when the worker died under it."""
+        return self._task is not None and not self._task.done()
+
+    def stalled_s(self) -> float:
+        """How long the model has been inside its current call (0 when idle): progress, or its absence."""
+        return 0.0 if self._model_started_at is None else time.perf_counter() - self._model_started_at
+
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"{self._name}-loop")
+        self._task.add_done_callback(self._on_loop_end)
 
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        for pending in self._queue:
+        self._fail_everything("the replica is shutting down")
+
+    def _on_loop_end(self, task: asyncio.Task[None]) -> None:
+        # The worker died (the model killed its thread, or a bug): nobody will serve what is queued.
+        if not task.cancelled() and task.exception() is not None:
+            self._fail_everything(f"{self._name}: the replica's worker died: {task.exception()!r}")
+
+    def _fail_everything(self, message: str) -> None:
+        """Queued and running requests fail as retryable: another replica can serve them."""
+        for pending in [*self._in_model, *self._queue]:
             if not pending.future.done():
-                pending.future.set_exception(Overloaded("the replica is shutting down"))
+                pending.future.set_exception(ReplicaUnavailable(message))
+        self._metrics.queue_depth.dec(len(self._queue))
         self._queue.clear()
+        self._in_model = []
 
     async def submit(self, item: Any) -> Any:
+        if self._task is not None and self._task.done():
+            raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
         if len(self._queue) >= self._max_queue:
             raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -84,7 +109,8 @@ class DynamicBatcher:
                 continue
             self._metrics.batch_formation.observe(formation_s)
             self._metrics.batch_size.observe(len(batch))
-            started = time.perf_counter()
+            started = self._model_started_at = time.perf_counter()
+            self._in_model = batch
             try:
                 outputs = await loop.run_in_executor(self._executor, self._fn, [p.item for p in batch])
             except Exception as error:  # boundary: a model error fails this batch, not the replica
@@ -92,6 +118,8 @@ class DynamicBatcher:
                 continue
             finally:
                 self._metrics.inference.observe(time.perf_counter() - started)
+                self._model_started_at = None
+            self._in_model = []
             self._deliver(batch, outputs)
 
     async def _form_batch(self) -> tuple[list[_Pending], float]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from strata.errors import Overloaded
+from strata.errors import Overloaded, ReplicaUnavailable
 from strata.models.base import DecodeEngine, Detokenizer
 from strata.observability.metrics import DeploymentMetrics
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
@@ -67,7 +67,9 @@ class ContinuousBatcher:
         self._running: list[_Sequence] = []
         self._state: Any = None  # the engine's record of the running batch
         self._stopping = False
-        self._thread = threading.Thread(target=self._loop, name=f"{name}-decode", daemon=True)
+        self._dead = False
+        self._busy_since: float | None = None  # when the current prefill or decode step began
+        self._thread = threading.Thread(target=self._supervised_loop, name=f"{name}-decode", daemon=True)
 
     @property
     def queue_depth(self) -> int:
@@ -77,6 +79,14 @@ class ContinuousBatcher:
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() or not self._thread.ident  # not started yet is not dead
+
+    def stalled_s(self) -> float:
+        busy_since = self._busy_since
+        return 0.0 if busy_since is None else time.perf_counter() - busy_since
+
     def start(self) -> None:
         self._thread.start()
 
@@ -85,6 +95,11 @@ class ContinuousBatcher:
             self._stopping = True
             self._work.notify()
         self._thread.join(timeout=10)
+        if self._thread.is_alive():  # stuck inside a step: its clients must not wait for it
+            with self._work:
+                waiting, self._waiting = list(self._waiting), deque()
+            for sequence in [*list(self._running), *waiting]:
+                self._publish_error(sequence, f"{self._name}: the replica stalled and was stopped")
 
     def submit(self, request: GenerationRequest) -> GenerationStream:
         """Queue a request (from the event loop); its stream yields the text as it is decoded."""
@@ -92,6 +107,8 @@ class ContinuousBatcher:
         generator = torch.Generator().manual_seed(request.params.seed) if request.params.seed is not None else None
         sequence = _Sequence(request, stream, self._engine.detokenizer(), generator)
         with self._work:
+            if self._dead:
+                raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
             if len(self._waiting) >= self._max_queue:
                 raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
             self._waiting.append(sequence)
@@ -100,6 +117,18 @@ class ContinuousBatcher:
         return stream
 
     # The loop: admit, drop the cancelled, step, retire. It runs until stop().
+
+    def _supervised_loop(self) -> None:
+        try:
+            self._loop()
+        except BaseException as error:  # boundary: the decode thread dies; its clients must hear of it
+            log.exception("%s: the decode thread died", self._name)
+            with self._work:
+                self._dead = True  # from now on submit() refuses: nobody would serve the queue
+                waiting, self._waiting = list(self._waiting), deque()
+            for sequence in [*self._running, *waiting]:
+                self._publish_error(sequence, f"{self._name}: the replica's worker died: {error!r}")
+            self._running = []  # the thread ends here: `alive` turns False and the supervisor restarts it
 
     def _loop(self) -> None:
         with torch.inference_mode():
@@ -110,10 +139,13 @@ class ContinuousBatcher:
                     self._wait_for_work()
                     continue
                 try:
+                    self._busy_since = time.perf_counter()
                     self._step()
                 except Exception as error:  # boundary: fail this batch, keep the replica serving
                     log.exception("%s: decode step failed", self._name)
                     self._fail_running(f"{self._name}: decode step failed: {error!r}")
+                finally:
+                    self._busy_since = None
                 self._retire()
 
     def _wait_for_work(self) -> None:

@@ -1,21 +1,52 @@
-"""A deployment: N replicas of one model behind a router."""
+"""A deployment: N replicas of one model behind a router, with its own admission control,
+breakers, retry budget and supervisor.
+
+One try goes to one replica. A try that fails in a way another replica could fix (the model
+raised, the replica died or stalled, the try timed out) is retried on a replica not yet tried,
+while attempts, the retry budget and the request's deadline allow. A generation is retried only
+until its first event: after that, text has reached the client.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import functools
+import logging
 import random
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from strata.errors import DeadlineExceeded, ModelFailed, Overloaded, ReplicaUnavailable, StrataError
 from strata.observability.metrics import DeploymentMetrics
+from strata.observability.resilience_metrics import ResilienceMetrics
 from strata.runtime.base import Runtime
-from strata.serving.generation import GenerationRequest, GenerationStream
-from strata.serving.router import PowerOfTwoRouter, ReplicaSlot
+from strata.serving.admission import AdmissionController
+from strata.serving.breaker import CircuitBreaker
+from strata.serving.clock import MONOTONIC, Clock
+from strata.serving.deadline import NO_DEADLINE, Deadline
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.retry_budget import RetryBudget
+from strata.serving.router import PowerOfTwoRouter, ReplicaSlot, probe_was_slow, slow_outliers
+from strata.serving.supervisor import ReplicaSupervisor
 from strata.spec import DeploymentSpec, ModelSpec
+
+log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, str], None]
 """Called with (replica_id, phase) where phase is loading, ready or failed: <reason>."""
+
+RETRYABLE = (ModelFailed, ReplicaUnavailable, DeadlineExceeded, Overloaded)
+"""Errors another replica may not have. InvalidRequest (the request itself is bad) is never retried."""
+
+
+class TryTimeout(DeadlineExceeded):
+    """One try passed the deployment's ``try_timeout_ms``."""
+
+
+def is_client_deadline(error: StrataError) -> bool:
+    """The client's own deadline passed: not a fault of the replica or the deployment (unlike a try timeout)."""
+    return isinstance(error, DeadlineExceeded) and not isinstance(error, TryTimeout)
 
 
 class Deployment:
@@ -25,16 +56,31 @@ class Deployment:
         model: ModelSpec,
         runtime: Runtime,
         metrics: DeploymentMetrics,
+        resilience: ResilienceMetrics | None = None,
         *,
         rng: random.Random | None = None,
+        clock: Clock = MONOTONIC,
     ) -> None:
         self.spec = spec
         self.model = model
         self.metrics = metrics
-        self.slots = [ReplicaSlot(runtime.create_replica(spec, model, i, metrics)) for i in range(spec.replicas)]
+        self._runtime = runtime
+        self._clock = clock
+        self._resilience = resilience
+        self.slots = [
+            ReplicaSlot(runtime.create_replica(spec, model, i, metrics), CircuitBreaker(spec.breaker, clock=clock))
+            for i in range(spec.replicas)
+        ]
         self._router = PowerOfTwoRouter(self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng)
+        target_s = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
+        self.admission = AdmissionController(spec.admission, target_s=target_s, name=spec.name, clock=clock)
+        self.breaker = CircuitBreaker(spec.breaker, clock=clock)  # the whole deployment: drives fallbacks
+        self.retry_budget = RetryBudget(spec.retries, clock=clock)
+        self._try_timeout_s = None if spec.retries.try_timeout_ms is None else spec.retries.try_timeout_ms / 1000.0
+        self._supervisor = ReplicaSupervisor(self.slots, spec.health, self._restart, name=spec.name)
         self.load_errors: dict[str, str] = {}
         self.load_seconds: dict[str, float] = {}
+        self.restart_errors: dict[str, str] = {}
 
     @property
     def name(self) -> str:
@@ -42,7 +88,8 @@ class Deployment:
 
     @property
     def ready(self) -> bool:
-        return all(slot.replica.ready for slot in self.slots)
+        """Every replica loaded once, and at least one takes traffic now (one restarting is not an outage)."""
+        return all(slot.serving for slot in self.slots) and self.ready_replicas > 0
 
     @property
     def ready_replicas(self) -> int:
@@ -50,6 +97,7 @@ class Deployment:
 
     async def start(self, progress: ProgressCallback | None = None) -> None:
         await asyncio.gather(*(self._start_replica(slot, progress) for slot in self.slots))
+        self._supervisor.start()
 
     async def _start_replica(self, slot: ReplicaSlot, progress: ProgressCallback | None) -> None:
         replica_id = slot.replica.replica_id
@@ -63,30 +111,170 @@ class Deployment:
             if progress:
                 progress(replica_id, f"failed: {error}")
             return
+        slot.serving = True
         self.load_seconds[replica_id] = time.perf_counter() - started
         if progress:
             progress(replica_id, "ready")
 
+    async def _restart(self, slot: ReplicaSlot, why: str) -> None:
+        """Swap in a fresh replica: out of routing at once, back in only once loaded and warmed."""
+        old = slot.replica
+        slot.breaker.trip(why)
+        slot.replica = self._runtime.create_replica(self.spec, self.model, self.slots.index(slot), self.metrics)
+        if self._resilience:
+            self._resilience.restarts.labels(deployment=self.name).inc()
+        try:
+            # Together: stopping fails what the old one held (as retryable) while the new one loads.
+            await asyncio.gather(old.stop(), slot.replica.start())
+        except Exception as error:  # boundary: keep the slot out of routing and try again next check
+            log.exception("%s: restarting %s failed", self.name, old.replica_id)
+            self.restart_errors[old.replica_id] = str(error)
+        else:
+            slot.breaker.reset()
+            slot.forget_latency()
+            slot.restarts += 1
+        finally:
+            slot.restarting = False
+
     async def stop(self) -> None:
+        await self._supervisor.stop()
         await asyncio.gather(*(slot.replica.stop() for slot in self.slots), return_exceptions=True)
 
-    async def infer(self, item: Any) -> Any:
-        slot = self._router.choose()
-        slot.outstanding += 1
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "ready_replicas": self.ready_replicas,
+            "replicas": [slot.snapshot() for slot in self.slots],
+            "breaker": self.breaker.state.value,
+            "breaker_reason": self.breaker.reason,
+            "admission": self.admission.snapshot(),
+            "retry_budget": self.retry_budget.snapshot(),
+            "restart_errors": self.restart_errors,
+        }
+
+    # One request: tries on distinct replicas.
+
+    async def infer(self, item: Any, deadline: Deadline = NO_DEADLINE) -> Any:
+        self.retry_budget.record_request()
+        tried: set[int] = set()
+        error: StrataError | None = None
+        while True:
+            slot = self._choose(tried, error)
+            started = self._clock()
+            slot.outstanding += 1
+            try:
+                result = await asyncio.wait_for(slot.replica.infer(item), self._try_timeout(deadline))
+            except TimeoutError:
+                error = self._timeout_error(deadline)
+            except RETRYABLE as failure:
+                error = failure
+            except BaseException:
+                slot.breaker.release_probe()
+                raise
+            else:
+                self._on_success(slot, self._clock() - started)
+                return result
+            finally:
+                slot.outstanding -= 1
+            assert error is not None
+            self._on_failure(slot, error)
+            self._check_retry(error, tried, deadline)
+
+    async def generate(
+        self, request: GenerationRequest, deadline: Deadline = NO_DEADLINE
+    ) -> tuple[GenerationStream, GenerationEvent, AsyncIterator[GenerationEvent]]:
+        """Start a generation and wait for its first event (the last point a retry is safe).
+        The caller must iterate the events or close the stream; either frees the batch slot."""
+        self.retry_budget.record_request()
+        tried: set[int] = set()
+        error: StrataError | None = None
+        while True:
+            slot = self._choose(tried, error)
+            started = self._clock()
+            try:
+                stream = slot.replica.generate(request)
+            except (Overloaded, ReplicaUnavailable) as failure:  # refused at once: try another
+                error = failure
+            else:
+                slot.outstanding += 1
+                stream.add_close_callback(functools.partial(_release, slot))
+                events = stream.events()
+                try:
+                    first = await asyncio.wait_for(anext(events), self._try_timeout(deadline))
+                except TimeoutError:
+                    error = self._timeout_error(deadline)
+                except RETRYABLE as failure:
+                    error = failure
+                except BaseException:
+                    slot.breaker.release_probe()
+                    stream.close()
+                    raise
+                else:
+                    self._on_success(slot, self._clock() - started)
+                    return stream, first, events
+                stream.close()
+            assert error is not None
+            self._on_failure(slot, error)
+            self._check_retry(error, tried, deadline)
+
+    def _choose(self, tried: set[int], last_error: StrataError | None) -> ReplicaSlot:
         try:
-            return await slot.replica.infer(item)
-        finally:
-            slot.outstanding -= 1
+            slot = self._router.choose(exclude=tried)
+        except StrataError:
+            if last_error is not None:  # no replica left for a retry: the client hears the real failure
+                raise last_error from None
+            raise
+        tried.add(self._router.index(slot))
+        return slot
 
-    def generate(self, request: GenerationRequest) -> GenerationStream:
-        """Start a generation on the chosen replica. Overload raises here, before any output.
-        The caller must iterate ``events()`` or call ``close()``; either frees the batch slot."""
-        slot = self._router.choose()
-        stream = slot.replica.generate(request)
-        slot.outstanding += 1
+    def _try_timeout(self, deadline: Deadline) -> float | None:
+        return deadline.timeout_s(self._try_timeout_s)
 
-        def release() -> None:
-            slot.outstanding -= 1
+    def _timeout_error(self, deadline: Deadline) -> DeadlineExceeded:
+        if self._try_timeout_s is None or deadline.expired():
+            return DeadlineExceeded("The request's deadline passed before an answer was ready.")
+        return TryTimeout(f"{self.name}: a try took longer than {self.spec.retries.try_timeout_ms:g} ms")
 
-        stream.add_close_callback(release)
-        return stream
+    def _check_retry(self, error: StrataError | None, tried: set[int], deadline: Deadline) -> None:
+        """Return to retry; raise ``error`` when no retry is allowed."""
+        assert error is not None
+        if len(tried) >= self.spec.retries.max_attempts or deadline.expired():
+            raise error
+        if len(tried) >= len(self.slots):
+            raise error
+        if not self.retry_budget.try_spend():
+            if self._resilience:
+                self._resilience.retries_denied.labels(deployment=self.name).inc()
+            raise error
+        if self._resilience:
+            self._resilience.retries.labels(deployment=self.name).inc()
+
+    def _on_success(self, slot: ReplicaSlot, latency_s: float) -> None:
+        if slot.breaker.state.value == "half_open" and probe_was_slow(slot, latency_s, self.slots, self.spec.outlier):
+            slot.breaker.record_failure("slow")
+            self._ejected("slow")
+            return
+        was_probe = slot.breaker.state.value == "half_open"
+        slot.breaker.record_success()
+        if was_probe:
+            slot.forget_latency()  # judged afresh from its re-admission on
+        slot.observe(latency_s)
+        for outlier in slow_outliers(self.slots, self.spec.outlier):
+            outlier.breaker.trip(f"slow: {outlier.latency_s or 0:.3f} s average")
+            self._ejected("slow")
+
+    def _on_failure(self, slot: ReplicaSlot, error: StrataError) -> None:
+        if isinstance(error, Overloaded) or is_client_deadline(error):
+            slot.breaker.release_probe()  # a full queue or a client's short deadline says nothing of its health
+            return
+        before = slot.breaker.trips
+        slot.breaker.record_failure(error.code or "failure")
+        if slot.breaker.trips != before:
+            self._ejected(error.code or "failure")
+
+    def _ejected(self, reason: str) -> None:
+        if self._resilience:
+            self._resilience.ejections.labels(deployment=self.name, reason=reason).inc()
+
+
+def _release(slot: ReplicaSlot) -> None:
+    slot.outstanding -= 1

@@ -1,24 +1,62 @@
-"""Picks a replica for each request: the less loaded of two sampled at random.
+"""Picks a replica for each request: the cheaper of two sampled at random.
 
 Power of two choices gets close to least-outstanding-requests balancing without scanning every
 replica, and never piles every request onto one replica whose count is momentarily stale.
-Outstanding counts are kept here, on the caller's side, so they cost no round trip to a
-remote replica.
+The cost of a replica is its outstanding requests (plus the new one) times its recent latency - or
+the age of its current model call, if longer - so a replica that turned slow is avoided at once,
+even before its first slow answer comes back and well before the outlier check ejects it. Outstanding
+counts are kept here, on the caller's side, so they cost no round trip to a remote replica.
+Replicas whose breaker is open (ejected) are skipped; a half-open one gets a single probe.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+import statistics
+from collections.abc import Collection
+from dataclasses import dataclass, field
 
-from strata.errors import NotReady, Overloaded
+from strata.errors import NotReady, Overloaded, ReplicaUnavailable
 from strata.runtime.base import Replica
+from strata.serving.breaker import BreakerState, CircuitBreaker
+from strata.spec.resilience import BreakerSpec, OutlierSpec
+
+EWMA_ALPHA = 0.3  # weight of the newest latency sample
 
 
 @dataclass(slots=True)
 class ReplicaSlot:
     replica: Replica
+    breaker: CircuitBreaker = field(default_factory=lambda: CircuitBreaker(BreakerSpec()))
     outstanding: int = 0
+    latency_s: float | None = None  # exponentially weighted average of recent latencies
+    samples: int = 0
+    restarts: int = 0
+    restarting: bool = False
+    serving: bool = False  # loaded once: from then on its health is supervised
+
+    def observe(self, latency_s: float) -> None:
+        self.samples += 1
+        if self.latency_s is None:
+            self.latency_s = latency_s
+        else:
+            self.latency_s += EWMA_ALPHA * (latency_s - self.latency_s)
+
+    def forget_latency(self) -> None:
+        self.latency_s = None
+        self.samples = 0
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "id": self.replica.replica_id,
+            "ready": self.replica.ready,
+            "alive": self.replica.alive,
+            "breaker": self.breaker.state.value,
+            "breaker_reason": self.breaker.reason,
+            "outstanding": self.outstanding,
+            "latency_ms": None if self.latency_s is None else round(self.latency_s * 1000, 2),
+            "restarts": self.restarts,
+        }
 
 
 class PowerOfTwoRouter:
@@ -27,14 +65,62 @@ class PowerOfTwoRouter:
         self._capacity = capacity  # most requests one replica may hold (queued + in its batch)
         self._rng = rng or random.Random()
 
-    def choose(self) -> ReplicaSlot:
+    def choose(self, exclude: Collection[int] = ()) -> ReplicaSlot:
+        """A ready, admitted replica not in ``exclude`` (indexes of replicas already tried)."""
         ready = [slot for slot in self.slots if slot.replica.ready]
         if not ready:
-            raise NotReady("no replica is ready yet (loading or warming up)", retry_after_s=2.0)
-        open_slots = [slot for slot in ready if slot.outstanding < self._capacity]
+            raise NotReady("no replica is ready yet (loading, warming up or restarting)", retry_after_s=2.0)
+        candidates = [s for i, s in enumerate(self.slots) if i not in exclude and s in ready]
+        admitted = [slot for slot in candidates if slot.breaker.would_allow()]
+        if not admitted:
+            raise ReplicaUnavailable(f"no replica left to try: {len(ready)} ready, the others ejected or tried")
+        open_slots = [slot for slot in admitted if slot.outstanding < self._capacity]
         if not open_slots:
             raise Overloaded(f"all {len(ready)} replica(s) are at capacity ({self._capacity} requests each)")
-        if len(open_slots) == 1:
-            return open_slots[0]
-        first, second = self._rng.sample(open_slots, 2)
-        return first if first.outstanding <= second.outstanding else second
+        # A half-open replica's probe goes first: that is how an ejected replica earns its way back.
+        probe = next((s for s in open_slots if s.breaker.state is BreakerState.HALF_OPEN), None)
+        if probe is not None and probe.breaker.allow():
+            return probe
+        closed = [s for s in open_slots if s.breaker.state is BreakerState.CLOSED]
+        if not closed:
+            raise ReplicaUnavailable("every replica is ejected or being probed")
+        if len(closed) == 1:
+            return closed[0]
+        first, second = self._rng.sample(closed, 2)
+        return first if self._cost(first) <= self._cost(second) else second
+
+    def index(self, slot: ReplicaSlot) -> int:
+        return self.slots.index(slot)
+
+    def _cost(self, slot: ReplicaSlot) -> float:
+        known = [s.latency_s for s in self.slots if s.latency_s is not None]
+        typical = statistics.median(known) if known else 1.0
+        latency = slot.latency_s if slot.latency_s is not None else typical
+        return (slot.outstanding + 1) * max(latency, slot.replica.stalled_s())
+
+
+def slow_outliers(slots: list[ReplicaSlot], spec: OutlierSpec) -> list[ReplicaSlot]:
+    """Closed replicas whose latency average is ``slow_ratio`` x their peers' median, within the ejection cap."""
+    judged = [s for s in slots if s.samples >= spec.min_samples and s.latency_s is not None]
+    if len(judged) < 2:
+        return []
+    ejected = sum(1 for s in slots if s.breaker.state is not BreakerState.CLOSED)
+    room = int(spec.max_ejected_share * len(slots)) - ejected
+    outliers = []
+    for slot in sorted(judged, key=lambda s: -(s.latency_s or 0.0)):
+        peers = [s.latency_s for s in judged if s is not slot and s.latency_s is not None]
+        if room <= 0 or slot.breaker.state is not BreakerState.CLOSED:
+            continue
+        if _slower(slot.latency_s or 0.0, statistics.median(peers), spec):
+            outliers.append(slot)
+            room -= 1
+    return outliers
+
+
+def probe_was_slow(slot: ReplicaSlot, latency_s: float, slots: list[ReplicaSlot], spec: OutlierSpec) -> bool:
+    peers = [s.latency_s for s in slots if s is not slot and s.latency_s is not None]
+    return bool(peers) and _slower(latency_s, statistics.median(peers), spec)
+
+
+def _slower(latency_s: float, typical_s: float, spec: OutlierSpec) -> bool:
+    return latency_s > spec.slow_ratio * typical_s and (latency_s - typical_s) * 1000 > spec.min_gap_ms

@@ -3,28 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from dataclasses import dataclass
 
 from strata.errors import ModelNotFound
 from strata.observability.metrics import Metrics
+from strata.observability.resilience_metrics import ResilienceMetrics
 from strata.runtime.base import Runtime
 from strata.serving.deployment import Deployment, ProgressCallback
-from strata.spec import AppSpec, RouteSpec
+from strata.serving.route import Route
+from strata.spec import AppSpec
 
+ROLLOUT_TICK_S = 0.1  # how often running rollouts check whether a step's window has passed
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    spec: RouteSpec
-    deployment: Deployment
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def task(self) -> str:
-        return self.deployment.model.task
+__all__ = ["ModelServer", "Route"]
 
 
 class ModelServer:
@@ -32,12 +24,18 @@ class ModelServer:
         self.spec = spec
         self.runtime = runtime
         self.metrics = metrics
+        self.resilience = ResilienceMetrics(metrics.registry)
         rng = random.Random(seed)
         self.deployments = {
-            d.name: Deployment(d, spec.model(d.model), runtime, metrics.for_deployment(d.name), rng=rng)
+            d.name: Deployment(
+                d, spec.model(d.model), runtime, metrics.for_deployment(d.name), self.resilience, rng=rng
+            )
             for d in spec.deployments
         }
-        self.routes = {r.name: Route(r, self.deployments[r.deployment]) for r in spec.routes}
+        self.routes = {r.name: Route(r, self.deployments, self.resilience) for r in spec.routes}
+        for route in self.routes.values():
+            route.fallbacks = [self.routes[name] for name in route.spec.fallbacks]
+        self._rollout_ticker: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
@@ -50,11 +48,22 @@ class ModelServer:
     async def start(self, progress: ProgressCallback | None = None) -> None:
         """Load and warm every replica. Deployments load one after another so that, on a small
         machine, the first model is ready as early as possible."""
+        self._rollout_ticker = asyncio.create_task(self._tick_rollouts(), name="rollouts")
         for deployment in self.deployments.values():
             await deployment.start(progress)
             self.metrics.replicas_ready.labels(deployment=deployment.name).set(deployment.ready_replicas)
 
+    async def _tick_rollouts(self) -> None:
+        while True:
+            await asyncio.sleep(ROLLOUT_TICK_S)
+            for route in self.routes.values():
+                route.analyse()
+
     async def stop(self) -> None:
+        if self._rollout_ticker is not None:
+            self._rollout_ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._rollout_ticker
         await asyncio.gather(*(d.stop() for d in self.deployments.values()))
         await self.runtime.shutdown()
 

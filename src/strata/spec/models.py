@@ -10,6 +10,17 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.resilience import (
+    AdmissionSpec,
+    BreakerSpec,
+    HealthSpec,
+    OutlierSpec,
+    RetrySpec,
+    RolloutSpec,
+    StickyBy,
+    VersionSpec,
+)
+
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
 ModelKind = Literal["hf-causal-lm", "hf-embedding", "python"]
@@ -99,12 +110,42 @@ class DeploymentSpec(SpecModel):
     )
     resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
     targets: TargetsSpec = Field(default_factory=TargetsSpec)
+    breaker: BreakerSpec = Field(default_factory=BreakerSpec, description="Per replica and for the deployment.")
+    outlier: OutlierSpec = Field(default_factory=OutlierSpec, description="Ejection of slow replicas.")
+    retries: RetrySpec = Field(default_factory=RetrySpec, description="Retries on another replica.")
+    admission: AdmissionSpec = Field(default_factory=AdmissionSpec, description="Concurrency limit and shedding.")
+    health: HealthSpec = Field(default_factory=HealthSpec, description="Liveness checks and restarts.")
 
 
 class RouteSpec(SpecModel):
     name: str = Field(pattern=NAME_PATTERN, description="The model name clients send (OpenAI 'model' field).")
-    deployment: str = Field(description="Name of the deployment that serves this route.")
+    deployment: str | None = Field(
+        default=None, description="Shorthand for one version (named after the deployment) at weight 100."
+    )
+    versions: list[VersionSpec] = Field(default_factory=list, description="Versions and their traffic weights.")
+    sticky: StickyBy = Field(default="none", description="Keep a user or session on one version (by hash).")
+    fallbacks: list[str] = Field(
+        default_factory=list, description="Routes tried in order when this one fails or sheds (e.g. a smaller model)."
+    )
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Defaults of progressive rollouts.")
     description: str | None = Field(default=None, description="Shown by GET /v1/models and `strata models`.")
+
+    @model_validator(mode="after")
+    def _one_way_to_name_versions(self) -> RouteSpec:
+        if (self.deployment is None) == (not self.versions):
+            raise ValueError("give either 'deployment' or 'versions' (not both)")
+        names = [v.name for v in self.versions]
+        if len(set(names)) != len(names):
+            raise ValueError("versions: names must be unique")
+        if self.versions and abs(sum(v.weight for v in self.versions) - 100) > 1e-6:
+            raise ValueError("versions: weights must add up to 100")
+        return self
+
+    def traffic_versions(self) -> list[VersionSpec]:
+        """The versions, the shorthand included (one version named after its deployment)."""
+        if self.deployment is not None:
+            return [VersionSpec(name=self.deployment, deployment=self.deployment, weight=100.0)]
+        return list(self.versions)
 
 
 class GatewaySpec(SpecModel):
@@ -155,12 +196,7 @@ class AppSpec(SpecModel):
                     f"deployments[{index}].model: unknown model '{deployment.model}' (known: {', '.join(model_names)})"
                 )
         deployment_names = sorted({d.name for d in self.deployments})
-        for index, route in enumerate(self.routes):
-            if route.deployment not in deployment_names:
-                problems.append(
-                    f"routes[{index}].deployment: unknown deployment '{route.deployment}' "
-                    f"(known: {', '.join(deployment_names)})"
-                )
+        problems += _route_problems(self, deployment_names)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -170,3 +206,29 @@ class AppSpec(SpecModel):
 
     def deployment(self, name: str) -> DeploymentSpec:
         return next(d for d in self.deployments if d.name == name)
+
+
+def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:
+    """Versions name known deployments of one task; fallbacks name other known routes of that task."""
+    problems: list[str] = []
+    kinds = {m.name: m.kind for m in app.models}
+    tasks = {d.name: TASK_OF_KIND[kinds[d.model]] for d in app.deployments if d.model in kinds}
+    route_tasks: dict[str, set[str]] = {}
+    for index, route in enumerate(app.routes):
+        where = f"routes[{index}].deployment" if route.deployment is not None else f"routes[{index}].versions"
+        for version in route.traffic_versions():
+            if version.deployment not in tasks:
+                problems.append(
+                    f"{where}: unknown deployment '{version.deployment}' (known: {', '.join(deployment_names)})"
+                )
+        route_tasks[route.name] = {tasks[v.deployment] for v in route.traffic_versions() if v.deployment in tasks}
+        if len(route_tasks[route.name]) > 1:
+            problems.append(f"{where}: versions serve different tasks ({', '.join(sorted(route_tasks[route.name]))})")
+    for index, route in enumerate(app.routes):
+        for position, fallback in enumerate(route.fallbacks):
+            where = f"routes[{index}].fallbacks[{position}]"
+            if fallback == route.name or fallback not in route_tasks:
+                problems.append(f"{where}: '{fallback}' is not another route of this app")
+            elif route_tasks[fallback] != route_tasks[route.name]:
+                problems.append(f"{where}: route '{fallback}' serves a different task")
+    return problems

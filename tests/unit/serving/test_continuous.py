@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from strata.errors import InvalidRequest, Overloaded
+from strata.errors import InvalidRequest, Overloaded, ReplicaUnavailable
 from strata.models.hf_causal_lm import HFCausalLM
 from strata.models.paths import resolve_model_path
 from strata.observability.metrics import Metrics
@@ -128,3 +128,37 @@ async def test_full_queue_sheds(engine: HFCausalLM) -> None:
     with pytest.raises(Overloaded):
         scheduler.submit(_chat("Hello again!"))
     first.close()
+
+
+class _DyingEngine:
+    """Wraps the real engine; its decode step kills the thread, as a crash in native code would."""
+
+    def __init__(self, engine: HFCausalLM) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._engine, name)
+
+    def step(self, state: object, tokens: object) -> object:
+        raise SystemExit("the decode thread dies")
+
+
+async def test_a_dead_decode_thread_fails_its_streams_and_reports_not_alive(engine: HFCausalLM) -> None:
+    scheduler = ContinuousBatcher(
+        _DyingEngine(engine),  # type: ignore[arg-type]
+        max_running=2,
+        max_queue=4,
+        metrics=Metrics().for_deployment("chat"),
+    )
+    assert scheduler.alive  # not started is not dead
+    scheduler.start()
+    outcomes = await asyncio.wait_for(
+        asyncio.gather(*(_text(scheduler, _chat(q, max_tokens=20)) for q in QUESTIONS[:3]), return_exceptions=True),
+        timeout=30,
+    )
+    assert all(isinstance(outcome, Exception) and "worker died" in str(outcome) for outcome in outcomes), outcomes
+    await asyncio.sleep(0.1)
+    assert not scheduler.alive
+    with pytest.raises(ReplicaUnavailable):  # nobody would serve it: refused at once, never left hanging
+        scheduler.submit(_chat("Hello!"))
+    await asyncio.to_thread(scheduler.stop)

@@ -23,6 +23,13 @@ class StaticReplica:
     def queue_depth(self) -> int:
         return 0
 
+    @property
+    def alive(self) -> bool:
+        return True
+
+    def stalled_s(self) -> float:
+        return 0.0
+
     async def start(self) -> None: ...
 
     async def stop(self) -> None: ...

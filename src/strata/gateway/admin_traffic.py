@@ -1,0 +1,117 @@
+"""Admin API for traffic and resilience, under /v1/admin/ (the access layer guards the prefix):
+route versions and weights, blue-green switches, progressive rollouts, and the live state of
+every deployment's replicas, breakers, admission and retry budget."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import orjson
+from fastapi import FastAPI
+from pydantic import Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.errors import Conflict, InvalidRequest
+from strata.gateway.errors import invalid_request_from
+from strata.gateway.parsing import parse_body
+from strata.gateway.schemas import RequestModel
+from strata.serving.route import Route
+from strata.serving.server import ModelServer
+from strata.spec.resilience import RolloutSpec
+
+PREFIX = "/v1/admin"
+
+
+class WeightsRequest(RequestModel):
+    weights: Annotated[dict[str, Annotated[float, Field(ge=0, le=100)]], Field(min_length=1)]
+
+
+class RolloutRequest(RequestModel):
+    canary: str = Field(min_length=1)
+    steps: list[float] | None = None
+    window_s: float | None = None
+    min_requests: int | None = None
+    max_error_rate_increase: float | None = None
+    max_p99_ratio: float | None = None
+    p99_slack_ms: float | None = None
+    auto_promote: bool | None = None
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+class TrafficAdminAPI:
+    def __init__(self, server: ModelServer) -> None:
+        self.server = server
+
+    def _route(self, request: Request) -> Route:
+        return self.server.resolve(request.path_params["route"])
+
+    async def list_routes(self, request: Request) -> Response:
+        return _json({"routes": [route.snapshot() for route in self.server.routes.values()]})
+
+    async def list_deployments(self, request: Request) -> Response:
+        return _json({"deployments": {name: d.snapshot() for name, d in self.server.deployments.items()}})
+
+    async def set_weights(self, request: Request) -> Response:
+        route = self._route(request)
+        body = await parse_body(request, WeightsRequest)
+        try:
+            route.set_weights(body.weights)
+        except KeyError as error:
+            raise InvalidRequest(str(error.args[0]), param="weights") from None
+        except ValueError as error:
+            raise InvalidRequest(str(error), param="weights") from None
+        return _json(route.snapshot())
+
+    async def start_rollout(self, request: Request) -> Response:
+        route = self._route(request)
+        body = await parse_body(request, RolloutRequest)
+        overrides = body.model_dump(exclude={"canary"}, exclude_none=True)
+        try:
+            spec = RolloutSpec.model_validate(route.spec.rollout.model_dump() | overrides)
+        except ValidationError as error:
+            raise invalid_request_from(error) from None
+        try:
+            rollout = route.start_rollout(body.canary, spec)
+        except KeyError as error:
+            raise InvalidRequest(str(error.args[0]), param="canary") from None
+        except ValueError as error:
+            raise Conflict(str(error)) from None
+        return _json(rollout.status(), 201)
+
+    async def rollout_status(self, request: Request) -> Response:
+        route = self._route(request)
+        if route.rollout is None:
+            return _json({"route": route.name, "rollout": None, "weights": route.split.weights})
+        return _json({"route": route.name, "rollout": route.rollout.status(), "weights": route.split.weights})
+
+    async def promote(self, request: Request) -> Response:
+        route = self._route(request)
+        try:
+            rollout = route.promote()
+        except ValueError as error:
+            raise Conflict(str(error)) from None
+        return _json(rollout.status())
+
+    async def abort(self, request: Request) -> Response:
+        route = self._route(request)
+        try:
+            rollout = route.abort()
+        except ValueError as error:
+            raise Conflict(str(error)) from None
+        return _json(rollout.status())
+
+
+def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:
+    api = TrafficAdminAPI(server)
+    # Most specific first: a route name may itself contain '/'.
+    app.add_api_route(f"{PREFIX}/routes/{{route:path}}/rollout/promote", api.promote, methods=["POST"])
+    app.add_api_route(f"{PREFIX}/routes/{{route:path}}/rollout/abort", api.abort, methods=["POST"])
+    app.add_api_route(f"{PREFIX}/routes/{{route:path}}/rollout", api.start_rollout, methods=["POST"])
+    app.add_api_route(f"{PREFIX}/routes/{{route:path}}/rollout", api.rollout_status, methods=["GET"])
+    app.add_api_route(f"{PREFIX}/routes/{{route:path}}/traffic", api.set_weights, methods=["PUT"])
+    app.add_api_route(f"{PREFIX}/routes", api.list_routes, methods=["GET"])
+    app.add_api_route(f"{PREFIX}/deployments", api.list_deployments, methods=["GET"])

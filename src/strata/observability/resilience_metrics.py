@@ -1,0 +1,38 @@
+"""Metrics of the resilience layer: retries, shedding, breakers, fallbacks, versions, restarts.
+Registered in the app's own registry, beside the serving metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+
+class ResilienceMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        r = registry
+        self.retries = Counter(
+            "strata_retries", "Tries after the first, on another replica", ["deployment"], registry=r
+        )
+        self.retries_denied = Counter(
+            "strata_retries_denied", "Retries refused by the retry budget", ["deployment"], registry=r
+        )
+        self.shed = Counter(
+            "strata_shed", "Requests turned away by admission control", ["deployment", "reason"], registry=r
+        )
+        self.ejections = Counter(
+            "strata_replica_ejections", "Replicas ejected by their breaker", ["deployment", "reason"], registry=r
+        )
+        self.restarts = Counter(
+            "strata_replica_restarts", "Replicas restarted (died or stalled)", ["deployment"], registry=r
+        )
+        self.breaker_open = Gauge(
+            "strata_deployment_breaker_open", "1 while the deployment's breaker is open", ["deployment"], registry=r
+        )
+        self.fallbacks = Counter(
+            "strata_fallbacks", "Requests served by a fallback route", ["route", "fallback"], registry=r
+        )
+        self.version_requests = Counter(
+            "strata_version_requests",
+            "Requests per route version and outcome",
+            ["route", "version", "outcome"],
+            registry=r,
+        )

@@ -1,0 +1,248 @@
+"""A route: the model name clients send, served by weighted versions, with a fallback chain.
+
+1. Pick a version (traffic split, sticky by user or session when asked).
+2. The version's deployment breaker must let the call through, then its admission control.
+3. Serve it; record the outcome per version (the rollout analysis reads it) and on the breaker.
+4. If it failed in a way a fallback route could fix (model error, replica failures, overload,
+   open breaker), try the route's fallbacks in order; the response says which one served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from strata.errors import (
+    CircuitOpen,
+    ModelFailed,
+    Overloaded,
+    ReplicaUnavailable,
+    StrataError,
+)
+from strata.observability.resilience_metrics import ResilienceMetrics
+from strata.serving.admission import Permit, Priority
+from strata.serving.breaker import BreakerState
+from strata.serving.clock import MONOTONIC, Clock
+from strata.serving.deadline import NO_DEADLINE, Deadline
+from strata.serving.deployment import Deployment, TryTimeout, is_client_deadline
+from strata.serving.outcomes import OutcomeWindow
+from strata.serving.rollout import Rollout, RolloutPhase
+from strata.serving.traffic import TrafficSplit
+from strata.spec import RouteSpec
+from strata.spec.resilience import RolloutSpec
+
+T = TypeVar("T")
+
+Work = Callable[[Deployment], Awaitable[T]]
+
+FALLBACK_ON = (ModelFailed, ReplicaUnavailable, Overloaded, TryTimeout)
+
+
+@dataclass(frozen=True, slots=True)
+class RequestContext:
+    """What the gateway read from the request for the serving layer (never the raw request)."""
+
+    deadline: Deadline = NO_DEADLINE
+    priority: Priority = Priority.INTERACTIVE
+    user: str | None = None
+    session: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Served:
+    """Which route and version answered: sent back as response headers."""
+
+    route: str
+    version: str
+    fallback_from: str | None = None
+    deployment: str = ""  # the deployment that served: its metrics get the rest of the request
+
+    def headers(self) -> dict[str, str]:
+        headers = {"x-strata-route": self.route, "x-strata-version": self.version}
+        if self.fallback_from is not None:
+            headers["x-strata-fallback"] = f"{self.fallback_from} -> {self.route}"
+        return headers
+
+
+class Route:
+    def __init__(
+        self,
+        spec: RouteSpec,
+        deployments: dict[str, Deployment],
+        metrics: ResilienceMetrics,
+        *,
+        clock: Clock = MONOTONIC,
+    ) -> None:
+        self.spec = spec
+        self._metrics = metrics
+        self._clock = clock
+        self.versions = {v.name: deployments[v.deployment] for v in spec.traffic_versions()}
+        self.split = TrafficSplit({v.name: v.weight for v in spec.traffic_versions()})
+        self.outcomes = {name: OutcomeWindow(clock=clock) for name in self.versions}
+        self.rollout: Rollout | None = None
+        self.fallbacks: list[Route] = []  # wired by the model server once every route exists
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def task(self) -> str:
+        return next(iter(self.versions.values())).model.task
+
+    @property
+    def deployment(self) -> Deployment:
+        """The deployment with the most traffic now (what /v1/models reports on)."""
+        weights = self.split.weights
+        return self.versions[max(weights, key=lambda name: weights[name])]
+
+    def pick_version(self, context: RequestContext) -> str:
+        key = {"user": context.user, "session": context.session}.get(self.spec.sticky)
+        return self.split.pick(key)
+
+    # Serving
+
+    async def serve(self, context: RequestContext, work: Work[T], *, hold: bool = False) -> tuple[T, Permit, Served]:
+        """Run ``work`` on a version of this route, or of its fallbacks. With ``hold`` the admission
+        permit stays taken on success: the caller releases it (a stream, when it ends)."""
+        chain = [self, *self.fallbacks]
+        for position, route in enumerate(chain):
+            version = route.pick_version(context)
+            try:
+                result, permit = await route._serve_version(version, context, work, hold)
+            except FALLBACK_ON:
+                if position == len(chain) - 1 or context.deadline.expired():
+                    raise
+                continue
+            if position > 0:
+                self._metrics.fallbacks.labels(route=self.name, fallback=route.name).inc()
+            fallback_from = self.name if position > 0 else None
+            return result, permit, Served(route.name, version, fallback_from, route.versions[version].name)
+        raise AssertionError("the chain always has this route")
+
+    async def _serve_version(
+        self, version: str, context: RequestContext, work: Work[T], hold: bool
+    ) -> tuple[T, Permit]:
+        deployment = self.versions[version]
+        if not deployment.breaker.allow():
+            self._record(version, ok=False, latency_s=0.0)  # a version whose breaker is open is failing its callers
+            retry_after = max(1.0, deployment.breaker.retry_after_s())
+            raise CircuitOpen(f"{deployment.name}: circuit open after repeated failures", retry_after_s=retry_after)
+        try:
+            permit = await deployment.admission.acquire(context.priority, context.deadline)
+        except BaseException as refused:  # shed, deadline passed, or the client left: no verdict on the version
+            deployment.breaker.release_probe()
+            if isinstance(refused, StrataError):
+                self._metrics.shed.labels(deployment=deployment.name, reason=refused.code or "shed").inc()
+            raise
+        started = self._clock()
+        try:
+            result = await work(deployment)
+        except StrataError as error:
+            permit.release(ok=False)
+            self._record_failure(version, deployment, error, self._clock() - started)
+            raise
+        except BaseException:
+            permit.release(ok=False)
+            deployment.breaker.release_probe()
+            raise
+        if not hold:
+            permit.release(ok=True)
+        deployment.breaker.record_success()
+        self._update_breaker_gauge(deployment)
+        self._record(version, ok=True, latency_s=self._clock() - started)
+        return result, permit
+
+    def _record_failure(self, version: str, deployment: Deployment, error: StrataError, latency_s: float) -> None:
+        if error.status < 500:  # the request was bad: no verdict on the version
+            deployment.breaker.release_probe()
+            return
+        if isinstance(error, Overloaded) or is_client_deadline(error):  # shed load, short deadline: no fault
+            deployment.breaker.release_probe()
+        else:
+            deployment.breaker.record_failure(error.code or "failure")
+            self._update_breaker_gauge(deployment)
+        self._record(version, ok=False, latency_s=latency_s)
+
+    def _update_breaker_gauge(self, deployment: Deployment) -> None:
+        is_open = deployment.breaker.state is not BreakerState.CLOSED
+        self._metrics.breaker_open.labels(deployment=deployment.name).set(1 if is_open else 0)
+
+    def _record(self, version: str, *, ok: bool, latency_s: float) -> None:
+        self._metrics.version_requests.labels(route=self.name, version=version, outcome="ok" if ok else "error").inc()
+        self.outcomes[version].record(ok=ok, latency_s=latency_s)
+        if self.rollout is not None and version == self.rollout.canary:
+            self.analyse()  # judge the canary at once: a bad one must not wait for the next tick
+
+    # Traffic management (admin API)
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """Set the split (a blue-green switch is {new: 100}); ends a running rollout."""
+        unknown = sorted(set(weights) - set(self.versions))
+        if unknown:
+            raise KeyError(f"unknown version(s) {unknown}; known: {sorted(self.versions)}")
+        full = {name: float(weights.get(name, 0.0)) for name in self.versions}
+        self.split.set_weights(full)
+        if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
+            self.rollout.roll_back("weights set by an operator")
+
+    def start_rollout(self, canary: str, spec: RolloutSpec) -> Rollout:
+        if canary not in self.versions:
+            raise KeyError(f"unknown version '{canary}'; known: {sorted(self.versions)}")
+        if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
+            raise ValueError(f"a rollout of '{self.rollout.canary}' is already running")
+        weights = self.split.weights
+        others = {name: weight for name, weight in weights.items() if name != canary}
+        if not others:
+            raise ValueError("a rollout needs a stable version beside the canary")
+        stable = max(others, key=lambda name: others[name])
+        for window in self.outcomes.values():
+            window.clear()
+        self.rollout = Rollout(stable=stable, canary=canary, spec=spec, clock=self._clock)
+        self._apply_rollout()
+        return self.rollout
+
+    def analyse(self) -> None:
+        """Let the rollout judge the current windows and apply what it decides."""
+        rollout = self.rollout
+        if rollout is None or rollout.phase is not RolloutPhase.RUNNING:
+            return
+        window = rollout.spec.window_s
+        if rollout.evaluate(self.outcomes[rollout.stable].stats(window), self.outcomes[rollout.canary].stats(window)):
+            self._apply_rollout()
+
+    def promote(self) -> Rollout:
+        rollout = self._running_rollout()
+        rollout.promote()
+        self._apply_rollout()
+        return rollout
+
+    def abort(self, reason: str = "aborted by an operator") -> Rollout:
+        rollout = self._running_rollout()
+        rollout.roll_back(reason)
+        self._apply_rollout()
+        return rollout
+
+    def _running_rollout(self) -> Rollout:
+        if self.rollout is None or self.rollout.phase is not RolloutPhase.RUNNING:
+            raise ValueError(f"route '{self.name}' has no running rollout")
+        return self.rollout
+
+    def _apply_rollout(self) -> None:
+        assert self.rollout is not None
+        weights = {name: 0.0 for name in self.versions} | self.rollout.weights()
+        self.split.set_weights(weights)
+
+    def snapshot(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "task": self.task,
+            "versions": [
+                {"name": name, "deployment": deployment.name, "weight": self.split.weights[name]}
+                for name, deployment in self.versions.items()
+            ],
+            "sticky": self.spec.sticky,
+            "fallbacks": [route.name for route in self.fallbacks],
+            "rollout": None if self.rollout is None else self.rollout.status(),
+        }

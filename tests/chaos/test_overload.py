@@ -1,0 +1,78 @@
+"""10x overload: the requests admitted keep their p99 inside the deployment's latency target; the
+rest are shed at once with 503 + Retry-After; the wait queue and the server's memory stay bounded.
+
+The `busy` deployment serves about 20 requests/s (2 replicas, one 100 ms call at a time each);
+requests arrive open-loop at 200/s, ten times that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from chaos_helpers import ChaosServer, Reply, p99, predict, report
+
+from strata.testing import MetricSamples
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(60)]
+
+CAPACITY_RPS = 20.0
+OVERLOAD = 10
+DURATION_S = 3.0
+LATENCY_TARGET_S = 0.4  # the deployment's targets.latency_p99_ms
+MEMORY_GROWTH_LIMIT_MB = 64
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+async def _open_loop(chaos: ChaosServer, rate_rps: float, duration_s: float) -> list[Reply]:
+    """Send at a fixed rate whatever the answers: an overload does not slow its own arrivals."""
+    async with chaos.server.async_http(timeout=30) as client:
+        tasks = []
+        started = time.perf_counter()
+        for index in range(int(rate_rps * duration_s)):
+            delay = started + index / rate_rps - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(predict(client, "busy")))
+        return list(await asyncio.gather(*tasks))
+
+
+async def test_overload_sheds_fast_and_keeps_admitted_latency(
+    chaos: ChaosServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert chaos.server.process is not None
+    pid = chaos.server.process.pid
+    rss_before = _rss_mb(pid)
+    replies = await _open_loop(chaos, CAPACITY_RPS * OVERLOAD, DURATION_S)
+    rss_after = _rss_mb(pid)
+    admitted = [r for r in replies if r.status == 200]
+    shed = [r for r in replies if r.status == 503]
+    admission = chaos.deployment("busy")["admission"]
+    admitted_p99 = p99([r.latency_s for r in admitted])
+    shed_p99 = p99([r.latency_s for r in shed])
+    report(
+        capsys,
+        f"overload x{OVERLOAD}: {len(replies)} requests, {len(admitted)} admitted with p99 "
+        f"{admitted_p99 * 1000:.0f} ms (target {LATENCY_TARGET_S * 1000:.0f} ms), {len(shed)} shed with p99 "
+        f"{shed_p99 * 1000:.0f} ms, most waiting {admission['max_waiting_seen']}, "  # type: ignore[index]
+        f"server RSS {rss_before:.0f} -> {rss_after:.0f} MB",
+    )
+    assert len(admitted) + len(shed) == len(replies), sorted({r.status for r in replies})
+    assert len(admitted) >= CAPACITY_RPS * DURATION_S * 0.5, "the deployment must keep serving at capacity"
+    assert len(shed) >= len(replies) * 0.5
+    assert all(r.headers.get("retry-after", "").isdigit() for r in shed)
+    assert admitted_p99 <= LATENCY_TARGET_S
+    assert admission["max_waiting_seen"] <= 2  # type: ignore[index]
+    assert rss_after - rss_before <= MEMORY_GROWTH_LIMIT_MB
+    shed_total = MetricSamples.scrape(chaos.server.url).value(
+        "strata_shed_total", deployment="busy", reason="overloaded"
+    )
+    assert shed_total >= len(shed)
