@@ -15,7 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from transformers.utils import logging as transformers_logging
 
+from strata.access.safety import check_bind
 from strata.apps import default_app
+from strata.cli import audit as audit_cli
+from strata.cli import keys as keys_cli
 from strata.cli.progress import LoadProgress
 from strata.errors import StrataError
 from strata.gateway.app import create_app
@@ -66,6 +69,11 @@ def serve(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )
     spec = spec.model_copy(update={"gateway": gateway})
+    try:
+        check_bind(gateway.host, spec.access.enabled)
+    except StrataError as error:
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
     url = f"http://{gateway.host}:{gateway.port}"
@@ -178,3 +186,7 @@ def train_chat(
         f"[green]trained[/] {report.params:,} parameters in {report.seconds:.0f} s, final loss {report.final_loss:.3f}"
         f" -> {output}"
     )
+
+
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(audit_cli.app, name="audit")
