@@ -78,6 +78,7 @@ class AccessControl:
     async def stop(self) -> None:
         await self.authenticator.stop()
         await self.recorder.stop()
+        await self.limiter.close()
 
     async def admit(self, method: str, path: str, authorization: str | None) -> Principal:
         """The hot path: who is calling, may they use this path, have they budget and rate left."""

@@ -15,19 +15,35 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from redis.asyncio import ConnectionPool
 
 from strata.access.principal import Principal
 from strata.errors import RateLimited
 from strata.spec.models import RateLimitSpec
 
 
-def limit_storage(redis_url: str | None, namespace: str) -> Storage:
+@dataclass(frozen=True)
+class LimitStorage:
+    """Where the counters live; ``close`` releases the Redis connections (memory holds none)."""
+
+    storage: Storage
+    pool: ConnectionPool | None = None
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.aclose()
+
+
+def limit_storage(redis_url: str | None, namespace: str) -> LimitStorage:
     if redis_url is None:
-        return MemoryStorage()
-    url = redis_url if redis_url.startswith("async+") else f"async+{redis_url}"
-    storage = storage_from_string(url, implementation="redispy", key_prefix=namespace)
+        return LimitStorage(MemoryStorage())
+    plain = redis_url.removeprefix("async+")
+    pool = ConnectionPool.from_url(plain)  # ours, so that stopping the gateway closes every connection
+    storage = storage_from_string(
+        f"async+{plain}", implementation="redispy", key_prefix=namespace, connection_pool=pool
+    )
     assert isinstance(storage, Storage)
-    return storage
+    return LimitStorage(storage, pool)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,15 +59,18 @@ class _Scope:
 
 
 class RateLimiter:
-    def __init__(self, storage: Storage, per_key: RateLimitSpec, per_tenant: RateLimitSpec) -> None:
+    def __init__(self, storage: LimitStorage, per_key: RateLimitSpec, per_tenant: RateLimitSpec) -> None:
         self.storage = storage
-        self.requests = MovingWindowRateLimiter(storage)
-        self.tokens = FixedWindowRateLimiter(storage)
+        self.requests = MovingWindowRateLimiter(storage.storage)
+        self.tokens = FixedWindowRateLimiter(storage.storage)
         self.levels = [
             _Scope(level, _item(spec.requests_per_minute, "requests"), _item(spec.tokens_per_minute, "tokens"))
             for level, spec in (("key", per_key), ("tenant", per_tenant))
         ]
         self.levels = [s for s in self.levels if s.requests is not None or s.tokens is not None]
+
+    async def close(self) -> None:
+        await self.storage.close()
 
     @property
     def active(self) -> bool:
