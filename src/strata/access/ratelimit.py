@@ -40,7 +40,7 @@ def limit_storage(redis_url: str | None, namespace: str) -> LimitStorage:
     plain = redis_url.removeprefix("async+")
     pool = ConnectionPool.from_url(plain)  # ours, so that stopping the gateway closes every connection
     storage = storage_from_string(
-        f"async+{plain}", implementation="redispy", key_prefix=namespace, connection_pool=pool
+        f"async+{plain}", implementation="redispy", key_prefix=namespace, connection_pool=pool  # type: ignore[arg-type]
     )
     assert isinstance(storage, Storage)
     return LimitStorage(storage, pool)

@@ -87,17 +87,17 @@ def list_keys(
     """List keys (never the secrets)."""
     rows = _run(database_url, lambda keys: keys.list(tenant))
     table = Table()
-    for column in ("id", "prefix", "tenant", "scopes", "models", "expires", "revoked"):
-        table.add_column(column)
+    table.add_column("id", no_wrap=True, min_width=12)
+    for column in ("tenant", "scopes", "models", "expires", "revoked"):
+        table.add_column(column, overflow="fold")
     for key in rows:
         table.add_row(
             key.key_id,
-            key.prefix + "...",
             key.tenant,
             ",".join(key.scopes),
             "*" if key.models is None else ",".join(key.models),
-            "-" if key.expires_at is None else key.expires_at.isoformat(timespec="seconds"),
-            "-" if key.revoked_at is None else key.revoked_at.isoformat(timespec="seconds"),
+            "-" if key.expires_at is None else key.expires_at.strftime("%Y-%m-%d %H:%M"),
+            "-" if key.revoked_at is None else key.revoked_at.strftime("%Y-%m-%d %H:%M"),
         )
     console.print(table)
 

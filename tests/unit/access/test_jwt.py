@@ -60,7 +60,8 @@ async def test_a_valid_token_maps_claims_to_a_principal(verifier: JWTVerifier, s
     assert principal.tenant == "acme"
     assert principal.scopes == frozenset({"infer", "jobs"})
     assert principal.key_id == "jwt:alice"
-    assert principal.allows_model("m1") and not principal.allows_model("m2")
+    assert principal.allows_model("m1")
+    assert not principal.allows_model("m2")
 
 
 async def test_unknown_scopes_are_dropped(verifier: JWTVerifier, signing_key: rsa.RSAPrivateKey) -> None:

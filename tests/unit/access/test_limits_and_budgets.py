@@ -57,7 +57,8 @@ async def test_a_refusal_carries_retry_after_and_openai_headers() -> None:
     assert headers["x-ratelimit-remaining-requests"] == "0"
     assert headers["x-ratelimit-limit-tokens"] == "100"
     assert headers["x-ratelimit-reset-requests"].endswith("s")
-    assert caught.value.status == 429 and caught.value.code == "rate_limit_exceeded"
+    assert caught.value.status == 429
+    assert caught.value.code == "rate_limit_exceeded"
 
 
 async def test_tokens_per_minute_stop_requests_once_spent() -> None:
@@ -79,7 +80,8 @@ async def test_redis_limits_hold_across_two_gateways() -> None:
         # Interleaved: each gateway's requests reach Redis mixed with the other's.
         admitted = await asyncio.gather(*(_admitted(limiter, [_principal()]) for limiter in [first, second] * 60))
         assert sum(admitted) == 40
-        assert sum(admitted[0::2]) > 0 and sum(admitted[1::2]) > 0  # both really shared one window
+        assert sum(admitted[0::2]) > 0
+        assert sum(admitted[1::2]) > 0
     finally:
         await first.close()
         await second.close()
@@ -111,7 +113,8 @@ def test_budgets_stop_hard_and_alert_once() -> None:
     budgets.add("acme", Totals(1, 20, 10), now)
     with pytest.raises(QuotaExceeded) as caught:
         budgets.check("acme")
-    assert caught.value.status == 429 and caught.value.code == "insufficient_quota"
+    assert caught.value.status == 429
+    assert caught.value.code == "insufficient_quota"
     assert caught.value.error_type == "insufficient_quota"
     budgets.add("other", Totals(1, 0, 0, cost=1.5), now)  # the '*' budget covers everyone else
     with pytest.raises(QuotaExceeded, match="cost"):
