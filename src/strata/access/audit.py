@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 
 from strata.access.tables import AuditHead, AuditRecord
 from strata.store import Database
@@ -62,26 +62,18 @@ async def append(database: Database, events: list[AuditEvent]) -> None:
         await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
         head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).one()
         seq, prev = head.seq, head.hash
+        values = []
         for event in events:
             seq += 1
             detail = orjson.dumps(event.detail, option=orjson.OPT_SORT_KEYS).decode()
             at = event.at.astimezone(UTC)
             digest = row_hash(prev, seq, at, event.kind, event.tenant, event.actor, event.action, event.status, detail)
-            session.add(
-                AuditRecord(
-                    seq=seq,
-                    at=at,
-                    kind=event.kind,
-                    tenant=event.tenant,
-                    actor=event.actor,
-                    action=event.action,
-                    status=event.status,
-                    detail=detail,
-                    prev_hash=prev,
-                    hash=digest,
-                )
-            )
+            values.append(
+                {"seq": seq, "at": at, "kind": event.kind, "tenant": event.tenant, "actor": event.actor,
+                 "action": event.action, "status": event.status, "detail": detail, "prev_hash": prev, "hash": digest}
+            )  # fmt: skip
             prev = digest
+        await session.execute(insert(AuditRecord), values)  # one executemany, no ORM objects
         head.seq, head.hash = seq, prev
 
 

@@ -56,7 +56,7 @@ class AccessControl:
             poll_interval_s=access.revocation_poll_ms / 1000,
         )
         storage = limit_storage(spec.store.redis_url, f"strata:{access.rate_limit_namespace}")
-        self.limiter = RateLimiter(storage, access.per_key, access.per_tenant)
+        self.limiter = RateLimiter(storage, access.per_key, access.per_tenant, access.rate_limit_strategy)
         self.budgets = Budgets(access.budgets)
         self.recorder = Recorder(database, after_flush=self._after_flush)
         self.deployment_of = {r.name: r.deployment for r in spec.routes}

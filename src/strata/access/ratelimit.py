@@ -1,6 +1,9 @@
 """Requests/min and tokens/min per key and per tenant, with the ``limits`` library.
 
-Requests use a moving window (exact: never more than the limit in any 60 s). Tokens are only known
+Requests use a sliding-window counter by default: O(1) per check in memory and in Redis, exact within
+a window, and across a window boundary it weighs the previous minute's count by how much of it still
+overlaps (the ``limits`` library's documented approximation). ``moving-window`` is exact over any 60 s
+but costs O(limit) per check, so it suits small limits. Tokens are only known
 once a request is answered, so they use a fixed window that is charged afterwards: a request is
 admitted while its window has tokens left, and what it used is then counted, even past the limit.
 Storage is in memory (one gateway) or Redis (shared by every gateway; atomic Lua scripts).
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
+from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
@@ -40,7 +43,10 @@ def limit_storage(redis_url: str | None, namespace: str) -> LimitStorage:
     plain = redis_url.removeprefix("async+")
     pool = ConnectionPool.from_url(plain)  # ours, so that stopping the gateway closes every connection
     storage = storage_from_string(
-        f"async+{plain}", implementation="redispy", key_prefix=namespace, connection_pool=pool  # type: ignore[arg-type]
+        f"async+{plain}",
+        implementation="redispy",
+        key_prefix=namespace,
+        connection_pool=pool,  # type: ignore[arg-type]
     )
     assert isinstance(storage, Storage)
     return LimitStorage(storage, pool)
@@ -59,9 +65,16 @@ class _Scope:
 
 
 class RateLimiter:
-    def __init__(self, storage: LimitStorage, per_key: RateLimitSpec, per_tenant: RateLimitSpec) -> None:
+    def __init__(
+        self,
+        storage: LimitStorage,
+        per_key: RateLimitSpec,
+        per_tenant: RateLimitSpec,
+        strategy: str = "sliding-window",
+    ) -> None:
         self.storage = storage
-        self.requests = MovingWindowRateLimiter(storage.storage)
+        window = MovingWindowRateLimiter if strategy == "moving-window" else SlidingWindowCounterRateLimiter
+        self.requests: MovingWindowRateLimiter | SlidingWindowCounterRateLimiter = window(storage.storage)
         self.tokens = FixedWindowRateLimiter(storage.storage)
         self.levels = [
             _Scope(level, _item(spec.requests_per_minute, "requests"), _item(spec.tokens_per_minute, "tokens"))

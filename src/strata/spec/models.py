@@ -246,6 +246,10 @@ class AccessSpec(SpecModel):
     prices: list[PriceSpec] = Field(default_factory=list, description="Price per deployment, for cost and budgets.")
     jwt: JWTSpec | None = Field(default=None, description="Accept JWT bearer tokens as well as API keys.")
     audit_inference: bool = Field(default=True, description="Write an audit row for every inference request.")
+    rate_limit_strategy: Literal["sliding-window", "moving-window"] = Field(
+        default="sliding-window",
+        description="sliding-window: O(1), approximate across window edges; moving-window: exact, O(limit) per check.",
+    )
     rate_limit_namespace: str = Field(
         default="default", description="Prefix of the rate-limit counters in Redis; gateways sharing limits share it."
     )

@@ -32,8 +32,9 @@ async def _admitted(limiter: RateLimiter, principals: list[Principal]) -> int:
     return sum(await asyncio.gather(*(one(p) for p in principals)))
 
 
-async def test_memory_limits_never_admit_more_than_the_limit_under_concurrency() -> None:
-    limiter = RateLimiter(limit_storage(None, "t"), RateLimitSpec(requests_per_minute=50), RateLimitSpec())
+@pytest.mark.parametrize("strategy", ["sliding-window", "moving-window"])
+async def test_memory_limits_never_admit_more_than_the_limit_under_concurrency(strategy: str) -> None:
+    limiter = RateLimiter(limit_storage(None, "t"), RateLimitSpec(requests_per_minute=50), RateLimitSpec(), strategy)
     assert await _admitted(limiter, [_principal()] * 200) == 50
     assert await _admitted(limiter, [_principal(key="k2")] * 10) == 10  # another key has its own window
 
@@ -70,12 +71,13 @@ async def test_tokens_per_minute_stop_requests_once_spent() -> None:
 
 
 @pytest.mark.slow
-async def test_redis_limits_hold_across_two_gateways() -> None:
+@pytest.mark.parametrize("strategy", ["sliding-window", "moving-window"])
+async def test_redis_limits_hold_across_two_gateways(strategy: str) -> None:
     # Two limiters with their own Redis connections stand for two gateway processes.
     namespace = f"strata-test-{secrets.token_hex(6)}"
     spec = RateLimitSpec(requests_per_minute=40)
-    first = RateLimiter(limit_storage(REDIS_URL, namespace), spec, RateLimitSpec())
-    second = RateLimiter(limit_storage(REDIS_URL, namespace), spec, RateLimitSpec())
+    first = RateLimiter(limit_storage(REDIS_URL, namespace), spec, RateLimitSpec(), strategy)
+    second = RateLimiter(limit_storage(REDIS_URL, namespace), spec, RateLimitSpec(), strategy)
     try:
         # Interleaved: each gateway's requests reach Redis mixed with the other's.
         admitted = await asyncio.gather(*(_admitted(limiter, [_principal()]) for limiter in [first, second] * 60))
