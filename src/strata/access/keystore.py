@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from strata.access.principal import SCOPES
@@ -149,23 +149,35 @@ class KeyStore:
         async with self.database.session() as session:
             return int(await session.scalar(select(KeysVersion.version).where(KeysVersion.id == 1)) or 0)
 
-    async def has_admin_key(self) -> bool:
-        async with self.database.session() as session:
-            rows = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
-            return any("admin" in row.scopes for row in rows)
-
-    async def count(self) -> int:
-        async with self.database.session() as session:
-            return int(await session.scalar(select(func.count()).select_from(ApiKey)) or 0)
-
     async def bootstrap(self, admin_key: str | None) -> str | None:
         """Make sure an admin key exists. Uses ``admin_key`` (STRATA_ADMIN_KEY) when given, else generates
-        one; returns the new key to print once, or None when an admin key already existed."""
-        if await self.has_admin_key():
-            return None
-        if admin_key is not None and await self.find(hash_key(admin_key)) is not None:
-            return None  # that exact key exists (e.g. revoked): never resurrect it
-        _, secret = await self.create(BOOTSTRAP_TENANT, ["admin"], name="bootstrap", key=admin_key)
+        one; returns the new key to print once, or None when an admin key already existed.
+
+        One transaction that first locks the key-version row, so gateways starting together on a fresh
+        database create one admin key between them, not one each."""
+        key_id, generated = new_key()
+        secret = admin_key or generated
+        async with self.database.session() as session:
+            await _bump_version(session)  # the row lock that serialises concurrent bootstraps
+            rows = (await session.scalars(select(ApiKey).where(ApiKey.revoked_at.is_(None)))).all()
+            if any("admin" in row.scopes for row in rows):
+                return None
+            if await session.scalar(select(ApiKey.key_id).where(ApiKey.key_hash == hash_key(secret))) is not None:
+                return None  # that exact key exists but was revoked or demoted: never resurrect it
+            session.add(
+                ApiKey(
+                    key_id=key_id,
+                    key_hash=hash_key(secret),
+                    prefix=display_prefix(secret),
+                    tenant=BOOTSTRAP_TENANT,
+                    scopes=["admin"],
+                    models=None,
+                    name="bootstrap",
+                    created_at=datetime.now(UTC),
+                    expires_at=None,
+                    revoked_at=None,
+                )
+            )
         return secret
 
 

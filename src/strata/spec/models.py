@@ -172,6 +172,25 @@ class AppSpec(SpecModel):
     def deployment(self, name: str) -> DeploymentSpec:
         return next(d for d in self.deployments if d.name == name)
 
+    @model_validator(mode="after")
+    def _access_references_resolve(self) -> AppSpec:
+        deployment_names = sorted({d.name for d in self.deployments})
+        problems = [
+            f"access.prices[{index}].deployment: unknown deployment '{price.deployment}' "
+            f"(known: {', '.join(deployment_names)})"
+            for index, price in enumerate(self.access.prices)
+            if price.deployment not in deployment_names
+        ]
+        tenants = [budget.tenant for budget in self.access.budgets]
+        problems += [
+            f"access.budgets[{index}].tenant: duplicate tenant '{tenant}'"
+            for index, tenant in enumerate(tenants)
+            if tenant in tenants[:index]
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 class RateLimitSpec(SpecModel):
     requests_per_minute: int | None = Field(

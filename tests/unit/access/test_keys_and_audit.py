@@ -144,3 +144,13 @@ async def test_concurrent_writers_never_fork_the_chain(database: Database) -> No
     assert verdict.rows == 30
     async with database.connect() as connection:
         assert (await connection.execute(text("SELECT count(DISTINCT prev_hash) FROM access_audit"))).scalar() == 30
+
+
+async def test_gateways_starting_together_create_one_admin_key(database: Database) -> None:
+    others = [Database(str(database.url.render_as_string(hide_password=False))) for _ in range(3)]
+    try:
+        created = await asyncio.gather(*(KeyStore(db).bootstrap(None) for db in [database, *others]))
+    finally:
+        await asyncio.gather(*(db.close() for db in others))
+    assert sum(key is not None for key in created) == 1
+    assert len(await KeyStore(database).list()) == 1

@@ -12,7 +12,7 @@ from strata.access.quotas import Budgets
 from strata.access.ratelimit import RateLimiter, limit_storage
 from strata.access.usage import Totals
 from strata.errors import QuotaExceeded, RateLimited
-from strata.spec import BudgetSpec, RateLimitSpec
+from strata.spec import AppSpec, BudgetSpec, RateLimitSpec
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -122,3 +122,17 @@ def test_budgets_stop_hard_and_alert_once() -> None:
     with pytest.raises(QuotaExceeded, match="cost"):
         budgets.check("other")
     budgets.check("third")
+
+
+def test_access_spec_references_are_checked() -> None:
+    base = {
+        "models": [{"name": "m", "kind": "python", "entrypoint": "strata.models.python_model:EchoModel"}],
+        "deployments": [{"name": "d", "model": "m"}],
+        "routes": [{"name": "r", "deployment": "d"}],
+    }
+    bad = {"prices": [{"deployment": "nope", "per_compute_second": 1}], "budgets": [{"tenant": "a"}, {"tenant": "a"}]}
+    with pytest.raises(ValueError, match=r"access.prices\[0\].deployment: unknown deployment 'nope'") as caught:
+        AppSpec.model_validate({**base, "access": bad})
+    assert "access.budgets[1].tenant: duplicate tenant 'a'" in str(caught.value)
+    with pytest.raises(ValueError, match="requests_per_minute"):
+        AppSpec.model_validate({**base, "access": {"per_key": {"requests_per_minute": 0}}})
