@@ -1,5 +1,6 @@
 """Access control over real HTTP: keys, scopes, allow-lists, tenants, budgets, audit, bootstrap."""
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -9,8 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import jwt
 import openai
 import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 from strata.testing import ServerProcess
 
@@ -19,8 +24,24 @@ APPS = Path(__file__).parent / "apps"
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[ServerProcess]:
-    with ServerProcess(APPS / "access.yaml") as process:
+def signing_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, signing_key: rsa.RSAPrivateKey) -> Iterator[ServerProcess]:
+    # The access app, plus JWT bearer tokens checked against a JWKS file made for this run.
+    folder = tmp_path_factory.mktemp("access")
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    (folder / "jwks.json").write_text(json.dumps({"keys": [{**jwk, "kid": "test-key"}]}))
+    spec = yaml.safe_load((APPS / "access.yaml").read_text())
+    spec["access"]["jwt"] = {
+        "jwks_file": str(folder / "jwks.json"),
+        "issuer": "https://issuer.test",
+        "audience": "strata",
+    }
+    (folder / "app.yaml").write_text(yaml.safe_dump(spec))
+    with ServerProcess(folder / "app.yaml") as process:
         yield process
 
 
@@ -93,6 +114,33 @@ def test_model_allow_list_hides_other_models(server: ServerProcess, admin: httpx
         missing = _error(client.post("/v1/models/no-such/predict", json={"inputs": [1]}), 404, "model_not_found")
         assert denied["message"].replace("secret-echo", "X") == missing["message"].replace("no-such", "X")
         _error(client.get("/v1/models/secret-echo"), 404, "model_not_found")
+
+
+def _token(key: rsa.RSAPrivateKey, **claims: Any) -> str:
+    now = int(time.time())
+    base = {
+        "sub": "svc",
+        "tenant": "jwt-tenant",
+        "scope": "infer",
+        "iss": "https://issuer.test",
+        "aud": "strata",
+        "exp": now + 300,
+    }
+    return jwt.encode({**base, **claims}, key, algorithm="RS256", headers={"kid": "test-key"})
+
+
+def test_jwt_bearer_tokens_map_to_tenants_and_scopes(server: ServerProcess, signing_key: rsa.RSAPrivateKey) -> None:
+    with _as(server, _token(signing_key, models=["echo"])) as client:
+        assert client.post("/v1/models/echo/predict", json={"inputs": [1]}).status_code == 200
+        _error(client.post("/v1/models/secret-echo/predict", json={"inputs": [1]}), 404, "model_not_found")
+        assert {row["tenant"] for row in client.get("/v1/usage").json()["data"]} == {"jwt-tenant"}
+    with _as(server, _token(signing_key, scope="jobs")) as client:
+        _error(client.post("/v1/models/echo/predict", json={"inputs": [1]}), 403, "insufficient_permissions")
+    with _as(server, _token(signing_key, aud="elsewhere")) as client:
+        _error(client.get("/v1/models"), 401, "invalid_token")
+    unsigned = jwt.encode({"tenant": "x", "scope": "admin", "exp": int(time.time()) + 60}, None, algorithm="none")
+    with _as(server, unsigned) as client:
+        _error(client.get("/v1/admin/keys"), 401, "invalid_token")
 
 
 def test_bad_admin_input_names_the_field(admin: httpx.Client) -> None:

@@ -80,11 +80,16 @@ class AccessControl:
         await self.recorder.stop()
         await self.limiter.close()
 
-    async def admit(self, method: str, path: str, authorization: str | None) -> Principal:
-        """The hot path: who is calling, may they use this path, have they budget and rate left."""
+    async def authenticate(self, authorization: str | None) -> Principal:
+        """Who is calling (the hot path's first half): a cached key lookup or a JWT check."""
         if not self.enabled:
             return ANONYMOUS
-        principal = await self.authenticator.authenticate(authorization)
+        return await self.authenticator.authenticate(authorization)
+
+    async def authorize(self, principal: Principal, method: str, path: str) -> None:
+        """May they use this path, and have they budget and rate left (the second half)."""
+        if not self.enabled:
+            return
         scope = required_scope(path)
         if scope is not None and not principal.has_scope(scope):
             raise PermissionDenied(f"This key lacks the '{scope}' scope needed for {method} {path}.")
@@ -95,6 +100,11 @@ class AccessControl:
             self.budgets.check(principal.tenant)
         if self.limiter.active and scope != "admin":  # admins must be able to act while tenants are throttled
             await self.limiter.admit(principal)
+
+    async def admit(self, method: str, path: str, authorization: str | None) -> Principal:
+        """Both halves: what each request goes through before any handler runs."""
+        principal = await self.authenticate(authorization)
+        await self.authorize(principal, method, path)
         return principal
 
     def audit(self, event: AuditEvent) -> None:

@@ -38,10 +38,14 @@ class AccessMiddleware:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
                 break
+        principal = None
         try:
-            principal = await self.control.admit(method, path, authorization)
+            principal = await self.control.authenticate(authorization)
+            await self.control.authorize(principal, method, path)
         except StrataError as error:
-            self.control.audit(AuditEvent("denial", f"{method} {path}", error.status, detail={"reason": error.code}))
+            tenant, actor = (None, None) if principal is None else (principal.tenant, principal.key_id)
+            reason = {"reason": error.code}
+            self.control.audit(AuditEvent("denial", f"{method} {path}", error.status, tenant, actor, reason))
             await _send_error(send, error)
             return
         scope.setdefault("state", {})["principal"] = principal

@@ -1,7 +1,9 @@
 """JWT bearer tokens: the accepted shape, and the attacks that must fail."""
 
 import base64
+import http.server
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -155,3 +157,40 @@ def test_bad_jwt_specs_are_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("STRATA_TEST_JWT_MISSING", raising=False)
     with pytest.raises(SpecError, match="STRATA_TEST_JWT_MISSING"):
         JWTVerifier(JWTSpec(secret_env="STRATA_TEST_JWT_MISSING"))
+
+
+class _JWKSHandler(http.server.BaseHTTPRequestHandler):
+    document = b"{}"
+    fetches = 0
+
+    def do_GET(self) -> None:
+        type(self).fetches += 1
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.document)
+
+    def log_message(self, *args: Any) -> None:  # keep test output clean
+        return
+
+
+async def test_jwks_url_is_fetched_at_start_and_an_unknown_kid_refused(signing_key: rsa.RSAPrivateKey) -> None:
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    _JWKSHandler.document = json.dumps({"keys": [{**jwk, "kid": "url-key"}]}).encode()
+    httpd = http.server.HTTPServer(("127.0.0.1", 0), _JWKSHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/jwks.json"
+        verifier = JWTVerifier(JWTSpec(jwks_url=url, issuer=ISSUER, audience=AUDIENCE))
+        await verifier.start()
+        assert (await verifier.verify(_sign(signing_key, _claims(), kid="url-key"))).tenant == "acme"
+        with pytest.raises(Unauthenticated, match="kid"):
+            await verifier.verify(_sign(signing_key, _claims(), kid="rotated-away"))
+        with pytest.raises(Unauthenticated, match="kid"):
+            await verifier.verify(_sign(signing_key, _claims(), kid="rotated-away"))
+        assert _JWKSHandler.fetches == 1  # unknown kids may not make Strata hammer the issuer
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
