@@ -9,8 +9,10 @@ from sqlalchemy import delete, select, text, update
 from strata.access.audit import AuditEvent, append, verify
 from strata.access.authenticator import Authenticator
 from strata.access.keystore import KeyStore
+from strata.access.recorder import Recorder
 from strata.access.secrets import KEY_PREFIX, hash_key
 from strata.access.tables import ApiKey, AuditRecord
+from strata.access.usage import Usage, totals
 from strata.errors import InvalidRequest, Unauthenticated
 from strata.store import Database
 
@@ -154,3 +156,20 @@ async def test_gateways_starting_together_create_one_admin_key(database: Databas
         await asyncio.gather(*(db.close() for db in others))
     assert sum(key is not None for key in created) == 1
     assert len(await KeyStore(database).list()) == 1
+
+
+async def test_stopping_the_recorder_writes_every_buffered_row(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600)  # never flushes on its own in this test
+    recorder.start()
+    now = datetime.now(UTC)
+    for index in range(25):
+        recorder.usage(Usage("acme", "k1", "m", "d", 10, index, 0.01, now), cost=0.5)
+        recorder.audit(AuditEvent("inference", "POST /v1/embeddings", 200, "acme", "k1", {"n": index}))
+    await recorder.stop()
+    [total] = (await totals(database, now - timedelta(seconds=5))).values()
+    assert total.requests == 25
+    assert total.tokens_out == sum(range(25))
+    assert total.cost == pytest.approx(12.5)
+    verdict = await verify(database)
+    assert verdict.ok
+    assert verdict.rows == 25
