@@ -80,7 +80,11 @@ def serve(
     total = sum(d.replicas for d in spec.deployments)
     progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
     console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
-    asgi = create_app(spec, progress=progress)
+    try:
+        asgi = create_app(spec, progress=progress)
+    except StrataError as error:  # e.g. access.jwt names a secret variable that is not set
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
     config = uvicorn.Config(
         asgi,
         host=gateway.host,

@@ -63,3 +63,16 @@ def test_an_open_gateway_refuses_a_public_address(tmp_path: Path) -> None:
     result = runner.invoke(app, ["serve", str(spec), "--host", "0.0.0.0"])
     assert result.exit_code == 2, result.output
     assert "refusing to listen on 0.0.0.0" in result.output
+
+
+def test_a_missing_jwt_secret_is_named_at_start(tmp_path: Path) -> None:
+    spec = tmp_path / "jwt.yaml"
+    spec.write_text(
+        "models: [{name: m, kind: python, entrypoint: 'strata.models.python_model:EchoModel'}]\n"
+        "deployments: [{name: d, model: m}]\n"
+        "routes: [{name: r, deployment: d}]\n"
+        "access: {jwt: {secret_env: STRATA_TEST_UNSET_SECRET}}\n"
+    )
+    result = runner.invoke(app, ["serve", str(spec), "--database-url", f"sqlite:///{tmp_path / 's.db'}"])
+    assert result.exit_code == 2, result.output
+    assert "STRATA_TEST_UNSET_SECRET is not set" in " ".join(result.output.split())  # rich wraps lines
