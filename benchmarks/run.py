@@ -11,13 +11,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import embeddings, gateway, textgen
+from benchmarks import access, embeddings, gateway, textgen
 from benchmarks.harness import Row, cpu_count
 
 BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "embeddings": embeddings.run,
     "gateway": gateway.run,
     "textgen": textgen.run,
+    "access": access.run,
 }
 
 

@@ -130,3 +130,46 @@ class SpecError(StrataError):
     status = 400
     error_type = "invalid_request_error"
     code = "invalid_spec"
+
+
+class Unauthenticated(StrataError):
+    """No credentials, or credentials that are unknown, revoked, expired or badly signed."""
+
+    status = 401
+    error_type = "invalid_request_error"
+    code = "invalid_api_key"
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
+
+
+class PermissionDenied(StrataError):
+    """Valid credentials without the scope this route needs."""
+
+    status = 403
+    error_type = "invalid_request_error"
+    code = "insufficient_permissions"
+
+
+class RateLimited(StrataError):
+    """A per-key or per-tenant rate limit is spent; ``headers`` carries Retry-After and x-ratelimit-*."""
+
+    status = 429
+    error_type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after_s: float, limit_headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+        self.limit_headers = limit_headers
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(max(1, round(self.retry_after_s + 0.49))), **self.limit_headers}
+
+
+class QuotaExceeded(StrataError):
+    """The tenant's budget for this period is spent (OpenAI's insufficient_quota shape)."""
+
+    status = 429
+    error_type = "insufficient_quota"
+    code = "insufficient_quota"

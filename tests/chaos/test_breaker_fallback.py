@@ -58,6 +58,6 @@ async def test_breaker_opens_fallback_serves_half_open_recovers(
     assert all(r.headers["x-strata-route"] == "small" for r in fallbacks)
     assert recovered_after is not None, "the half-open probe never closed the breaker"
     assert chaos.deployment("large")["breaker"] == "closed"
-    samples = MetricSamples.scrape(chaos.server.url)
+    samples = MetricSamples.scrape(chaos.server.url, headers=chaos.server.headers)
     assert samples.value("strata_fallbacks_total", route="large", fallback="small") >= len(fallbacks)
     assert samples.value("strata_deployment_breaker_open", deployment="large") == 0

@@ -72,7 +72,7 @@ async def test_overload_sheds_fast_and_keeps_admitted_latency(
     assert admitted_p99 <= LATENCY_TARGET_S
     assert admission["max_waiting_seen"] <= 2  # type: ignore[index]
     assert rss_after - rss_before <= MEMORY_GROWTH_LIMIT_MB
-    shed_total = MetricSamples.scrape(chaos.server.url).value(
+    shed_total = MetricSamples.scrape(chaos.server.url, headers=chaos.server.headers).value(
         "strata_shed_total", deployment="busy", reason="overloaded"
     )
     assert shed_total >= len(shed)

@@ -52,4 +52,9 @@ async def test_killed_replica_is_retried_around_and_restarted(
     assert len(after) > 50, "the load must run on after the crash"
     assert recovery_s is not None, "the crashed replica was not restarted within 10 s"
     assert recovery_s <= RECOVERY_LIMIT_S
-    assert MetricSamples.scrape(chaos.server.url).value("strata_replica_restarts_total", deployment="crashy") == 1
+    assert (
+        MetricSamples.scrape(chaos.server.url, headers=chaos.server.headers).value(
+            "strata_replica_restarts_total", deployment="crashy"
+        )
+        == 1
+    )

@@ -26,9 +26,9 @@ QUESTIONS = [
 ]
 
 
-def _batch_sizes(url: str) -> tuple[float, float]:
+def _batch_sizes(server: ServerProcess) -> tuple[float, float]:
     """(sum, count) of the chat deployment's decode batch sizes so far."""
-    samples = MetricSamples.scrape(url)
+    samples = MetricSamples.scrape(server.url, server.headers)
     return samples.value("strata_batch_size_sum", deployment="chat"), samples.value(
         "strata_batch_size_count", deployment="chat"
     )
@@ -57,13 +57,13 @@ async def test_concurrent_requests_are_batched_and_unchanged(default_server: Ser
         base_url=f"{default_server.url}/v1", api_key=default_server.api_key, max_retries=0, timeout=60
     )
     alone = [await _ask(client, q) for q in QUESTIONS]
-    before_sum, before_count = _batch_sizes(default_server.url)
+    before_sum, before_count = _batch_sizes(default_server)
 
     # Half the clients stream, half do not: both kinds share the same running batch.
     together = await asyncio.gather(
         *(_ask_streaming(client, q) if i % 2 else _ask(client, q) for i, q in enumerate(QUESTIONS))
     )
-    after_sum, after_count = _batch_sizes(default_server.url)
+    after_sum, after_count = _batch_sizes(default_server)
     await client.close()
 
     assert list(together) == alone

@@ -39,6 +39,11 @@ def test_deadline_ends_a_long_generation_and_frees_its_slot(default_server: Serv
         assert reply.status_code == 504, reply.text
         assert reply.json()["error"]["code"] == "deadline_exceeded"
     deadline = time.monotonic() + 10
-    while MetricSamples.scrape(default_server.url).value("strata_running_sequences", deployment="chat") > 0:
+    while (
+        MetricSamples.scrape(default_server.url, headers=default_server.headers).value(
+            "strata_running_sequences", deployment="chat"
+        )
+        > 0
+    ):
         assert time.monotonic() < deadline, "the expired generation kept its batch slot"
         time.sleep(0.05)

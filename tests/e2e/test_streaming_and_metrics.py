@@ -13,7 +13,7 @@ pytestmark = pytest.mark.e2e
 
 
 def _metric(client: httpx.Client, name: str, **labels: str) -> float:
-    return MetricSamples.scrape(str(client.base_url).rstrip("/")).value(name, **labels)
+    return MetricSamples.scrape(str(client.base_url).rstrip("/"), client.headers).value(name, **labels)
 
 
 def test_disconnect_mid_stream_frees_the_slot(default_server: ServerProcess) -> None:
@@ -73,7 +73,7 @@ def test_metrics_cover_every_stage(default_server: ServerProcess) -> None:
         chat = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4}
         client.post("/v1/chat/completions", json=chat).raise_for_status()
         client.post("/v1/embeddings", json={"model": "nope", "input": "a"})
-    samples = MetricSamples.scrape(default_server.url)
+    samples = MetricSamples.scrape(default_server.url, default_server.headers)
     for deployment in ("chat", "embeddings"):
         for stage in ("parse", "queue_wait", "batch_formation", "inference", "postprocess"):
             count = samples.value("strata_stage_latency_seconds_count", deployment=deployment, stage=stage)

@@ -15,7 +15,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from transformers.utils import logging as transformers_logging
 
+from strata.access.safety import check_bind
 from strata.apps import default_app
+from strata.cli import audit as audit_cli
+from strata.cli import keys as keys_cli
 from strata.cli.progress import LoadProgress
 from strata.cli.rollout import rollout_app
 from strata.errors import StrataError
@@ -68,13 +71,22 @@ def serve(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )
     spec = spec.model_copy(update={"gateway": gateway})
+    try:
+        check_bind(gateway.host, spec.access.enabled)
+    except StrataError as error:
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
     url = f"http://{gateway.host}:{gateway.port}"
     total = sum(d.replicas for d in spec.deployments)
     progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
     console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
-    asgi = create_app(spec, progress=progress)
+    try:
+        asgi = create_app(spec, progress=progress)
+    except StrataError as error:  # e.g. access.jwt names a secret variable that is not set
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
     config = uvicorn.Config(
         asgi,
         host=gateway.host,
@@ -180,3 +192,7 @@ def train_chat(
         f"[green]trained[/] {report.params:,} parameters in {report.seconds:.0f} s, final loss {report.final_loss:.3f}"
         f" -> {output}"
     )
+
+
+app.add_typer(keys_cli.app, name="keys")
+app.add_typer(audit_cli.app, name="audit")

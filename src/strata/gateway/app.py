@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from strata.access import AccessControl, AccessMiddleware
+from strata.access.api import AccessAPI
 from strata.errors import StrataError
 from strata.gateway.admin_traffic import add_traffic_admin_routes
 from strata.gateway.completions import CompletionsAPI
@@ -52,10 +54,14 @@ def create_app(
     at once, /readyz turns 200 when every replica is loaded and warmed."""
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
     database = Database(spec.store.database_url)
+    access = AccessControl(spec, database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await database.migrate()  # before the first request: every feature's tables exist
+        new_admin_key = await access.start()
+        if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
+            print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(server.start(progress), name="load-models")
         try:
             yield
@@ -63,6 +69,7 @@ def create_app(
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
+            await access.stop()  # flushes buffered usage and audit rows before the database closes
             await database.close()
 
     app = FastAPI(title=f"Strata: {spec.name}", version="0.1.0", lifespan=lifespan, docs_url="/docs", redoc_url=None)
@@ -79,10 +86,22 @@ def create_app(
     app.add_api_route("/readyz", operations.readyz, methods=["GET"])
     app.add_api_route("/metrics", operations.metrics, methods=["GET"])
     add_traffic_admin_routes(app, server)
+    app.state.access = access
+    access_api = AccessAPI(access)
+    app.add_api_route("/v1/usage", access_api.usage, methods=["GET"])
+    app.add_api_route("/v1/admin/keys", access_api.create_key, methods=["POST"])
+    app.add_api_route("/v1/admin/keys", access_api.list_keys, methods=["GET"])
+    app.add_api_route("/v1/admin/keys/{key_id}", access_api.get_key, methods=["GET"])
+    app.add_api_route("/v1/admin/keys/{key_id}", access_api.revoke_key, methods=["DELETE"])
+    app.add_api_route("/v1/admin/usage", access_api.admin_usage, methods=["GET"])
+    app.add_api_route("/v1/admin/audit", access_api.audit_log, methods=["GET"])
+    app.add_api_route("/v1/admin/audit/verify", access_api.audit_verify, methods=["GET"])
 
     app.add_exception_handler(StrataError, strata_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)
     app.add_exception_handler(Exception, unexpected_error_handler)
+    # Innermost of the three: oversized bodies are refused before auth, and metrics count 401/403/429 too.
+    app.add_middleware(AccessMiddleware, control=access)
     # Outermost first at run time: metrics see every request, including those rejected as too large.
     app.add_middleware(BodyLimitMiddleware, max_body_bytes=spec.gateway.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=server.metrics)

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Scope
 
+from strata.access.metering import note_usage
 from strata.errors import DeadlineExceeded, StrataError
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.errors import error_body
@@ -84,10 +86,12 @@ class CompletionsAPI:
         fmt = response_format(model=route.name)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            body_events = _stream_body(fmt, first, _until(events, context.deadline), include_usage, metrics)
+            body_events = _stream_body(
+                fmt, first, _until(events, context.deadline), include_usage, metrics, request.scope
+            )
             return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
-        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics)
+        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics, request.scope)
         response = await cancel_on_disconnect(receive, whole)
         response.headers.update(served.headers())
         return response
@@ -118,6 +122,7 @@ async def _whole_response(
     first: GenerationEvent,
     events: AsyncIterator[GenerationEvent],
     metrics: DeploymentMetrics,
+    scope: Scope,
 ) -> Response:
     parts = [first.text]
     last = first
@@ -126,6 +131,7 @@ async def _whole_response(
         last = event
     started = time.perf_counter()
     assert last.finish_reason is not None
+    note_usage(scope, last.prompt_tokens, last.completion_tokens)
     payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
@@ -138,6 +144,7 @@ async def _stream_body(
     events: AsyncIterator[GenerationEvent],
     include_usage: bool,
     metrics: DeploymentMetrics,
+    scope: Scope,
 ) -> AsyncIterator[bytes]:
     try:
         opening = fmt.opening_chunk()
@@ -150,6 +157,7 @@ async def _stream_body(
             if event.text:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
             if event.finish_reason is not None:
+                note_usage(scope, event.prompt_tokens, event.completion_tokens)
                 chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
                 if include_usage:
                     usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)

@@ -15,6 +15,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
+from strata.access.metering import note_usage
 from strata.errors import InvalidRequest, ModelFailed
 from strata.gateway.parsing import parse_body, require_task
 from strata.gateway.request_context import request_context
@@ -63,6 +64,7 @@ class BatchedAPI:
                 param="dimensions",
             )
         tokens = sum(result.tokens for result in results)
+        note_usage(request.scope, tokens, 0)
         data = [
             {"object": "embedding", "index": index, "embedding": _encode(result.vector, body.encoding_format)}
             for index, result in enumerate(results)

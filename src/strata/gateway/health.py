@@ -58,7 +58,9 @@ class OperationsAPI:
         }
 
     async def list_models(self, request: Request) -> Response:
-        return _json({"object": "list", "data": [self._model_card(name) for name in self.server.routes]})
+        principal = getattr(request.state, "principal", None)  # a key limited to some models lists only those
+        names = [n for n in self.server.routes if principal is None or principal.allows_model(n)]
+        return _json({"object": "list", "data": [self._model_card(name) for name in names]})
 
     async def get_model(self, request: Request) -> Response:
         route = self.server.resolve(request.path_params["model"])

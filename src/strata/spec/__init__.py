@@ -2,11 +2,16 @@
 
 from strata.spec.loader import load_spec, parse_spec
 from strata.spec.models import (
+    AccessSpec,
     AppSpec,
     BatchingSpec,
+    BudgetSpec,
     DeploymentSpec,
     GatewaySpec,
+    JWTSpec,
     ModelSpec,
+    PriceSpec,
+    RateLimitSpec,
     ResourcesSpec,
     RouteSpec,
     StoreSpec,
@@ -14,11 +19,16 @@ from strata.spec.models import (
 )
 
 __all__ = [
+    "AccessSpec",
     "AppSpec",
     "BatchingSpec",
+    "BudgetSpec",
     "DeploymentSpec",
     "GatewaySpec",
+    "JWTSpec",
     "ModelSpec",
+    "PriceSpec",
+    "RateLimitSpec",
     "ResourcesSpec",
     "RouteSpec",
     "StoreSpec",

@@ -175,6 +175,7 @@ class AppSpec(SpecModel):
     models: list[ModelSpec] = Field(min_length=1)
     deployments: list[DeploymentSpec] = Field(min_length=1)
     routes: list[RouteSpec] = Field(min_length=1)
+    access: AccessSpec = Field(default_factory=lambda: AccessSpec(), description="Credentials, limits, budgets, audit.")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -207,6 +208,25 @@ class AppSpec(SpecModel):
     def deployment(self, name: str) -> DeploymentSpec:
         return next(d for d in self.deployments if d.name == name)
 
+    @model_validator(mode="after")
+    def _access_references_resolve(self) -> AppSpec:
+        deployment_names = sorted({d.name for d in self.deployments})
+        problems = [
+            f"access.prices[{index}].deployment: unknown deployment '{price.deployment}' "
+            f"(known: {', '.join(deployment_names)})"
+            for index, price in enumerate(self.access.prices)
+            if price.deployment not in deployment_names
+        ]
+        tenants = [budget.tenant for budget in self.access.budgets]
+        problems += [
+            f"access.budgets[{index}].tenant: duplicate tenant '{tenant}'"
+            for index, tenant in enumerate(tenants)
+            if tenant in tenants[:index]
+        ]
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
 
 def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:
     """Versions name known deployments of one task; fallbacks name other known routes of that task."""
@@ -232,3 +252,85 @@ def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:
             elif route_tasks[fallback] != route_tasks[route.name]:
                 problems.append(f"{where}: route '{fallback}' serves a different task")
     return problems
+
+
+class RateLimitSpec(SpecModel):
+    requests_per_minute: int | None = Field(
+        default=None, ge=1, description="Requests admitted per minute; None: no limit."
+    )
+    tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Tokens (prompt + completion) per minute; None: no limit."
+    )
+
+
+class BudgetSpec(SpecModel):
+    tenant: str = Field(description="Tenant the budget applies to; '*' for every tenant without its own.")
+    period: Literal["day", "month"] = Field(
+        default="month", description="Budgets reset at the start of each period (UTC)."
+    )
+    max_tokens: int | None = Field(default=None, ge=1, description="Tokens (in + out) per period; None: no limit.")
+    max_cost: float | None = Field(default=None, gt=0, description="Cost per period, in the prices' currency.")
+    alert_fraction: float = Field(
+        default=0.8, gt=0, le=1, description="Share of a limit at which a soft alert is logged and audited once."
+    )
+    store_prompts: bool = Field(
+        default=False, description="Whether this tenant's audit rows keep full prompts (otherwise sizes and hashes)."
+    )
+
+
+class PriceSpec(SpecModel):
+    deployment: str = Field(description="Name of a deployment in 'deployments'.")
+    per_1k_input_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 prompt tokens.")
+    per_1k_output_tokens: float = Field(default=0.0, ge=0, description="Price per 1,000 completion tokens.")
+    per_compute_second: float = Field(default=0.0, ge=0, description="Price per second of request time.")
+
+
+class JWTSpec(SpecModel):
+    jwks_file: str | None = Field(default=None, description="Local JWKS file with the issuer's public keys.")
+    jwks_url: str | None = Field(default=None, description="JWKS URL, fetched at start and when an unknown kid shows.")
+    secret_env: str | None = Field(
+        default=None, description="Environment variable holding a shared HMAC secret (never the secret itself)."
+    )
+    algorithms: list[str] = Field(
+        default_factory=lambda: ["RS256", "ES256", "PS256", "EdDSA"],
+        description="Accepted algorithms; 'none' is never accepted, HS* only with a shared secret.",
+    )
+    issuer: str | None = Field(default=None, description="Required 'iss' claim.")
+    audience: str | None = Field(default=None, description="Required 'aud' claim.")
+    leeway_s: float = Field(default=30.0, ge=0, le=300, description="Clock skew allowed on exp and nbf.")
+    tenant_claim: str = Field(default="tenant", description="Claim naming the tenant.")
+    scopes_claim: str = Field(default="scope", description="Claim with the scopes (space-separated or a list).")
+    models_claim: str = Field(default="models", description="Optional claim with the allowed models (a list).")
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> JWTSpec:
+        sources = [s for s in (self.jwks_file, self.jwks_url, self.secret_env) if s]
+        if len(sources) != 1:
+            raise ValueError("set exactly one of jwks_file, jwks_url, secret_env")
+        if "none" in {a.lower() for a in self.algorithms}:
+            raise ValueError("algorithms: 'none' is never accepted")
+        return self
+
+
+class AccessSpec(SpecModel):
+    enabled: bool = Field(default=True, description="Require credentials on every route except /healthz, /readyz.")
+    metrics_open: bool = Field(default=False, description="Serve /metrics without credentials.")
+    key_cache_ttl_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How long a verified key stays cached before the database is asked."
+    )
+    revocation_poll_ms: float = Field(
+        default=100.0, ge=10, le=10_000, description="How often each gateway checks whether keys changed elsewhere."
+    )
+    per_key: RateLimitSpec = Field(default_factory=RateLimitSpec, description="Limits for each API key or JWT subject.")
+    per_tenant: RateLimitSpec = Field(default_factory=RateLimitSpec, description="Limits for each tenant in total.")
+    budgets: list[BudgetSpec] = Field(default_factory=list, description="Token and cost budgets per tenant.")
+    prices: list[PriceSpec] = Field(default_factory=list, description="Price per deployment, for cost and budgets.")
+    jwt: JWTSpec | None = Field(default=None, description="Accept JWT bearer tokens as well as API keys.")
+    audit_inference: bool = Field(default=True, description="Write an audit row for every inference request.")
+    rate_limit_strategy: Literal["sliding-window", "moving-window"] = Field(
+        default="sliding-window",
+        description="sliding-window: O(1), approximate across window edges; moving-window: exact, O(limit) per check.",
+    )
+    rate_limit_namespace: str = Field(
+        default="default", description="Prefix of the rate-limit counters in Redis; gateways sharing limits share it."
+    )

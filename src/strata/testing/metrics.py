@@ -3,6 +3,8 @@ rather than by the order labels happen to be printed in."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -18,8 +20,11 @@ class MetricSamples:
         }
 
     @classmethod
-    def scrape(cls, base_url: str) -> MetricSamples:
-        return cls(httpx.get(f"{base_url}/metrics", timeout=10).text)
+    def scrape(cls, base_url: str, headers: Mapping[str, str] | None = None) -> MetricSamples:
+        """``headers`` carry the credentials: /metrics needs the admin scope unless access.metrics_open."""
+        response = httpx.get(f"{base_url}/metrics", headers=headers, timeout=10)
+        response.raise_for_status()
+        return cls(response.text)
 
     def has(self, name: str, **labels: str) -> bool:
         return (name, frozenset(labels.items())) in self._samples

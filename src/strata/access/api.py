@@ -1,0 +1,119 @@
+"""HTTP API of the access layer: admin key management, usage and the audit trail.
+
+Admin routes need the ``admin`` scope (checked by the middleware); ``GET /v1/usage`` shows only the
+caller's own tenant.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.access import audit
+from strata.access.audit import AuditEvent
+from strata.access.control import AccessControl
+from strata.access.principal import ANONYMOUS, Principal
+from strata.access.usage import period_start, totals
+from strata.errors import InvalidRequest, StrataError
+from strata.gateway.parsing import parse_body
+
+
+class KeyNotFound(StrataError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "key_not_found"
+
+
+class CreateKeyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    tenant: str = Field(min_length=1, max_length=128)
+    scopes: list[str] = Field(min_length=1)
+    models: list[str] | None = None
+    name: str | None = Field(default=None, max_length=128)
+    expires_in_s: int | None = Field(default=None, ge=1, description="Seconds until the key stops working.")
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
+
+
+def _principal(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
+
+
+class AccessAPI:
+    def __init__(self, control: AccessControl) -> None:
+        self.control = control
+
+    def _audit_admin(self, request: Request, action: str, status: int, detail: dict[str, object]) -> None:
+        caller = _principal(request)
+        self.control.audit(AuditEvent("admin", action, status, caller.tenant, caller.key_id, detail))
+
+    async def create_key(self, request: Request) -> Response:
+        body = await parse_body(request, CreateKeyRequest)
+        expires_at = None if body.expires_in_s is None else datetime.now(UTC) + timedelta(seconds=body.expires_in_s)
+        info, secret = await self.control.keys.create(
+            body.tenant, body.scopes, models=body.models, name=body.name, expires_at=expires_at
+        )
+        self._audit_admin(
+            request,
+            "keys.create",
+            201,
+            {"key_id": info.key_id, "for_tenant": info.tenant, "scopes": info.scopes, "models": info.models},
+        )
+        return _json({**info.as_dict(), "key": secret}, 201)
+
+    async def list_keys(self, request: Request) -> Response:
+        keys = await self.control.keys.list(request.query_params.get("tenant"))
+        return _json({"object": "list", "data": [k.as_dict() for k in keys]})
+
+    async def get_key(self, request: Request) -> Response:
+        info = await self.control.keys.get(request.path_params["key_id"])
+        if info is None:
+            raise KeyNotFound(f"No API key '{request.path_params['key_id']}'.", param="key_id")
+        return _json(info.as_dict())
+
+    async def revoke_key(self, request: Request) -> Response:
+        key_id = request.path_params["key_id"]
+        info = await self.control.keys.revoke(key_id)
+        if info is None:
+            raise KeyNotFound(f"No API key '{key_id}'.", param="key_id")
+        self.control.authenticator.invalidate()  # this gateway refuses the key from its very next request
+        self._audit_admin(request, "keys.revoke", 200, {"key_id": key_id, "for_tenant": info.tenant})
+        return _json(info.as_dict())
+
+    async def usage(self, request: Request) -> Response:
+        """The caller's tenant only: a tenant never learns another's usage, nor that it exists."""
+        return await self._usage(request, _principal(request).tenant)
+
+    async def admin_usage(self, request: Request) -> Response:
+        return await self._usage(request, request.query_params.get("tenant"))
+
+    async def _usage(self, request: Request, tenant: str | None) -> Response:
+        period = request.query_params.get("period", "month")
+        if period not in ("day", "month"):
+            raise InvalidRequest("period: must be 'day' or 'month'", param="period")
+        since = period_start(period, datetime.now(UTC))
+        await self.control.recorder.flush()  # what this gateway has buffered counts too
+        rows = await totals(self.control.database, since, tenant=tenant, by_model=True)
+        data = [{"tenant": t, "model": m, **total.as_dict()} for (t, m), total in sorted(rows.items())]
+        return _json({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data})
+
+    async def audit_log(self, request: Request) -> Response:
+        limit = request.query_params.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise InvalidRequest("limit: must be an integer from 1 to 1000", param="limit")
+        await self.control.recorder.flush()
+        rows = await audit.recent(self.control.database, tenant=request.query_params.get("tenant"), limit=int(limit))
+        return _json({"object": "list", "data": rows})
+
+    async def audit_verify(self, request: Request) -> Response:
+        await self.control.recorder.flush()
+        verdict = await audit.verify(self.control.database)
+        return _json({"ok": verdict.ok, "rows": verdict.rows, "problems": verdict.problems})

@@ -1,0 +1,115 @@
+"""Per-tenant budgets: tokens and cost per day or month, a soft alert and a hard stop.
+
+Spending is known from the database (every gateway's flushed usage) plus what this gateway has
+recorded and not yet flushed; the check itself is a dictionary lookup on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from strata.access.usage import Totals, period_start, totals
+from strata.errors import QuotaExceeded
+from strata.spec.models import BudgetSpec
+from strata.store import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Spent:
+    start: datetime
+    flushed: Totals = field(default_factory=Totals)
+    pending: Totals = field(default_factory=Totals)
+    alerted: bool = False
+
+    @property
+    def total(self) -> Totals:
+        return self.flushed.plus(self.pending)
+
+
+class Budgets:
+    def __init__(self, budgets: list[BudgetSpec]) -> None:
+        self.by_tenant = {b.tenant: b for b in budgets}
+        self._spent: dict[str, _Spent] = {}
+
+    def budget_for(self, tenant: str) -> BudgetSpec | None:
+        return self.by_tenant.get(tenant) or self.by_tenant.get("*")
+
+    def check(self, tenant: str) -> None:
+        """Raise QuotaExceeded when the tenant's budget for this period is spent."""
+        budget = self.budget_for(tenant)
+        if budget is None:
+            return
+        spent = self._spent.get(tenant)
+        if spent is None:
+            return
+        total = spent.total
+        if budget.max_tokens is not None and total.tokens >= budget.max_tokens:
+            raise QuotaExceeded(
+                f"You exceeded your current quota: {total.tokens} of {budget.max_tokens} tokens this {budget.period}."
+            )
+        if budget.max_cost is not None and total.cost >= budget.max_cost:
+            raise QuotaExceeded(
+                f"You exceeded your current quota: cost {total.cost:.6f} of {budget.max_cost:g} this {budget.period}."
+            )
+
+    def add(self, tenant: str, used: Totals, now: datetime) -> str | None:
+        """Count ``used`` as pending; returns an alert message the first time a soft threshold is crossed."""
+        budget = self.budget_for(tenant)
+        if budget is None:
+            return None
+        spent = self._period(tenant, budget, now)
+        spent.pending = spent.pending.plus(used)
+        return self._alert(tenant, budget, spent)
+
+    def _period(self, tenant: str, budget: BudgetSpec, now: datetime) -> _Spent:
+        start = period_start(budget.period, now)
+        spent = self._spent.get(tenant)
+        if spent is None or spent.start != start:  # a new period starts from zero
+            spent = self._spent[tenant] = _Spent(start)
+        return spent
+
+    def _alert(self, tenant: str, budget: BudgetSpec, spent: _Spent) -> str | None:
+        if spent.alerted:
+            return None
+        total = spent.total
+        shares = []
+        if budget.max_tokens is not None:
+            shares.append(total.tokens / budget.max_tokens)
+        if budget.max_cost is not None:
+            shares.append(total.cost / budget.max_cost)
+        if not shares or max(shares) < budget.alert_fraction:
+            return None
+        spent.alerted = True
+        message = f"tenant '{tenant}' has used {max(shares):.0%} of its {budget.period} budget"
+        log.warning(message)
+        return message
+
+    async def refresh(self, database: Database, flushed_pending: dict[str, Totals]) -> None:
+        """Reload what every gateway has flushed this period; ``flushed_pending`` is what this one just wrote."""
+        now = datetime.now(UTC)
+        for tenant, spent in list(self._spent.items()):
+            spent.pending = _minus(spent.pending, flushed_pending.get(tenant, Totals()))
+        periods = {b.period for b in self.by_tenant.values()}
+        for period in periods:
+            since = period_start(period, now)
+            for (tenant, _), total in (await totals(database, since)).items():
+                budget = self.budget_for(tenant)
+                if budget is None or budget.period != period:
+                    continue
+                spent = self._period(tenant, budget, now)
+                spent.flushed = total
+                self._alert(tenant, budget, spent)
+
+
+def _minus(a: Totals, b: Totals) -> Totals:
+    return Totals(
+        a.requests - b.requests,
+        a.tokens_in - b.tokens_in,
+        a.tokens_out - b.tokens_out,
+        a.compute_s - b.compute_s,
+        a.cost - b.cost,
+    )

@@ -1,0 +1,108 @@
+"""Usage records: what each request cost, written in batches; and the totals budgets and /v1/usage read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import func, insert, literal_column, select
+
+from strata.access.tables import UsageRecord
+from strata.spec.models import PriceSpec
+from strata.store import Database
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    tenant: str
+    key_id: str | None
+    model: str
+    deployment: str
+    tokens_in: int
+    tokens_out: int
+    compute_s: float
+    at: datetime
+
+    def cost(self, price: PriceSpec | None) -> float:
+        if price is None:
+            return 0.0
+        return (
+            self.tokens_in / 1000 * price.per_1k_input_tokens
+            + self.tokens_out / 1000 * price.per_1k_output_tokens
+            + self.compute_s * price.per_compute_second
+        )
+
+
+def period_start(period: str, now: datetime) -> datetime:
+    day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day if period == "day" else day.replace(day=1)
+
+
+async def write(database: Database, rows: list[tuple[Usage, float]]) -> None:
+    if not rows:
+        return
+    values = [
+        {"at": u.at, "tenant": u.tenant, "key_id": u.key_id, "model": u.model, "tokens_in": u.tokens_in,
+         "tokens_out": u.tokens_out, "compute_s": u.compute_s, "cost": cost}
+        for u, cost in rows
+    ]  # fmt: skip
+    async with database.session() as session:
+        await session.execute(insert(UsageRecord), values)  # one executemany, no ORM objects: cheap per row
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    requests: int = 0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    compute_s: float = 0.0
+    cost: float = 0.0
+
+    @property
+    def tokens(self) -> int:
+        return self.tokens_in + self.tokens_out
+
+    def plus(self, other: Totals) -> Totals:
+        return Totals(
+            self.requests + other.requests,
+            self.tokens_in + other.tokens_in,
+            self.tokens_out + other.tokens_out,
+            self.compute_s + other.compute_s,
+            self.cost + other.cost,
+        )
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {
+            "requests": self.requests,
+            "input_tokens": self.tokens_in,
+            "output_tokens": self.tokens_out,
+            "compute_seconds": round(self.compute_s, 6),
+            "cost": round(self.cost, 9),
+        }
+
+
+async def totals(
+    database: Database, since: datetime, *, tenant: str | None = None, by_model: bool = False
+) -> dict[tuple[str, str], Totals]:
+    """Totals since ``since`` keyed by (tenant, model) - model is "*" unless ``by_model``."""
+    model_column = UsageRecord.model if by_model else literal_column("'*'")
+    query = select(
+        UsageRecord.tenant,
+        model_column,
+        func.count(),
+        func.sum(UsageRecord.tokens_in),
+        func.sum(UsageRecord.tokens_out),
+        func.sum(UsageRecord.compute_s),
+        func.sum(UsageRecord.cost),
+    ).where(UsageRecord.at >= since)
+    if tenant is not None:
+        query = query.where(UsageRecord.tenant == tenant)
+    query = query.group_by(UsageRecord.tenant, UsageRecord.model) if by_model else query.group_by(UsageRecord.tenant)
+    async with database.session() as session:
+        result = await session.execute(query)
+        return {
+            (row[0], row[1] if by_model else "*"): Totals(
+                int(row[2]), int(row[3] or 0), int(row[4] or 0), float(row[5] or 0), float(row[6] or 0)
+            )
+            for row in result.all()
+        }

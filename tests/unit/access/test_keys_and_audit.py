@@ -1,0 +1,175 @@
+"""Keys and the audit chain on a real database: each test runs on SQLite and on PostgreSQL."""
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import delete, select, text, update
+
+from strata.access.audit import AuditEvent, append, verify
+from strata.access.authenticator import Authenticator
+from strata.access.keystore import KeyStore
+from strata.access.recorder import Recorder
+from strata.access.secrets import KEY_PREFIX, hash_key
+from strata.access.tables import ApiKey, AuditRecord
+from strata.access.usage import Usage, totals
+from strata.errors import InvalidRequest, Unauthenticated
+from strata.store import Database
+
+
+async def test_a_key_is_stored_only_as_a_hash_and_shown_once(database: Database) -> None:
+    keys = KeyStore(database)
+    info, secret = await keys.create("acme", ["infer", "jobs"], models=["m1"])
+    assert secret.startswith(KEY_PREFIX + info.key_id)
+    async with database.session() as session:
+        row = (await session.scalars(select(ApiKey))).one()
+        stored = [str(getattr(row, column.name)) for column in ApiKey.__table__.columns]
+    assert row.key_hash == hash_key(secret)
+    assert not any(secret in value for value in stored)
+    assert "key" not in info.as_dict()
+    assert secret not in str(info.as_dict())
+    assert info.as_dict()["prefix"] == secret[: len(KEY_PREFIX) + 12]
+
+
+async def test_bad_key_fields_are_named(database: Database) -> None:
+    keys = KeyStore(database)
+    with pytest.raises(InvalidRequest) as caught:
+        await keys.create("acme", ["infer", "root"])
+    assert caught.value.param == "scopes"
+    with pytest.raises(InvalidRequest) as caught:
+        await keys.create("acme", ["infer"], models=[])
+    assert caught.value.param == "models"
+
+
+async def test_revocation_and_expiry_refuse_the_next_request(database: Database) -> None:
+    keys = KeyStore(database)
+    auth = Authenticator(keys, poll_interval_s=0.05)
+    await auth.start()
+    try:
+        info, secret = await keys.create("acme", ["infer"])
+        assert (await auth.authenticate(f"Bearer {secret}")).tenant == "acme"
+        _, short = await keys.create("acme", ["infer"], expires_at=datetime.now(UTC) + timedelta(seconds=0.3))
+        assert (await auth.authenticate(f"Bearer {short}")).tenant == "acme"
+        await keys.revoke(info.key_id)
+        auth.invalidate()  # what the admin API does in the revoking gateway
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate(f"Bearer {secret}")
+        await asyncio.sleep(0.4)
+        with pytest.raises(Unauthenticated):  # expiry is checked on every request, cached or not
+            await auth.authenticate(f"Bearer {short}")
+    finally:
+        await auth.stop()
+
+
+async def test_another_gateway_sees_a_revocation_through_the_version_poll(database: Database) -> None:
+    other = Database(str(database.url.render_as_string(hide_password=False)))
+    keys, remote_keys = KeyStore(database), KeyStore(other)
+    auth = Authenticator(remote_keys, poll_interval_s=0.05)
+    await auth.start()
+    try:
+        info, secret = await keys.create("acme", ["infer"])
+        await auth.authenticate(f"Bearer {secret}")  # now cached in the "other gateway"
+        await keys.revoke(info.key_id)
+        for _ in range(100):  # waits for the poll; never a timed assertion
+            try:
+                await auth.authenticate(f"Bearer {secret}")
+            except Unauthenticated:
+                break
+            await asyncio.sleep(0.02)
+        else:
+            pytest.fail("the revoked key was still accepted after 2 s of polling")
+    finally:
+        await auth.stop()
+        await other.close()
+
+
+@pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer", "Bearer sk-strata-nope"])
+async def test_missing_or_malformed_credentials(database: Database, header: str | None) -> None:
+    auth = Authenticator(KeyStore(database))
+    with pytest.raises(Unauthenticated):
+        await auth.authenticate(header)
+
+
+async def test_bootstrap_uses_the_given_key_once(database: Database) -> None:
+    keys = KeyStore(database)
+    assert await keys.bootstrap("sk-strata-test-given") == "sk-strata-test-given"
+    assert await keys.bootstrap("sk-strata-test-given") is None
+    assert await keys.bootstrap(None) is None  # an admin key exists: nothing new is generated
+    [admin] = await keys.list()
+    assert admin.scopes == ["admin"]
+    assert (await keys.find(hash_key("sk-strata-test-given"))) is not None
+
+
+async def test_bootstrap_generates_a_key_when_none_is_given(database: Database) -> None:
+    created = await KeyStore(database).bootstrap(None)
+    assert created is not None
+    assert created.startswith(KEY_PREFIX)
+
+
+def _events(count: int, start: int = 0) -> list[AuditEvent]:
+    return [AuditEvent("inference", f"POST /v1/x/{i}", 200, "acme", "k1", {"n": i}) for i in range(start, count)]
+
+
+async def test_an_intact_chain_verifies(database: Database) -> None:
+    await append(database, _events(5))
+    await append(database, _events(8, 5))
+    verdict = await verify(database)
+    assert verdict.ok, verdict.problems
+    assert verdict.rows == 8
+
+
+@pytest.mark.parametrize("tamper", ["edit", "delete_middle", "delete_last", "edit_and_rehash"])
+async def test_verify_catches_edited_and_deleted_rows(database: Database, tamper: str) -> None:
+    await append(database, _events(6))
+    async with database.session() as session:
+        if tamper == "edit":
+            await session.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(status=500))
+        elif tamper == "delete_middle":
+            await session.execute(delete(AuditRecord).where(AuditRecord.seq == 3))
+        elif tamper == "delete_last":
+            await session.execute(delete(AuditRecord).where(AuditRecord.seq == 6))
+        else:  # an editor who recomputes the row's own hash still breaks the next row's link
+            await session.execute(update(AuditRecord).where(AuditRecord.seq == 3).values(hash="f" * 64))
+    verdict = await verify(database)
+    assert not verdict.ok
+    assert verdict.problems
+
+
+async def test_concurrent_writers_never_fork_the_chain(database: Database) -> None:
+    other = Database(str(database.url.render_as_string(hide_password=False)))
+    try:
+        await asyncio.gather(*(append(db, _events(3)) for db in [database, other] * 5))
+    finally:
+        await other.close()
+    verdict = await verify(database)
+    assert verdict.ok, verdict.problems
+    assert verdict.rows == 30
+    async with database.connect() as connection:
+        assert (await connection.execute(text("SELECT count(DISTINCT prev_hash) FROM access_audit"))).scalar() == 30
+
+
+async def test_gateways_starting_together_create_one_admin_key(database: Database) -> None:
+    others = [Database(str(database.url.render_as_string(hide_password=False))) for _ in range(3)]
+    try:
+        created = await asyncio.gather(*(KeyStore(db).bootstrap(None) for db in [database, *others]))
+    finally:
+        await asyncio.gather(*(db.close() for db in others))
+    assert sum(key is not None for key in created) == 1
+    assert len(await KeyStore(database).list()) == 1
+
+
+async def test_stopping_the_recorder_writes_every_buffered_row(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600)  # never flushes on its own in this test
+    recorder.start()
+    now = datetime.now(UTC)
+    for index in range(25):
+        recorder.usage(Usage("acme", "k1", "m", "d", 10, index, 0.01, now), cost=0.5)
+        recorder.audit(AuditEvent("inference", "POST /v1/embeddings", 200, "acme", "k1", {"n": index}))
+    await recorder.stop()
+    [total] = (await totals(database, now - timedelta(seconds=5))).values()
+    assert total.requests == 25
+    assert total.tokens_out == sum(range(25))
+    assert total.cost == pytest.approx(12.5)
+    verdict = await verify(database)
+    assert verdict.ok
+    assert verdict.rows == 25
