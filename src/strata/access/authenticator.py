@@ -6,6 +6,10 @@ its cache at once, so its next request is refused. Every other gateway polls the
 when the counter moved, so a revoked key is refused there from at most one poll interval (plus
 one database round trip) after the revocation committed. A cached entry is also re-read after
 ``key_cache_ttl_s`` whatever happens, and expiry times are checked on every request.
+
+With ``strict=True`` (``access.revocation: strict``) every API-key request first reads the counter
+itself: a key revoked on any gateway is refused on the very next request everywhere, for one small
+database read per request.
 """
 
 from __future__ import annotations
@@ -42,12 +46,14 @@ class Authenticator:
         cache_ttl_s: float = 60.0,
         poll_interval_s: float = 0.1,
         max_negative_entries: int = 10_000,
+        strict: bool = False,
     ) -> None:
         self.keys = keys
         self.jwt = jwt
         self.cache_ttl_s = cache_ttl_s
         self.poll_interval_s = poll_interval_s
         self.max_negative_entries = max_negative_entries
+        self.strict = strict
         self._cache: dict[str, _Cached] = {}
         self._negative = 0
         self._version: int | None = None
@@ -85,6 +91,8 @@ class Authenticator:
         # Looked up by SHA-256 of the key: a timing difference in the dict lookup can only reveal bits of
         # a hash of a 256-bit secret, which is of no use for finding the key.
         digest = hash_key(key)
+        if self.strict:
+            await self._check_version()
         now = time.time()
         entry = self._cache.get(digest)
         if entry is None or entry.cached_until < now:
@@ -107,13 +115,15 @@ class Authenticator:
         while True:
             await asyncio.sleep(self.poll_interval_s)
             try:
-                version = await self.keys.version()
+                await self._check_version()
             except Exception:  # the task loop is the boundary: keep polling through a database blip
                 log.exception("could not read the keys version; keeping the cache")
-                continue
-            if version != self._version:
-                self._version = version
-                self.invalidate()
+
+    async def _check_version(self) -> None:
+        version = await self.keys.version()
+        if version != self._version:
+            self._version = version
+            self.invalidate()
 
 
 def _principal(info: KeyInfo | None, now: float) -> Principal | None:

@@ -62,6 +62,7 @@ class AccessControl:
             jwt=self.jwt,
             cache_ttl_s=access.key_cache_ttl_s,
             poll_interval_s=access.revocation_poll_ms / 1000,
+            strict=access.revocation == "strict",
         )
         storage = limit_storage(spec.store.redis_url, f"strata:{access.rate_limit_namespace}")
         self.limiter = RateLimiter(storage, access.per_key, access.per_tenant, access.rate_limit_strategy)

@@ -318,6 +318,11 @@ class AccessSpec(SpecModel):
     key_cache_ttl_s: float = Field(
         default=60.0, gt=0, le=3600, description="How long a verified key stays cached before the database is asked."
     )
+    revocation: Literal["poll", "strict"] = Field(
+        default="poll",
+        description="poll: other gateways see a revoked key within revocation_poll_ms, no per-request cost; "
+        "strict: every gateway refuses it on the next request, for one database read per request.",
+    )
     revocation_poll_ms: float = Field(
         default=100.0, ge=10, le=10_000, description="How often each gateway checks whether keys changed elsewhere."
     )

@@ -83,6 +83,22 @@ async def test_another_gateway_sees_a_revocation_through_the_version_poll(databa
         await other.close()
 
 
+async def test_strict_revocation_refuses_the_next_request_on_another_gateway(database: Database) -> None:
+    other = Database(str(database.url.render_as_string(hide_password=False)))
+    keys = KeyStore(database)
+    auth = Authenticator(KeyStore(other), poll_interval_s=3600, strict=True)  # the poll never runs in this test
+    await auth.start()
+    try:
+        info, secret = await keys.create("acme", ["infer"])
+        await auth.authenticate(f"Bearer {secret}")  # cached in the "other gateway"
+        await keys.revoke(info.key_id)
+        with pytest.raises(Unauthenticated):
+            await auth.authenticate(f"Bearer {secret}")
+    finally:
+        await auth.stop()
+        await other.close()
+
+
 @pytest.mark.parametrize("header", [None, "", "Basic abc", "Bearer", "Bearer sk-strata-nope"])
 async def test_missing_or_malformed_credentials(database: Database, header: str | None) -> None:
     auth = Authenticator(KeyStore(database))
