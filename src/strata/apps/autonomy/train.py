@@ -57,8 +57,8 @@ class Dataset:
 class TrainSettings:
     vehicles: int = 400
     seconds: float = 90.0
-    base_steps: int = 6000
-    distill_steps: int = 1500  # per halving round
+    base_steps: int = 12000
+    distill_steps: int = 2000  # per halving round
     batch: int = 512
     lr: float = 2e-3
     seed: int = 0
