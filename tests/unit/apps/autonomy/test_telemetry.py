@@ -1,0 +1,59 @@
+"""Telemetry batches: malformed events are rejected with the field and the reason, the rest kept."""
+
+from __future__ import annotations
+
+import math
+
+import msgpack
+import pytest
+
+from strata.apps.autonomy.telemetry import decode, events_of, parse_events
+from strata.errors import InvalidRequest
+
+GOOD = {"vehicle_id": "v1", "timestamp": 1.7e9, "x": 1.0, "y": 2.0, "speed": 10.0, "heading": 0.5, "accel": 0.1,
+        "lane": 1}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "param", "reason"),
+    [
+        ({"speed": -1.0}, "speed", "within [0, 100]"),
+        ({"x": math.inf}, "x", "finite"),
+        ({"lane": 1.5}, "lane", "whole lane"),
+        ({"lane": 7}, "lane", "within [0, 2]"),
+        ({"accel": True}, "accel", "must be a number"),
+        ({"vehicle_id": ""}, "vehicle_id", "non-empty"),
+        ({"colour": "red"}, "colour", "unknown field"),
+        ({"timestamp": None}, "timestamp", "required"),
+    ],
+)
+def test_a_malformed_event_is_rejected_and_the_rest_kept(change: dict[str, object], param: str, reason: str) -> None:
+    batch = parse_events([GOOD, {**GOOD, **change}, {**GOOD, "timestamp": 1.7e9 + 0.1}])
+    assert batch.ids == ["v1", "v1"] and list(batch.t) == [1.7e9, 1.7e9 + 0.1]
+    assert batch.values.shape == (2, 6)
+    [rejected] = batch.rejected
+    assert rejected.index == 1 and rejected.param == f"events[1].{param}" and reason in rejected.message
+
+
+def test_msgpack_and_json_decode_to_the_same_batch() -> None:
+    body = {"events": [GOOD]}
+    as_json = b'{"events": [{"vehicle_id": "v1", "timestamp": 1.7e9, "x": 1.0, "y": 2.0, "speed": 10.0, "heading": 0.5, "accel": 0.1, "lane": 1}]}'
+    assert decode(as_json, "application/json; charset=utf-8") == decode(msgpack.packb(body), "application/msgpack")
+    assert events_of(decode(msgpack.packb(body), "application/msgpack")) == [GOOD]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "code"),
+    [(b"", None, "invalid_json"), (b"{nope", "application/json", "invalid_json"),
+     (b"\xc1", "application/msgpack", "invalid_msgpack")],
+)  # fmt: skip
+def test_an_undecodable_body_is_refused(body: bytes, content_type: str | None, code: str) -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        decode(body, content_type)
+    assert caught.value.code == code
+
+
+def test_a_body_without_an_events_list_names_the_field() -> None:
+    with pytest.raises(InvalidRequest) as caught:
+        events_of({"event": []})
+    assert caught.value.param == "events"
