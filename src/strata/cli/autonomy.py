@@ -23,7 +23,9 @@ console = Console()
 def demo_autonomy(
     vehicles: Annotated[int, typer.Option(min=1, max=8192, help="Simulated vehicles.")] = 200,
     rate: Annotated[float, typer.Option(min=0.1, max=20.0, help="Plan requests per vehicle per second.")] = 2.0,
-    duration: Annotated[float, typer.Option(min=1.0, max=3600.0, help="Seconds of planning (after 6 s warm-up).")] = 20.0,
+    duration: Annotated[
+        float, typer.Option(min=1.0, max=3600.0, help="Seconds of planning (after 6 s warm-up).")
+    ] = 20.0,
     png: Annotated[Path, typer.Option(help="Where to write the latency and paths figure.")] = Path("autonomy-demo.png"),
 ) -> None:
     """Serve the autonomy app, stream a simulated fleet's telemetry (10 Hz) and ask for plans."""

@@ -213,7 +213,9 @@ class FeatureStore:
         held = np.isfinite(t)
         newest = t[:, -1:]
         columns: list[FloatArray] = [held.sum(axis=1).astype(np.float64)]
-        in_window = {w: held & (t >= newest - w) for w in {*self.spec.windows_s, *(r.window_s for r in self.spec.rates)}}
+        in_window = {
+            w: held & (t >= newest - w) for w in {*self.spec.windows_s, *(r.window_s for r in self.spec.rates)}
+        }
         means = [self._column[c] for c in self.spec.mean_columns]
         for w in self.spec.windows_s:
             mask = in_window[w]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import operator
 
 import numpy as np
 import pytest
@@ -63,9 +65,7 @@ def brute_force(batches: list[list[tuple[str, float, tuple[float, float, float]]
 events = st.tuples(
     st.sampled_from(["a", "b", "c"]),
     st.integers(0, 40).map(lambda tick: tick * 0.25),  # on a grid, so repeated timestamps happen
-    st.tuples(
-        st.floats(-100, 100), st.floats(0, 40), st.floats(-math.pi, math.pi)
-    ),
+    st.tuples(st.floats(-100, 100), st.floats(0, 40), st.floats(-math.pi, math.pi)),
 )
 
 
@@ -81,7 +81,7 @@ def test_windows_match_a_brute_force_recomputation(batches: list[list[tuple[str,
         got = store.get(key)
         assert got is not None
         np.testing.assert_allclose(got.values, row, rtol=1e-9, atol=1e-9)
-        assert got.t_last == max(t for k, t, _ in sum(batches, []) if k == key)
+        assert got.t_last == max(t for k, t, _ in functools.reduce(operator.iadd, batches, []) if k == key)
         assert len(got.history) == row[0]
         assert np.all(np.diff(got.history_t) > 0)  # held oldest first, no repeats
 
@@ -118,11 +118,14 @@ def test_idle_keys_are_evicted_and_memory_is_bounded() -> None:
     store.ingest(["b"], np.array([1.0]), np.zeros((1, 1)))
     clock.now = 12.0  # a has been idle 12 s, b 7 s
     result = store.ingest(["c"], np.array([0.0]), np.zeros((1, 1)))
-    assert result.evicted == 1 and "a" not in store and "b" in store
+    assert result.evicted == 1
+    assert "a" not in store
+    assert "b" in store
     clock.now = 13.0
     store.ingest(["d", "e"], np.array([0.0, 0.0]), np.zeros((2, 1)))  # full: the least recent (b) goes
     assert sorted(store.all_slots()[0]) == ["c", "d", "e"]
-    assert store.nbytes() == size and len(store) == 3
+    assert store.nbytes() == size
+    assert len(store) == 3
     assert store.stats.evicted == 2
 
 

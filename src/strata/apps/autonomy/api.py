@@ -36,7 +36,7 @@ from strata.apps.autonomy.scene import SceneSettings, build_items
 from strata.apps.autonomy.stream import StreamConsumer, run_forever
 from strata.apps.autonomy.telemetry import EventBatch, decode, events_of, parse_events
 from strata.data.features import FeatureStore
-from strata.errors import InvalidRequest, SpecError, StrataError
+from strata.errors import SpecError, StrataError
 from strata.gateway.parsing import parse_body
 from strata.gateway.request_context import request_context
 from strata.serving.deployment import Deployment
@@ -154,9 +154,10 @@ class AutonomyService:
             for i in missing
         ]  # fmt: skip
         started = time.perf_counter()
-        held = [i for i in range(len(body.vehicles)) if i not in set(missing)]
-        payload = {"plans": [plan.as_json(body.vehicles[i].alternatives) for plan, i in zip(results, held, strict=True)],
-                   "errors": errors}  # fmt: skip
+        absent = set(missing)
+        held = [i for i in range(len(body.vehicles)) if i not in absent]
+        answers = [plan.as_json(body.vehicles[i].alternatives) for plan, i in zip(results, held, strict=True)]
+        payload = {"plans": answers, "errors": errors}
         timings["postprocess"] += time.perf_counter() - started
         return self._respond(payload, timings, served)
 

@@ -36,7 +36,9 @@ def summarise(record: FleetRecord, duration_s: float) -> DemoSummary:
     stages = {"plan (total)": record.plan_latency_s, **{s: record.stages_s[s] for s in STAGES},
               "telemetry post": record.ingest_latency_s}  # fmt: skip
     percentiles = {
-        name: tuple(float(np.percentile(np.array(values) * 1000.0, q)) if values else float("nan") for q in (50, 95, 99))
+        name: tuple(
+            float(np.percentile(np.array(values) * 1000.0, q)) if values else float("nan") for q in (50, 95, 99)
+        )
         for name, values in stages.items()
     }
     return DemoSummary(

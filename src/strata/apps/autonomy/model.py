@@ -47,8 +47,10 @@ class Denoiser(nn.Module):
     def __init__(self, config: DiffusionConfig) -> None:
         super().__init__()
         self.config = config
-        frequencies = torch.exp(torch.linspace(0.0, math.log(100.0), config.time_features // 2))
-        self.register_buffer("frequencies", frequencies, persistent=False)
+        self.frequencies: torch.Tensor
+        self.register_buffer(
+            "frequencies", torch.exp(torch.linspace(0.0, math.log(100.0), config.time_features // 2)), persistent=False
+        )
         self.embed = nn.Linear(PATH_DIM + COND_DIM + config.time_features, config.hidden)
         self.norms = nn.ModuleList(nn.LayerNorm(config.hidden) for _ in range(config.layers))
         self.hidden = nn.ModuleList(nn.Linear(config.hidden, config.hidden) for _ in range(config.layers))
@@ -64,7 +66,8 @@ class Denoiser(nn.Module):
 
     def predict_x(self, z: torch.Tensor, t: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         alpha, sigma = alpha_sigma(t)
-        return alpha[:, None] * z - sigma[:, None] * self(z, t, cond)
+        v: torch.Tensor = self(z, t, cond)
+        return alpha[:, None] * z - sigma[:, None] * v
 
 
 def ddim_step(x_hat: torch.Tensor, z: torch.Tensor, t: torch.Tensor, s: torch.Tensor) -> torch.Tensor:

@@ -54,9 +54,9 @@ class FleetSimulator:
         self.t = t0
         self.steps = 0
         area = area_m if area_m is not None else 60.0 * math.sqrt(n) + 200.0
-        self.road = self.rng.integers(0, 4, n) * (math.pi / 2)  # road direction
-        self.lane_target = self.rng.integers(0, LANES, n).astype(np.float64)
-        self.xy = self.rng.uniform(-area / 2, area / 2, (n, 2))
+        self.road = np.asarray(self.rng.integers(0, 4, n) * (math.pi / 2), dtype=np.float64)  # road direction
+        self.lane_target: FloatArray = self.rng.integers(0, LANES, n).astype(np.float64)
+        self.xy: FloatArray = self.rng.uniform(-area / 2, area / 2, (n, 2))
         self.origin = self.xy - (self.lane_target * LANE_WIDTH_M)[:, None] * _left(self.road)
         self.heading = self.road.copy()
         self.v_target = self.rng.uniform(8.0, 20.0, n)
@@ -134,9 +134,9 @@ class FleetSimulator:
         done = (self.mode == TURN) & (self.turn_dir * wrap(self.heading - new_road) >= 0)
         if not done.any():
             return
-        self.road = np.where(done, wrap(new_road), self.road)
+        self.road = np.asarray(np.where(done, wrap(new_road), self.road), dtype=np.float64)
         self.heading = np.where(done, self.road, self.heading)
-        outer = np.where(self.turn_dir > 0, LANES - 1, 0).astype(np.float64)
+        outer: FloatArray = np.where(self.turn_dir > 0, LANES - 1, 0).astype(np.float64)
         self.lane_target = np.where(done, outer, self.lane_target)
         origin = self.xy - (outer * LANE_WIDTH_M)[:, None] * _left(self.road)
         self.origin = np.where(done[:, None], origin, self.origin)

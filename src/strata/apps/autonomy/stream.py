@@ -27,15 +27,15 @@ READ_COUNT = 64
 
 async def publish(client: redis.Redis, stream: str, events: list[dict[str, Any]], *, maxlen: int = 100_000) -> bytes:
     """Append one batch of events to ``stream`` (trimmed to about ``maxlen`` entries)."""
-    entry_id: bytes = await client.xadd(stream, {EVENTS_FIELD: msgpack.packb(events)}, maxlen=maxlen, approximate=True)
-    return entry_id
+    entry_id = await client.xadd(stream, {EVENTS_FIELD: msgpack.packb(events)}, maxlen=maxlen, approximate=True)
+    return entry_id if isinstance(entry_id, bytes) else str(entry_id).encode()
 
 
 class StreamConsumer:
     """Reads batches with XREADGROUP, hands each to ``handle``, then XACKs it."""
 
     def __init__(
-        self, client: redis.Redis, stream: str, group: str, consumer: str, handle: Callable[[list[Any]], None]
+        self, client: redis.Redis, stream: str, group: str, consumer: str, handle: Callable[[list[Any]], object]
     ) -> None:
         self.client = client
         self.stream = stream
@@ -61,10 +61,16 @@ class StreamConsumer:
 
     async def _drain(self, start: str) -> None:
         while True:
-            replies = await self.client.xreadgroup(
-                self.group, self.consumer, {self.stream: start}, count=READ_COUNT, block=BLOCK_MS if start == ">" else None
+            replies: Any = await self.client.xreadgroup(
+                self.group,
+                self.consumer,
+                {self.stream: start},
+                count=READ_COUNT,
+                block=BLOCK_MS if start == ">" else None,
             )
-            entries = [entry for _, stream_entries in replies or [] for entry in stream_entries]
+            entries: list[tuple[bytes, dict[bytes, bytes]]] = [
+                (entry_id, fields) for _, stream_entries in replies or [] for entry_id, fields in stream_entries
+            ]
             if not entries:
                 return
             for entry_id, fields in entries:

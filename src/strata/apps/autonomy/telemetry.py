@@ -50,7 +50,7 @@ class EventBatch:
 def decode(body: bytes, content_type: str | None) -> Any:
     """The request body as Python objects; msgpack when the content type says so, else JSON."""
     if not body:
-        raise InvalidRequest("The request body is empty; send {\"events\": [...]}.", code="invalid_json")
+        raise InvalidRequest('The request body is empty; send {"events": [...]}.', code="invalid_json")
     media = (content_type or "application/json").split(";")[0].strip().lower()
     if media in MSGPACK_TYPES:
         try:
@@ -97,8 +97,10 @@ def _check(event: Any) -> tuple[str, str] | None:
         return "vehicle_id", f"must be a non-empty string of at most {VEHICLE_ID_MAX} characters"
     for name, low, high in _RANGES:
         value = event.get(name)
+        if value is None:
+            return name, "is required and must be a number"
         if type(value) not in (int, float):  # bool is an int subclass: not a measurement
-            return name, "is required and must be a number" if value is None else "must be a number"
+            return name, "must be a number"
         if not (math.isfinite(value) and low <= value <= high):
             return name, f"must be finite and within [{low:g}, {high:g}], got {value!r}"
     lane = event["lane"]

@@ -31,7 +31,7 @@ from strata.apps.autonomy.conditioning import (
     telemetry_windows,
     to_local,
 )
-from strata.apps.autonomy.model import PATH_DIM, DiffusionConfig, Denoiser, TrajectoryModel, alpha_sigma, ddim_step
+from strata.apps.autonomy.model import PATH_DIM, Denoiser, DiffusionConfig, TrajectoryModel, alpha_sigma, ddim_step
 from strata.apps.autonomy.simulator import SIM_DT_S, TELEMETRY_EVERY, FleetSimulator
 from strata.data.features import FeatureStore
 
@@ -142,7 +142,9 @@ def _batches(
     return draw
 
 
-def _optimiser(model: Denoiser, lr: float, steps: int) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+def _optimiser(
+    model: Denoiser, lr: float, steps: int
+) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
     optimiser = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimiser, lambda i: 0.5 * (1 + math.cos(math.pi * i / steps)))
     return optimiser, schedule
@@ -162,7 +164,7 @@ def train_base(
         v_target = alpha[:, None] * eps - sigma[:, None] * x
         loss = torch.nn.functional.mse_loss(model(z, t, cond), v_target)
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         schedule.step()
         if progress is not None and step % 100 == 0:
@@ -194,7 +196,7 @@ def distil_round(
         error = (student.predict_x(z, t, cond) - x_target).pow(2).mean(dim=1)
         loss = (weight * error).mean()
         optimiser.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
         schedule.step()
         if progress is not None and step % 100 == 0:
@@ -214,7 +216,9 @@ def score(paths: NDArray[np.float64], future: NDArray[np.float64]) -> Scores:
     )
 
 
-def _timed_paths(model: TrajectoryModel, data: Dataset, k: int, steps: int, seed: int) -> tuple[NDArray[np.float64], float]:
+def _timed_paths(
+    model: TrajectoryModel, data: Dataset, k: int, steps: int, seed: int
+) -> tuple[NDArray[np.float64], float]:
     generator = torch.Generator().manual_seed(seed)
     started = time.perf_counter()
     paths = model.paths(data.cond, data.speed, k, steps=steps, generator=generator)

@@ -29,7 +29,8 @@ def _fleet_context(vehicles: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_the_shipped_model_samples_finite_paths_of_the_right_shape() -> None:
     model = TrajectoryModel.load(resolve_model_path("builtin:autonomy-diffusion"))
-    assert model.config.layers == 4 and model.config.sampling_steps == 2
+    assert model.config.layers == 4
+    assert model.config.sampling_steps == 2
     cond, speed = _fleet_context(6)
     assert cond.shape == (6, COND_DIM)
     paths = model.paths(cond, speed, 5, generator=torch.Generator().manual_seed(0))
@@ -48,16 +49,19 @@ def test_simulated_vehicles_stay_kinematic() -> None:
         sim.step()
         step = np.linalg.norm(sim.xy - previous, axis=1)
         previous = sim.xy.copy()
-        assert (sim.speed >= 0).all() and (sim.speed < 25).all()
+        assert (sim.speed >= 0).all()
+        assert (sim.speed < 25).all()
         assert (step <= sim.speed * 0.05 + 1e-9).all()
     lanes = sim.lane()
-    assert lanes.min() >= 0 and lanes.max() <= LANES - 1
+    assert lanes.min() >= 0
+    assert lanes.max() <= LANES - 1
     assert len(set(np.round(sim.road / (np.pi / 2)).astype(int) % 4)) > 1  # some vehicles turned
 
 
 def test_training_runs_end_to_end_and_writes_loadable_weights(tmp_path: Path) -> None:
     report = train_autonomy_model(tmp_path / "model", tiny_settings())
-    assert report.samples > 0 and report.params > 0
+    assert report.samples > 0
+    assert report.params > 0
     assert np.isfinite([report.teacher.ade_m, report.student.fde_m, report.baseline.ade_m]).all()
     loaded = TrajectoryModel.load(tmp_path / "model")
     cond, speed = _fleet_context(2)

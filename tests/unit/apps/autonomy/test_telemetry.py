@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import msgpack
+import orjson
 import pytest
 
 from strata.apps.autonomy.telemetry import decode, events_of, parse_events
@@ -29,15 +30,18 @@ GOOD = {"vehicle_id": "v1", "timestamp": 1.7e9, "x": 1.0, "y": 2.0, "speed": 10.
 )
 def test_a_malformed_event_is_rejected_and_the_rest_kept(change: dict[str, object], param: str, reason: str) -> None:
     batch = parse_events([GOOD, {**GOOD, **change}, {**GOOD, "timestamp": 1.7e9 + 0.1}])
-    assert batch.ids == ["v1", "v1"] and list(batch.t) == [1.7e9, 1.7e9 + 0.1]
+    assert batch.ids == ["v1", "v1"]
+    assert list(batch.t) == [1.7e9, 1.7e9 + 0.1]
     assert batch.values.shape == (2, 6)
     [rejected] = batch.rejected
-    assert rejected.index == 1 and rejected.param == f"events[1].{param}" and reason in rejected.message
+    assert rejected.index == 1
+    assert rejected.param == f"events[1].{param}"
+    assert reason in rejected.message
 
 
 def test_msgpack_and_json_decode_to_the_same_batch() -> None:
     body = {"events": [GOOD]}
-    as_json = b'{"events": [{"vehicle_id": "v1", "timestamp": 1.7e9, "x": 1.0, "y": 2.0, "speed": 10.0, "heading": 0.5, "accel": 0.1, "lane": 1}]}'
+    as_json = orjson.dumps(body)
     assert decode(as_json, "application/json; charset=utf-8") == decode(msgpack.packb(body), "application/msgpack")
     assert events_of(decode(msgpack.packb(body), "application/msgpack")) == [GOOD]
 
