@@ -32,6 +32,7 @@ FloatArray = NDArray[np.float64]
 SAFE_CLEARANCE_M = 2.0  # two cars side by side, centre to centre, with a margin
 RISK_SCALE_M = 6.0
 BRAKE_MPS2 = 6.0
+FAR_M = 1e9  # where padding puts absent neighbours and obstacles
 WEIGHTS = {"risk": 10.0, "comfort": 1.0, "progress": 0.3}
 
 
@@ -82,46 +83,60 @@ class Plan:
         }
 
 
-def braking_path(speed: float) -> FloatArray:
-    stop_s = speed / BRAKE_MPS2
-    t = np.minimum(WAYPOINT_TIMES, stop_s)
-    path = np.zeros((HORIZON, 2))
-    path[:, 0] = speed * t - 0.5 * BRAKE_MPS2 * t**2
+def braking_paths(speed: FloatArray) -> FloatArray:
+    """Straight ahead, braking at ``BRAKE_MPS2`` until stopped: (n, HORIZON, 2)."""
+    t = np.minimum(WAYPOINT_TIMES[None, :], (speed / BRAKE_MPS2)[:, None])
+    path = np.zeros((len(speed), HORIZON, 2))
+    path[:, :, 0] = speed[:, None] * t - 0.5 * BRAKE_MPS2 * t**2
     return path
 
 
+def braking_path(speed: float) -> FloatArray:
+    return braking_paths(np.array([speed]))[0]
+
+
+def _padded(arrays: list[FloatArray], shape: tuple[int, ...], fill: float) -> FloatArray:
+    """Stack ragged (m_i, *shape) arrays as (n, max m, *shape); padding is ``fill`` (far away)."""
+    width = max(1, max(len(a) for a in arrays))
+    out = np.full((len(arrays), width, *shape), fill)
+    for row, array in enumerate(arrays):
+        out[row, : len(array)] = array
+    return out
+
+
 def clearance(paths: FloatArray, neighbours: FloatArray, obstacles: FloatArray) -> FloatArray:
-    """Smallest distance over the horizon from each path (k, HORIZON, 2) to anything, (k,).
+    """Smallest distance over the horizon from each path to anything: paths (n, k, HORIZON, 2),
+    neighbours (n, m, HORIZON, 2), obstacles (n, o, 3) -> (n, k).
 
     Static obstacles are measured to every straight segment of the path, from the vehicle's current
     position on, so a fast path cannot jump over one between waypoints. Vehicles are measured at
     the same waypoint time, where they are predicted to be."""
-    nearest = np.full(len(paths), np.inf)
-    if len(neighbours):
-        gap = np.linalg.norm(paths[:, None] - neighbours[None], axis=-1)  # (k, m, HORIZON)
-        nearest = np.minimum(nearest, gap.min(axis=(1, 2)))
-    if len(obstacles):
-        with_origin = np.concatenate([np.zeros((len(paths), 1, 2)), paths], axis=1)
-        a, b = with_origin[:, :-1, None, :], with_origin[:, 1:, None, :]  # (k, HORIZON, 1, 2)
-        centre = obstacles[None, None, :, :2]
-        segment = b - a
-        length2 = np.maximum((segment**2).sum(-1), 1e-12)
-        along = np.clip(((centre - a) * segment).sum(-1) / length2, 0.0, 1.0)
-        closest = a + along[..., None] * segment
-        gap = np.linalg.norm(closest - centre, axis=-1) - obstacles[:, 2]
-        nearest = np.minimum(nearest, gap.min(axis=(1, 2)))
-    return nearest
+    n, k = paths.shape[:2]
+    gap = np.linalg.norm(paths[:, :, None] - neighbours[:, None], axis=-1)  # (n, k, m, HORIZON)
+    nearest = gap.min(axis=(2, 3))
+    with_origin = np.concatenate([np.zeros((n, k, 1, 2)), paths], axis=2)
+    a, b = with_origin[:, :, :-1, None, :], with_origin[:, :, 1:, None, :]  # (n, k, HORIZON, 1, 2)
+    centre = obstacles[:, None, None, :, :2]  # (n, 1, 1, o, 2)
+    segment = b - a
+    length2 = np.maximum((segment**2).sum(-1), 1e-12)
+    along = np.clip(((centre - a) * segment).sum(-1) / length2, 0.0, 1.0)
+    closest = a + along[..., None] * segment
+    surface = np.linalg.norm(closest - centre, axis=-1) - obstacles[:, None, None, :, 2]
+    return np.asarray(np.minimum(nearest, surface.min(axis=(2, 3))), dtype=np.float64)
 
 
-def score(paths: FloatArray, speed: float, neighbours: FloatArray, obstacles: FloatArray) -> dict[str, FloatArray]:
+def score(paths: FloatArray, speed: FloatArray, neighbours: FloatArray, obstacles: FloatArray) -> dict[str, FloatArray]:
+    """Per candidate (n, k): clearance, comfort, progress and the cost the planner minimises."""
+    n, k = paths.shape[:2]
     gap = clearance(paths, neighbours, obstacles)
-    with_origin = np.concatenate([np.zeros((len(paths), 1, 2)), paths], axis=1)
-    velocity = np.diff(with_origin, axis=1) / WAYPOINT_DT_S
-    velocity = np.concatenate([np.tile([[[speed, 0.0]]], (len(paths), 1, 1)), velocity], axis=1)
-    accel = np.diff(velocity, axis=1) / WAYPOINT_DT_S
-    jerk = np.diff(accel, axis=1) / WAYPOINT_DT_S
-    comfort = (accel**2).sum(-1).mean(1) + 0.05 * (jerk**2).sum(-1).mean(1)
-    progress = paths[:, -1, 0]
+    with_origin = np.concatenate([np.zeros((n, k, 1, 2)), paths], axis=2)
+    velocity = np.diff(with_origin, axis=2) / WAYPOINT_DT_S
+    now = np.zeros((n, k, 1, 2))
+    now[..., 0] = speed[:, None, None]
+    accel = np.diff(np.concatenate([now, velocity], axis=2), axis=2) / WAYPOINT_DT_S
+    jerk = np.diff(accel, axis=2) / WAYPOINT_DT_S
+    comfort = (accel**2).sum(-1).mean(-1) + 0.05 * (jerk**2).sum(-1).mean(-1)
+    progress = paths[:, :, -1, 0]
     risk = np.exp(-np.square(np.maximum(gap, 0.0) / RISK_SCALE_M))
     cost = WEIGHTS["risk"] * risk + WEIGHTS["comfort"] * comfort / 10.0 - WEIGHTS["progress"] * progress
     return {"clearance": gap, "comfort": comfort, "progress": progress, "cost": cost}
@@ -138,30 +153,40 @@ class TrajectoryPlanner:
         self.generator = torch.Generator().manual_seed(seed)
 
     def predict_batch(self, items: list[PlanItem]) -> list[Plan]:
+        """Every vehicle of the batch at once: one model call, one scoring pass over (n, k + 1) paths."""
+        n = len(items)
         cond = np.stack([item.cond for item in items])
         speed = np.array([item.speed for item in items])
+        pose = np.stack([item.pose for item in items])
         sampled = self.model.paths(cond, speed, self.k, generator=self.generator)
-        return [self._choose(item, sampled[i]) for i, item in enumerate(items)]
-
-    def _choose(self, item: PlanItem, sampled: FloatArray) -> Plan:
-        paths = np.concatenate([sampled, braking_path(item.speed)[None]], axis=0)
-        scores = score(paths, item.speed, item.neighbours, item.obstacles)
+        paths = np.concatenate([sampled, braking_paths(speed)[:, None]], axis=1)  # (n, k + 1, HORIZON, 2)
+        neighbours = _padded([item.neighbours for item in items], (HORIZON, 2), FAR_M)
+        obstacles = _padded([item.obstacles for item in items], (3,), FAR_M)
+        obstacles[:, :, 2] = np.where(obstacles[:, :, 2] == FAR_M, 0.0, obstacles[:, :, 2])
+        scores = score(paths, speed, neighbours, obstacles)
         safe = scores["clearance"] >= SAFE_CLEARANCE_M
-        cost = scores["cost"]
         # Hard constraint first: a colliding path is chosen only when every candidate collides,
         # and then the one that keeps the most room.
-        chosen = int(np.argmin(np.where(safe, cost, np.inf))) if safe.any() else int(np.argmax(scores["clearance"]))
-        return Plan(
-            vehicle_id=item.vehicle_id,
-            chosen=chosen,
-            collision_free=bool(safe[chosen]),
-            paths_local=paths,
-            paths_world=to_world(paths[None], item.pose[None])[0],
-            clearance_m=scores["clearance"],
-            cost=cost,
-            progress_m=scores["progress"],
-            comfort=scores["comfort"],
+        chosen = np.where(
+            safe.any(axis=1),
+            np.argmin(np.where(safe, scores["cost"], np.inf), axis=1),
+            np.argmax(scores["clearance"], axis=1),
         )
+        world = to_world(paths.reshape(n, -1, 2), pose).reshape(paths.shape)
+        return [
+            Plan(
+                vehicle_id=item.vehicle_id,
+                chosen=int(chosen[i]),
+                collision_free=bool(safe[i, chosen[i]]),
+                paths_local=paths[i],
+                paths_world=world[i],
+                clearance_m=scores["clearance"][i],
+                cost=scores["cost"][i],
+                progress_m=scores["progress"][i],
+                comfort=scores["comfort"][i],
+            )
+            for i, item in enumerate(items)
+        ]
 
     def warmup(self) -> None:
         item = PlanItem("warmup", np.zeros(COND_DIM), np.zeros(3), 10.0,

@@ -65,14 +65,11 @@ def _neighbours(
     gap[gap > settings.neighbour_radius_m] = np.inf
     m = min(settings.max_neighbours, len(fleet))
     nearest = np.argpartition(gap, m - 1, axis=1)[:, :m] if m else np.zeros((len(slots), 0), dtype=np.int64)
-    result = []
-    for row in range(len(slots)):
-        chosen = nearest[row][np.isfinite(gap[row, nearest[row]])]
-        other = state[chosen]
-        # Where each neighbour will be at this vehicle's waypoint times, from its own newest event.
-        ahead = (t_now[row] - t[chosen, 0])[:, None] + WAYPOINT_TIMES[None, :]
-        direction = np.stack([np.cos(other[:, HEADING]), np.sin(other[:, HEADING])], axis=-1)
-        world = other[:, None, [X, Y]] + (other[:, SPEED, None] * ahead)[..., None] * direction[:, None, :]
-        shape = world.shape
-        result.append(to_local(world.reshape(1, -1, 2), pose[row : row + 1]).reshape(shape))
-    return result
+    valid = np.isfinite(np.take_along_axis(gap, nearest, axis=1))  # (n, m)
+    other = state[nearest]  # (n, m, columns)
+    # Where each neighbour will be at this vehicle's waypoint times, from its own newest event.
+    ahead = (t_now[:, None] - t[nearest, 0])[..., None] + WAYPOINT_TIMES  # (n, m, HORIZON)
+    direction = np.stack([np.cos(other[..., HEADING]), np.sin(other[..., HEADING])], axis=-1)  # (n, m, 2)
+    world = other[..., [X, Y]][:, :, None, :] + (other[..., SPEED, None] * ahead)[..., None] * direction[:, :, None, :]
+    local = to_local(world.reshape(len(slots), -1, 2), pose).reshape(world.shape)
+    return [local[row][valid[row]] for row in range(len(slots))]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from strata.apps.autonomy.conditioning import HORIZON, context, telemetry_windows
+from strata.apps.autonomy.conditioning import HORIZON, WAYPOINT_TIMES, context, telemetry_windows
 from strata.apps.autonomy.planner import SAFE_CLEARANCE_M, PlanItem, TrajectoryPlanner, braking_path
+from strata.apps.autonomy.scene import SceneSettings, build_items
 from strata.data.features import FeatureStore
 
 SPEED = 15.0
@@ -74,3 +75,25 @@ def test_a_batch_plans_each_vehicle_in_its_own_scene(planner: TrajectoryPlanner)
     assert [p.collision_free for p in plans] == [True, True, True]
     assert plans[1].progress_m[plans[1].chosen] > 30.0  # nothing in the way: it drives on
     assert len(plans[0].as_json(3)["alternatives"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_stopped_vehicle_ahead_is_kept_clear_of_at_every_waypoint(planner: TrajectoryPlanner) -> None:
+    stopped = np.tile([[[25.0, 0.0]]], (1, HORIZON, 1))  # predicted to stay put, 25 m ahead in the lane
+    ego = PlanItem("ego", straight_driver_cond(), np.zeros(3), SPEED, stopped, np.zeros((0, 3)))
+    plan = planner.predict_batch([ego])[0]
+    assert plan.collision_free
+    gaps = np.linalg.norm(plan.paths_local[plan.chosen] - stopped[0], axis=-1)
+    assert gaps.min() >= SAFE_CLEARANCE_M
+
+
+def test_scene_predicts_neighbours_in_the_planning_vehicle_frame() -> None:
+    store = FeatureStore(telemetry_windows(8), clock=lambda: 0.0)
+    # a heads north at 10 m/s from the origin; b is 10 m ahead of it, same heading, 5 m/s; c is far away.
+    rows = np.array([[0, 0, 10, np.pi / 2, 0, 1], [0, 10, 5, np.pi / 2, 0, 1], [500, 500, 5, 0, 0, 1]], dtype=float)
+    store.ingest(["a", "b", "c"], np.array([100.0, 100.0, 100.0]), rows)
+    items, missing = build_items(store, ["a", "ghost"], [np.zeros((0, 3)), np.zeros((0, 3))], SceneSettings())
+    assert missing == [1]
+    [a] = items
+    assert a.neighbours.shape == (1, HORIZON, 2)  # b only: c is out of range, a is not its own neighbour
+    np.testing.assert_allclose(a.neighbours[0, :, 0], 10.0 + 5.0 * WAYPOINT_TIMES, atol=1e-9)
+    np.testing.assert_allclose(a.neighbours[0, :, 1], 0.0, atol=1e-9)
