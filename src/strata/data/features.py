@@ -115,7 +115,7 @@ class FeatureStore:
         self._clock = clock
         n, h, c = spec.max_keys, spec.history, len(spec.columns)
         self._t = np.full((n, h), -np.inf)  # per slot, oldest first; -inf marks an empty cell
-        self._v = np.zeros((n, h, c))
+        self._v = np.zeros((c, n, h))  # column-major: a feature reads its column's rows, not every column
         self._features = np.zeros((n, len(spec.feature_names)))
         self._last_update = np.zeros(n)
         self._slots: dict[str, int] = {}
@@ -146,13 +146,16 @@ class FeatureStore:
         if len(set(keys)) > self.spec.max_keys:
             raise ValueError(f"a batch names more than max_keys={self.spec.max_keys} keys")
         before = self.stats.evicted
-        slots = np.fromiter((self._slot_for(key, now) for key in keys), dtype=np.int64, count=len(keys))
+        slots = self.slots(keys)
+        self._last_update[slots[slots >= 0]] = now  # so that making room for a new key never evicts one of this batch
+        for index in np.flatnonzero(slots < 0):
+            slots[index] = self._slot_for(keys[index], now)
         evicted += self.stats.evicted - before
         watermark = self._t[slots, -1] - self.spec.allowed_lateness_s  # -inf for a new key
         on_time = t >= watermark
         late = int((~on_time).sum())
         slots, t, values = slots[on_time], t[on_time], values[on_time]
-        duplicate = self._merge(slots, t, values) if len(slots) else 0
+        duplicate = self._fold(slots, t, values) if len(slots) else 0
         touched = np.unique(slots)
         self._last_update[touched] = now
         self._recompute(touched)
@@ -165,8 +168,7 @@ class FeatureStore:
 
     def _slot_for(self, key: str, now: float) -> int:
         slot = self._slots.get(key)
-        if slot is not None:
-            self._last_update[slot] = now  # so that making room for a new key never evicts one of this batch
+        if slot is not None:  # a key new to the store seen twice in one batch
             return slot
         if not self._free:
             self._evict_lru()
@@ -175,6 +177,25 @@ class FeatureStore:
         self._keys[slot] = key
         self._last_update[slot] = now
         return slot
+
+    def _fold(self, slots: NDArray[np.int64], t: FloatArray, values: FloatArray) -> int:
+        """The common case, a key's one event newer than all it holds, appends by shifting its row;
+        the rest (several events for a key, out of order, duplicates) take the general merge."""
+        counts = np.bincount(slots, minlength=self.spec.max_keys)[slots]
+        simple = (counts == 1) & (t > self._t[slots, -1])
+        if simple.all():
+            self._append(slots, t, values)
+            return 0
+        self._append(slots[simple], t[simple], values[simple])
+        return self._merge(slots[~simple], t[~simple], values[~simple]) if (~simple).any() else 0
+
+    def _append(self, slots: NDArray[np.int64], t: FloatArray, values: FloatArray) -> None:
+        self._t[slots, :-1] = self._t[slots, 1:]
+        self._t[slots, -1] = t
+        for column in range(len(self.spec.columns)):
+            plane = self._v[column]
+            plane[slots, :-1] = plane[slots, 1:]
+            plane[slots, -1] = values[:, column]
 
     def _merge(self, slots: NDArray[np.int64], t: FloatArray, values: FloatArray) -> int:
         """Merge new events into their slots' buffers, keeping the ``history`` newest by time."""
@@ -187,15 +208,15 @@ class FeatureStore:
         rank = np.empty(len(order), dtype=np.int64)
         rank[order] = np.arange(len(order)) - np.repeat(starts, counts)
         merged_t = np.full((len(touched), width), -np.inf)
-        merged_v = np.zeros((len(touched), width, values.shape[1]))
+        merged_v = np.zeros((values.shape[1], len(touched), width))
         merged_t[:, :h] = self._t[touched]
-        merged_v[:, :h] = self._v[touched]
+        merged_v[:, :, :h] = self._v[:, touched]
         merged_t[inverse, h + rank] = t
-        merged_v[inverse, h + rank] = values
+        merged_v[:, inverse, h + rank] = values.T
         # Held events come first, so a stable sort keeps the held copy of a duplicate timestamp.
         by_time = np.argsort(merged_t, axis=1, kind="stable")
         merged_t = np.take_along_axis(merged_t, by_time, axis=1)
-        merged_v = np.take_along_axis(merged_v, by_time[:, :, None], axis=1)
+        merged_v = np.take_along_axis(merged_v, by_time[None], axis=2)
         repeated = np.zeros_like(merged_t, dtype=bool)
         repeated[:, 1:] = (merged_t[:, 1:] == merged_t[:, :-1]) & np.isfinite(merged_t[:, 1:])
         duplicate = int(repeated.sum())
@@ -203,26 +224,28 @@ class FeatureStore:
             merged_t[repeated] = -np.inf
             by_time = np.argsort(merged_t, axis=1, kind="stable")
             merged_t = np.take_along_axis(merged_t, by_time, axis=1)
-            merged_v = np.take_along_axis(merged_v, by_time[:, :, None], axis=1)
+            merged_v = np.take_along_axis(merged_v, by_time[None], axis=2)
         self._t[touched] = merged_t[:, -h:]
-        self._v[touched] = merged_v[:, -h:]
+        self._v[:, touched] = merged_v[:, :, -h:]
         return duplicate
 
     def _recompute(self, slots: NDArray[np.int64]) -> None:
-        t, v = self._t[slots], self._v[slots]
+        t = self._t[slots]
         held = np.isfinite(t)
         newest = t[:, -1:]
         columns: list[FloatArray] = [held.sum(axis=1).astype(np.float64)]
         in_window = {
             w: held & (t >= newest - w) for w in {*self.spec.windows_s, *(r.window_s for r in self.spec.rates)}
         }
-        means = [self._column[c] for c in self.spec.mean_columns]
+        planes = {
+            c: self._v[self._column[c], slots] for c in {*self.spec.mean_columns, *(r.column for r in self.spec.rates)}
+        }
         for w in self.spec.windows_s:
             mask = in_window[w]
-            total = (v[:, :, means] * mask[:, :, None]).sum(axis=1)
-            columns += list((total / np.maximum(mask.sum(axis=1), 1)[:, None]).T)
+            size = np.maximum(mask.sum(axis=1), 1)
+            columns += [np.where(mask, planes[c], 0.0).sum(axis=1) / size for c in self.spec.mean_columns]
         for rate in self.spec.rates:
-            columns.append(_rate(t, v[:, :, self._column[rate.column]], in_window[rate.window_s], rate.angular))
+            columns.append(_rate(t, planes[rate.column], in_window[rate.window_s], rate.angular))
         self._features[slots] = np.stack(columns, axis=1)
 
     # -- eviction -----------------------------------------------------------------------------
@@ -266,7 +289,7 @@ class FeatureStore:
             key=key,
             t_last=float(self._t[slot, -1]),
             history_t=self._t[slot, -held:].copy(),
-            history=self._v[slot, -held:].copy(),
+            history=self._v[:, slot, -held:].T.copy(),
             values=self._features[slot].copy(),
         )
 
@@ -277,7 +300,7 @@ class FeatureStore:
     def matrix(self, slots: NDArray[np.int64], last: int) -> tuple[FloatArray, FloatArray, FloatArray]:
         """For held slots: the ``last`` newest timestamps (n, last), events (n, last, columns) and
         features (n, features). Cells older than a key's first event hold -inf / its oldest values."""
-        return self._t[slots, -last:], self._v[slots, -last:], self._features[slots]
+        return self._t[slots, -last:], np.moveaxis(self._v[:, slots, -last:], 0, -1), self._features[slots]
 
     def all_slots(self) -> tuple[list[str], NDArray[np.int64]]:
         keys = list(self._slots)

@@ -33,7 +33,8 @@ class DemoSummary:
 
 
 def summarise(record: FleetRecord, duration_s: float) -> DemoSummary:
-    stages = {"plan (total)": record.plan_latency_s, **{s: record.stages_s[s] for s in STAGES},
+    stages = {"plan (total)": record.plan_latency_s, "plan + wait for tick": record.unaligned_latency_s,
+              **{s: record.stages_s[s] for s in STAGES},
               "telemetry post": record.ingest_latency_s}  # fmt: skip
     percentiles = {
         name: tuple(
@@ -91,15 +92,15 @@ def plot(summary: DemoSummary, png: Path) -> None:
         plan = tracked["plan"]
         assert isinstance(plan, dict)
         chosen = np.array(plan["plan"]["waypoints"])
-        start = chosen[0]
+        truth = np.asarray(tracked["truth"])
+        start = truth[0] if len(truth) else chosen[0]  # where the vehicle was when its plan came back
         for alternative in plan["alternatives"]:
             other = np.array(alternative["waypoints"]) - start
             paths.plot(other[:, 0], other[:, 1], color="lightgrey", linewidth=1)
         line = paths.plot(*(chosen - start).T, marker="o", markersize=3, label=f"{vehicle} plan")[0]
-        truth = np.asarray(tracked["truth"])
         if len(truth):
             paths.plot(*(truth - start).T, color=line.get_color(), linestyle="--", label=f"{vehicle} truth")
-    paths.set(xlabel="x (m, from the first waypoint)", ylabel="y (m)", title="Chosen plans (solid), truth (dashed)")
+    paths.set(xlabel="x (m, from the vehicle)", ylabel="y (m)", title="Chosen plans (solid), truth (dashed)")
     paths.axis("equal")
     paths.legend(fontsize=7)
     figure.tight_layout()
