@@ -148,7 +148,7 @@ class FeatureStore:
         before = self.stats.evicted
         slots = self.slots(keys)
         self._last_update[slots[slots >= 0]] = now  # so that making room for a new key never evicts one of this batch
-        for index in np.flatnonzero(slots < 0):
+        for index in np.flatnonzero(slots < 0).tolist():
             slots[index] = self._slot_for(keys[index], now)
         evicted += self.stats.evicted - before
         watermark = self._t[slots, -1] - self.spec.allowed_lateness_s  # -inf for a new key

@@ -31,7 +31,7 @@ from starlette.responses import Response
 
 from strata.access.metering import authorize_model
 from strata.apps.autonomy.conditioning import telemetry_windows
-from strata.apps.autonomy.planner import Plan, PlanItem
+from strata.apps.autonomy.planner import Plan, PlanGroup, PlanItem
 from strata.apps.autonomy.scene import SceneSettings, build_items
 from strata.apps.autonomy.stream import StreamConsumer, run_forever
 from strata.apps.autonomy.telemetry import EventBatch, decode, events_of, parse_events
@@ -209,10 +209,9 @@ class AutonomyService:
 
 
 async def _infer(deployment: Deployment, items: list[PlanItem]) -> list[Plan]:
-    """Each vehicle is its own batch item: the batcher groups them with other requests' vehicles."""
-    if len(items) == 1:
-        return [await deployment.infer(items[0])]
-    return list(await asyncio.gather(*(deployment.infer(item) for item in items)))
+    """A request's vehicles are one batch item; the batcher groups it with other requests' items."""
+    plans: list[Plan] = await deployment.infer(PlanGroup(items))
+    return plans
 
 
 def install(app: FastAPI, server: ModelServer, options: dict[str, Any]) -> AbstractAsyncContextManager[None]:

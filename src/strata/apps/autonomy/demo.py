@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-import httpx
 import numpy as np
 import yaml
 from matplotlib.figure import Figure
 
 from strata.apps.autonomy.fleet import STAGES, FleetDriver, FleetRecord
+from strata.apps.autonomy.wire import LeanClient
 from strata.testing import ServerProcess
 
 PUBLISHED = {"median_ms": 45.0, "events_per_min": 160_000}
@@ -51,10 +51,12 @@ def summarise(record: FleetRecord, duration_s: float) -> DemoSummary:
     )
 
 
-async def _drive(server: ServerProcess, vehicles: int, rate_hz: float, duration_s: float) -> FleetRecord:
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=server.url, headers=server.headers, timeout=30.0, limits=limits) as client:
+async def drive(url: str, headers: dict[str, str], vehicles: int, rate_hz: float, duration_s: float) -> FleetRecord:
+    client = LeanClient(url, headers)
+    try:
         return await FleetDriver(client, vehicles, rate_hz).run(duration_s)
+    finally:
+        await client.close()
 
 
 def run_demo(vehicles: int, rate_hz: float, duration_s: float, png: Path, log_dir: Path | None = None) -> DemoSummary:
@@ -65,7 +67,7 @@ def run_demo(vehicles: int, rate_hz: float, duration_s: float, png: Path, log_di
         path.write_text(yaml.safe_dump(spec))
         env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
         with ServerProcess(path, env=env) as server:
-            record = asyncio.run(_drive(server, vehicles, rate_hz, duration_s))
+            record = asyncio.run(drive(server.url, server.headers, vehicles, rate_hz, duration_s))
     summary = summarise(record, duration_s)
     plot(summary, png)
     return summary

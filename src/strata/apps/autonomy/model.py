@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -89,6 +90,23 @@ def sample(denoiser: Denoiser, cond: torch.Tensor, steps: int, generator: torch.
     return z
 
 
+class _Sampler(nn.Module):
+    """The whole few-step sampler as one module, so that it can be traced into one graph."""
+
+    def __init__(self, denoiser: Denoiser, steps: int) -> None:
+        super().__init__()
+        self.denoiser = denoiser
+        self.steps = steps
+
+    def forward(self, z: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        ones = torch.ones_like(cond[:, 0])  # a tensor op, not a Python shape: traced batch sizes stay free
+        for i in range(self.steps, 0, -1):
+            t = ones * (i / self.steps)
+            x_hat = self.denoiser.predict_x(z, t, cond)
+            z = x_hat if i == 1 else ddim_step(x_hat, z, t, ones * ((i - 1) / self.steps))
+        return z
+
+
 class TrajectoryModel:
     """Loaded weights plus the path arithmetic around the denoiser (numpy in, numpy out)."""
 
@@ -96,6 +114,18 @@ class TrajectoryModel:
         self.denoiser = denoiser.eval()
         self.config = config
         self._scale = torch.tensor(config.residual_scale_m, dtype=torch.float32)
+        self._traced: torch.jit.ScriptModule | None = None
+
+    def trace(self) -> None:
+        """Trace the shipped sampler into one TorchScript graph. A call then gives up the GIL once,
+        not once per operation: beside a busy event loop each give-up can cost a switch interval."""
+        example = (torch.zeros(2, PATH_DIM), torch.zeros(2, COND_DIM))
+        # TorchScript is deprecated in favour of torch.compile/export, but neither gives one GIL-free
+        # call on CPU without a compiler toolchain; the warning would only repeat that.
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            sampler = _Sampler(self.denoiser, self.config.sampling_steps)
+            self._traced = torch.jit.trace(sampler, example, check_trace=False)  # type: ignore[no-untyped-call]
 
     @classmethod
     def load(cls, folder: Path) -> TrajectoryModel:
@@ -124,7 +154,12 @@ class TrajectoryModel:
         """``k`` sampled paths per vehicle in its local frame: (n, k, HORIZON, 2)."""
         n = len(cond)
         cond_t = torch.from_numpy(np.repeat(cond, k, axis=0).astype(np.float32))
-        residual = sample(self.denoiser, cond_t, steps or self.config.sampling_steps, generator) * self._scale
+        if self._traced is not None and steps in (None, self.config.sampling_steps):
+            with torch.inference_mode():
+                noise = torch.randn(len(cond_t), PATH_DIM, generator=generator)
+                residual = self._traced(noise, cond_t) * self._scale
+        else:
+            residual = sample(self.denoiser, cond_t, steps or self.config.sampling_steps, generator) * self._scale
         reference = constant_velocity(np.repeat(speed, k))
-        paths = reference + residual.numpy().reshape(n * k, HORIZON, 2).astype(np.float64)
+        paths: NDArray[np.float64] = reference + residual.numpy().reshape(n * k, HORIZON, 2).astype(np.float64)
         return paths.reshape(n, k, HORIZON, 2)

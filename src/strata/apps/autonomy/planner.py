@@ -16,6 +16,7 @@ always a candidate, so a vehicle facing an obstacle in every sampled path can st
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,14 @@ class PlanItem:
 
 
 @dataclass(frozen=True)
+class PlanGroup:
+    """The vehicles of one request: one batch item, however many vehicles it holds. Per-item work in
+    the serving layer (routing, futures, metrics) is then paid per request, not per vehicle."""
+
+    items: list[PlanItem]
+
+
+@dataclass(frozen=True)
 class Plan:
     vehicle_id: str
     chosen: int
@@ -62,24 +71,27 @@ class Plan:
 
     def as_json(self, alternatives: int) -> dict[str, object]:
         order = [int(i) for i in np.argsort(self.cost) if i != self.chosen][:alternatives]
+        world, local = np.round(self.paths_world, 3), np.round(self.paths_local, 3)  # once, not per candidate
+        numbers = np.round(np.stack([self.cost, np.minimum(self.clearance_m, 1e6), self.progress_m, self.comfort]), 4)
         return {
             "vehicle_id": self.vehicle_id,
             "collision_free": self.collision_free,
-            "plan": self._candidate(self.chosen),
-            "alternatives": [self._candidate(i) for i in order],
+            "plan": self._candidate(self.chosen, world, local, numbers),
+            "alternatives": [self._candidate(i, world, local, numbers) for i in order],
             "waypoint_dt_s": WAYPOINT_DT_S,
         }
 
-    def _candidate(self, index: int) -> dict[str, object]:
+    def _candidate(self, index: int, world: FloatArray, local: FloatArray, numbers: FloatArray) -> dict[str, object]:
+        cost, clearance_m, progress_m, comfort = numbers[:, index].tolist()
         return {
             "index": index,
             "kind": "brake" if index == len(self.cost) - 1 else "sampled",
-            "cost": round(float(self.cost[index]), 4),
-            "clearance_m": round(float(min(self.clearance_m[index], 1e6)), 3),
-            "progress_m": round(float(self.progress_m[index]), 3),
-            "comfort": round(float(self.comfort[index]), 4),
-            "waypoints": np.round(self.paths_world[index], 3),
-            "waypoints_local": np.round(self.paths_local[index], 3),
+            "cost": cost,
+            "clearance_m": clearance_m,
+            "progress_m": progress_m,
+            "comfort": comfort,
+            "waypoints": world[index],
+            "waypoints_local": local[index],
         }
 
 
@@ -92,7 +104,8 @@ def braking_paths(speed: FloatArray) -> FloatArray:
 
 
 def braking_path(speed: float) -> FloatArray:
-    return braking_paths(np.array([speed]))[0]
+    path: FloatArray = braking_paths(np.array([speed]))[0]
+    return path
 
 
 def _padded(arrays: list[FloatArray], shape: tuple[int, ...], fill: float) -> FloatArray:
@@ -145,15 +158,37 @@ def score(paths: FloatArray, speed: FloatArray, neighbours: FloatArray, obstacle
 class TrajectoryPlanner:
     """The served model: ``predict_batch(list[PlanItem]) -> list[Plan]``."""
 
-    def __init__(self, path: str = "builtin:autonomy-diffusion", k: int = 8, torch_threads: int = 1, seed: int = 0):
+    def __init__(
+        self,
+        path: str = "builtin:autonomy-diffusion",
+        k: int = 8,
+        torch_threads: int = 1,
+        seed: int = 0,
+        gil_switch_interval_ms: float | None = None,
+    ) -> None:
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)  # one core per replica: the batcher, not torch, parallelises
+        if gil_switch_interval_ms is not None:
+            # Process-wide. The model runs in the replica's thread as many small torch/numpy calls, each
+            # giving up the GIL and taking it back; while the event loop parses telemetry, every take-back
+            # can wait a whole switch interval (5 ms by default), which adds tens of ms to a plan.
+            sys.setswitchinterval(gil_switch_interval_ms / 1000.0)
         self.model = TrajectoryModel.load(Path(resolve_model_path(path)))
+        self.model.trace()
         self.k = k
         self.generator = torch.Generator().manual_seed(seed)
 
-    def predict_batch(self, items: list[PlanItem]) -> list[Plan]:
-        """Every vehicle of the batch at once: one model call, one scoring pass over (n, k + 1) paths."""
+    def predict_batch(self, inputs: list[PlanGroup]) -> list[list[Plan]]:
+        """Every vehicle of every group in the batch at once; the plans go back grouped as they came."""
+        plans = self.plan([item for group in inputs for item in group.items])
+        grouped, start = [], 0
+        for group in inputs:
+            grouped.append(plans[start : start + len(group.items)])
+            start += len(group.items)
+        return grouped
+
+    def plan(self, items: list[PlanItem]) -> list[Plan]:
+        """One model call and one scoring pass over (n, k + 1) paths."""
         n = len(items)
         cond = np.stack([item.cond for item in items])
         speed = np.array([item.speed for item in items])
@@ -191,4 +226,4 @@ class TrajectoryPlanner:
     def warmup(self) -> None:
         item = PlanItem("warmup", np.zeros(COND_DIM), np.zeros(3), 10.0,
                         np.zeros((0, HORIZON, 2)), np.zeros((0, 3)))  # fmt: skip
-        self.predict_batch([item])
+        self.predict_batch([PlanGroup([item])])

@@ -60,9 +60,11 @@ def _neighbours(
     _, fleet = store.all_slots()
     t, events, _ = store.matrix(fleet, 1)
     state = events[:, 0]
-    gap = np.linalg.norm(pose[:, None, :2] - state[None, :, [X, Y]], axis=-1)  # (n, fleet)
+    dx = state[:, X][None, :] - pose[:, 0, None]
+    dy = state[:, Y][None, :] - pose[:, 1, None]
+    gap = dx * dx + dy * dy  # squared distances (n, fleet): the order is all that matters here
     gap[slots[:, None] == fleet[None, :]] = np.inf  # not oneself
-    gap[gap > settings.neighbour_radius_m] = np.inf
+    gap[gap > settings.neighbour_radius_m**2] = np.inf
     m = min(settings.max_neighbours, len(fleet))
     nearest = np.argpartition(gap, m - 1, axis=1)[:, :m] if m else np.zeros((len(slots), 0), dtype=np.int64)
     valid = np.isfinite(np.take_along_axis(gap, nearest, axis=1))  # (n, m)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from strata.apps.autonomy.conditioning import HORIZON, WAYPOINT_TIMES, context, telemetry_windows
-from strata.apps.autonomy.planner import SAFE_CLEARANCE_M, PlanItem, TrajectoryPlanner, braking_path
+from strata.apps.autonomy.planner import SAFE_CLEARANCE_M, PlanGroup, PlanItem, TrajectoryPlanner, braking_path
 from strata.apps.autonomy.scene import SceneSettings, build_items
 from strata.data.features import FeatureStore
 
@@ -42,7 +42,7 @@ def item(obstacles: np.ndarray) -> PlanItem:
 
 def test_an_obstacle_ahead_in_the_lane_is_never_driven_through(planner: TrajectoryPlanner) -> None:
     obstacles = np.array([[30.0, 0.0, 1.5]])
-    plan = planner.predict_batch([item(obstacles)])[0]
+    plan = planner.plan([item(obstacles)])[0]
     chosen = plan.paths_local[plan.chosen]
     assert plan.collision_free
     assert dense_gap(chosen, obstacles) >= SAFE_CLEARANCE_M - 1e-6
@@ -57,7 +57,7 @@ def test_random_scenes_never_yield_a_colliding_plan_when_a_safe_one_exists(plann
     for _ in range(60):
         count = int(rng.integers(1, 6))
         obstacles = np.column_stack([rng.uniform(0, 60, count), rng.uniform(-8, 8, count), rng.uniform(0.3, 3, count)])
-        plan = planner.predict_batch([item(obstacles)])[0]
+        plan = planner.plan([item(obstacles)])[0]
         chosen = plan.paths_local[plan.chosen]
         if plan.collision_free:
             assert dense_gap(chosen, obstacles) >= SAFE_CLEARANCE_M - 1e-6
@@ -71,7 +71,10 @@ def test_random_scenes_never_yield_a_colliding_plan_when_a_safe_one_exists(plann
 
 def test_a_batch_plans_each_vehicle_in_its_own_scene(planner: TrajectoryPlanner) -> None:
     blocked, free = item(np.array([[30.0, 0.0, 1.5]])), item(np.zeros((0, 3)))
-    plans = planner.predict_batch([blocked, free, blocked])
+    first, second = planner.predict_batch([PlanGroup([blocked, free]), PlanGroup([blocked])])
+    plans = [*first, *second]
+    assert len(first) == 2
+    assert len(second) == 1
     assert [p.collision_free for p in plans] == [True, True, True]
     assert plans[1].progress_m[plans[1].chosen] > 30.0  # nothing in the way: it drives on
     assert len(plans[0].as_json(3)["alternatives"]) == 3  # type: ignore[arg-type]
@@ -80,7 +83,7 @@ def test_a_batch_plans_each_vehicle_in_its_own_scene(planner: TrajectoryPlanner)
 def test_a_stopped_vehicle_ahead_is_kept_clear_of_at_every_waypoint(planner: TrajectoryPlanner) -> None:
     stopped = np.tile([[[25.0, 0.0]]], (1, HORIZON, 1))  # predicted to stay put, 25 m ahead in the lane
     ego = PlanItem("ego", straight_driver_cond(), np.zeros(3), SPEED, stopped, np.zeros((0, 3)))
-    plan = planner.predict_batch([ego])[0]
+    plan = planner.plan([ego])[0]
     assert plan.collision_free
     gaps = np.linalg.norm(plan.paths_local[plan.chosen] - stopped[0], axis=-1)
     assert gaps.min() >= SAFE_CLEARANCE_M

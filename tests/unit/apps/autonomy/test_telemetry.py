@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import msgpack
+import numpy as np
 import orjson
 import pytest
 
-from strata.apps.autonomy.telemetry import decode, events_of, parse_events
+from strata.apps.autonomy.telemetry import _parse_one_by_one, _parse_well_formed, decode, events_of, parse_events
 from strata.errors import InvalidRequest
 
 GOOD = {"vehicle_id": "v1", "timestamp": 1.7e9, "x": 1.0, "y": 2.0, "speed": 10.0, "heading": 0.5, "accel": 0.1,
@@ -61,3 +62,20 @@ def test_a_body_without_an_events_list_names_the_field() -> None:
     with pytest.raises(InvalidRequest) as caught:
         events_of({"event": []})
     assert caught.value.param == "events"
+
+
+def test_the_column_wise_fast_path_agrees_with_the_event_by_event_checks() -> None:
+    rng = np.random.default_rng(2)
+    events = [
+        {**GOOD, "vehicle_id": f"v{i % 7}", "timestamp": 1.7e9 + i, "x": float(rng.normal(0, 1e3)),
+         "speed": float(rng.uniform(0, 40)), "lane": int(rng.integers(0, 3)), "accel": int(rng.integers(-3, 3))}
+        for i in range(50)
+    ]  # fmt: skip
+    fast = _parse_well_formed(events)
+    assert fast is not None
+    slow = _parse_one_by_one(events)
+    assert fast.ids == slow.ids
+    assert fast.rejected == slow.rejected == []
+    np.testing.assert_array_equal(fast.t, slow.t)
+    np.testing.assert_array_equal(fast.values, slow.values)
+    assert _parse_well_formed([*events, {**GOOD, "speed": True}]) is None  # a closer look names the field
