@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -105,6 +106,22 @@ def _up_to_date(client: httpx.Client, ids: list[str], t_last: float) -> bool:
     return True
 
 
+def _cpu_sample(pid: int | None) -> tuple[float, float, float, float]:
+    """(wall s, process CPU s, core 0 busy ticks, core 0 all ticks): was the server starved or busy?"""
+    process = 0.0
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        process = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    core = [int(x) for x in Path("/proc/stat").read_text().splitlines()[1].split()[1:]]
+    idle = core[3] + core[4]
+    return time.perf_counter(), process, float(sum(core) - idle), float(sum(core))
+
+
+def _cpu_share(before: tuple[float, ...], after: tuple[float, ...]) -> tuple[float, float]:
+    wall = after[0] - before[0]
+    return 100 * (after[1] - before[1]) / wall, 100 * (after[2] - before[2]) / max(after[3] - before[3], 1.0)
+
+
 def _planner_ceiling(batch: int = 50, rounds: int = 40) -> float:
     with pinned_here():
         planner = TrajectoryPlanner()
@@ -148,7 +165,9 @@ def run(duration_s: float) -> list[Row]:
     with served(_spec()) as server:
         affinity = _on_loadgen_core()
         try:
+            before = _cpu_sample(server.process.pid if server.process else None)
             record = asyncio.run(drive(server.url, server.headers, VEHICLES, PLAN_HZ, duration_s))
+            share = _cpu_share(before, _cpu_sample(server.process.pid if server.process else None))
             events_per_min, accepted, ingest_errors = asyncio.run(_ingest(server.url, server.headers, bodies))
             with server.http() as client:
                 fresh = _up_to_date(client, ids, t_last)
@@ -157,6 +176,8 @@ def run(duration_s: float) -> list[Row]:
     ingest_ok = fresh and ingest_errors == 0 and accepted == len(bodies) * VEHICLES
     return [
         *_fleet_rows(record, duration_s),
+        Row("autonomy", "server process CPU during the fleet run (share of one core)", share[0], "%"),
+        Row("autonomy", "core 0 busy during the fleet run (server + anything else scheduled there)", share[1], "%"),
         Row("autonomy", "ingest, msgpack batches of 2,000 (features up to date after)", events_per_min, "events/min",
             f">= {TARGET_EVENTS_PER_MIN:,.0f} (published 160,000)",
             ingest_ok and events_per_min >= TARGET_EVENTS_PER_MIN),

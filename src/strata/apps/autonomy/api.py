@@ -14,6 +14,7 @@ header with its stages: feature read, inference, post-process and serialisation.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import time
@@ -190,6 +191,25 @@ class AutonomyService:
 
     @asynccontextmanager
     async def lifetime(self, redis_url: str | None) -> AsyncIterator[None]:
+        freezer = asyncio.create_task(self._freeze_when_ready(), name="gc-freeze")
+        try:
+            async with self._stream(redis_url):
+                yield
+        finally:
+            freezer.cancel()
+            await asyncio.gather(freezer, return_exceptions=True)
+
+    async def _freeze_when_ready(self) -> None:
+        """Once the models are loaded, move every object alive to the collector's permanent
+        generation. Ingest allocates a dict per event; each full collection it triggers would
+        otherwise walk the whole heap of torch and FastAPI objects (tens of ms, on the event loop)."""
+        while not self.server.ready:  # noqa: ASYNC110 - the server exposes readiness as a property, not an event
+            await asyncio.sleep(0.1)
+        gc.collect()
+        gc.freeze()
+
+    @asynccontextmanager
+    async def _stream(self, redis_url: str | None) -> AsyncIterator[None]:
         if self.options.redis_stream is None:
             yield
             return

@@ -155,7 +155,9 @@ class TrajectoryModel:
         n = len(cond)
         cond_t = torch.from_numpy(np.repeat(cond, k, axis=0).astype(np.float32))
         if self._traced is not None and steps in (None, self.config.sampling_steps):
-            with torch.inference_mode():
+            # Unoptimised execution: the profiling executor would re-specialise the graph for every new
+            # batch size, a stall of its own each time.
+            with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]
                 noise = torch.randn(len(cond_t), PATH_DIM, generator=generator)
                 residual = self._traced(noise, cond_t) * self._scale
         else:
