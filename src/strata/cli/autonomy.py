@@ -56,7 +56,7 @@ def train_autonomy(
         TrainSettings.distill_steps
     ),
     seed: Annotated[int, typer.Option(help="Seed of the fleets, the weights and the batches.")] = 0,
-    threads: Annotated[int, typer.Option(min=1, help="torch threads.")] = 2,
+    threads: Annotated[int, typer.Option(min=1, help="torch threads (the shipped weights: 1).")] = 1,
 ) -> None:
     """Retrain the shipped trajectory diffusion model on the simulated fleet, then distil it to 2 steps."""
     torch.set_num_threads(threads)

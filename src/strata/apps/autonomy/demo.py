@@ -51,10 +51,12 @@ def summarise(record: FleetRecord, duration_s: float) -> DemoSummary:
     )
 
 
-async def drive(url: str, headers: dict[str, str], vehicles: int, rate_hz: float, duration_s: float) -> FleetRecord:
+async def drive(
+    url: str, headers: dict[str, str], vehicles: int, rate_hz: float, duration_s: float, *, seed: int = 7
+) -> FleetRecord:
     client = LeanClient(url, headers)
     try:
-        return await FleetDriver(client, vehicles, rate_hz).run(duration_s)
+        return await FleetDriver(client, vehicles, rate_hz, seed=seed).run(duration_s)
     finally:
         await client.close()
 
