@@ -118,6 +118,7 @@ class FeatureStore:
         self._v = np.zeros((c, n, h))  # column-major: a feature reads its column's rows, not every column
         self._features = np.zeros((n, len(spec.feature_names)))
         self._last_update = np.zeros(n)
+        self._held = np.zeros(n, dtype=bool)  # which slots hold a key: the fleet in one array read
         self._slots: dict[str, int] = {}
         self._keys: list[str | None] = [None] * n
         self._free = list(range(n - 1, -1, -1))
@@ -173,6 +174,7 @@ class FeatureStore:
         if not self._free:
             self._evict_lru()
         slot = self._free.pop()
+        self._held[slot] = True
         self._slots[key] = slot
         self._keys[slot] = key
         self._last_update[slot] = now
@@ -276,6 +278,7 @@ class FeatureStore:
         self._t[slot] = -np.inf
         self._features[slot] = 0.0
         self._free.append(slot)
+        self._held[slot] = False
         self.stats.evicted += 1
 
     # -- reads (O(1) per key) -----------------------------------------------------------------
@@ -301,6 +304,10 @@ class FeatureStore:
         """For held slots: the ``last`` newest timestamps (n, last), events (n, last, columns) and
         features (n, features). Cells older than a key's first event hold -inf / its oldest values."""
         return self._t[slots, -last:], np.moveaxis(self._v[:, slots, -last:], 0, -1), self._features[slots]
+
+    def held_slots(self) -> NDArray[np.int64]:
+        """Every slot that holds a key (no Python loop over the keys)."""
+        return np.flatnonzero(self._held)
 
     def all_slots(self) -> tuple[list[str], NDArray[np.int64]]:
         keys = list(self._slots)

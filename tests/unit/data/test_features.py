@@ -134,3 +134,13 @@ def test_non_finite_input_is_refused() -> None:
     with pytest.raises(ValueError, match="finite"):
         store.ingest(["a"], np.array([math.nan]), np.zeros((1, 3)))
     assert len(store) == 0
+
+
+def test_held_slots_follow_inserts_and_evictions() -> None:
+    clock = Clock()
+    store = FeatureStore(WindowSpec(columns=("x",), history=4, idle_ttl_s=5.0, max_keys=4), clock=clock)
+    store.ingest(["a", "b"], np.array([0.0, 0.0]), np.zeros((2, 1)))
+    assert sorted(store.held_slots().tolist()) == sorted(store.slots(["a", "b"]).tolist())
+    clock.now = 10.0
+    store.ingest(["c"], np.array([1.0]), np.zeros((1, 1)))
+    assert store.held_slots().tolist() == store.slots(["c"]).tolist()

@@ -57,7 +57,7 @@ def _neighbours(
     store: FeatureStore, slots: NDArray[np.int64], pose: FloatArray, t_now: FloatArray, settings: SceneSettings
 ) -> list[FloatArray]:
     """Per vehicle: the nearest other vehicles' constant-velocity paths, in its frame, at its waypoint times."""
-    _, fleet = store.all_slots()
+    fleet = store.held_slots()
     t, events, _ = store.matrix(fleet, 1)
     state = events[:, 0]
     dx = state[:, X][None, :] - pose[:, 0, None]
