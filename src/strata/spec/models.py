@@ -167,6 +167,17 @@ class StoreSpec(SpecModel):
     )
 
 
+class ExtensionSpec(SpecModel):
+    """Routes and background work an app adds to the gateway (e.g. the autonomy app's telemetry API)."""
+
+    entrypoint: str = Field(
+        pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
+        description="'package.module:function' called as function(fastapi_app, model_server, options) when the "
+        "gateway is built; it adds routes and may return an async context manager run for the server's lifetime.",
+    )
+    options: dict[str, Any] = Field(default_factory=dict, description="Passed to the entrypoint as its options.")
+
+
 class AppSpec(SpecModel):
     name: str = Field(default="app", pattern=NAME_PATTERN, description="App name, shown in logs and metrics.")
     runtime: Literal["local"] = Field(default="local", description="Where replicas run: local (in-process).")
@@ -176,6 +187,7 @@ class AppSpec(SpecModel):
     deployments: list[DeploymentSpec] = Field(min_length=1)
     routes: list[RouteSpec] = Field(min_length=1)
     access: AccessSpec = Field(default_factory=lambda: AccessSpec(), description="Credentials, limits, budgets, audit.")
+    extensions: list[ExtensionSpec] = Field(default_factory=list, description="Gateway extensions, installed in order.")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:

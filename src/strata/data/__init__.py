@@ -1,0 +1,1 @@
+"""Data and features: the streaming feature store (and, beside it, the artifact store)."""
