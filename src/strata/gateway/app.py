@@ -27,6 +27,8 @@ from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
 from strata.store import Database
+from strata.workflows.routes import add_workflow_routes
+from strata.workflows.service import Workflows, access_usage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ def create_app(
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
+    workflows = Workflows(spec, database, server=server, usage=access_usage(access))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -63,9 +66,11 @@ def create_app(
         if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(server.start(progress), name="load-models")
+        workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         try:
             yield
         finally:
+            await workflows.stop()  # running steps finish (or their jobs are released) before models go
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
@@ -96,6 +101,9 @@ def create_app(
     app.add_api_route("/v1/admin/usage", access_api.admin_usage, methods=["GET"])
     app.add_api_route("/v1/admin/audit", access_api.audit_log, methods=["GET"])
     app.add_api_route("/v1/admin/audit/verify", access_api.audit_verify, methods=["GET"])
+
+    app.state.workflows = workflows
+    add_workflow_routes(app, workflows)
 
     app.add_exception_handler(StrataError, strata_error_handler)
     app.add_exception_handler(HTTPException, _http_error_handler)

@@ -1,6 +1,7 @@
 """The app spec: pydantic models and the YAML loader."""
 
 from strata.spec.loader import load_spec, parse_spec
+from strata.spec.pipelines import PipelineSpec, StepSpec, WorkflowsSpec
 from strata.spec.models import (
     AccessSpec,
     AppSpec,
@@ -27,12 +28,15 @@ __all__ = [
     "GatewaySpec",
     "JWTSpec",
     "ModelSpec",
+    "PipelineSpec",
     "PriceSpec",
     "RateLimitSpec",
     "ResourcesSpec",
     "RouteSpec",
+    "StepSpec",
     "StoreSpec",
     "TargetsSpec",
+    "WorkflowsSpec",
     "load_spec",
     "parse_spec",
 ]

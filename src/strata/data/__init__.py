@@ -1,0 +1,5 @@
+"""Data and features (layer 4): the artifact store."""
+
+from strata.data.artifacts import ArtifactStore, StoredArtifact
+
+__all__ = ["ArtifactStore", "StoredArtifact"]

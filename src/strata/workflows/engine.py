@@ -1,0 +1,276 @@
+"""The worker: claims jobs with a lease, runs their steps, persists each step's output with its state.
+
+One job at a time per task, up to ``concurrency`` tasks:
+1. claim a due job (a free one, or one whose holder's lease expired: that is how dead workers' jobs
+   are reclaimed);
+2. start the ready steps (attempt counted), run them, and in one transaction record their outputs
+   and start the next ready ones;
+3. a failed step is retried after a backoff (the job is released until then) or, at its last
+   attempt, sends the job to compensation and then to dead letter with the reason;
+4. a cancel request is honoured at the next step boundary, compensating what ran.
+A heartbeat renews every held lease each third of ``lease_s``; a job whose lease was lost is
+abandoned at once, and the fence in every write keeps a stale worker from recording anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import socket
+import time
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from typing import Any
+
+from strata.spec.pipelines import WorkflowsSpec
+from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
+from strata.workflows.steps import Services, StepContext
+from strata.workflows.store import Claim, JobChange, JobStore, LeaseLost, StepDone, StepFailed
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Held:
+    claim: Claim
+    task: asyncio.Task[None]
+
+
+class Worker:
+    def __init__(
+        self,
+        store: JobStore,
+        pipelines: dict[str, Pipeline],
+        services: Services,
+        settings: WorkflowsSpec,
+        *,
+        name: str | None = None,
+        models_ready: Callable[[], bool] = lambda: True,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.pipelines = pipelines
+        self.services = services
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.models_ready = models_ready
+        self.rng = rng or random.Random()
+        self._held: dict[str, _Held] = {}
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._claim_loop(), name=f"worker-{self.name}"),
+            asyncio.create_task(self._heartbeat_loop(), name=f"heartbeat-{self.name}"),
+        ]
+
+    def wake(self) -> None:
+        """New work was submitted: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def stop(self) -> None:
+        """Stop claiming; let running steps finish for the grace period, then release their jobs."""
+        self._stopping = True
+        self._wake.set()
+        running = [held.task for held in self._held.values()]
+        if running:
+            await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
+        left = list(self._held.values())
+        for held in left:
+            held.task.cancel()
+        await asyncio.gather(*(held.task for held in left), return_exceptions=True)
+        for held in left:  # let another worker take them at once instead of after the lease
+            with contextlib.suppress(LeaseLost):
+                await self.store.release(held.claim)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def runnable(self) -> Collection[str]:
+        ready = self.models_ready() and self.services.server is not None
+        return [name for name, pipeline in self.pipelines.items() if ready or not pipeline.needs_models]
+
+    # -- the loops --------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                while len(self._held) < self.settings.concurrency and not self._stopping:
+                    claim = await self.store.claim(self.name, self.settings.lease_s, self.runnable())
+                    if claim is None:
+                        break
+                    self._hold(claim)
+            except Exception:  # the loop is a boundary: the database may be briefly away
+                log.exception("worker %s could not claim a job; retrying", self.name)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.settings.poll_ms / 1000)
+
+    def _hold(self, claim: Claim) -> None:
+        task = asyncio.create_task(self._run(claim), name=f"job-{claim.job.id}")
+        self._held[claim.token] = _Held(claim, task)
+
+        def finished(_: asyncio.Task[None]) -> None:
+            self._held.pop(claim.token, None)
+            self._wake.set()  # a slot is free
+
+        task.add_done_callback(finished)
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.lease_s / 3)
+            try:
+                alive = await self.store.heartbeat(list(self._held), self.settings.lease_s)
+            except Exception:
+                log.exception("worker %s could not renew its leases; retrying", self.name)
+                continue
+            for token, held in list(self._held.items()):
+                if token not in alive and not held.task.done():
+                    log.warning("worker %s lost the lease on job %s; abandoning it", self.name, held.claim.job.id)
+                    held.task.cancel()
+
+    # -- one job ----------------------------------------------------------------------------------
+
+    async def _run(self, claim: Claim) -> None:
+        try:
+            job = claim.job
+            if job.status == "compensating" or job.cancel_requested:
+                outcome = job.outcome or "cancelled"
+                outputs = {n: s.output for n, s in claim.steps.items() if s.status == "succeeded"}
+                await self._compensate(claim, _statuses(claim), outputs, outcome, job.error)
+            else:
+                await self._execute(claim)
+        except LeaseLost:
+            log.warning("worker %s: job %s was taken over by another worker", self.name, claim.job.id)
+        except Exception:  # a boundary: the lease runs out and the job is retried elsewhere
+            log.exception("worker %s failed while running job %s", self.name, claim.job.id)
+
+    async def _execute(self, claim: Claim) -> None:
+        pipeline = self.pipelines[claim.job.pipeline]
+        status = _statuses(claim)
+        outputs = {n: s.output for n, s in claim.steps.items() if s.status == "succeeded"}
+        attempts = {n: s.attempts for n, s in claim.steps.items()}
+        ready = pipeline.ready(status)
+        if not ready:  # every step had finished when the previous holder died before the job did
+            await self._succeed(claim, pipeline, outputs, [])
+            return
+        advanced = await self.store.advance(claim, self.settings.lease_s, start=ready)
+        while True:
+            if advanced.cancel_requested and not advanced.attempts:
+                await self._compensate(claim, status, outputs, "cancelled", "cancelled by request")
+                return
+            attempts |= advanced.attempts
+            outcomes = await asyncio.gather(
+                *(self._attempt(claim, pipeline, name, attempts[name], outputs) for name in ready)
+            )
+            done = [StepDone(o.name, o.output, o.artifacts) for o in outcomes if o.error is None]
+            for step in done:
+                outputs[step.name], status[step.name] = step.output, "succeeded"
+            failures = [o for o in outcomes if o.error is not None]
+            if failures:
+                await self._fail(claim, pipeline, status, outputs, attempts, done, failures)
+                return
+            ready = pipeline.ready(status)
+            if not ready:
+                await self._succeed(claim, pipeline, outputs, done)
+                return
+            advanced = await self.store.advance(claim, self.settings.lease_s, done=done, start=ready)
+
+    async def _attempt(
+        self, claim: Claim, pipeline: Pipeline, name: str, number: int, outputs: dict[str, Any]
+    ) -> Outcome:
+        job = claim.job
+        bound = pipeline.steps[name]
+        context = StepContext(job.id, job.tenant, job.key_id, bound.spec, number, job.input, outputs, self.services)
+        return await attempt(bound, pipeline.value_for(name, job.input, outputs), context)
+
+    async def _succeed(self, claim: Claim, pipeline: Pipeline, outputs: dict[str, Any], done: list[StepDone]) -> None:
+        change = JobChange(
+            "succeeded", "succeeded", result=pipeline.result(outputs), finished=True, release_at=time.time()
+        )
+        await self.store.advance(claim, self.settings.lease_s, done=done, job=change)
+
+    async def _fail(
+        self,
+        claim: Claim,
+        pipeline: Pipeline,
+        status: dict[str, str],
+        outputs: dict[str, Any],
+        attempts: dict[str, int],
+        done: list[StepDone],
+        failures: list[Outcome],
+    ) -> None:
+        records, final_reason, delay = [], None, 0.0
+        for failure in failures:
+            assert failure.error is not None
+            spec = pipeline.steps[failure.name].spec
+            final = not failure.error.retryable or attempts[failure.name] >= spec.max_attempts
+            retry_in = None if final else backoff_s(spec, attempts[failure.name], self.rng)
+            records.append(StepFailed(failure.name, failure.error.message, final, retry_in))
+            if final and final_reason is None:
+                tries = attempts[failure.name]
+                final_reason = f"step '{failure.name}' failed after {tries} attempt(s): {failure.error.message}"
+            delay = max(delay, retry_in or 0.0)
+        if final_reason is None:
+            change = JobChange("queued", "retry_scheduled", release_at=time.time() + delay, detail={"retry_in_s": delay})
+            await self.store.advance(claim, self.settings.lease_s, done=done, failed=records, job=change)
+            return
+        change = JobChange("compensating", "compensating", error=final_reason, outcome="dead_letter")
+        await self.store.advance(claim, self.settings.lease_s, done=done, failed=records, job=change)
+        for record in records:
+            status[record.name] = "failed" if record.final else "pending"
+        await self._compensate(claim, status, outputs, "dead_letter", final_reason, announced=True)
+
+    async def _compensate(
+        self,
+        claim: Claim,
+        status: dict[str, str],
+        outputs: dict[str, Any],
+        outcome: str,
+        reason: str | None,
+        *,
+        announced: bool = False,
+    ) -> None:
+        """Undo what the succeeded steps did, newest first, then settle the job as ``outcome``."""
+        pipeline = self.pipelines[claim.job.pipeline]
+        if not announced and claim.job.status != "compensating":
+            change = JobChange("compensating", "compensating", error=reason, outcome=outcome)
+            await self.store.advance(claim, self.settings.lease_s, job=change)
+        problems = []
+        for name in reversed(pipeline.order):
+            bound = pipeline.steps[name]
+            if status.get(name) != "succeeded" or bound.compensate is None:
+                continue
+            job = claim.job
+            context = StepContext(job.id, job.tenant, job.key_id, bound.spec, 1, job.input, outputs, self.services)
+            if not await self._undo(bound.compensate, outputs.get(name), context):
+                problems.append(name)
+            await self.store.advance(claim, self.settings.lease_s, compensated=[name])
+        error = reason or ("cancelled by request" if outcome == "cancelled" else None)
+        if problems:
+            error = f"{error}; compensation failed for {', '.join(problems)}"
+        change = JobChange(outcome, outcome, error=error, finished=True, release_at=time.time())
+        await self.store.advance(claim, self.settings.lease_s, job=change)
+
+    async def _undo(self, compensate: Any, output: Any, context: StepContext) -> bool:
+        spec = context.step
+        for number in range(1, spec.max_attempts + 1):
+            context.attempt = number
+            try:
+                await compensate(output, context)
+                return True
+            except Exception:  # a boundary: logged, retried, and named in the job's error at the end
+                log.exception("compensation of step %s of job %s failed (try %d)", spec.name, context.job_id, number)
+            if number < spec.max_attempts:
+                await asyncio.sleep(backoff_s(spec, number, self.rng))
+        return False
+
+
+def _statuses(claim: Claim) -> dict[str, str]:
+    """Step states as a holder resumes them: a step left running by a dead holder runs again."""
+    return {n: ("pending" if s.status == "running" else s.status) for n, s in claim.steps.items()}

@@ -1,0 +1,470 @@
+"""All SQL of the workflow engine: submit, claim with a lease, advance steps, heartbeat, cancel.
+
+Every write a worker makes about a job it holds starts with the *fence*: an UPDATE of the job row
+guarded by the lease token the claim handed out. A worker whose lease expired and was taken over
+finds no row to update and stops (LeaseLost) before it changes anything, so only the current
+holder ever records a step's completion. The same statement renews the lease.
+
+Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``:
+on PostgreSQL concurrent workers skip each other's rows instead of queueing on them; on SQLite
+(which ignores FOR UPDATE) the single statement takes the write lock at once, so two processes
+never both read a candidate and then race to upgrade.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import case, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from strata.store import Database
+from strata.workflows.tables import ACTIVE, Artifact, BatchResult, Event, File, Job, Step
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job (its lease expired and another worker claimed it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    name: str
+    position: int
+    status: str
+    attempts: int
+    output: Any
+    error: str | None
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    id: str
+    tenant: str
+    key_id: str | None
+    pipeline: str
+    input: Any
+    priority: int
+    idempotency_key: str | None
+    request_hash: str
+    status: str
+    outcome: str | None
+    cancel_requested: bool
+    error: str | None
+    result: Any
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    tenant: str
+    key_id: str | None
+    pipeline: str
+    input: Any
+    steps: Sequence[str]
+    priority: int = 0
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    job_id: str | None = None  # None: a fresh random id
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    job: JobState
+    owner: str
+    token: str
+    steps: dict[str, StepState]
+
+
+@dataclass(frozen=True, slots=True)
+class NewArtifact:
+    artifact_id: str
+    bytes: int
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    name: str
+    output: Any
+    artifacts: Sequence[NewArtifact] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    name: str
+    error: str
+    final: bool  # no retry follows: the step stays failed
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """What happens to the job row in the same transaction as its steps' changes."""
+
+    status: str
+    event: str
+    result: Any = None
+    error: str | None = None
+    outcome: str | None = None
+    release_at: float | None = None  # give up the lease; another worker may take it from then on
+    finished: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    cancel_requested: bool
+    attempts: dict[str, int]  # the attempt number of each step just started
+
+
+def _job(row: Any) -> JobState:
+    return JobState(*(getattr(row, name) for name in JobState.__dataclass_fields__))
+
+
+def _step(row: Any) -> StepState:
+    return StepState(*(getattr(row, name) for name in StepState.__dataclass_fields__))
+
+
+_JOB_COLUMNS = [getattr(Job, name) for name in JobState.__dataclass_fields__]
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # -- submitting and reading -------------------------------------------------------------------
+
+    async def submit(self, new: NewJob) -> tuple[JobState, bool]:
+        """Insert the job and its steps; with an idempotency key already used by this tenant,
+        the existing job instead (created False)."""
+        now = time.time()
+        job_id = new.job_id or f"job_{secrets.token_hex(12)}"
+        values = {"id": job_id, "tenant": new.tenant, "key_id": new.key_id, "pipeline": new.pipeline,
+                  "input": new.input, "priority": new.priority, "idempotency_key": new.idempotency_key,
+                  "request_hash": new.request_hash, "status": "queued", "outcome": None, "cancel_requested": False,
+                  "error": None, "result": None, "created_at": now, "started_at": None, "finished_at": None,
+                  "available_at": now, "lease_owner": None, "lease_token": None}  # fmt: skip
+        steps = [
+            {"job_id": job_id, "name": name, "position": index, "status": "pending", "attempts": 0}
+            for index, name in enumerate(new.steps)
+        ]
+        try:
+            async with self.database.session() as session:
+                await session.execute(insert(Job).values(values))
+                await session.execute(insert(Step), steps)
+                await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
+        except IntegrityError:
+            if new.idempotency_key is None:
+                raise
+            existing = await self.by_idempotency_key(new.tenant, new.idempotency_key)
+            if existing is None:  # the clash was not the key: report the original error
+                raise
+            return existing, False
+        return _job(_Row(values)), True
+
+    async def by_idempotency_key(self, tenant: str, key: str) -> JobState | None:
+        async with self.database.session() as session:
+            query = select(*_JOB_COLUMNS).where(Job.tenant == tenant, Job.idempotency_key == key)
+            row = (await session.execute(query)).one_or_none()
+        return None if row is None else _job(row)
+
+    async def get(self, tenant: str, job_id: str) -> JobState | None:
+        """The job if ``tenant`` owns it; None for another tenant's job and a missing one alike."""
+        async with self.database.session() as session:
+            query = select(*_JOB_COLUMNS).where(Job.id == job_id, Job.tenant == tenant)
+            row = (await session.execute(query)).one_or_none()
+        return None if row is None else _job(row)
+
+    async def list(self, tenant: str, *, limit: int, pipeline: str | None = None) -> list[JobState]:
+        query = select(*_JOB_COLUMNS).where(Job.tenant == tenant)
+        if pipeline is not None:
+            query = query.where(Job.pipeline == pipeline)
+        async with self.database.session() as session:
+            rows = (await session.execute(query.order_by(Job.created_at.desc()).limit(limit))).all()
+        return [_job(row) for row in rows]
+
+    async def steps(self, job_id: str) -> list[StepState]:
+        async with self.database.session() as session:
+            return await _steps(session, job_id)
+
+    async def events_after(self, job_id: str, after: int, *, limit: int = 200) -> list[tuple[int, str, str | None, Any, float]]:
+        query = (
+            select(Event.id, Event.kind, Event.step, Event.detail, Event.at)
+            .where(Event.job_id == job_id, Event.id > after)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+        async with self.database.session() as session:
+            return [tuple(row) for row in (await session.execute(query)).all()]  # type: ignore[misc]
+
+    async def artifacts(self, job_id: str) -> list[Artifact]:
+        async with self.database.session() as session:
+            query = select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)
+            return list((await session.scalars(query)).all())
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    async def claim(self, owner: str, lease_s: float, pipelines: Collection[str]) -> Claim | None:
+        """Take the most urgent job that is free (queued and due, or whose holder's lease ran out)."""
+        if not pipelines:
+            return None
+        now = time.time()
+        token = secrets.token_hex(16)
+        candidate = (
+            select(Job.id)
+            .where(Job.status.in_(ACTIVE), Job.available_at <= now, Job.pipeline.in_(list(pipelines)))
+            .order_by(Job.priority.desc(), Job.created_at)
+            .limit(1)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        statement = (
+            update(Job)
+            .where(Job.id == candidate)
+            .values(
+                lease_owner=owner,
+                lease_token=token,
+                available_at=now + lease_s,
+                status=case((Job.status == "queued", "running"), else_=Job.status),
+                started_at=func.coalesce(Job.started_at, now),
+            )
+            .returning(*_JOB_COLUMNS)
+        )
+        async with self.database.session() as session:
+            row = (await session.execute(statement)).one_or_none()
+            if row is None:
+                return None
+            job = _job(row)
+            steps = await _steps(session, job.id)
+            in_flight = [s.name for s in steps if s.status == "running"]
+            if in_flight:  # the previous holder died or stalled mid-step: its lease expired
+                await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
+        return Claim(job, owner, token, {s.name: s for s in steps})
+
+    async def advance(
+        self,
+        claim: Claim,
+        lease_s: float,
+        *,
+        done: Sequence[StepDone] = (),
+        failed: Sequence[StepFailed] = (),
+        start: Sequence[str] = (),
+        compensated: Sequence[str] = (),
+        job: JobChange | None = None,
+    ) -> Advanced:
+        """One transaction: record finished and failed steps, start the next ones, change the job."""
+        now = time.time()
+        job_id = claim.job.id
+        async with self.database.session() as session:
+            cancel_requested = await _fence(session, claim, now + lease_s)
+            if cancel_requested and start:  # stop at this step boundary: the caller compensates instead
+                start, job = (), None
+            for step in done:
+                await session.execute(
+                    update(Step)
+                    .where(Step.job_id == job_id, Step.name == step.name)
+                    .values(status="succeeded", output=step.output, error=None, finished_at=now)
+                )
+                await _add_artifacts(session, claim, step, now)
+                await _event(session, job_id, "step_succeeded", step.name, None, now)
+            for failure in failed:
+                await session.execute(
+                    update(Step)
+                    .where(Step.job_id == job_id, Step.name == failure.name)
+                    .values(status="failed" if failure.final else "pending", error=failure.error, finished_at=now)
+                )
+                detail = {"error": failure.error, "retry_in_s": failure.retry_in_s}
+                await _event(session, job_id, "step_failed", failure.name, detail, now)
+            for name in compensated:
+                await session.execute(
+                    update(Step).where(Step.job_id == job_id, Step.name == name).values(status="compensated")
+                )
+                await _event(session, job_id, "step_compensated", name, None, now)
+            attempts = {}
+            for name in start:
+                statement = (
+                    update(Step)
+                    .where(Step.job_id == job_id, Step.name == name)
+                    .values(status="running", attempts=Step.attempts + 1, started_at=now, finished_at=None)
+                    .returning(Step.attempts)
+                )
+                attempts[name] = int((await session.execute(statement)).scalar_one())
+                await _event(session, job_id, "step_started", name, {"attempt": attempts[name]}, now)
+            if job is not None:
+                await _change_job(session, claim, job, now)
+        return Advanced(cancel_requested, attempts)
+
+    async def release(self, claim: Claim) -> None:
+        """Give the job up now (a stopping worker): another worker may claim it at once."""
+        async with self.database.session() as session:
+            await _fence(session, claim, time.time())
+            statement = update(Job).where(Job.id == claim.job.id).values(lease_owner=None, lease_token=None)
+            await session.execute(statement)
+            await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
+
+    async def heartbeat(self, tokens: Collection[str], lease_s: float) -> dict[str, bool]:
+        """Renew the leases still held; returns each live token's cancel_requested flag."""
+        if not tokens:
+            return {}
+        statement = (
+            update(Job)
+            .where(Job.lease_token.in_(list(tokens)))
+            .values(available_at=time.time() + lease_s)
+            .returning(Job.lease_token, Job.cancel_requested)
+        )
+        async with self.database.session() as session:
+            rows = (await session.execute(statement)).all()
+        return {str(token): bool(cancel) for token, cancel in rows}
+
+    # -- cancelling -------------------------------------------------------------------------------
+
+    async def request_cancel(self, tenant: str, job_id: str) -> JobState | None:
+        """Ask for the job to stop. A held job is stopped by its worker at the next step boundary; a
+        job nobody holds is cancelled here, or handed to compensation if some steps already ran."""
+        now = time.time()
+        async with self.database.session() as session:
+            statement = (
+                update(Job)
+                .where(Job.id == job_id, Job.tenant == tenant, Job.status.in_(ACTIVE))
+                .values(cancel_requested=True)
+                .returning(Job.status, Job.lease_token)
+            )
+            row = (await session.execute(statement)).one_or_none()
+            if row is not None:
+                await _event(session, job_id, "cancel_requested", None, None, now)
+                if row.lease_token is None and row.status == "queued":
+                    ran = await session.scalar(
+                        select(func.count()).where(Step.job_id == job_id, Step.status == "succeeded")
+                    )
+                    values: dict[str, Any] = (
+                        {"status": "cancelled", "finished_at": now}
+                        if not ran
+                        else {"status": "compensating", "outcome": "cancelled", "available_at": now}
+                    )
+                    await session.execute(update(Job).where(Job.id == job_id).values(**values))
+                    await _event(session, job_id, values["status"], None, None, now)
+        return await self.get(tenant, job_id)
+
+    # -- files and batch results ------------------------------------------------------------------
+
+    async def add_file(self, file: File) -> File:
+        """Insert ``file``; one with the same id already there (a rerun's output) is kept instead."""
+        try:
+            async with self.database.session() as session:
+                session.add(file)
+        except IntegrityError:
+            existing = await self.file(file.tenant, file.id)
+            if existing is None:
+                raise
+            return existing
+        return file
+
+    async def file(self, tenant: str, file_id: str) -> File | None:
+        async with self.database.session() as session:
+            return await session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
+
+    async def add_batch_result(self, job_id: str, line: int, custom_id: str, status_code: int, body: Any) -> None:
+        """First write wins: a line a resumed batch runs again keeps its first recorded answer."""
+        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
+        statement = (
+            dialect.insert(BatchResult)
+            .values(job_id=job_id, line=line, custom_id=custom_id, status_code=status_code, body=body)
+            .on_conflict_do_nothing(index_elements=["job_id", "line"])
+        )
+        async with self.database.session() as session:
+            await session.execute(statement)
+
+    async def batch_results(self, job_id: str) -> list[BatchResult]:
+        async with self.database.session() as session:
+            query = select(BatchResult).where(BatchResult.job_id == job_id).order_by(BatchResult.line)
+            return list((await session.scalars(query)).all())
+
+    async def batch_counts(self, job_ids: Collection[str]) -> dict[str, tuple[int, int]]:
+        """(completed, failed) requests of each batch job so far."""
+        if not job_ids:
+            return {}
+        ok = func.sum(case((BatchResult.status_code < 400, 1), else_=0))
+        query = (
+            select(BatchResult.job_id, ok, func.count())
+            .where(BatchResult.job_id.in_(list(job_ids)))
+            .group_by(BatchResult.job_id)
+        )
+        async with self.database.session() as session:
+            rows = (await session.execute(query)).all()
+        return {job_id: (int(good or 0), int(total) - int(good or 0)) for job_id, good, total in rows}
+
+
+class _Row:
+    """Attribute access over the values a job was inserted with."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> bool:
+    statement = (
+        update(Job)
+        .where(Job.id == claim.job.id, Job.lease_token == claim.token)
+        .values(available_at=lease_until)
+        .returning(Job.cancel_requested)
+    )
+    cancel = (await session.execute(statement)).scalar_one_or_none()
+    if cancel is None:
+        raise LeaseLost(claim.job.id)
+    return bool(cancel)
+
+
+async def _change_job(session: AsyncSession, claim: Claim, change: JobChange, now: float) -> None:
+    values: dict[str, Any] = {"status": change.status}
+    if change.result is not None:
+        values["result"] = change.result
+    if change.error is not None:
+        values["error"] = change.error
+    if change.outcome is not None:
+        values["outcome"] = change.outcome
+    if change.finished:
+        values["finished_at"] = now
+    if change.release_at is not None:
+        values |= {"available_at": change.release_at, "lease_owner": None, "lease_token": None}
+    await session.execute(update(Job).where(Job.id == claim.job.id).values(**values))
+    detail = dict(change.detail)
+    if change.error is not None:
+        detail["error"] = change.error
+    await _event(session, claim.job.id, change.event, None, detail or None, now)
+
+
+async def _add_artifacts(session: AsyncSession, claim: Claim, step: StepDone, now: float) -> None:
+    if not step.artifacts:
+        return
+    existing = set(
+        (await session.scalars(select(Artifact.artifact_id).where(Artifact.job_id == claim.job.id))).all()
+    )
+    rows = [
+        {"job_id": claim.job.id, "artifact_id": a.artifact_id, "tenant": claim.job.tenant, "step": step.name,
+         "bytes": a.bytes, "media_type": a.media_type, "created_at": now}
+        for a in {a.artifact_id: a for a in step.artifacts}.values()
+        if a.artifact_id not in existing
+    ]  # fmt: skip
+    if rows:
+        await session.execute(insert(Artifact), rows)
+
+
+async def _steps(session: AsyncSession, job_id: str) -> list[StepState]:
+    query = select(Step).where(Step.job_id == job_id).order_by(Step.position)
+    return [_step(row) for row in (await session.scalars(query)).all()]
+
+
+async def _event(
+    session: AsyncSession, job_id: str, kind: str, step: str | None, detail: dict[str, Any] | None, now: float
+) -> None:
+    await session.execute(insert(Event).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
