@@ -22,7 +22,7 @@ import random
 import socket
 import time
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from strata.spec.pipelines import WorkflowsSpec
@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 class _Held:
     claim: Claim
     task: asyncio.Task[None]
+    steps: list[asyncio.Future[Outcome]] = field(default_factory=list)  # the step attempts running now
+    lost: bool = False
 
 
 class Worker:
@@ -74,7 +76,8 @@ class Worker:
         self._wake.set()
 
     async def stop(self) -> None:
-        """Stop claiming; let running steps finish for the grace period, then release their jobs."""
+        """Stop claiming and starting steps; let running steps finish for the grace period, then
+        interrupt them and release their jobs so another worker takes them at once."""
         self._stopping = True
         self._wake.set()
         running = [held.task for held in self._held.values()]
@@ -82,9 +85,12 @@ class Worker:
             await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
         left = list(self._held.values())
         for held in left:
-            held.task.cancel()
+            # Only the step attempts are interrupted, never a database write in progress: a write cut
+            # off mid-transaction could leave its connection holding SQLite's write lock.
+            for step in held.steps:
+                step.cancel()
         await asyncio.gather(*(held.task for held in left), return_exceptions=True)
-        for held in left:  # let another worker take them at once instead of after the lease
+        for held in left:
             with contextlib.suppress(LeaseLost):
                 await self.store.release(held.claim)
         for task in self._tasks:
@@ -130,9 +136,10 @@ class Worker:
                 log.exception("worker %s could not renew its leases; retrying", self.name)
                 continue
             for token, held in list(self._held.items()):
-                if token not in alive and not held.task.done():
-                    log.warning("worker %s lost the lease on job %s; abandoning it", self.name, held.claim.job.id)
-                    held.task.cancel()
+                if token not in alive and not held.lost and self._held.get(token) is held:
+                    # Finished jobs give their lease up before their task ends: only a held one is lost.
+                    held.lost = True
+                    log.info("worker %s: lease on job %s is gone (finished or taken over)", self.name, held.claim.job.id)
 
     # -- one job ----------------------------------------------------------------------------------
 
@@ -165,9 +172,7 @@ class Worker:
                 await self._compensate(claim, status, outputs, "cancelled", "cancelled by request")
                 return
             attempts |= advanced.attempts
-            outcomes = await asyncio.gather(
-                *(self._attempt(claim, pipeline, name, attempts[name], outputs) for name in ready)
-            )
+            outcomes = await self._attempts(claim, pipeline, ready, attempts, outputs)
             done = [StepDone(o.name, o.output, o.artifacts) for o in outcomes if o.error is None]
             for step in done:
                 outputs[step.name], status[step.name] = step.output, "succeeded"
@@ -179,7 +184,20 @@ class Worker:
             if not ready:
                 await self._succeed(claim, pipeline, outputs, done)
                 return
+            if self._stopping:  # keep what finished; stop() releases the job to another worker
+                await self.store.advance(claim, self.settings.lease_s, done=done)
+                raise asyncio.CancelledError
             advanced = await self.store.advance(claim, self.settings.lease_s, done=done, start=ready)
+
+    async def _attempts(
+        self, claim: Claim, pipeline: Pipeline, ready: list[str], attempts: dict[str, int], outputs: dict[str, Any]
+    ) -> list[Outcome]:
+        held = self._held[claim.token]
+        held.steps = [asyncio.ensure_future(self._attempt(claim, pipeline, n, attempts[n], outputs)) for n in ready]
+        try:
+            return list(await asyncio.gather(*held.steps))
+        finally:
+            held.steps = []
 
     async def _attempt(
         self, claim: Claim, pipeline: Pipeline, name: str, number: int, outputs: dict[str, Any]
