@@ -72,17 +72,21 @@ def test_a_pipeline_runs_as_a_job_with_progress_events_and_an_artifact(acme: htt
     with acme.stream("GET", f"/v1/jobs/{job_id}/events") as events:
         assert events.headers["content-type"].startswith("text/event-stream")
         kinds = [json.loads(line[6:])["type"] for line in events.iter_lines() if line.startswith("data: ")]
-    assert kinds[0] == "queued" and kinds[-1] == "succeeded"
+    assert kinds[0] == "queued"
+    assert kinds[-1] == "succeeded"
     assert kinds.count("step_succeeded") == 5
     job = acme.get(f"/v1/jobs/{job_id}").json()
     assert job["status"] == "succeeded"
     assert [s["status"] for s in job["steps"]] == ["succeeded"] * 5
     text = job["result"]
-    assert isinstance(text, str) and text and text == text.strip()
+    assert isinstance(text, str)
+    assert text
+    assert text == text.strip()
     assert acme.get(f"/v1/jobs/{job_id}/result").json() == text
     [artifact] = job["artifacts"]
     download = acme.get(artifact["url"])
-    assert download.status_code == 200 and download.text == text
+    assert download.status_code == 200
+    assert download.text == text
     # The same pipeline, synchronously inside a request: greedy decoding gives the same answer.
     run = acme.post("/v1/pipelines/summarise/run", json={"input": {"topic": "Strata"}})
     assert run.status_code == 200, run.text
@@ -133,7 +137,8 @@ def test_bad_submissions_are_refused_naming_the_field(acme: httpx.Client) -> Non
     first = submit({"pipeline": "wait", "input": 1}, **{"Idempotency-Key": "order-7"})
     assert first.status_code == 202
     again = submit({"pipeline": "wait", "input": 1, "idempotency_key": "order-7"})
-    assert again.status_code == 200 and again.json()["id"] == first.json()["id"]
+    assert again.status_code == 200
+    assert again.json()["id"] == first.json()["id"]
     assert again.headers["idempotent-replayed"] == "true"
     error = _error(submit({"pipeline": "wait", "input": 2}, **{"Idempotency-Key": "order-7"}), 409, "idempotency_key")
     assert error["code"] == "idempotency_key_reused"
@@ -147,7 +152,8 @@ def test_a_running_job_is_cancelled_at_the_next_step_boundary(acme: httpx.Client
             break
         time.sleep(0.05)
     response = acme.post(f"/v1/jobs/{job_id}/cancel")
-    assert response.status_code == 202 and response.json()["cancel_requested"]
+    assert response.status_code == 202
+    assert response.json()["cancel_requested"]
     job = _wait(acme, job_id)
     assert job["status"] == "cancelled"
     assert [s["status"] for s in job["steps"]] == ["succeeded", "pending"]  # the second step never ran
@@ -168,7 +174,8 @@ def test_the_openai_batch_api_with_the_official_client(server: ServerProcess, gl
           "body": {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}}]  # fmt: skip
     data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
     uploaded = client.files.create(file=("requests.jsonl", io.BytesIO(data)), purpose="batch")
-    assert uploaded.purpose == "batch" and uploaded.bytes == len(data)
+    assert uploaded.purpose == "batch"
+    assert uploaded.bytes == len(data)
     batch = client.batches.create(
         input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"}
     )
@@ -180,7 +187,8 @@ def test_the_openai_batch_api_with_the_official_client(server: ServerProcess, gl
     assert batch.status == "completed", batch
     assert batch.request_counts is not None
     assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (7, 6, 1)
-    assert batch.output_file_id is not None and batch.error_file_id is not None
+    assert batch.output_file_id is not None
+    assert batch.error_file_id is not None
     output = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
     assert [row["custom_id"] for row in output] == [f"q-{n}" for n in range(6)]
     for row in output:
@@ -188,7 +196,8 @@ def test_the_openai_batch_api_with_the_official_client(server: ServerProcess, gl
         assert row["response"]["body"]["object"] == "chat.completion"
         assert row["response"]["body"]["choices"][0]["message"]["content"]
     [failed] = [json.loads(line) for line in client.files.content(batch.error_file_id).text.splitlines()]
-    assert failed["custom_id"] == "bad-model" and failed["error"]["code"] == "model_not_found"
+    assert failed["custom_id"] == "bad-model"
+    assert failed["error"]["code"] == "model_not_found"
     assert client.files.retrieve(uploaded.id).id == uploaded.id
     assert globex.get(f"/v1/batches/{batch.id}").status_code == 404  # another tenant's batch does not exist
     assert globex.get(f"/v1/files/{batch.output_file_id}/content").status_code == 404

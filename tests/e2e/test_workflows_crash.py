@@ -19,6 +19,7 @@ import httpx
 import pytest
 import yaml
 
+import workflow_steps
 from strata.testing import ServerProcess
 from strata.testing.databases import temporary_database
 
@@ -76,7 +77,6 @@ def _wait_all(client: httpx.Client, ids: list[str], timeout_s: float = 120) -> d
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_kill_9_mid_run_loses_nothing_and_applies_each_effect_once(kind: str, tmp_path: Path) -> None:
-    import workflow_steps  # noqa: PLC0415  (tests/ is on sys.path under pytest)
 
     ledger = tmp_path / "ledger.db"
     workflow_steps.create_ledger(ledger)

@@ -119,7 +119,8 @@ def worker(
     spec_path: AppArgument = None,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker loops in this process.")] = 1,
     models: Annotated[
-        bool | None, typer.Option("--models/--no-models", help="Load the app's models (default: if a pipeline generates).")
+        bool | None,
+        typer.Option("--models/--no-models", help="Load the app's models (default: if a pipeline generates)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
     database_url: Annotated[

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+
 from rich.console import Console
 
 from strata.access import AccessControl

@@ -32,7 +32,7 @@ class ArtifactNotFound(LookupError):
 
 
 class ArtifactStore:
-    """``store = ArtifactStore("memory://a"); art = await store.put("acme", b"..."); await store.get("acme", art.sha256)``"""
+    """``art = await ArtifactStore("memory://a").put("acme", b"..."); await store.get("acme", art.sha256)``"""
 
     def __init__(self, url: str) -> None:
         try:

@@ -1,7 +1,6 @@
 """The app spec: pydantic models and the YAML loader."""
 
 from strata.spec.loader import load_spec, parse_spec
-from strata.spec.pipelines import PipelineSpec, StepSpec, WorkflowsSpec
 from strata.spec.models import (
     AccessSpec,
     AppSpec,
@@ -18,6 +17,7 @@ from strata.spec.models import (
     StoreSpec,
     TargetsSpec,
 )
+from strata.spec.pipelines import PipelineSpec, StepSpec, WorkflowsSpec
 
 __all__ = [
     "AccessSpec",

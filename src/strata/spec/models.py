@@ -241,9 +241,7 @@ def _generate_routes(app: AppSpec) -> set[str]:
     kinds = {m.name: m.kind for m in app.models}
     deployments = {d.name: kinds.get(d.model) for d in app.deployments}
     return {
-        r.name
-        for r in app.routes
-        if all(deployments.get(v.deployment) == "hf-causal-lm" for v in r.traffic_versions())
+        r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-causal-lm" for v in r.traffic_versions())
     }
 
 

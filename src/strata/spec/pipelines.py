@@ -101,7 +101,10 @@ class PipelineSpec(_Spec):
 
 class WorkflowsSpec(_Spec):
     workers: int = Field(
-        default=1, ge=0, le=64, description="Worker loops `strata serve` runs in-process; 0: leave jobs to `strata worker`."
+        default=1,
+        ge=0,
+        le=64,
+        description="Worker loops `strata serve` runs in-process; 0: leave jobs to `strata worker`.",
     )
     concurrency: int = Field(default=8, ge=1, le=1024, description="Jobs one worker runs at once.")
     lease_s: float = Field(
@@ -110,7 +113,10 @@ class WorkflowsSpec(_Spec):
     poll_ms: float = Field(default=200.0, ge=1, le=60_000, description="How often an idle worker looks for work.")
     batch_concurrency: int = Field(default=8, ge=1, le=1024, description="Requests of one batch in flight at once.")
     shutdown_grace_s: float = Field(
-        default=5.0, ge=0, le=600, description="On stop, how long running steps may finish before their jobs are released."
+        default=5.0,
+        ge=0,
+        le=600,
+        description="On stop, how long running steps may finish before their jobs are released.",
     )
 
 

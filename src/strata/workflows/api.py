@@ -63,7 +63,9 @@ def principal_of(request: Request) -> Principal:
     return principal if isinstance(principal, Principal) else ANONYMOUS
 
 
-def job_json(job: JobState, steps: list[StepState] | None = None, artifacts: list[Artifact] | None = None) -> dict[str, Any]:
+def job_json(
+    job: JobState, steps: list[StepState] | None = None, artifacts: list[Artifact] | None = None
+) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": job.id,
         "object": "job",
@@ -79,9 +81,7 @@ def job_json(job: JobState, steps: list[StepState] | None = None, artifacts: lis
         "result": job.result if job.status == "succeeded" else None,
     }
     if steps is not None:
-        body["steps"] = [
-            {"name": s.name, "status": s.status, "attempts": s.attempts, "error": s.error} for s in steps
-        ]
+        body["steps"] = [{"name": s.name, "status": s.status, "attempts": s.attempts, "error": s.error} for s in steps]
     if artifacts is not None:
         body["artifacts"] = [artifact_json(a) for a in artifacts]
     return body
@@ -99,7 +99,9 @@ def artifact_json(artifact: Artifact) -> dict[str, Any]:
 
 
 def request_hash(pipeline: str, job_input: Any, priority: int) -> str:
-    canonical = orjson.dumps({"pipeline": pipeline, "input": job_input, "priority": priority}, option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(
+        {"pipeline": pipeline, "input": job_input, "priority": priority}, option=orjson.OPT_SORT_KEYS
+    )
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -144,7 +146,9 @@ class JobsAPI:
         pipeline.check_input(body.input)
         caller = principal_of(request)
         digest = request_hash(pipeline.name, body.input, body.priority)
-        new = NewJob(caller.tenant, caller.key_id, pipeline.name, body.input, pipeline.order, body.priority, key, digest)
+        new = NewJob(
+            caller.tenant, caller.key_id, pipeline.name, body.input, pipeline.order, body.priority, key, digest
+        )
         job, created = await self.store.submit(new)
         if not created and job.request_hash != digest:
             raise Conflict(
@@ -159,8 +163,12 @@ class JobsAPI:
 
     async def list_jobs(self, request: Request) -> Response:
         limit = _limit(request)
-        jobs = await self.store.list(principal_of(request).tenant, limit=limit, pipeline=request.query_params.get("pipeline"))
-        return json_response({"object": "list", "data": [job_json(j) for j in jobs if j.pipeline != BATCH_PIPELINE.name]})
+        jobs = await self.store.list_jobs(
+            principal_of(request).tenant, limit=limit, pipeline=request.query_params.get("pipeline")
+        )
+        return json_response(
+            {"object": "list", "data": [job_json(j) for j in jobs if j.pipeline != BATCH_PIPELINE.name]}
+        )
 
     async def get(self, request: Request) -> Response:
         job = await self._job(request)

@@ -63,7 +63,10 @@ def batch_json(job: JobState, counts: tuple[int, int]) -> dict[str, Any]:
     finished = None if job.finished_at is None else int(job.finished_at)
     errors = None
     if status == "failed" and job.error:
-        errors = {"object": "list", "data": [{"code": "batch_failed", "message": job.error, "param": None, "line": None}]}
+        errors = {
+            "object": "list",
+            "data": [{"code": "batch_failed", "message": job.error, "param": None, "line": None}],
+        }
     return {
         "id": job.id,
         "object": "batch",
@@ -163,7 +166,7 @@ class BatchAPI:
         return json_response(batch_json(job, counts.get(job.id, (0, 0))))
 
     async def list_batches(self, request: Request) -> Response:
-        jobs = await self.store.list(principal_of(request).tenant, limit=100, pipeline=BATCH_PIPELINE.name)
+        jobs = await self.store.list_jobs(principal_of(request).tenant, limit=100, pipeline=BATCH_PIPELINE.name)
         counts = await self.store.batch_counts([j.id for j in jobs])
         data = [batch_json(j, counts.get(j.id, (0, 0))) for j in jobs]
         return json_response({"object": "list", "data": data, "has_more": False,

@@ -74,7 +74,9 @@ def parse_batch_file(data: bytes) -> list[BatchLine]:
         try:
             parsed = ENDPOINTS[line.url].model_validate(line.body)
         except ValidationError as error:
-            raise StepError(f"{where}: body.{invalid_request_from(error).message}", retryable=False, param="file") from None
+            raise StepError(
+                f"{where}: body.{invalid_request_from(error).message}", retryable=False, param="file"
+            ) from None
         if parsed.stream:
             raise StepError(f"{where}: body.stream: batch requests cannot stream", retryable=False, param="file")
         lines.append(line)
@@ -136,8 +138,12 @@ async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> 
         except StrataError as error:
             return error.status, _error_body(error)
     if context.services.usage is not None:
-        await context.services.usage(UsageNote(context.tenant, context.key_id, context.job_id, "requests", generated, body.model))
-    fmt = ChatFormat(model=body.model) if isinstance(body, ChatCompletionRequest) else CompletionFormat(model=body.model)
+        await context.services.usage(
+            UsageNote(context.tenant, context.key_id, context.job_id, "requests", generated, body.model)
+        )
+    fmt = (
+        ChatFormat(model=body.model) if isinstance(body, ChatCompletionRequest) else CompletionFormat(model=body.model)
+    )
     text, reason = generated.text, generated.finish_reason
     return 200, fmt.whole(text, reason, generated.prompt_tokens, generated.completion_tokens)
 

@@ -139,7 +139,9 @@ class Worker:
                 if token not in alive and not held.lost and self._held.get(token) is held:
                     # Finished jobs give their lease up before their task ends: only a held one is lost.
                     held.lost = True
-                    log.info("worker %s: lease on job %s is gone (finished or taken over)", self.name, held.claim.job.id)
+                    log.info(
+                        "worker %s: lease on job %s is gone (finished or taken over)", self.name, held.claim.job.id
+                    )
 
     # -- one job ----------------------------------------------------------------------------------
 
@@ -235,7 +237,9 @@ class Worker:
                 final_reason = f"step '{failure.name}' failed after {tries} attempt(s): {failure.error.message}"
             delay = max(delay, retry_in or 0.0)
         if final_reason is None:
-            change = JobChange("queued", "retry_scheduled", release_at=time.time() + delay, detail={"retry_in_s": delay})
+            change = JobChange(
+                "queued", "retry_scheduled", release_at=time.time() + delay, detail={"retry_in_s": delay}
+            )
             await self.store.advance(claim, self.settings.lease_s, done=done, failed=records, job=change)
             return
         change = JobChange("compensating", "compensating", error=final_reason, outcome="dead_letter")

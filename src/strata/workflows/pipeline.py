@@ -16,8 +16,8 @@ import jsonschema
 
 from strata.errors import InvalidRequest, StrataError
 from strata.spec.pipelines import PipelineSpec, StepSpec
-from strata.workflows.store import NewArtifact
 from strata.workflows.steps import BoundStep, Services, StepContext, StepError, bind_pipeline, validation_problem
+from strata.workflows.store import NewArtifact
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _topological(spec: PipelineSpec) -> list[str]:
 def backoff_s(spec: StepSpec, attempt: int, rng: random.Random) -> float:
     """Exponential backoff with jitter: half the doubled delay fixed, half random, so retries of
     many jobs failing together spread out instead of arriving in waves."""
-    delay = min(spec.max_backoff_s, spec.backoff_s * 2 ** (attempt - 1))
+    delay = min(spec.max_backoff_s, spec.backoff_s * 2.0 ** (attempt - 1))
     return delay / 2 + rng.uniform(0, delay / 2)
 
 
@@ -141,7 +141,10 @@ async def run_inline(
     outputs: dict[str, Any] = {}
     while ready := pipeline.ready(status):
         outcomes = await asyncio.gather(
-            *(_with_retries(pipeline, name, job_input, outputs, run_id, tenant, key_id, services, rng) for name in ready)
+            *(
+                _with_retries(pipeline, name, job_input, outputs, run_id, tenant, key_id, services, rng)
+                for name in ready
+            )
         )
         for outcome in outcomes:
             if outcome.error is None:

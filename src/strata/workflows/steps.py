@@ -151,7 +151,7 @@ def _entrypoint(entrypoint: str, where: str) -> StepFunction:
     except SpecError as error:
         raise SpecError(f"{where}: {error.message.removeprefix('entrypoint: ')}", param=where) from None
     if inspect.iscoroutinefunction(function):
-        return function  # type: ignore[no-any-return]
+        return function
 
     async def on_a_thread(value: Any, context: StepContext) -> Any:
         return await asyncio.to_thread(function, value, context)  # blocking work stays off the event loop

@@ -185,7 +185,7 @@ class JobStore:
             row = (await session.execute(query)).one_or_none()
         return None if row is None else _job(row)
 
-    async def list(self, tenant: str, *, limit: int, pipeline: str | None = None) -> list[JobState]:
+    async def list_jobs(self, tenant: str, *, limit: int, pipeline: str | None = None) -> list[JobState]:
         query = select(*_JOB_COLUMNS).where(Job.tenant == tenant)
         if pipeline is not None:
             query = query.where(Job.pipeline == pipeline)
@@ -197,7 +197,9 @@ class JobStore:
         async with self.database.session() as session:
             return await _steps(session, job_id)
 
-    async def events_after(self, job_id: str, after: int, *, limit: int = 200) -> list[tuple[int, str, str | None, Any, float]]:
+    async def events_after(
+        self, job_id: str, after: int, *, limit: int = 200
+    ) -> list[tuple[int, str, str | None, Any, float]]:
         query = (
             select(Event.id, Event.kind, Event.step, Event.detail, Event.at)
             .where(Event.job_id == job_id, Event.id > after)
@@ -205,7 +207,7 @@ class JobStore:
             .limit(limit)
         )
         async with self.database.session() as session:
-            return [tuple(row) for row in (await session.execute(query)).all()]  # type: ignore[misc]
+            return [tuple(row) for row in (await session.execute(query)).all()]
 
     async def artifacts(self, job_id: str) -> list[Artifact]:
         async with self.database.session() as session:
@@ -446,9 +448,7 @@ async def _change_job(session: AsyncSession, claim: Claim, change: JobChange, no
 async def _add_artifacts(session: AsyncSession, claim: Claim, step: StepDone, now: float) -> None:
     if not step.artifacts:
         return
-    existing = set(
-        (await session.scalars(select(Artifact.artifact_id).where(Artifact.job_id == claim.job.id))).all()
-    )
+    existing = set((await session.scalars(select(Artifact.artifact_id).where(Artifact.job_id == claim.job.id))).all())
     rows = [
         {"job_id": claim.job.id, "artifact_id": a.artifact_id, "tenant": claim.job.tenant, "step": step.name,
          "bytes": a.bytes, "media_type": a.media_type, "created_at": now}

@@ -49,7 +49,9 @@ class Job(Base):
 class Step(Base):
     __tablename__ = "workflow_steps"
 
-    job_id: Mapped[str] = mapped_column(String(40), ForeignKey("workflow_jobs.id", ondelete="CASCADE"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(
+        String(40), ForeignKey("workflow_jobs.id", ondelete="CASCADE"), primary_key=True
+    )
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))  # pending | running | succeeded | failed | compensated
