@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import access, embeddings, gateway, textgen
+from benchmarks import access, embeddings, gateway, textgen, workflows
 from benchmarks.harness import Row, cpu_count
 
 BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
@@ -19,6 +19,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "gateway": gateway.run,
     "textgen": textgen.run,
     "access": access.run,
+    "workflows": workflows.run,
 }
 
 

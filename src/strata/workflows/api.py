@@ -7,6 +7,7 @@ tenant: another tenant's job answers 404 exactly like a job that does not exist.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Any
@@ -215,19 +216,22 @@ class JobsAPI:
         return SSEResponse(self._event_stream(job, after))
 
     async def _event_stream(self, job: JobState, after: int) -> AsyncIterator[bytes]:
-        while True:
-            # Status first, then events: the terminal event commits with the status, so none is missed.
-            current = await self.store.get(job.tenant, job.id)
-            finished = current is None or current.status in TERMINAL
-            rows = await self.store.events_after(job.id, after)
-            for event_id, kind, step, detail, at in rows:
-                payload = {"id": event_id, "job_id": job.id, "type": kind, "step": step, "detail": detail, "at": at}
-                yield f"id: {event_id}\nevent: {kind}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n"
-                after = event_id
-            if finished and not rows:
-                return
-            if not rows:
-                await asyncio.sleep(EVENT_POLL_S)
+        with self.workflows.watch.watching(job.id) as changed:
+            while True:
+                changed.clear()
+                # Status first, then events: the terminal event commits with the status, so none is missed.
+                current = await self.store.get(job.tenant, job.id)
+                finished = current is None or current.status in TERMINAL
+                rows = await self.store.events_after(job.id, after)
+                for event_id, kind, step, detail, at in rows:
+                    payload = {"id": event_id, "job_id": job.id, "type": kind, "step": step, "detail": detail, "at": at}
+                    yield f"id: {event_id}\nevent: {kind}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n"
+                    after = event_id
+                if finished and not rows:
+                    return
+                if not rows:  # woken at once by a change made here; polled for workers elsewhere
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), EVENT_POLL_S)
 
 
 def _idempotency_key(request: Request, in_body: str | None) -> str | None:

@@ -107,11 +107,10 @@ class Worker:
         while not self._stopping:
             self._wake.clear()
             try:
-                while len(self._held) < self.settings.concurrency and not self._stopping:
-                    claim = await self.store.claim(self.name, self.settings.lease_s, self.runnable())
-                    if claim is None:
-                        break
-                    self._hold(claim)
+                free = self.settings.concurrency - len(self._held)
+                if free > 0 and not self._stopping:
+                    for claim in await self.store.claim(self.name, self.settings.lease_s, self.runnable(), limit=free):
+                        self._hold(claim)
             except Exception:  # the loop is a boundary: the database may be briefly away
                 log.exception("worker %s could not claim a job; retrying", self.name)
             with contextlib.suppress(TimeoutError):
@@ -119,10 +118,10 @@ class Worker:
 
     def _hold(self, claim: Claim) -> None:
         task = asyncio.create_task(self._run(claim), name=f"job-{claim.job.id}")
-        self._held[claim.token] = _Held(claim, task)
+        self._held[claim.job.id] = _Held(claim, task)
 
         def finished(_: asyncio.Task[None]) -> None:
-            self._held.pop(claim.token, None)
+            self._held.pop(claim.job.id, None)
             self._wake.set()  # a slot is free
 
         task.add_done_callback(finished)
@@ -131,12 +130,12 @@ class Worker:
         while True:
             await asyncio.sleep(self.settings.lease_s / 3)
             try:
-                alive = await self.store.heartbeat(list(self._held), self.settings.lease_s)
+                alive = await self.store.heartbeat([held.claim for held in self._held.values()], self.settings.lease_s)
             except Exception:
                 log.exception("worker %s could not renew its leases; retrying", self.name)
                 continue
-            for token, held in list(self._held.items()):
-                if token not in alive and not held.lost and self._held.get(token) is held:
+            for job_id, held in list(self._held.items()):
+                if job_id not in alive and not held.lost and self._held.get(job_id) is held:
                     # Finished jobs give their lease up before their task ends: only a held one is lost.
                     held.lost = True
                     log.info(
@@ -194,7 +193,7 @@ class Worker:
     async def _attempts(
         self, claim: Claim, pipeline: Pipeline, ready: list[str], attempts: dict[str, int], outputs: dict[str, Any]
     ) -> list[Outcome]:
-        held = self._held[claim.token]
+        held = self._held[claim.job.id]
         held.steps = [asyncio.ensure_future(self._attempt(claim, pipeline, n, attempts[n], outputs)) for n in ready]
         try:
             return list(await asyncio.gather(*held.steps))

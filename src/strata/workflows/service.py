@@ -7,7 +7,10 @@ of its own when it loads the app's models.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
+from collections.abc import Iterator
 
 from strata.access.control import AccessControl, Exchange
 from strata.access.principal import Principal
@@ -55,6 +58,31 @@ def access_usage(access: AccessControl) -> UsageSink:
     return record
 
 
+class JobWatch:
+    """Wakes progress streams when a job changes in this process (instead of at the next poll)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, job_id: str) -> None:
+        for event in self._waiting.get(job_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def watching(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever the job changes in this process; clear it before reading the job,
+        so a change between the read and the wait is never missed."""
+        event = asyncio.Event()
+        self._waiting.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiting = self._waiting[job_id]
+            waiting.discard(event)
+            if not waiting:
+                del self._waiting[job_id]
+
+
 class Workflows:
     def __init__(
         self,
@@ -68,6 +96,8 @@ class Workflows:
         self.spec = spec
         self.settings = spec.workflows
         self.store = JobStore(database)
+        self.watch = JobWatch()
+        self.store.listeners.append(self.watch.notify)
         self.artifacts = ArtifactStore(spec.store.artifacts_url)
         self.pipelines = build_pipelines(spec)
         self.server = server

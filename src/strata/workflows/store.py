@@ -13,9 +13,11 @@ never both read a candidate and then race to upgrade.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import secrets
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +143,25 @@ _JOB_COLUMNS = [getattr(Job, name) for name in JobState.__dataclass_fields__]
 class JobStore:
     def __init__(self, database: Database) -> None:
         self.database = database
+        # Called with a job id after each committed change made through this store (this process):
+        # progress streams wake at once for jobs run here, and poll for jobs run elsewhere.
+        self.listeners: list[Callable[[str], None]] = []
+        # SQLite has one writer at a time: writers of one process queue here, on the event loop,
+        # instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._write_lock = asyncio.Lock() if database.dialect == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def _writing(self) -> AsyncIterator[AsyncSession]:
+        if self._write_lock is None:
+            async with self.database.session() as session:
+                yield session
+            return
+        async with self._write_lock, self.database.session() as session:
+            yield session
+
+    def _changed(self, job_id: str) -> None:
+        for listener in self.listeners:
+            listener(job_id)
 
     # -- submitting and reading -------------------------------------------------------------------
 
@@ -159,7 +180,7 @@ class JobStore:
             for index, name in enumerate(new.steps)
         ]
         try:
-            async with self.database.session() as session:
+            async with self._writing() as session:
                 await session.execute(insert(Job).values(values))
                 await session.execute(insert(Step), steps)
                 await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
@@ -170,6 +191,7 @@ class JobStore:
             if existing is None:  # the clash was not the key: report the original error
                 raise
             return existing, False
+        self._changed(job_id)
         return _job(_Row(values)), True
 
     async def by_idempotency_key(self, tenant: str, key: str) -> JobState | None:
@@ -192,6 +214,11 @@ class JobStore:
         async with self.database.session() as session:
             rows = (await session.execute(query.order_by(Job.created_at.desc()).limit(limit))).all()
         return [_job(row) for row in rows]
+
+    async def status_counts(self, tenant: str) -> dict[str, int]:
+        query = select(Job.status, func.count()).where(Job.tenant == tenant).group_by(Job.status)
+        async with self.database.session() as session:
+            return {status: int(count) for status, count in (await session.execute(query)).all()}
 
     async def steps(self, job_id: str) -> list[StepState]:
         async with self.database.session() as session:
@@ -216,23 +243,23 @@ class JobStore:
 
     # -- workers ----------------------------------------------------------------------------------
 
-    async def claim(self, owner: str, lease_s: float, pipelines: Collection[str]) -> Claim | None:
-        """Take the most urgent job that is free (queued and due, or whose holder's lease ran out)."""
-        if not pipelines:
-            return None
+    async def claim(self, owner: str, lease_s: float, pipelines: Collection[str], *, limit: int = 1) -> list[Claim]:
+        """Take up to ``limit`` of the most urgent free jobs (queued and due, or whose holder's lease
+        ran out) in one statement. They share one lease token: the fence is per (job, token)."""
+        if not pipelines or limit < 1:
+            return []
         now = time.time()
         token = secrets.token_hex(16)
-        candidate = (
+        candidates = (
             select(Job.id)
             .where(Job.status.in_(ACTIVE), Job.available_at <= now, Job.pipeline.in_(list(pipelines)))
             .order_by(Job.priority.desc(), Job.created_at)
-            .limit(1)
+            .limit(limit)
             .with_for_update(skip_locked=True)
-            .scalar_subquery()
         )
         statement = (
             update(Job)
-            .where(Job.id == candidate)
+            .where(Job.id.in_(candidates.scalar_subquery()))
             .values(
                 lease_owner=owner,
                 lease_token=token,
@@ -242,16 +269,20 @@ class JobStore:
             )
             .returning(*_JOB_COLUMNS)
         )
-        async with self.database.session() as session:
-            row = (await session.execute(statement)).one_or_none()
-            if row is None:
-                return None
-            job = _job(row)
-            steps = await _steps(session, job.id)
-            in_flight = [s.name for s in steps if s.status == "running"]
-            if in_flight:  # the previous holder died or stalled mid-step: its lease expired
-                await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
-        return Claim(job, owner, token, {s.name: s for s in steps})
+        async with self._writing() as session:
+            jobs = [_job(row) for row in (await session.execute(statement)).all()]
+            if not jobs:
+                return []
+            query = select(Step).where(Step.job_id.in_([job.id for job in jobs])).order_by(Step.position)
+            steps: dict[str, dict[str, StepState]] = {job.id: {} for job in jobs}
+            for row in (await session.scalars(query)).all():
+                steps[row.job_id][row.name] = _step(row)
+            for job in jobs:
+                in_flight = [name for name, step in steps[job.id].items() if step.status == "running"]
+                if in_flight:  # the previous holder died or stalled mid-step: its lease expired
+                    await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
+        jobs.sort(key=lambda job: (-job.priority, job.created_at))
+        return [Claim(job, owner, token, steps[job.id]) for job in jobs]
 
     async def advance(
         self,
@@ -267,7 +298,12 @@ class JobStore:
         """One transaction: record finished and failed steps, start the next ones, change the job."""
         now = time.time()
         job_id = claim.job.id
-        async with self.database.session() as session:
+        events: list[dict[str, Any]] = []
+
+        def event(kind: str, step: str | None, detail: dict[str, Any] | None = None) -> None:
+            events.append({"job_id": job_id, "at": now, "kind": kind, "step": step, "detail": detail})
+
+        async with self._writing() as session:
             cancel_requested = await _fence(session, claim, now + lease_s)
             if cancel_requested and start:  # stop at this step boundary: the caller compensates instead
                 start, job = (), None
@@ -278,55 +314,58 @@ class JobStore:
                     .values(status="succeeded", output=step.output, error=None, finished_at=now)
                 )
                 await _add_artifacts(session, claim, step, now)
-                await _event(session, job_id, "step_succeeded", step.name, None, now)
+                event("step_succeeded", step.name)
             for failure in failed:
                 await session.execute(
                     update(Step)
                     .where(Step.job_id == job_id, Step.name == failure.name)
                     .values(status="failed" if failure.final else "pending", error=failure.error, finished_at=now)
                 )
-                detail = {"error": failure.error, "retry_in_s": failure.retry_in_s}
-                await _event(session, job_id, "step_failed", failure.name, detail, now)
+                event("step_failed", failure.name, {"error": failure.error, "retry_in_s": failure.retry_in_s})
             for name in compensated:
                 await session.execute(
                     update(Step).where(Step.job_id == job_id, Step.name == name).values(status="compensated")
                 )
-                await _event(session, job_id, "step_compensated", name, None, now)
-            attempts = {}
-            for name in start:
-                statement = (
+                event("step_compensated", name)
+            # A step starts at most once per claim (a retry releases the job), so its attempt number
+            # is the claimed count plus one; the UPDATE keeps the database's own count authoritative.
+            attempts = {name: claim.steps[name].attempts + 1 for name in start}
+            if start:
+                await session.execute(
                     update(Step)
-                    .where(Step.job_id == job_id, Step.name == name)
+                    .where(Step.job_id == job_id, Step.name.in_(list(start)))
                     .values(status="running", attempts=Step.attempts + 1, started_at=now, finished_at=None)
-                    .returning(Step.attempts)
                 )
-                attempts[name] = int((await session.execute(statement)).scalar_one())
-                await _event(session, job_id, "step_started", name, {"attempt": attempts[name]}, now)
+            for name in start:
+                event("step_started", name, {"attempt": attempts[name]})
             if job is not None:
-                await _change_job(session, claim, job, now)
+                event(*_change_job_event(job))
+                await session.execute(update(Job).where(Job.id == job_id).values(**_job_values(job, now)))
+            if events:
+                await session.execute(insert(Event), events)
+        self._changed(job_id)
         return Advanced(cancel_requested, attempts)
 
     async def release(self, claim: Claim) -> None:
         """Give the job up now (a stopping worker): another worker may claim it at once."""
-        async with self.database.session() as session:
+        async with self._writing() as session:
             await _fence(session, claim, time.time())
             statement = update(Job).where(Job.id == claim.job.id).values(lease_owner=None, lease_token=None)
             await session.execute(statement)
             await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
 
-    async def heartbeat(self, tokens: Collection[str], lease_s: float) -> dict[str, bool]:
-        """Renew the leases still held; returns each live token's cancel_requested flag."""
-        if not tokens:
-            return {}
+    async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> set[str]:
+        """Renew the leases still held; returns the ids of the jobs whose lease this worker still holds."""
+        if not claims:
+            return set()
         statement = (
             update(Job)
-            .where(Job.lease_token.in_(list(tokens)))
+            .where(Job.id.in_([c.job.id for c in claims]), Job.lease_token.in_({c.token for c in claims}))
             .values(available_at=time.time() + lease_s)
-            .returning(Job.lease_token, Job.cancel_requested)
+            .returning(Job.id)
         )
-        async with self.database.session() as session:
-            rows = (await session.execute(statement)).all()
-        return {str(token): bool(cancel) for token, cancel in rows}
+        async with self._writing() as session:
+            return {str(job_id) for job_id in (await session.execute(statement)).scalars().all()}
 
     # -- cancelling -------------------------------------------------------------------------------
 
@@ -334,7 +373,7 @@ class JobStore:
         """Ask for the job to stop. A held job is stopped by its worker at the next step boundary; a
         job nobody holds is cancelled here, or handed to compensation if some steps already ran."""
         now = time.time()
-        async with self.database.session() as session:
+        async with self._writing() as session:
             statement = (
                 update(Job)
                 .where(Job.id == job_id, Job.tenant == tenant, Job.status.in_(ACTIVE))
@@ -355,6 +394,7 @@ class JobStore:
                     )
                     await session.execute(update(Job).where(Job.id == job_id).values(**values))
                     await _event(session, job_id, values["status"], None, None, now)
+        self._changed(job_id)
         return await self.get(tenant, job_id)
 
     # -- files and batch results ------------------------------------------------------------------
@@ -362,7 +402,7 @@ class JobStore:
     async def add_file(self, file: File) -> File:
         """Insert ``file``; one with the same id already there (a rerun's output) is kept instead."""
         try:
-            async with self.database.session() as session:
+            async with self._writing() as session:
                 session.add(file)
         except IntegrityError:
             existing = await self.file(file.tenant, file.id)
@@ -383,7 +423,7 @@ class JobStore:
             .values(job_id=job_id, line=line, custom_id=custom_id, status_code=status_code, body=body)
             .on_conflict_do_nothing(index_elements=["job_id", "line"])
         )
-        async with self.database.session() as session:
+        async with self._writing() as session:
             await session.execute(statement)
 
     async def batch_results(self, job_id: str) -> list[BatchResult]:
@@ -426,7 +466,7 @@ async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> boo
     return bool(cancel)
 
 
-async def _change_job(session: AsyncSession, claim: Claim, change: JobChange, now: float) -> None:
+def _job_values(change: JobChange, now: float) -> dict[str, Any]:
     values: dict[str, Any] = {"status": change.status}
     if change.result is not None:
         values["result"] = change.result
@@ -438,11 +478,14 @@ async def _change_job(session: AsyncSession, claim: Claim, change: JobChange, no
         values["finished_at"] = now
     if change.release_at is not None:
         values |= {"available_at": change.release_at, "lease_owner": None, "lease_token": None}
-    await session.execute(update(Job).where(Job.id == claim.job.id).values(**values))
+    return values
+
+
+def _change_job_event(change: JobChange) -> tuple[str, None, dict[str, Any] | None]:
     detail = dict(change.detail)
     if change.error is not None:
         detail["error"] = change.error
-    await _event(session, claim.job.id, change.event, None, detail or None, now)
+    return change.event, None, detail or None
 
 
 async def _add_artifacts(session: AsyncSession, claim: Claim, step: StepDone, now: float) -> None:

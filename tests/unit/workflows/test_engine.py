@@ -169,13 +169,13 @@ async def test_an_idempotency_key_returns_the_first_job(engine: Workflows) -> No
 
 async def test_an_expired_lease_is_reclaimed_and_the_stale_holder_is_fenced_off(engine: Workflows) -> None:
     job = await _submit(engine, "flaky", {"x": 1})
-    stale = await engine.store.claim("dead-worker", 0.05, ["flaky"])
+    [stale] = await engine.store.claim("dead-worker", 0.05, ["flaky"])
     assert stale is not None
     assert stale.job.id == job.id
     await engine.store.advance(stale, 0.05, start=["flaky"])  # it "started" the step, then died
-    assert await engine.store.claim("other", 30, ["flaky"]) is None  # not while the lease holds
+    assert await engine.store.claim("other", 30, ["flaky"]) == []  # not while the lease holds
     await asyncio.sleep(0.1)
-    fresh = await engine.store.claim("other", 30, ["flaky"])
+    [fresh] = await engine.store.claim("other", 30, ["flaky"])
     assert fresh is not None
     assert fresh.job.id == job.id
     assert fresh.steps["flaky"].status == "running"
@@ -191,8 +191,7 @@ async def test_a_cancelled_job_compensates_what_ran(engine: Workflows, ledger: P
     assert cancelled is not None
     assert cancelled.status == "cancelled"
     job = await _submit(engine, "doomed", {"amount": 4})
-    claim = await engine.store.claim("w", 30, ["doomed"])
-    assert claim is not None
+    [claim] = await engine.store.claim("w", 30, ["doomed"])
     await engine.store.advance(claim, 30, start=["apply"])
     output = workflow_steps.apply_once({"amount": 4}, _context(engine, claim.job.id, ledger))
     await engine.store.advance(claim, 30, done=[StepDone("apply", output)])
