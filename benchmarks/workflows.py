@@ -51,11 +51,14 @@ async def _drain(database_url: str, jobs: int) -> float:
         order = workflows.pipelines["noop3"].order
         for n in range(jobs):
             await workflows.store.submit(NewJob("bench", None, "noop3", {"n": n}, order))
+        changed = asyncio.Event()
+        workflows.store.listeners.append(lambda _: changed.set())
         started = time.perf_counter()
         workflows.start_workers(1)
         try:
             while (await workflows.store.status_counts("bench")).get("succeeded", 0) < jobs:
-                await asyncio.sleep(0.02)
+                changed.clear()
+                await changed.wait()
             elapsed = time.perf_counter() - started
         finally:
             await workflows.stop()
