@@ -39,7 +39,7 @@ def _spec(ledger: Path) -> dict[str, Any]:
         "workflows": {"workers": 1, "concurrency": CONCURRENCY, "lease_s": 2, "poll_ms": 20},
         "pipelines": [{"name": "ledger", "steps": [
             {"name": "apply", "kind": "python", "entrypoint": "workflow_steps:apply_once",
-             "compensate": "workflow_steps:undo_apply", "options": {**options, "sleep_s": 0.05}},
+             "compensate": "workflow_steps:undo_apply", "options": {**options, "sleep_s": 0.2}},
             {"name": "square", "kind": "python", "entrypoint": "workflow_steps:square", "options": options},
             {"name": "keep", "kind": "store"},
         ]}],
