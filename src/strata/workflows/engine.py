@@ -28,7 +28,17 @@ from typing import Any
 from strata.spec.pipelines import WorkflowsSpec
 from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
 from strata.workflows.steps import Services, StepContext
-from strata.workflows.store import Claim, JobChange, JobStore, LeaseLost, StepDone, StepFailed
+from strata.workflows.store import (
+    Advanced,
+    Claim,
+    JobChange,
+    JobState,
+    JobStore,
+    LeaseLost,
+    StepDone,
+    StepFailed,
+    StepState,
+)
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +119,10 @@ class Worker:
             try:
                 free = self.settings.concurrency - len(self._held)
                 if free > 0 and not self._stopping:
-                    for claim in await self.store.claim(self.name, self.settings.lease_s, self.runnable(), limit=free):
+                    claims = await self.store.claim(
+                        self.name, self.settings.lease_s, self.runnable(), limit=free, first_steps=self._first_steps
+                    )
+                    for claim in claims:
                         self._hold(claim)
             except Exception:  # the loop is a boundary: the database may be briefly away
                 log.exception("worker %s could not claim a job; retrying", self.name)
@@ -144,6 +157,10 @@ class Worker:
 
     # -- one job ----------------------------------------------------------------------------------
 
+    def _first_steps(self, job: JobState, steps: dict[str, StepState]) -> list[str]:
+        return self.pipelines[job.pipeline].ready({n: "pending" if s.status == "running" else s.status
+                                                   for n, s in steps.items()})  # fmt: skip
+
     async def _run(self, claim: Claim) -> None:
         try:
             job = claim.job
@@ -167,7 +184,10 @@ class Worker:
         if not ready:  # every step had finished when the previous holder died before the job did
             await self._succeed(claim, pipeline, outputs, [])
             return
-        advanced = await self.store.advance(claim, self.settings.lease_s, start=ready)
+        if claim.started == tuple(ready):  # the claim started them already
+            advanced = Advanced(False, {name: attempts[name] + 1 for name in ready})
+        else:
+            advanced = await self.store.advance(claim, self.settings.lease_s, start=ready)
         while True:
             if advanced.cancel_requested and not advanced.attempts:
                 await self._compensate(claim, status, outputs, "cancelled", "cancelled by request")

@@ -84,7 +84,11 @@ class Claim:
     job: JobState
     owner: str
     token: str
-    steps: dict[str, StepState]
+    steps: dict[str, StepState]  # as they were when claimed
+    started: tuple[str, ...] = ()  # steps the claim itself started (attempt counted)
+
+
+FirstSteps = Callable[[JobState, dict[str, StepState]], Sequence[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,9 +247,18 @@ class JobStore:
 
     # -- workers ----------------------------------------------------------------------------------
 
-    async def claim(self, owner: str, lease_s: float, pipelines: Collection[str], *, limit: int = 1) -> list[Claim]:
+    async def claim(
+        self,
+        owner: str,
+        lease_s: float,
+        pipelines: Collection[str],
+        *,
+        limit: int = 1,
+        first_steps: FirstSteps | None = None,
+    ) -> list[Claim]:
         """Take up to ``limit`` of the most urgent free jobs (queued and due, or whose holder's lease
-        ran out) in one statement. They share one lease token: the fence is per (job, token)."""
+        ran out) in one statement. They share one lease token: the fence is per (job, token).
+        ``first_steps`` names the steps to start in the same transaction (one fewer per job)."""
         if not pipelines or limit < 1:
             return []
         now = time.time()
@@ -277,12 +290,16 @@ class JobStore:
             steps: dict[str, dict[str, StepState]] = {job.id: {} for job in jobs}
             for row in (await session.scalars(query)).all():
                 steps[row.job_id][row.name] = _step(row)
+            started: dict[str, tuple[str, ...]] = {}
             for job in jobs:
                 in_flight = [name for name, step in steps[job.id].items() if step.status == "running"]
                 if in_flight:  # the previous holder died or stalled mid-step: its lease expired
                     await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
+                if first_steps is not None and job.status == "running" and not job.cancel_requested:
+                    started[job.id] = tuple(first_steps(job, steps[job.id]))
+                    await _start_steps(session, job.id, started[job.id], steps[job.id], now)
         jobs.sort(key=lambda job: (-job.priority, job.created_at))
-        return [Claim(job, owner, token, steps[job.id]) for job in jobs]
+        return [Claim(job, owner, token, steps[job.id], started.get(job.id, ())) for job in jobs]
 
     async def advance(
         self,
@@ -327,17 +344,7 @@ class JobStore:
                     update(Step).where(Step.job_id == job_id, Step.name == name).values(status="compensated")
                 )
                 event("step_compensated", name)
-            # A step starts at most once per claim (a retry releases the job), so its attempt number
-            # is the claimed count plus one; the UPDATE keeps the database's own count authoritative.
-            attempts = {name: claim.steps[name].attempts + 1 for name in start}
-            if start:
-                await session.execute(
-                    update(Step)
-                    .where(Step.job_id == job_id, Step.name.in_(list(start)))
-                    .values(status="running", attempts=Step.attempts + 1, started_at=now, finished_at=None)
-                )
-            for name in start:
-                event("step_started", name, {"attempt": attempts[name]})
+            attempts = await _start_steps(session, job_id, start, claim.steps, now)
             if job is not None:
                 event(*_change_job_event(job))
                 await session.execute(update(Job).where(Job.id == job_id).values(**_job_values(job, now)))
@@ -464,6 +471,25 @@ async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> boo
     if cancel is None:
         raise LeaseLost(claim.job.id)
     return bool(cancel)
+
+
+async def _start_steps(
+    session: AsyncSession, job_id: str, names: Sequence[str], claimed: dict[str, StepState], now: float
+) -> dict[str, int]:
+    """Mark steps running and count the attempt. A step starts at most once per claim (a retry
+    releases the job), so its attempt number is the claimed count plus one."""
+    if not names:
+        return {}
+    await session.execute(
+        update(Step)
+        .where(Step.job_id == job_id, Step.name.in_(list(names)))
+        .values(status="running", attempts=Step.attempts + 1, started_at=now, finished_at=None)
+    )
+    attempts = {name: claimed[name].attempts + 1 for name in names}
+    events = [{"job_id": job_id, "at": now, "kind": "step_started", "step": name, "detail": {"attempt": attempts[name]}}
+              for name in names]  # fmt: skip
+    await session.execute(insert(Event), events)
+    return attempts
 
 
 def _job_values(change: JobChange, now: float) -> dict[str, Any]:
