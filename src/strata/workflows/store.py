@@ -19,15 +19,20 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import case, func, insert, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from strata.store import Database
 from strata.workflows.tables import ACTIVE, Artifact, BatchResult, Event, File, Job, Step
+
+# Core tables, not ORM entities, in the hot statements: no ORM bookkeeping on each execution.
+JOBS = cast(Table, Job.__table__)
+STEPS = cast(Table, Step.__table__)
+EVENTS = cast(Table, Event.__table__)
 
 
 class LeaseLost(Exception):
@@ -141,7 +146,7 @@ def _step(row: Any) -> StepState:
     return StepState(*(getattr(row, name) for name in StepState.__dataclass_fields__))
 
 
-_JOB_COLUMNS = [getattr(Job, name) for name in JobState.__dataclass_fields__]
+_JOB_COLUMNS = [JOBS.c[name] for name in JobState.__dataclass_fields__]
 
 
 class JobStore:
@@ -185,8 +190,8 @@ class JobStore:
         ]
         try:
             async with self._writing() as session:
-                await session.execute(insert(Job).values(values))
-                await session.execute(insert(Step), steps)
+                await session.execute(insert(JOBS).values(values))
+                await session.execute(insert(STEPS), steps)
                 await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
         except IntegrityError:
             if new.idempotency_key is None:
@@ -200,27 +205,27 @@ class JobStore:
 
     async def by_idempotency_key(self, tenant: str, key: str) -> JobState | None:
         async with self.database.session() as session:
-            query = select(*_JOB_COLUMNS).where(Job.tenant == tenant, Job.idempotency_key == key)
+            query = select(*_JOB_COLUMNS).where(JOBS.c.tenant == tenant, JOBS.c.idempotency_key == key)
             row = (await session.execute(query)).one_or_none()
         return None if row is None else _job(row)
 
     async def get(self, tenant: str, job_id: str) -> JobState | None:
         """The job if ``tenant`` owns it; None for another tenant's job and a missing one alike."""
         async with self.database.session() as session:
-            query = select(*_JOB_COLUMNS).where(Job.id == job_id, Job.tenant == tenant)
+            query = select(*_JOB_COLUMNS).where(JOBS.c.id == job_id, JOBS.c.tenant == tenant)
             row = (await session.execute(query)).one_or_none()
         return None if row is None else _job(row)
 
     async def list_jobs(self, tenant: str, *, limit: int, pipeline: str | None = None) -> list[JobState]:
-        query = select(*_JOB_COLUMNS).where(Job.tenant == tenant)
+        query = select(*_JOB_COLUMNS).where(JOBS.c.tenant == tenant)
         if pipeline is not None:
-            query = query.where(Job.pipeline == pipeline)
+            query = query.where(JOBS.c.pipeline == pipeline)
         async with self.database.session() as session:
-            rows = (await session.execute(query.order_by(Job.created_at.desc()).limit(limit))).all()
+            rows = (await session.execute(query.order_by(JOBS.c.created_at.desc()).limit(limit))).all()
         return [_job(row) for row in rows]
 
     async def status_counts(self, tenant: str) -> dict[str, int]:
-        query = select(Job.status, func.count()).where(Job.tenant == tenant).group_by(Job.status)
+        query = select(JOBS.c.status, func.count()).where(JOBS.c.tenant == tenant).group_by(JOBS.c.status)
         async with self.database.session() as session:
             return {status: int(count) for status, count in (await session.execute(query)).all()}
 
@@ -263,30 +268,34 @@ class JobStore:
             return []
         now = time.time()
         token = secrets.token_hex(16)
+        due = (JOBS.c.status.in_(ACTIVE), JOBS.c.available_at <= now, JOBS.c.pipeline.in_(list(pipelines)))
         candidates = (
-            select(Job.id)
-            .where(Job.status.in_(ACTIVE), Job.available_at <= now, Job.pipeline.in_(list(pipelines)))
-            .order_by(Job.priority.desc(), Job.created_at)
+            select(JOBS.c.id)
+            .where(*due)
+            .order_by(JOBS.c.priority.desc(), JOBS.c.created_at)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         statement = (
-            update(Job)
-            .where(Job.id.in_(candidates.scalar_subquery()))
+            update(JOBS)
+            .where(JOBS.c.id.in_(candidates.scalar_subquery()))
             .values(
                 lease_owner=owner,
                 lease_token=token,
                 available_at=now + lease_s,
-                status=case((Job.status == "queued", "running"), else_=Job.status),
-                started_at=func.coalesce(Job.started_at, now),
+                status=case((JOBS.c.status == "queued", "running"), else_=JOBS.c.status),
+                started_at=func.coalesce(JOBS.c.started_at, now),
             )
             .returning(*_JOB_COLUMNS)
         )
+        async with self.database.session() as session:  # an idle poll reads only: no write lock, no row locks
+            if (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is None:
+                return []
         async with self._writing() as session:
             jobs = [_job(row) for row in (await session.execute(statement)).all()]
             if not jobs:
                 return []
-            query = select(Step).where(Step.job_id.in_([job.id for job in jobs])).order_by(Step.position)
+            query = select(Step).where(STEPS.c.job_id.in_([job.id for job in jobs])).order_by(STEPS.c.position)
             steps: dict[str, dict[str, StepState]] = {job.id: {} for job in jobs}
             for row in (await session.scalars(query)).all():
                 steps[row.job_id][row.name] = _step(row)
@@ -326,30 +335,30 @@ class JobStore:
                 start, job = (), None
             for step in done:
                 await session.execute(
-                    update(Step)
-                    .where(Step.job_id == job_id, Step.name == step.name)
+                    update(STEPS)
+                    .where(STEPS.c.job_id == job_id, STEPS.c.name == step.name)
                     .values(status="succeeded", output=step.output, error=None, finished_at=now)
                 )
                 await _add_artifacts(session, claim, step, now)
                 event("step_succeeded", step.name)
             for failure in failed:
                 await session.execute(
-                    update(Step)
-                    .where(Step.job_id == job_id, Step.name == failure.name)
+                    update(STEPS)
+                    .where(STEPS.c.job_id == job_id, STEPS.c.name == failure.name)
                     .values(status="failed" if failure.final else "pending", error=failure.error, finished_at=now)
                 )
                 event("step_failed", failure.name, {"error": failure.error, "retry_in_s": failure.retry_in_s})
             for name in compensated:
                 await session.execute(
-                    update(Step).where(Step.job_id == job_id, Step.name == name).values(status="compensated")
+                    update(STEPS).where(STEPS.c.job_id == job_id, STEPS.c.name == name).values(status="compensated")
                 )
                 event("step_compensated", name)
             attempts = await _start_steps(session, job_id, start, claim.steps, now)
             if job is not None:
                 event(*_change_job_event(job))
-                await session.execute(update(Job).where(Job.id == job_id).values(**_job_values(job, now)))
+                await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**_job_values(job, now)))
             if events:
-                await session.execute(insert(Event), events)
+                await session.execute(insert(EVENTS), events)
         self._changed(job_id)
         return Advanced(cancel_requested, attempts)
 
@@ -357,7 +366,7 @@ class JobStore:
         """Give the job up now (a stopping worker): another worker may claim it at once."""
         async with self._writing() as session:
             await _fence(session, claim, time.time())
-            statement = update(Job).where(Job.id == claim.job.id).values(lease_owner=None, lease_token=None)
+            statement = update(JOBS).where(JOBS.c.id == claim.job.id).values(lease_owner=None, lease_token=None)
             await session.execute(statement)
             await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
 
@@ -366,10 +375,10 @@ class JobStore:
         if not claims:
             return set()
         statement = (
-            update(Job)
-            .where(Job.id.in_([c.job.id for c in claims]), Job.lease_token.in_({c.token for c in claims}))
+            update(JOBS)
+            .where(JOBS.c.id.in_([c.job.id for c in claims]), JOBS.c.lease_token.in_({c.token for c in claims}))
             .values(available_at=time.time() + lease_s)
-            .returning(Job.id)
+            .returning(JOBS.c.id)
         )
         async with self._writing() as session:
             return {str(job_id) for job_id in (await session.execute(statement)).scalars().all()}
@@ -382,24 +391,24 @@ class JobStore:
         now = time.time()
         async with self._writing() as session:
             statement = (
-                update(Job)
-                .where(Job.id == job_id, Job.tenant == tenant, Job.status.in_(ACTIVE))
+                update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.tenant == tenant, JOBS.c.status.in_(ACTIVE))
                 .values(cancel_requested=True)
-                .returning(Job.status, Job.lease_token)
+                .returning(JOBS.c.status, JOBS.c.lease_token)
             )
             row = (await session.execute(statement)).one_or_none()
             if row is not None:
                 await _event(session, job_id, "cancel_requested", None, None, now)
                 if row.lease_token is None and row.status == "queued":
                     ran = await session.scalar(
-                        select(func.count()).where(Step.job_id == job_id, Step.status == "succeeded")
+                        select(func.count()).where(STEPS.c.job_id == job_id, STEPS.c.status == "succeeded")
                     )
                     values: dict[str, Any] = (
                         {"status": "cancelled", "finished_at": now}
                         if not ran
                         else {"status": "compensating", "outcome": "cancelled", "available_at": now}
                     )
-                    await session.execute(update(Job).where(Job.id == job_id).values(**values))
+                    await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
                     await _event(session, job_id, values["status"], None, None, now)
         self._changed(job_id)
         return await self.get(tenant, job_id)
@@ -462,10 +471,10 @@ class _Row:
 
 async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> bool:
     statement = (
-        update(Job)
-        .where(Job.id == claim.job.id, Job.lease_token == claim.token)
+        update(JOBS)
+        .where(JOBS.c.id == claim.job.id, JOBS.c.lease_token == claim.token)
         .values(available_at=lease_until)
-        .returning(Job.cancel_requested)
+        .returning(JOBS.c.cancel_requested)
     )
     cancel = (await session.execute(statement)).scalar_one_or_none()
     if cancel is None:
@@ -481,14 +490,14 @@ async def _start_steps(
     if not names:
         return {}
     await session.execute(
-        update(Step)
-        .where(Step.job_id == job_id, Step.name.in_(list(names)))
-        .values(status="running", attempts=Step.attempts + 1, started_at=now, finished_at=None)
+        update(STEPS)
+        .where(STEPS.c.job_id == job_id, STEPS.c.name.in_(list(names)))
+        .values(status="running", attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
     )
     attempts = {name: claimed[name].attempts + 1 for name in names}
     events = [{"job_id": job_id, "at": now, "kind": "step_started", "step": name, "detail": {"attempt": attempts[name]}}
               for name in names]  # fmt: skip
-    await session.execute(insert(Event), events)
+    await session.execute(insert(EVENTS), events)
     return attempts
 
 
@@ -529,11 +538,11 @@ async def _add_artifacts(session: AsyncSession, claim: Claim, step: StepDone, no
 
 
 async def _steps(session: AsyncSession, job_id: str) -> list[StepState]:
-    query = select(Step).where(Step.job_id == job_id).order_by(Step.position)
+    query = select(Step).where(STEPS.c.job_id == job_id).order_by(STEPS.c.position)
     return [_step(row) for row in (await session.scalars(query)).all()]
 
 
 async def _event(
     session: AsyncSession, job_id: str, kind: str, step: str | None, detail: dict[str, Any] | None, now: float
 ) -> None:
-    await session.execute(insert(Event).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
+    await session.execute(insert(EVENTS).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
