@@ -95,6 +95,7 @@ class BatchAPI:
     def __init__(self, workflows: Workflows) -> None:
         self.workflows = workflows
         self.store = workflows.store
+        self.files = workflows.files
 
     async def upload_file(self, request: Request) -> Response:
         form = await request.form(max_files=1, max_fields=8)
@@ -118,12 +119,12 @@ class BatchAPI:
             id=f"file-{secrets.token_hex(12)}", tenant=tenant, purpose=purpose, filename=filename,
             bytes=stored.bytes, sha256=stored.sha256, created_at=time.time(),
         )  # fmt: skip
-        await self.store.add_file(file)
+        await self.files.add_file(file)
         return json_response(file_json(file))
 
     async def _file(self, request: Request) -> File:
         file_id = request.path_params["file_id"]
-        file = await self.store.file(principal_of(request).tenant, file_id)
+        file = await self.files.file(principal_of(request).tenant, file_id)
         if file is None:
             raise NotFound(f"No such File object: {file_id}", param="file_id", code="file_not_found")
         return file
@@ -139,7 +140,7 @@ class BatchAPI:
     async def create_batch(self, request: Request) -> Response:
         body = await parse_body(request, CreateBatch)
         caller = principal_of(request)
-        file = await self.store.file(caller.tenant, body.input_file_id)
+        file = await self.files.file(caller.tenant, body.input_file_id)
         if file is None or file.purpose != "batch":
             raise NotFound(f"No batch input file '{body.input_file_id}'.", param="input_file_id", code="file_not_found")
         lines = parse_batch_file(await self.workflows.artifacts.get(caller.tenant, file.sha256))
@@ -162,12 +163,12 @@ class BatchAPI:
 
     async def get_batch(self, request: Request) -> Response:
         job = await self._batch(request)
-        counts = await self.store.batch_counts([job.id])
+        counts = await self.files.batch_counts([job.id])
         return json_response(batch_json(job, counts.get(job.id, (0, 0))))
 
     async def list_batches(self, request: Request) -> Response:
         jobs = await self.store.list_jobs(principal_of(request).tenant, limit=100, pipeline=BATCH_PIPELINE.name)
-        counts = await self.store.batch_counts([j.id for j in jobs])
+        counts = await self.files.batch_counts([j.id for j in jobs])
         data = [batch_json(j, counts.get(j.id, (0, 0))) for j in jobs]
         return json_response({"object": "list", "data": data, "has_more": False,
                               "first_id": data[0]["id"] if data else None,
@@ -180,5 +181,5 @@ class BatchAPI:
         updated = await self.store.request_cancel(job.tenant, job.id)
         assert updated is not None
         self.workflows.wake()
-        counts = await self.store.batch_counts([job.id])
+        counts = await self.files.batch_counts([job.id])
         return json_response(batch_json(updated, counts.get(job.id, (0, 0))))

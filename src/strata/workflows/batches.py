@@ -86,11 +86,10 @@ def parse_batch_file(data: bytes) -> list[BatchLine]:
 
 
 async def read_lines(context: StepContext, file_id: str) -> list[BatchLine]:
-    store, artifacts = context.services.store, context.services.artifacts
-    file = await store.file(context.tenant, file_id)
+    file = await context.services.files.file(context.tenant, file_id)
     if file is None:
         raise StepError(f"the input file '{file_id}' is gone", retryable=False)
-    return parse_batch_file(await artifacts.get(context.tenant, file.sha256))
+    return parse_batch_file(await context.services.artifacts.get(context.tenant, file.sha256))
 
 
 async def run_requests(value: Any, context: StepContext) -> Any:
@@ -98,7 +97,7 @@ async def run_requests(value: Any, context: StepContext) -> Any:
     if server is None:
         raise StepError("this worker has no models loaded (start it with --models)", retryable=False)
     lines = await read_lines(context, value["input_file_id"])
-    store = context.services.store
+    store = context.services.files
     answered = {r.line for r in await store.batch_results(context.job_id)}
     gate = asyncio.Semaphore(context.services.batch_concurrency)
 
@@ -153,7 +152,7 @@ def _error_body(error: StrataError) -> dict[str, Any]:
 
 
 async def write_files(value: Any, context: StepContext) -> Any:
-    results = await context.services.store.batch_results(context.job_id)
+    results = await context.services.files.batch_results(context.job_id)
     good = [r for r in results if r.status_code < 400]
     bad = [r for r in results if r.status_code >= 400]
     output = await _save(context, "output", [_output_line(context.job_id, r) for r in good])
@@ -190,5 +189,5 @@ async def _save(context: StepContext, kind: str, rows: list[dict[str, Any]]) -> 
         id=file_id, tenant=context.tenant, purpose="batch_output", filename=f"{context.job_id}_{kind}.jsonl",
         bytes=stored.bytes, sha256=stored.sha256, created_at=time.time(),
     )  # fmt: skip
-    await context.services.store.add_file(file)
+    await context.services.files.add_file(file)
     return file_id

@@ -20,6 +20,7 @@ from strata.spec import AppSpec
 from strata.store import Database
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
+from strata.workflows.file_store import FileStore
 from strata.workflows.pipeline import Pipeline, bind
 from strata.workflows.steps import Services, UsageNote, UsageSink
 from strata.workflows.store import JobStore
@@ -101,7 +102,10 @@ class Workflows:
         self.artifacts = ArtifactStore(spec.store.artifacts_url)
         self.pipelines = build_pipelines(spec)
         self.server = server
-        self.services = Services(self.artifacts, self.store, server, usage, spec.workflows.batch_concurrency)
+        self.files = FileStore(self.store)
+        self.services = Services(
+            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency
+        )
         self.rng = random.Random(seed)
         self.workers: list[Worker] = []
 

@@ -30,6 +30,7 @@ from strata.serving.generation import GenerationRequest
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
+from strata.workflows.file_store import FileStore
 from strata.workflows.generation import Generated, generate
 from strata.workflows.store import JobStore, NewArtifact
 
@@ -65,6 +66,7 @@ class Services:
 
     artifacts: ArtifactStore
     store: JobStore
+    files: FileStore
     server: ModelServer | None = None  # None in a worker that loaded no models
     usage: UsageSink | None = None
     batch_concurrency: int = 8

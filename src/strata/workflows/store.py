@@ -22,12 +22,11 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, case, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from strata.store import Database
-from strata.workflows.tables import ACTIVE, Artifact, BatchResult, Event, File, Job, Step
+from strata.workflows.tables import ACTIVE, Artifact, Event, Job, Step
 
 # Core tables, not ORM entities, in the hot statements: no ORM bookkeeping on each execution.
 JOBS = cast(Table, Job.__table__)
@@ -160,7 +159,8 @@ class JobStore:
         self._write_lock = asyncio.Lock() if database.dialect == "sqlite" else None
 
     @contextlib.asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncSession]:
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write transaction (queued behind this process's other writers on SQLite)."""
         if self._write_lock is None:
             async with self.database.session() as session:
                 yield session
@@ -189,7 +189,7 @@ class JobStore:
             for index, name in enumerate(new.steps)
         ]
         try:
-            async with self._writing() as session:
+            async with self.writing() as session:
                 await session.execute(insert(JOBS).values(values))
                 await session.execute(insert(STEPS), steps)
                 await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
@@ -291,7 +291,7 @@ class JobStore:
         async with self.database.session() as session:  # an idle poll reads only: no write lock, no row locks
             if (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is None:
                 return []
-        async with self._writing() as session:
+        async with self.writing() as session:
             jobs = [_job(row) for row in (await session.execute(statement)).all()]
             if not jobs:
                 return []
@@ -329,7 +329,7 @@ class JobStore:
         def event(kind: str, step: str | None, detail: dict[str, Any] | None = None) -> None:
             events.append({"job_id": job_id, "at": now, "kind": kind, "step": step, "detail": detail})
 
-        async with self._writing() as session:
+        async with self.writing() as session:
             cancel_requested = await _fence(session, claim, now + lease_s)
             if cancel_requested and start:  # stop at this step boundary: the caller compensates instead
                 start, job = (), None
@@ -364,7 +364,7 @@ class JobStore:
 
     async def release(self, claim: Claim) -> None:
         """Give the job up now (a stopping worker): another worker may claim it at once."""
-        async with self._writing() as session:
+        async with self.writing() as session:
             await _fence(session, claim, time.time())
             statement = update(JOBS).where(JOBS.c.id == claim.job.id).values(lease_owner=None, lease_token=None)
             await session.execute(statement)
@@ -380,7 +380,7 @@ class JobStore:
             .values(available_at=time.time() + lease_s)
             .returning(JOBS.c.id)
         )
-        async with self._writing() as session:
+        async with self.writing() as session:
             return {str(job_id) for job_id in (await session.execute(statement)).scalars().all()}
 
     # -- cancelling -------------------------------------------------------------------------------
@@ -389,7 +389,7 @@ class JobStore:
         """Ask for the job to stop. A held job is stopped by its worker at the next step boundary; a
         job nobody holds is cancelled here, or handed to compensation if some steps already ran."""
         now = time.time()
-        async with self._writing() as session:
+        async with self.writing() as session:
             statement = (
                 update(JOBS)
                 .where(JOBS.c.id == job_id, JOBS.c.tenant == tenant, JOBS.c.status.in_(ACTIVE))
@@ -412,54 +412,6 @@ class JobStore:
                     await _event(session, job_id, values["status"], None, None, now)
         self._changed(job_id)
         return await self.get(tenant, job_id)
-
-    # -- files and batch results ------------------------------------------------------------------
-
-    async def add_file(self, file: File) -> File:
-        """Insert ``file``; one with the same id already there (a rerun's output) is kept instead."""
-        try:
-            async with self._writing() as session:
-                session.add(file)
-        except IntegrityError:
-            existing = await self.file(file.tenant, file.id)
-            if existing is None:
-                raise
-            return existing
-        return file
-
-    async def file(self, tenant: str, file_id: str) -> File | None:
-        async with self.database.session() as session:
-            return await session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
-
-    async def add_batch_result(self, job_id: str, line: int, custom_id: str, status_code: int, body: Any) -> None:
-        """First write wins: a line a resumed batch runs again keeps its first recorded answer."""
-        dialect = postgresql if self.database.dialect == "postgresql" else sqlite
-        statement = (
-            dialect.insert(BatchResult)
-            .values(job_id=job_id, line=line, custom_id=custom_id, status_code=status_code, body=body)
-            .on_conflict_do_nothing(index_elements=["job_id", "line"])
-        )
-        async with self._writing() as session:
-            await session.execute(statement)
-
-    async def batch_results(self, job_id: str) -> list[BatchResult]:
-        async with self.database.session() as session:
-            query = select(BatchResult).where(BatchResult.job_id == job_id).order_by(BatchResult.line)
-            return list((await session.scalars(query)).all())
-
-    async def batch_counts(self, job_ids: Collection[str]) -> dict[str, tuple[int, int]]:
-        """(completed, failed) requests of each batch job so far."""
-        if not job_ids:
-            return {}
-        ok = func.sum(case((BatchResult.status_code < 400, 1), else_=0))
-        query = (
-            select(BatchResult.job_id, ok, func.count())
-            .where(BatchResult.job_id.in_(list(job_ids)))
-            .group_by(BatchResult.job_id)
-        )
-        async with self.database.session() as session:
-            rows = (await session.execute(query)).all()
-        return {job_id: (int(good or 0), int(total) - int(good or 0)) for job_id, good, total in rows}
 
 
 class _Row:
