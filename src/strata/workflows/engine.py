@@ -73,6 +73,7 @@ class Worker:
         self._held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
         self._stopping = False
+        self._stopped = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -90,6 +91,9 @@ class Worker:
         interrupt them and release their jobs so another worker takes them at once."""
         self._stopping = True
         self._wake.set()
+        # The loops end on their own at their next turn: cancelling one inside a database call could
+        # leave its connection mid-transaction. The claim loop first, so nothing is claimed after this.
+        await asyncio.gather(*self._tasks[:1], return_exceptions=True)
         running = [held.task for held in self._held.values()]
         if running:
             await asyncio.wait(running, timeout=self.settings.shutdown_grace_s)
@@ -103,9 +107,8 @@ class Worker:
         for held in left:
             with contextlib.suppress(LeaseLost):
                 await self.store.release(held.claim)
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._stopped.set()
+        await asyncio.gather(*self._tasks[1:], return_exceptions=True)
 
     def runnable(self) -> Collection[str]:
         ready = self.models_ready() and self.services.server is not None
@@ -140,8 +143,11 @@ class Worker:
         task.add_done_callback(finished)
 
     async def _heartbeat_loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.settings.lease_s / 3)
+        while not self._stopped.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), self.settings.lease_s / 3)
+            if self._stopped.is_set():
+                return
             try:
                 alive = await self.store.heartbeat([held.claim for held in self._held.values()], self.settings.lease_s)
             except Exception:
