@@ -221,3 +221,27 @@ def test_bad_batch_files_are_refused_naming_the_line(server: ServerProcess, acme
     response = acme.post("/v1/batches", json={"input_file_id": "file-nope", "endpoint": "/v1/chat/completions",
                                               "completion_window": "24h"})  # fmt: skip
     _error(response, 404, "input_file_id")
+
+
+def test_a_cancelled_batch_stops_sending_requests(server: ServerProcess) -> None:
+    with server.http() as admin:
+        key = admin.post("/v1/admin/keys", json={"tenant": "canceller", "scopes": ["jobs"]}).json()["key"]
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Go on."}], "max_tokens": 64,
+            "ignore_eos": True}  # fmt: skip
+    lines = [{"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": body} for n in range(200)]
+    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+    uploaded = client.files.create(file=("many.jsonl", io.BytesIO(data)), purpose="batch")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    while batch.status == "validating":
+        time.sleep(0.05)
+        batch = client.batches.retrieve(batch.id)
+    assert client.batches.cancel(batch.id).status in ("in_progress", "cancelling")
+    deadline = time.monotonic() + 60
+    while batch.status not in ("cancelled", "completed", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "cancelled"
+    assert batch.request_counts is not None
+    assert batch.request_counts.completed < 200  # it stopped early: no more requests were sent
+    assert batch.output_file_id is None

@@ -182,7 +182,7 @@ class JobsAPI:
             raise Conflict(f"The job '{job.id}' already finished ({job.status}).", param="job_id", code="job_finished")
         updated = await self.store.request_cancel(job.tenant, job.id)
         assert updated is not None
-        self.workflows.wake()
+        self.workflows.note_cancel(job.id)
         return json_response(job_json(updated), 202)
 
     async def result(self, request: Request) -> Response:

@@ -48,6 +48,8 @@ def file_json(file: File) -> dict[str, Any]:
 
 
 def _batch_status(job: JobState) -> str:
+    if job.cancel_requested and job.status not in TERMINAL:
+        return "cancelling"
     if job.status == "queued":
         return "in_progress" if job.started_at is not None else "validating"
     if job.status == "running":
@@ -180,6 +182,6 @@ class BatchAPI:
             raise Conflict(f"The batch '{job.id}' already finished ({_batch_status(job)}).", param="batch_id")
         updated = await self.store.request_cancel(job.tenant, job.id)
         assert updated is not None
-        self.workflows.wake()
+        self.workflows.note_cancel(job.id)
         counts = await self.files.batch_counts([job.id])
         return json_response(batch_json(updated, counts.get(job.id, (0, 0))))

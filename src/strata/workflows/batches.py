@@ -103,6 +103,8 @@ async def run_requests(value: Any, context: StepContext) -> Any:
 
     async def one(index: int, line: BatchLine) -> None:
         async with gate:
+            if context.cancel_requested():  # a cancelled batch stops sending requests; the job then stops
+                return
             status, body = await _serve(server, line, context)
             await store.add_batch_result(context.job_id, index, line.custom_id, status, body)
 

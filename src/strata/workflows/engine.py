@@ -49,6 +49,7 @@ class _Held:
     task: asyncio.Task[None]
     steps: list[asyncio.Future[Outcome]] = field(default_factory=list)  # the step attempts running now
     lost: bool = False
+    cancel_requested: bool = False  # seen by heartbeat (or told in-process): long steps may stop early
 
 
 class Worker:
@@ -110,6 +111,12 @@ class Worker:
         self._stopped.set()
         await asyncio.gather(*self._tasks[1:], return_exceptions=True)
 
+    def note_cancel(self, job_id: str) -> None:
+        """A cancel was asked through this process: tell the step now, not at the next heartbeat."""
+        held = self._held.get(job_id)
+        if held is not None:
+            held.cancel_requested = True
+
     def runnable(self) -> Collection[str]:
         ready = self.models_ready() and self.services.server is not None
         return [name for name, pipeline in self.pipelines.items() if ready or not pipeline.needs_models]
@@ -154,6 +161,7 @@ class Worker:
                 log.exception("worker %s could not renew its leases; retrying", self.name)
                 continue
             for job_id, held in list(self._held.items()):
+                held.cancel_requested = held.cancel_requested or alive.get(job_id, False)
                 if job_id not in alive and not held.lost and self._held.get(job_id) is held:
                     # Finished jobs give their lease up before their task ends: only a held one is lost.
                     held.lost = True
@@ -231,7 +239,9 @@ class Worker:
     ) -> Outcome:
         job = claim.job
         bound = pipeline.steps[name]
+        held = self._held[job.id]
         context = StepContext(job.id, job.tenant, job.key_id, bound.spec, number, job.input, outputs, self.services)
+        context.cancel_requested = lambda: held.cancel_requested
         return await attempt(bound, pipeline.value_for(name, job.input, outputs), context)
 
     async def _succeed(self, claim: Claim, pipeline: Pipeline, outputs: dict[str, Any], done: list[StepDone]) -> None:

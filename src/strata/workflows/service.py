@@ -124,6 +124,11 @@ class Workflows:
             worker.start()
             self.workers.append(worker)
 
+    def note_cancel(self, job_id: str) -> None:
+        for worker in self.workers:
+            worker.note_cancel(job_id)
+        self.wake()
+
     def wake(self) -> None:
         for worker in self.workers:
             worker.wake()

@@ -84,6 +84,8 @@ class StepContext:
     services: Services
     durable: bool = True  # False in a synchronous run inside a request
     artifacts: list[NewArtifact] = field(default_factory=list)
+    # Whether the job's cancel was asked: a long step may return early (the job stops at the boundary).
+    cancel_requested: Callable[[], bool] = field(default=lambda: False)
 
     @property
     def idempotency_key(self) -> str:

@@ -370,18 +370,18 @@ class JobStore:
             await session.execute(statement)
             await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
 
-    async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> set[str]:
-        """Renew the leases still held; returns the ids of the jobs whose lease this worker still holds."""
+    async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> dict[str, bool]:
+        """Renew the leases still held: each job still held by this worker -> whether a cancel was asked."""
         if not claims:
-            return set()
+            return {}
         statement = (
             update(JOBS)
             .where(JOBS.c.id.in_([c.job.id for c in claims]), JOBS.c.lease_token.in_({c.token for c in claims}))
             .values(available_at=time.time() + lease_s)
-            .returning(JOBS.c.id)
+            .returning(JOBS.c.id, JOBS.c.cancel_requested)
         )
         async with self.writing() as session:
-            return {str(job_id) for job_id in (await session.execute(statement)).scalars().all()}
+            return {str(job_id): bool(cancel) for job_id, cancel in (await session.execute(statement)).all()}
 
     # -- cancelling -------------------------------------------------------------------------------
 
