@@ -87,6 +87,12 @@ def test_a_pipeline_runs_as_a_job_with_progress_events_and_an_artifact(acme: htt
     download = acme.get(artifact["url"])
     assert download.status_code == 200
     assert download.text == text
+    # A reconnecting client resumes after the last event it saw.
+    with acme.stream("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "0"}) as events:
+        ids = [int(line[4:]) for line in events.iter_lines() if line.startswith("id: ")]
+    with acme.stream("GET", f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": str(ids[-2])}) as events:
+        assert [int(line[4:]) for line in events.iter_lines() if line.startswith("id: ")] == ids[-1:]
+    _error(acme.get(f"/v1/jobs/{job_id}/events", headers={"Last-Event-ID": "x"}), 400, "last-event-id")
     # The same pipeline, synchronously inside a request: greedy decoding gives the same answer.
     run = acme.post("/v1/pipelines/summarise/run", json={"input": {"topic": "Strata"}})
     assert run.status_code == 200, run.text
@@ -127,6 +133,8 @@ def test_bad_submissions_are_refused_naming_the_field(acme: httpx.Client) -> Non
         return acme.post("/v1/jobs", json=body, headers=headers)
 
     _error(submit({"pipeline": "summarise", "input": {"topic": 5}}), 400, "input.topic")
+    _error(acme.post("/v1/pipelines/summarise/run", json={"input": {"topic": ""}}), 400, "input.topic")
+    _error(acme.post("/v1/pipelines/nope/run", json={"input": {}}), 404, "pipeline")
     _error(submit({"pipeline": "summarise", "input": {}}), 400, "input")
     _error(submit({"pipeline": "nope", "input": {}}), 404, "pipeline")
     _error(submit({"pipeline": "openai-batch", "input": {}}), 404, "pipeline")  # batches come through /v1/batches
