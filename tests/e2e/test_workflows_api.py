@@ -253,3 +253,26 @@ def test_a_cancelled_batch_stops_sending_requests(server: ServerProcess) -> None
     assert batch.request_counts is not None
     assert batch.request_counts.completed < 200  # it stopped early: no more requests were sent
     assert batch.output_file_id is None
+
+
+def test_a_model_allow_list_holds_for_jobs_and_batches(server: ServerProcess) -> None:
+    with server.http() as admin:
+        created = admin.post("/v1/admin/keys", json={"tenant": "narrow", "scopes": ["jobs"], "models": ["other"]})
+        key = created.json()["key"]
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30) as narrow:
+        response = narrow.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "x"}})
+        assert _error(response, 403, "pipeline")["code"] == "insufficient_permissions"
+        assert narrow.post("/v1/jobs", json={"pipeline": "wait", "input": 1}).status_code == 202  # no model used
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+            "body": {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
+    uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
+    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
+    deadline = time.monotonic() + 30
+    while batch.status not in ("completed", "failed") and time.monotonic() < deadline:
+        time.sleep(0.1)
+        batch = client.batches.retrieve(batch.id)
+    assert batch.status == "completed"
+    assert batch.error_file_id is not None
+    [failed] = [json.loads(row) for row in client.files.content(batch.error_file_id).text.splitlines()]
+    assert failed["error"]["code"] == "model_not_found"

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from strata.access.principal import ANONYMOUS, Principal
 from strata.data.artifacts import ArtifactNotFound
-from strata.errors import Conflict, InvalidRequest, StrataError
+from strata.errors import Conflict, InvalidRequest, PermissionDenied, StrataError
 from strata.gateway.parsing import parse_body
 from strata.gateway.sse import SSEResponse
 from strata.workflows.batches import BATCH_PIPELINE
@@ -132,8 +132,9 @@ class JobsAPI:
         """Run the pipeline now, inside this request: same steps, nothing persisted but artifacts."""
         pipeline = self._pipeline(request.path_params["name"])
         body = await parse_body(request, RunPipeline)
-        pipeline.check_input(body.input)
         caller = principal_of(request)
+        _check_models(pipeline, caller)
+        pipeline.check_input(body.input)
         result = await run_inline(
             pipeline, body.input, tenant=caller.tenant, key_id=caller.key_id, services=self.workflows.services,
             rng=self.workflows.rng,
@@ -144,8 +145,9 @@ class JobsAPI:
         body = await parse_body(request, SubmitJob)
         key = _idempotency_key(request, body.idempotency_key)
         pipeline = self._pipeline(body.pipeline)
-        pipeline.check_input(body.input)
         caller = principal_of(request)
+        _check_models(pipeline, caller)
+        pipeline.check_input(body.input)
         digest = request_hash(pipeline.name, body.input, body.priority)
         new = NewJob(
             caller.tenant, caller.key_id, pipeline.name, body.input, pipeline.order, body.priority, key, digest
@@ -232,6 +234,17 @@ class JobsAPI:
                 if not rows:  # woken at once by a change made here; polled for workers elsewhere
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(changed.wait(), EVENT_POLL_S)
+
+
+def _check_models(pipeline: Pipeline, caller: Principal) -> None:
+    """A key limited to some models may not reach others through a pipeline's generate steps."""
+    for step in pipeline.spec.steps:
+        if step.kind == "generate" and step.model is not None and not caller.allows_model(step.model):
+            raise PermissionDenied(
+                f"This key may not use the model '{step.model}' that step '{step.name}' of the pipeline "
+                f"'{pipeline.name}' calls.",
+                param="pipeline",
+            )
 
 
 def _idempotency_key(request: Request, in_body: str | None) -> str | None:

@@ -149,7 +149,9 @@ class BatchAPI:
         wrong = next((n for n, line in enumerate(lines, start=1) if line.url != body.endpoint), None)
         if wrong is not None:
             raise InvalidRequest(f"Request {wrong} of the file is not for {body.endpoint}.", param="endpoint")
-        spec = {**body.model_dump(), "total": len(lines)}
+        # The key's model allow-list travels with the batch: a line naming another model fails as unknown.
+        models = None if caller.models is None else sorted(caller.models)
+        spec = {**body.model_dump(), "total": len(lines), "models": models}
         new = NewJob(caller.tenant, caller.key_id, BATCH_PIPELINE.name, spec, ["requests", "files"],
                      job_id=f"batch_{secrets.token_hex(12)}")  # fmt: skip
         job, _ = await self.store.submit(new)

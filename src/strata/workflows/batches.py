@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from strata.errors import Overloaded, StrataError
+from strata.errors import ModelNotFound, Overloaded, StrataError
 from strata.gateway.errors import invalid_request_from
 from strata.gateway.formats import ChatFormat, CompletionFormat
 from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
@@ -101,11 +101,17 @@ async def run_requests(value: Any, context: StepContext) -> Any:
     answered = {r.line for r in await store.batch_results(context.job_id)}
     gate = asyncio.Semaphore(context.services.batch_concurrency)
 
+    allowed = value.get("models")
+
     async def one(index: int, line: BatchLine) -> None:
         async with gate:
             if context.cancel_requested():  # a cancelled batch stops sending requests; the job then stops
                 return
-            status, body = await _serve(server, line, context)
+            model = line.body.get("model")
+            if allowed is not None and model not in allowed:  # outside the key's allow-list: as if unknown
+                status, body = 404, _error_body(ModelNotFound(str(model)))
+            else:
+                status, body = await _serve(server, line, context)
             await store.add_batch_result(context.job_id, index, line.custom_id, status, body)
 
     await asyncio.gather(*(one(i, line) for i, line in enumerate(lines) if i not in answered))
