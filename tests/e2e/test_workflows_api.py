@@ -276,3 +276,18 @@ def test_a_model_allow_list_holds_for_jobs_and_batches(server: ServerProcess) ->
     assert batch.error_file_id is not None
     [failed] = [json.loads(row) for row in client.files.content(batch.error_file_id).text.splitlines()]
     assert failed["error"]["code"] == "model_not_found"
+
+
+def test_a_spent_budget_refuses_new_billable_jobs(server: ServerProcess) -> None:
+    with _client(server, "broke", ["jobs"]) as broke:
+        job = broke.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "money"}}).json()
+        assert _wait(broke, job["id"])["status"] == "succeeded"  # its tokens are billed to 'broke'...
+        for _ in range(100):  # ...and counted once the recorder has written them
+            response = broke.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "more"}})
+            if response.status_code == 429:
+                break
+            _wait(broke, response.json()["id"])
+            time.sleep(0.1)
+        assert response.status_code == 429
+        assert response.json()["error"]["code"] == "insufficient_quota"
+        assert broke.post("/v1/jobs", json={"pipeline": "wait", "input": 1}).status_code == 202  # no tokens in it

@@ -57,7 +57,7 @@ def create_app(
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
-    workflows = Workflows(spec, database, server=server, usage=access_usage(access))
+    workflows = Workflows(spec, database, server=server, usage=access_usage(access), budget_check=access.budgets.check)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -135,6 +135,8 @@ class JobsAPI:
         caller = principal_of(request)
         _check_models(pipeline, caller)
         pipeline.check_input(body.input)
+        if pipeline.needs_models:
+            self.workflows.budget_check(caller.tenant)
         result = await run_inline(
             pipeline, body.input, tenant=caller.tenant, key_id=caller.key_id, services=self.workflows.services,
             rng=self.workflows.rng,
@@ -148,6 +150,8 @@ class JobsAPI:
         caller = principal_of(request)
         _check_models(pipeline, caller)
         pipeline.check_input(body.input)
+        if pipeline.needs_models:  # billable work: a tenant past its budget is refused before it queues
+            self.workflows.budget_check(caller.tenant)
         digest = request_hash(pipeline.name, body.input, body.priority)
         new = NewJob(
             caller.tenant, caller.key_id, pipeline.name, body.input, pipeline.order, body.priority, key, digest
@@ -166,12 +170,10 @@ class JobsAPI:
 
     async def list_jobs(self, request: Request) -> Response:
         limit = _limit(request)
-        jobs = await self.store.list_jobs(
-            principal_of(request).tenant, limit=limit, pipeline=request.query_params.get("pipeline")
-        )
-        return json_response(
-            {"object": "list", "data": [job_json(j) for j in jobs if j.pipeline != BATCH_PIPELINE.name]}
-        )
+        pipeline = request.query_params.get("pipeline")
+        tenant = principal_of(request).tenant
+        jobs = await self.store.list_jobs(tenant, limit=limit, pipeline=pipeline, exclude=BATCH_PIPELINE.name)
+        return json_response({"object": "list", "data": [job_json(j) for j in jobs]})
 
     async def get(self, request: Request) -> Response:
         job = await self._job(request)

@@ -142,6 +142,7 @@ class BatchAPI:
     async def create_batch(self, request: Request) -> Response:
         body = await parse_body(request, CreateBatch)
         caller = principal_of(request)
+        self.workflows.budget_check(caller.tenant)
         file = await self.files.file(caller.tenant, body.input_file_id)
         if file is None or file.purpose != "batch":
             raise NotFound(f"No batch input file '{body.input_file_id}'.", param="input_file_id", code="file_not_found")

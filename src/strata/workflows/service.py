@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from strata.access.control import AccessControl, Exchange
 from strata.access.principal import Principal
@@ -92,6 +92,7 @@ class Workflows:
         *,
         server: ModelServer | None,
         usage: UsageSink | None = None,
+        budget_check: Callable[[str], None] | None = None,
         seed: int | None = None,
     ) -> None:
         self.spec = spec
@@ -107,6 +108,8 @@ class Workflows:
             self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency
         )
         self.rng = random.Random(seed)
+        # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.
+        self.budget_check = budget_check or (lambda tenant: None)
         self.workers: list[Worker] = []
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:

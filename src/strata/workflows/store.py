@@ -216,10 +216,14 @@ class JobStore:
             row = (await session.execute(query)).one_or_none()
         return None if row is None else _job(row)
 
-    async def list_jobs(self, tenant: str, *, limit: int, pipeline: str | None = None) -> list[JobState]:
+    async def list_jobs(
+        self, tenant: str, *, limit: int, pipeline: str | None = None, exclude: str | None = None
+    ) -> list[JobState]:
         query = select(*_JOB_COLUMNS).where(JOBS.c.tenant == tenant)
         if pipeline is not None:
             query = query.where(JOBS.c.pipeline == pipeline)
+        if exclude is not None:
+            query = query.where(JOBS.c.pipeline != exclude)
         async with self.database.session() as session:
             rows = (await session.execute(query.order_by(JOBS.c.created_at.desc()).limit(limit))).all()
         return [_job(row) for row in rows]
