@@ -49,6 +49,12 @@ def _load(path: Path | None) -> AppSpec:
         raise typer.Exit(SPEC_ERROR_EXIT) from None
 
 
+DatabaseOption = Annotated[
+    str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
+]
+RedisOption = Annotated[
+    str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
+]
 ArtifactsOption = Annotated[
     str | None, typer.Option(envvar="STRATA_ARTIFACTS_URL", help="Artifact store URL (overrides the spec).")
 ]
@@ -71,12 +77,8 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (overrides the spec).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (overrides the spec).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
-    database_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
-    ] = None,
-    redis_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
-    ] = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
@@ -123,12 +125,8 @@ def worker(
         typer.Option("--models/--no-models", help="Load the app's models (default: if a pipeline generates)."),
     ] = None,
     log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
-    database_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
-    ] = None,
-    redis_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
-    ] = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
 ) -> None:
     """Run job workers in their own process (no HTTP): they claim jobs from the metadata database."""
