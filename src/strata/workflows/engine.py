@@ -172,8 +172,7 @@ class Worker:
     # -- one job ----------------------------------------------------------------------------------
 
     def _first_steps(self, job: JobState, steps: dict[str, StepState]) -> list[str]:
-        return self.pipelines[job.pipeline].ready({n: "pending" if s.status == "running" else s.status
-                                                   for n, s in steps.items()})  # fmt: skip
+        return self.pipelines[job.pipeline].ready(_resumed(steps))
 
     async def _run(self, claim: Claim) -> None:
         try:
@@ -328,6 +327,10 @@ class Worker:
         return False
 
 
-def _statuses(claim: Claim) -> dict[str, str]:
+def _resumed(steps: dict[str, StepState]) -> dict[str, str]:
     """Step states as a holder resumes them: a step left running by a dead holder runs again."""
-    return {n: ("pending" if s.status == "running" else s.status) for n, s in claim.steps.items()}
+    return {n: ("pending" if s.status == "running" else s.status) for n, s in steps.items()}
+
+
+def _statuses(claim: Claim) -> dict[str, str]:
+    return _resumed(claim.steps)
