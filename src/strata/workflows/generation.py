@@ -15,6 +15,7 @@ from strata.serving.route import RequestContext, Served
 from strata.serving.server import ModelServer
 
 JOB_CONTEXT = RequestContext(priority=Priority.BATCH)  # jobs yield to interactive requests when shedding
+INLINE_CONTEXT = RequestContext(priority=Priority.INTERACTIVE)  # a synchronous run is a request like any other
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +28,9 @@ class Generated:
     compute_s: float
 
 
-async def generate(server: ModelServer, model: str, request: GenerationRequest) -> Generated:
+async def generate(
+    server: ModelServer, model: str, request: GenerationRequest, context: RequestContext = JOB_CONTEXT
+) -> Generated:
     """The whole generation of ``request`` on route ``model``."""
     started = time.perf_counter()
     route = server.resolve(model)
@@ -35,11 +38,11 @@ async def generate(server: ModelServer, model: str, request: GenerationRequest) 
         raise InvalidRequest(f"The model '{model}' does not generate text (it serves {route.task}).", param="model")
 
     async def work(deployment: Deployment) -> tuple[GenerationStream, GenerationEvent, AsyncGenerator[GenerationEvent]]:
-        stream, first, events = await deployment.generate(request, JOB_CONTEXT.deadline)
+        stream, first, events = await deployment.generate(request, context.deadline)
         assert isinstance(events, AsyncGenerator)
         return stream, first, events
 
-    (stream, first, events), permit, served = await route.serve(JOB_CONTEXT, work, hold=True)
+    (stream, first, events), permit, served = await route.serve(context, work, hold=True)
     stream.add_close_callback(permit.release)  # the admission slot is held until the generation ends
     parts, last = [first.text], first
     try:

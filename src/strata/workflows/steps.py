@@ -31,7 +31,7 @@ from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
 from strata.workflows.file_store import FileStore
-from strata.workflows.generation import Generated, generate
+from strata.workflows.generation import INLINE_CONTEXT, JOB_CONTEXT, Generated, generate
 from strata.workflows.store import JobStore, NewArtifact
 
 
@@ -215,7 +215,7 @@ def _generate_step(prompt: jinja2.Template | None) -> StepFunction:
             else GenerationRequest(params=params, prompt=text)
         )
         try:
-            generated = await generate(server, spec.model, request)
+            generated = await generate(server, spec.model, request, JOB_CONTEXT if context.durable else INLINE_CONTEXT)
         except StrataError as error:  # a bad prompt will not get better; overload and failures may
             raise StepError(error.message, retryable=error.status >= 500 or error.status == 429) from None
         if context.services.usage is not None:
