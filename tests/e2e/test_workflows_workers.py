@@ -21,6 +21,7 @@ import yaml
 
 from strata.spec import parse_spec
 from strata.store import Database
+from strata.testing import ServerProcess
 from strata.testing.databases import temporary_postgres_database
 from strata.workflows.store import JobStore, NewJob
 
@@ -108,3 +109,40 @@ def test_two_workers_never_run_one_step_at_once(tmp_path: Path) -> None:
     assert len(pids) == 2  # both processes took work
     for worker in workers:
         assert worker.returncode == 0  # SIGTERM: a clean stop
+
+
+def test_a_worker_process_with_its_own_models_runs_generate_steps(tmp_path: Path) -> None:
+    """The gateway runs no workers; `strata worker` loads the app's models itself and does the job."""
+    spec = yaml.safe_load((TESTS / "e2e" / "apps" / "workflows.yaml").read_text())
+    spec["workflows"] = {"workers": 0, "poll_ms": 20}
+    spec_path = tmp_path / "app.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    env = {
+        "STRATA_DATABASE_URL": f"sqlite:///{tmp_path / 'strata.db'}",  # one SQLite file, two processes
+        "STRATA_ARTIFACTS_URL": str(tmp_path / "artifacts"),
+        "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+    }
+    with ServerProcess(spec_path, env=env) as gateway, gateway.http() as client:
+        job_id = client.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "workers"}}).json()["id"]
+        time.sleep(0.5)
+        assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # nobody runs it in the gateway
+        command = [sys.executable, "-m", "strata", "worker", str(spec_path)]  # models: on, a pipeline generates
+        with (tmp_path / "worker.log").open("wb") as out:
+            worker = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                deadline = time.monotonic() + 120
+                while time.monotonic() < deadline:
+                    job = client.get(f"/v1/jobs/{job_id}").json()
+                    if job["status"] in ("succeeded", "dead_letter"):
+                        break
+                    time.sleep(0.2)
+            finally:
+                worker.terminate()
+                worker.wait(timeout=30)
+        assert job["status"] == "succeeded", (job, (tmp_path / "worker.log").read_text())
+        assert isinstance(job["result"], str)
+        assert job["result"]
+        assert client.get(job["artifacts"][0]["url"]).text == job["result"]  # written by the worker, read here
+        usage = client.get("/v1/admin/usage").json()
+        assert any(row["output_tokens"] > 0 for row in usage["data"]), usage  # billed from the worker process
+    assert worker.returncode == 0
