@@ -14,7 +14,7 @@ import httpx
 import openai
 import pytest
 
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 APPS = Path(__file__).parent / "apps"
@@ -65,7 +65,9 @@ def _error(response: httpx.Response, status: int, param: str | None) -> dict[str
     return error
 
 
-def test_a_pipeline_runs_as_a_job_with_progress_events_and_an_artifact(acme: httpx.Client) -> None:
+def test_a_pipeline_runs_as_a_job_with_progress_events_and_an_artifact(
+    acme: httpx.Client, server: ServerProcess
+) -> None:
     response = acme.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "Strata"}})
     assert response.status_code == 202, response.text
     job_id = response.json()["id"]
@@ -104,6 +106,11 @@ def test_a_pipeline_runs_as_a_job_with_progress_events_and_an_artifact(acme: htt
             break
         time.sleep(0.1)
     assert sum(row["output_tokens"] for row in usage["data"]) > 0, usage
+    samples = MetricSamples.scrape(server.url, server.headers)
+    assert samples.value("strata_jobs_finished_total", pipeline="summarise", status="succeeded") >= 1
+    assert (
+        samples.value("strata_job_step_attempts_total", pipeline="summarise", step="answer", outcome="succeeded") >= 1
+    )
 
 
 def test_another_tenant_sees_nothing(acme: httpx.Client, globex: httpx.Client, server: ServerProcess) -> None:

@@ -22,6 +22,7 @@ from strata.gateway.errors import error_body, strata_error_handler, unexpected_e
 from strata.gateway.health import OperationsAPI
 from strata.gateway.middleware import BodyLimitMiddleware, MetricsMiddleware
 from strata.observability.metrics import Metrics
+from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import LocalRuntime, Runtime
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
@@ -57,7 +58,10 @@ def create_app(
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
-    workflows = Workflows(spec, database, server=server, usage=access_usage(access), budget_check=access.budgets.check)
+    usage, metrics_of_jobs = access_usage(access), WorkflowMetrics(server.metrics.registry)
+    workflows = Workflows(
+        spec, database, server=server, usage=usage, budget_check=access.budgets.check, metrics=metrics_of_jobs
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

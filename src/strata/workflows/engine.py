@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.spec.pipelines import WorkflowsSpec
 from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
 from strata.workflows.steps import Services, StepContext
@@ -63,6 +64,7 @@ class Worker:
         name: str | None = None,
         models_ready: Callable[[], bool] = lambda: True,
         rng: random.Random | None = None,
+        metrics: WorkflowMetrics | None = None,
     ) -> None:
         self.store = store
         self.pipelines = pipelines
@@ -71,6 +73,7 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self.models_ready = models_ready
         self.rng = rng or random.Random()
+        self.metrics = metrics or WorkflowMetrics()
         self._held: dict[str, _Held] = {}
         self._wake = asyncio.Event()
         self._stopping = False
@@ -140,6 +143,7 @@ class Worker:
                 await asyncio.wait_for(self._wake.wait(), self.settings.poll_ms / 1000)
 
     def _hold(self, claim: Claim) -> None:
+        self.metrics.claimed.labels(pipeline=claim.job.pipeline).inc()
         task = asyncio.create_task(self._run(claim), name=f"job-{claim.job.id}")
         self._held[claim.job.id] = _Held(claim, task)
 
@@ -241,13 +245,19 @@ class Worker:
         held = self._held[job.id]
         context = StepContext(job.id, job.tenant, job.key_id, bound.spec, number, job.input, outputs, self.services)
         context.cancel_requested = lambda: held.cancel_requested
-        return await attempt(bound, pipeline.value_for(name, job.input, outputs), context)
+        started = time.perf_counter()
+        outcome = await attempt(bound, pipeline.value_for(name, job.input, outputs), context)
+        self.metrics.step_seconds.labels(pipeline=job.pipeline).observe(time.perf_counter() - started)
+        result = "succeeded" if outcome.error is None else "failed"
+        self.metrics.attempts.labels(pipeline=job.pipeline, step=name, outcome=result).inc()
+        return outcome
 
     async def _succeed(self, claim: Claim, pipeline: Pipeline, outputs: dict[str, Any], done: list[StepDone]) -> None:
         change = JobChange(
             "succeeded", "succeeded", result=pipeline.result(outputs), finished=True, release_at=time.time()
         )
         await self.store.advance(claim, self.settings.lease_s, done=done, job=change)
+        self.metrics.finished.labels(pipeline=claim.job.pipeline, status="succeeded").inc()
 
     async def _fail(
         self,
@@ -312,6 +322,7 @@ class Worker:
             error = f"{error}; compensation failed for {', '.join(problems)}"
         change = JobChange(outcome, outcome, error=error, finished=True, release_at=time.time())
         await self.store.advance(claim, self.settings.lease_s, job=change)
+        self.metrics.finished.labels(pipeline=claim.job.pipeline, status=outcome).inc()
 
     async def _undo(self, compensate: Any, output: Any, context: StepContext) -> bool:
         spec = context.step

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from strata.access.control import AccessControl, Exchange
 from strata.access.principal import Principal
 from strata.data import ArtifactStore
+from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
 from strata.store import Database
@@ -93,6 +94,7 @@ class Workflows:
         server: ModelServer | None,
         usage: UsageSink | None = None,
         budget_check: Callable[[str], None] | None = None,
+        metrics: WorkflowMetrics | None = None,
         seed: int | None = None,
     ) -> None:
         self.spec = spec
@@ -111,6 +113,7 @@ class Workflows:
         # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.
         self.budget_check = budget_check or (lambda tenant: None)
         self.workers: list[Worker] = []
+        self.metrics = metrics or WorkflowMetrics()
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:
         server = self.server
@@ -123,6 +126,7 @@ class Workflows:
                 name=None if name is None else f"{name}-{index}",
                 models_ready=(lambda: server is not None and server.ready),
                 rng=random.Random(self.rng.random()),
+                metrics=self.metrics,
             )
             worker.start()
             self.workers.append(worker)
