@@ -20,6 +20,7 @@ from strata.apps import default_app
 from strata.cli import audit as audit_cli
 from strata.cli import autonomy as autonomy_cli
 from strata.cli import keys as keys_cli
+from strata.cli import worker as worker_cli
 from strata.cli.progress import LoadProgress
 from strata.cli.rollout import rollout_app
 from strata.errors import StrataError
@@ -49,25 +50,40 @@ def _load(path: Path | None) -> AppSpec:
         raise typer.Exit(SPEC_ERROR_EXIT) from None
 
 
+DatabaseOption = Annotated[
+    str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
+]
+RedisOption = Annotated[
+    str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
+]
+ArtifactsOption = Annotated[
+    str | None, typer.Option(envvar="STRATA_ARTIFACTS_URL", help="Artifact store URL (overrides the spec).")
+]
+
+
+def _with_stores(spec: AppSpec, database_url: str | None, redis_url: str | None, artifacts_url: str | None) -> AppSpec:
+    store = spec.store.model_copy(
+        update={
+            "database_url": database_url or spec.store.database_url,
+            "redis_url": redis_url or spec.store.redis_url,
+            "artifacts_url": artifacts_url or spec.store.artifacts_url,
+        }
+    )
+    return spec.model_copy(update={"store": store})
+
+
 @app.command()
 def serve(
     spec_path: AppArgument = None,
     host: Annotated[str | None, typer.Option(help="Bind address (overrides the spec).")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port (overrides the spec).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
-    database_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
-    ] = None,
-    redis_url: Annotated[
-        str | None, typer.Option(envvar="STRATA_REDIS_URL", help="Redis URL for shared state (overrides the spec).")
-    ] = None,
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    artifacts_url: ArtifactsOption = None,
 ) -> None:
-    """Serve an app: OpenAI-compatible API, /healthz, /readyz and /metrics."""
-    spec = _load(spec_path)
-    store = spec.store.model_copy(
-        update={"database_url": database_url or spec.store.database_url, "redis_url": redis_url or spec.store.redis_url}
-    )
-    spec = spec.model_copy(update={"store": store})
+    """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
+    spec = _with_stores(_load(spec_path), database_url, redis_url, artifacts_url)
     gateway = spec.gateway.model_copy(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )
@@ -99,6 +115,29 @@ def serve(
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()
+
+
+@app.command()
+def worker(
+    spec_path: AppArgument = None,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker loops in this process.")] = 1,
+    models: Annotated[
+        bool | None,
+        typer.Option("--models/--no-models", help="Load the app's models (default: if a pipeline generates)."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level.")] = "warning",
+    database_url: DatabaseOption = None,
+    redis_url: RedisOption = None,
+    artifacts_url: ArtifactsOption = None,
+) -> None:
+    """Run job workers in their own process (no HTTP): they claim jobs from the metadata database."""
+    spec = _with_stores(_load(spec_path), database_url, redis_url, artifacts_url)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        worker_cli.run(spec, workers=workers, models=models)
+    except StrataError as error:  # e.g. a custom step's entrypoint that does not import
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
 
 
 @app.command()

@@ -23,11 +23,14 @@ from strata.gateway.extensions import install_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.middleware import BodyLimitMiddleware, MetricsMiddleware
 from strata.observability.metrics import Metrics
+from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import LocalRuntime, Runtime
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
 from strata.store import Database
+from strata.workflows.routes import add_workflow_routes
+from strata.workflows.service import Workflows, access_usage
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +59,10 @@ def create_app(
     server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
+    usage, metrics_of_jobs = access_usage(access), WorkflowMetrics(server.metrics.registry)
+    workflows = Workflows(
+        spec, database, server=server, usage=usage, budget_check=access.budgets.check, metrics=metrics_of_jobs
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -64,10 +71,12 @@ def create_app(
         if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(server.start(progress), name="load-models")
+        workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         try:
             async with running(extensions):
                 yield
         finally:
+            await workflows.stop()  # running steps finish (or their jobs are released) before models go
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
@@ -99,6 +108,8 @@ def create_app(
     app.add_api_route("/v1/admin/audit", access_api.audit_log, methods=["GET"])
     app.add_api_route("/v1/admin/audit/verify", access_api.audit_verify, methods=["GET"])
 
+    app.state.workflows = workflows
+    add_workflow_routes(app, workflows)
     extensions = install_extensions(app, server, spec)  # after Strata's own routes, which they cannot shadow
 
     app.add_exception_handler(StrataError, strata_error_handler)

@@ -17,6 +17,7 @@ from strata.spec.models import (
     StoreSpec,
     TargetsSpec,
 )
+from strata.spec.pipelines import PipelineSpec, StepSpec, WorkflowsSpec
 
 __all__ = [
     "AccessSpec",
@@ -27,12 +28,15 @@ __all__ = [
     "GatewaySpec",
     "JWTSpec",
     "ModelSpec",
+    "PipelineSpec",
     "PriceSpec",
     "RateLimitSpec",
     "ResourcesSpec",
     "RouteSpec",
+    "StepSpec",
     "StoreSpec",
     "TargetsSpec",
+    "WorkflowsSpec",
     "load_spec",
     "parse_spec",
 ]

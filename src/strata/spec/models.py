@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
     BreakerSpec,
@@ -165,6 +166,11 @@ class StoreSpec(SpecModel):
         description="Redis for state shared by several gateways (rate limits, streams): redis://HOST:PORT/DB. "
         "None keeps that state in memory. `--redis-url` or STRATA_REDIS_URL override it.",
     )
+    artifacts_url: str = Field(
+        default=".strata/artifacts",
+        description="Artifact store (job outputs, batch files): a local folder or any fsspec URL (s3://..., "
+        "memory://...). STRATA_ARTIFACTS_URL overrides it.",
+    )
 
 
 class ExtensionSpec(SpecModel):
@@ -188,6 +194,8 @@ class AppSpec(SpecModel):
     routes: list[RouteSpec] = Field(min_length=1)
     access: AccessSpec = Field(default_factory=lambda: AccessSpec(), description="Credentials, limits, budgets, audit.")
     extensions: list[ExtensionSpec] = Field(default_factory=list, description="Gateway extensions, installed in order.")
+    pipelines: list[PipelineSpec] = Field(default_factory=list, description="Multi-step pipelines, run as jobs.")
+    workflows: WorkflowsSpec = Field(default_factory=WorkflowsSpec, description="Job workers: leases, concurrency.")
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -210,6 +218,7 @@ class AppSpec(SpecModel):
                 )
         deployment_names = sorted({d.name for d in self.deployments})
         problems += _route_problems(self, deployment_names)
+        problems += pipeline_problems(self.pipelines, _generate_routes(self))
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -238,6 +247,14 @@ class AppSpec(SpecModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def _generate_routes(app: AppSpec) -> set[str]:
+    kinds = {m.name: m.kind for m in app.models}
+    deployments = {d.name: kinds.get(d.model) for d in app.deployments}
+    return {
+        r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-causal-lm" for v in r.traffic_versions())
+    }
 
 
 def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:

@@ -1,0 +1,61 @@
+"""`strata worker`: job workers in a process of their own, scaled apart from the gateway.
+
+A worker needs no gateway: it talks to the metadata database and the artifact store only. For
+pipelines with generate steps (and batches) it builds its own ModelServer from the same spec - the
+same router, batcher and resilience as the gateway, on this process's cores - when ``--models``
+is on (the default when a pipeline of the app generates text).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+
+from rich.console import Console
+
+from strata.access import AccessControl
+from strata.observability.metrics import Metrics
+from strata.runtime import LocalRuntime
+from strata.serving.server import ModelServer
+from strata.spec import AppSpec
+from strata.store import Database
+from strata.workflows.service import Workflows, access_usage
+
+console = Console()
+log = logging.getLogger(__name__)
+
+
+def needs_models(spec: AppSpec) -> bool:
+    return any(step.kind == "generate" for pipeline in spec.pipelines for step in pipeline.steps)
+
+
+async def run_worker(spec: AppSpec, *, workers: int, models: bool) -> None:
+    database = Database(spec.store.database_url)
+    await database.migrate()
+    access = AccessControl(spec, database)  # only its usage recorder: bills generate steps to the job's tenant
+    server = ModelServer(spec, LocalRuntime(), Metrics()) if models else None
+    workflows = Workflows(spec, database, server=server, usage=access_usage(access))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    access.recorder.start()
+    try:
+        if server is not None:
+            console.print(f"loading {sum(d.replicas for d in spec.deployments)} replica(s)...")
+            await server.start()
+        workflows.start_workers(workers)
+        console.print(f"Strata worker for '{spec.name}': {workers} worker(s), models {'on' if models else 'off'}")
+        await stop.wait()
+    finally:
+        await workflows.stop()  # running steps finish or their jobs are released to other workers
+        if server is not None:
+            await server.stop()
+        await access.recorder.stop()
+        await access.limiter.close()
+        await database.close()
+
+
+def run(spec: AppSpec, *, workers: int, models: bool | None) -> None:
+    asyncio.run(run_worker(spec, workers=workers, models=needs_models(spec) if models is None else models))

@@ -1,0 +1,27 @@
+"""Metrics of the workflow engine's in-process workers, in the app's own registry.
+(A `strata worker` process keeps its own registry; it serves no HTTP, so nothing scrapes it yet.)"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+STEP_BUCKETS_S = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0, 300.0)
+
+
+class WorkflowMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = registry or CollectorRegistry()
+        self.claimed = Counter("strata_jobs_claimed", "Jobs claimed by a worker (reclaims included)", ["pipeline"],
+                               registry=r)  # fmt: skip
+        self.finished = Counter(
+            "strata_jobs_finished",
+            "Jobs settled: succeeded, dead_letter, cancelled",
+            ["pipeline", "status"],
+            registry=r,
+        )
+        self.attempts = Counter(
+            "strata_job_step_attempts", "Step attempts by outcome", ["pipeline", "step", "outcome"], registry=r
+        )
+        self.step_seconds = Histogram(
+            "strata_job_step_seconds", "Time one step attempt ran", ["pipeline"], buckets=STEP_BUCKETS_S, registry=r
+        )

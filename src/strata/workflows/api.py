@@ -1,0 +1,275 @@
+"""HTTP API of the workflow engine: pipelines (listed, run synchronously) and jobs (durable).
+
+Every route needs the ``jobs`` scope (checked by the access middleware) and sees only the caller's
+tenant: another tenant's job answers 404 exactly like a job that does not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.access.principal import ANONYMOUS, Principal
+from strata.data.artifacts import ArtifactNotFound
+from strata.errors import Conflict, InvalidRequest, PermissionDenied, StrataError
+from strata.gateway.parsing import parse_body
+from strata.gateway.sse import SSEResponse
+from strata.workflows.batches import BATCH_PIPELINE
+from strata.workflows.pipeline import Pipeline, run_inline
+from strata.workflows.service import Workflows
+from strata.workflows.store import JobState, NewJob, StepState
+from strata.workflows.tables import TERMINAL, Artifact
+
+EVENT_POLL_S = 0.25
+IDEMPOTENCY_HEADER = "idempotency-key"
+
+
+class NotFound(StrataError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
+class SubmitJob(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    pipeline: str = Field(min_length=1, max_length=128, description="Name of a pipeline of the app.")
+    input: Any = Field(default=None, description="The pipeline's input (any JSON).")
+    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
+    idempotency_key: str | None = Field(
+        default=None, min_length=1, max_length=255, description="A retried submission with it returns the first job."
+    )
+
+
+class RunPipeline(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input: Any = None
+
+
+def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
+
+
+def principal_of(request: Request) -> Principal:
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS
+
+
+def job_json(
+    job: JobState, steps: list[StepState] | None = None, artifacts: list[Artifact] | None = None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": job.id,
+        "object": "job",
+        "pipeline": job.pipeline,
+        "status": job.status,
+        "priority": job.priority,
+        "idempotency_key": job.idempotency_key,
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "cancel_requested": job.cancel_requested,
+        "error": job.error,
+        "result": job.result if job.status == "succeeded" else None,
+    }
+    if steps is not None:
+        body["steps"] = [{"name": s.name, "status": s.status, "attempts": s.attempts, "error": s.error} for s in steps]
+    if artifacts is not None:
+        body["artifacts"] = [artifact_json(a) for a in artifacts]
+    return body
+
+
+def artifact_json(artifact: Artifact) -> dict[str, Any]:
+    return {
+        "id": artifact.artifact_id,
+        "object": "artifact",
+        "step": artifact.step,
+        "bytes": artifact.bytes,
+        "media_type": artifact.media_type,
+        "url": f"/v1/jobs/{artifact.job_id}/artifacts/{artifact.artifact_id}",
+    }
+
+
+def request_hash(pipeline: str, job_input: Any, priority: int) -> str:
+    canonical = orjson.dumps(
+        {"pipeline": pipeline, "input": job_input, "priority": priority}, option=orjson.OPT_SORT_KEYS
+    )
+    return hashlib.sha256(canonical).hexdigest()
+
+
+class JobsAPI:
+    def __init__(self, workflows: Workflows) -> None:
+        self.workflows = workflows
+        self.store = workflows.store
+
+    def _pipeline(self, name: str) -> Pipeline:
+        pipeline = self.workflows.pipelines.get(name)
+        if pipeline is None or name == BATCH_PIPELINE.name:  # batches are made through /v1/batches
+            raise NotFound(f"The pipeline '{name}' does not exist.", param="pipeline", code="pipeline_not_found")
+        return pipeline
+
+    async def _job(self, request: Request) -> JobState:
+        job_id = request.path_params["job_id"]
+        job = await self.store.get(principal_of(request).tenant, job_id)
+        if job is None:
+            raise NotFound(f"No job '{job_id}'.", param="job_id", code="job_not_found")
+        return job
+
+    async def list_pipelines(self, request: Request) -> Response:
+        data = [p.describe() for name, p in self.workflows.pipelines.items() if name != BATCH_PIPELINE.name]
+        return json_response({"object": "list", "data": data})
+
+    async def run_pipeline(self, request: Request) -> Response:
+        """Run the pipeline now, inside this request: same steps, nothing persisted but artifacts."""
+        pipeline = self._pipeline(request.path_params["name"])
+        body = await parse_body(request, RunPipeline)
+        caller = principal_of(request)
+        _check_models(pipeline, caller)
+        pipeline.check_input(body.input)
+        if pipeline.needs_models:
+            self.workflows.budget_check(caller.tenant)
+        result = await run_inline(
+            pipeline, body.input, tenant=caller.tenant, key_id=caller.key_id, services=self.workflows.services,
+            rng=self.workflows.rng,
+        )  # fmt: skip
+        return json_response({"object": "pipeline.run", "pipeline": pipeline.name, **result})
+
+    async def submit(self, request: Request) -> Response:
+        body = await parse_body(request, SubmitJob)
+        key = _idempotency_key(request, body.idempotency_key)
+        pipeline = self._pipeline(body.pipeline)
+        caller = principal_of(request)
+        _check_models(pipeline, caller)
+        pipeline.check_input(body.input)
+        if pipeline.needs_models:  # billable work: a tenant past its budget is refused before it queues
+            self.workflows.budget_check(caller.tenant)
+        digest = request_hash(pipeline.name, body.input, body.priority)
+        new = NewJob(
+            caller.tenant, caller.key_id, pipeline.name, body.input, pipeline.order, body.priority, key, digest
+        )
+        job, created = await self.store.submit(new)
+        if not created and job.request_hash != digest:
+            raise Conflict(
+                f"The idempotency key '{key}' was already used for a different request (job {job.id}).",
+                param="idempotency_key",
+                code="idempotency_key_reused",
+            )
+        if created:
+            self.workflows.wake()
+            return json_response(job_json(job), 202, {"location": f"/v1/jobs/{job.id}"})
+        return json_response(job_json(job), 200, {"idempotent-replayed": "true", "location": f"/v1/jobs/{job.id}"})
+
+    async def list_jobs(self, request: Request) -> Response:
+        limit = _limit(request)
+        pipeline = request.query_params.get("pipeline")
+        tenant = principal_of(request).tenant
+        jobs = await self.store.list_jobs(tenant, limit=limit, pipeline=pipeline, exclude=BATCH_PIPELINE.name)
+        return json_response({"object": "list", "data": [job_json(j) for j in jobs]})
+
+    async def get(self, request: Request) -> Response:
+        job = await self._job(request)
+        steps, artifacts = await self.store.steps(job.id), await self.store.artifacts(job.id)
+        return json_response(job_json(job, steps, artifacts))
+
+    async def cancel(self, request: Request) -> Response:
+        job = await self._job(request)
+        if job.status in TERMINAL:
+            raise Conflict(f"The job '{job.id}' already finished ({job.status}).", param="job_id", code="job_finished")
+        updated = await self.store.request_cancel(job.tenant, job.id)
+        assert updated is not None
+        self.workflows.note_cancel(job.id)
+        return json_response(job_json(updated), 202)
+
+    async def result(self, request: Request) -> Response:
+        job = await self._job(request)
+        if job.status != "succeeded":
+            detail = f": {job.error}" if job.error else ""
+            raise Conflict(f"The job '{job.id}' has no result ({job.status}{detail}).", code="job_not_succeeded")
+        return json_response(job.result)
+
+    async def artifacts(self, request: Request) -> Response:
+        job = await self._job(request)
+        return json_response({"object": "list", "data": [artifact_json(a) for a in await self.store.artifacts(job.id)]})
+
+    async def artifact(self, request: Request) -> Response:
+        job = await self._job(request)
+        artifact_id = request.path_params["artifact_id"]
+        known = {a.artifact_id: a for a in await self.store.artifacts(job.id)}
+        missing = NotFound(f"The job '{job.id}' has no artifact '{artifact_id}'.", code="artifact_not_found")
+        if artifact_id not in known:
+            raise missing
+        try:
+            data = await self.workflows.artifacts.get(job.tenant, artifact_id)
+        except ArtifactNotFound:
+            raise missing from None
+        return Response(data, media_type=known[artifact_id].media_type)
+
+    async def events(self, request: Request) -> Response:
+        """Server-sent events of the job's progress, from the start or after ``Last-Event-ID``."""
+        job = await self._job(request)
+        after = _last_event_id(request.headers.get("last-event-id") or request.query_params.get("after"))
+        return SSEResponse(self._event_stream(job, after))
+
+    async def _event_stream(self, job: JobState, after: int) -> AsyncIterator[bytes]:
+        with self.workflows.watch.watching(job.id) as changed:
+            while True:
+                changed.clear()
+                # Status first, then events: the terminal event commits with the status, so none is missed.
+                current = await self.store.get(job.tenant, job.id)
+                finished = current is None or current.status in TERMINAL
+                rows = await self.store.events_after(job.id, after)
+                for event_id, kind, step, detail, at in rows:
+                    payload = {"id": event_id, "job_id": job.id, "type": kind, "step": step, "detail": detail, "at": at}
+                    yield f"id: {event_id}\nevent: {kind}\ndata: ".encode() + orjson.dumps(payload) + b"\n\n"
+                    after = event_id
+                if finished and not rows:
+                    return
+                if not rows:  # woken at once by a change made here; polled for workers elsewhere
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(changed.wait(), EVENT_POLL_S)
+
+
+def _check_models(pipeline: Pipeline, caller: Principal) -> None:
+    """A key limited to some models may not reach others through a pipeline's generate steps."""
+    for step in pipeline.spec.steps:
+        if step.kind == "generate" and step.model is not None and not caller.allows_model(step.model):
+            raise PermissionDenied(
+                f"This key may not use the model '{step.model}' that step '{step.name}' of the pipeline "
+                f"'{pipeline.name}' calls.",
+                param="pipeline",
+            )
+
+
+def _idempotency_key(request: Request, in_body: str | None) -> str | None:
+    header = request.headers.get(IDEMPOTENCY_HEADER)
+    if header is not None and in_body is not None and header != in_body:
+        raise InvalidRequest(
+            "The Idempotency-Key header and the idempotency_key field differ; send one.", param="idempotency_key"
+        )
+    if header is not None and not 0 < len(header) <= 255:
+        raise InvalidRequest("The Idempotency-Key header must be 1 to 255 characters.", param=IDEMPOTENCY_HEADER)
+    return in_body if in_body is not None else header
+
+
+def _limit(request: Request) -> int:
+    text = request.query_params.get("limit", "20")
+    if not text.isdigit() or not 1 <= int(text) <= 100:
+        raise InvalidRequest(f"limit must be an integer from 1 to 100, got {text!r}.", param="limit")
+    return int(text)
+
+
+def _last_event_id(value: str | None) -> int:
+    if value is None:
+        return 0
+    if not value.isdigit():
+        raise InvalidRequest(f"Last-Event-ID must be an event id (an integer), got {value!r}.", param="last-event-id")
+    return int(value)

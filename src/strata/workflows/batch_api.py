@@ -1,0 +1,190 @@
+"""The OpenAI Files and Batches routes (``client.files.create(purpose="batch")``, ``client.batches.*``,
+``client.files.content``), tenant-scoped like jobs: another tenant's file or batch answers 404."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import Response
+
+from strata.errors import Conflict, InvalidRequest
+from strata.gateway.parsing import parse_body
+from strata.workflows.api import NotFound, json_response, principal_of
+from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
+from strata.workflows.service import Workflows
+from strata.workflows.steps import StepError
+from strata.workflows.store import JobState, NewJob
+from strata.workflows.tables import TERMINAL, File
+
+PURPOSES = ("batch", "batch_output")
+WINDOW_S = 86_400
+
+
+class CreateBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    input_file_id: str = Field(min_length=1, max_length=64)
+    endpoint: Literal["/v1/chat/completions", "/v1/completions"]
+    completion_window: Literal["24h"]
+    metadata: dict[str, str] | None = None
+
+
+def file_json(file: File) -> dict[str, Any]:
+    return {
+        "id": file.id,
+        "object": "file",
+        "bytes": file.bytes,
+        "created_at": int(file.created_at),
+        "filename": file.filename,
+        "purpose": file.purpose,
+        "status": "processed",
+        "status_details": None,
+    }
+
+
+def _batch_status(job: JobState) -> str:
+    if job.cancel_requested and job.status not in TERMINAL:
+        return "cancelling"
+    if job.status == "queued":
+        return "in_progress" if job.started_at is not None else "validating"
+    if job.status == "running":
+        return "in_progress"
+    if job.status == "compensating":
+        return "cancelling" if job.outcome == "cancelled" else "failed"
+    return {"succeeded": "completed", "dead_letter": "failed", "cancelled": "cancelled"}[job.status]
+
+
+def batch_json(job: JobState, counts: tuple[int, int]) -> dict[str, Any]:
+    spec, result = job.input, job.result or {}
+    status = _batch_status(job)
+    finished = None if job.finished_at is None else int(job.finished_at)
+    errors = None
+    if status == "failed" and job.error:
+        errors = {
+            "object": "list",
+            "data": [{"code": "batch_failed", "message": job.error, "param": None, "line": None}],
+        }
+    return {
+        "id": job.id,
+        "object": "batch",
+        "endpoint": spec["endpoint"],
+        "errors": errors,
+        "input_file_id": spec["input_file_id"],
+        "completion_window": spec["completion_window"],
+        "status": status,
+        "output_file_id": result.get("output_file_id"),
+        "error_file_id": result.get("error_file_id"),
+        "created_at": int(job.created_at),
+        "in_progress_at": None if job.started_at is None else int(job.started_at),
+        "expires_at": int(job.created_at) + WINDOW_S,
+        "finalizing_at": None,
+        "completed_at": finished if status == "completed" else None,
+        "failed_at": finished if status == "failed" else None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": finished if status == "cancelled" else None,
+        "request_counts": {"total": spec["total"], "completed": counts[0], "failed": counts[1]},
+        "metadata": spec.get("metadata"),
+    }
+
+
+class BatchAPI:
+    def __init__(self, workflows: Workflows) -> None:
+        self.workflows = workflows
+        self.store = workflows.store
+        self.files = workflows.files
+
+    async def upload_file(self, request: Request) -> Response:
+        form = await request.form(max_files=1, max_fields=8)
+        try:
+            upload, purpose = form.get("file"), form.get("purpose")
+            if purpose != "batch":
+                raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts).", param="purpose")
+            if not isinstance(upload, UploadFile):
+                raise InvalidRequest("Send the file as the multipart field 'file'.", param="file")
+            data = await upload.read()
+            filename = (upload.filename or "upload.jsonl")[-255:]
+        finally:
+            await form.close()
+        try:
+            parse_batch_file(data)
+        except StepError as error:
+            raise InvalidRequest(f"The file is not a valid batch input: {error.message}", param="file") from None
+        tenant = principal_of(request).tenant
+        stored = await self.workflows.artifacts.put(tenant, data)
+        file = File(
+            id=f"file-{secrets.token_hex(12)}", tenant=tenant, purpose=purpose, filename=filename,
+            bytes=stored.bytes, sha256=stored.sha256, created_at=time.time(),
+        )  # fmt: skip
+        await self.files.add_file(file)
+        return json_response(file_json(file))
+
+    async def _file(self, request: Request) -> File:
+        file_id = request.path_params["file_id"]
+        file = await self.files.file(principal_of(request).tenant, file_id)
+        if file is None:
+            raise NotFound(f"No such File object: {file_id}", param="file_id", code="file_not_found")
+        return file
+
+    async def get_file(self, request: Request) -> Response:
+        return json_response(file_json(await self._file(request)))
+
+    async def file_content(self, request: Request) -> Response:
+        file = await self._file(request)
+        data = await self.workflows.artifacts.get(file.tenant, file.sha256)
+        return Response(data, media_type="application/jsonl")
+
+    async def create_batch(self, request: Request) -> Response:
+        body = await parse_body(request, CreateBatch)
+        caller = principal_of(request)
+        self.workflows.budget_check(caller.tenant)
+        file = await self.files.file(caller.tenant, body.input_file_id)
+        if file is None or file.purpose != "batch":
+            raise NotFound(f"No batch input file '{body.input_file_id}'.", param="input_file_id", code="file_not_found")
+        lines = parse_batch_file(await self.workflows.artifacts.get(caller.tenant, file.sha256))
+        wrong = next((n for n, line in enumerate(lines, start=1) if line.url != body.endpoint), None)
+        if wrong is not None:
+            raise InvalidRequest(f"Request {wrong} of the file is not for {body.endpoint}.", param="endpoint")
+        # The key's model allow-list travels with the batch: a line naming another model fails as unknown.
+        models = None if caller.models is None else sorted(caller.models)
+        spec = {**body.model_dump(), "total": len(lines), "models": models}
+        new = NewJob(caller.tenant, caller.key_id, BATCH_PIPELINE.name, spec, ["requests", "files"],
+                     job_id=f"batch_{secrets.token_hex(12)}")  # fmt: skip
+        job, _ = await self.store.submit(new)
+        self.workflows.wake()
+        return json_response(batch_json(job, (0, 0)))
+
+    async def _batch(self, request: Request) -> JobState:
+        batch_id = request.path_params["batch_id"]
+        job = await self.store.get(principal_of(request).tenant, batch_id)
+        if job is None or job.pipeline != BATCH_PIPELINE.name:
+            raise NotFound(f"No batch '{batch_id}'.", param="batch_id", code="batch_not_found")
+        return job
+
+    async def get_batch(self, request: Request) -> Response:
+        job = await self._batch(request)
+        counts = await self.files.batch_counts([job.id])
+        return json_response(batch_json(job, counts.get(job.id, (0, 0))))
+
+    async def list_batches(self, request: Request) -> Response:
+        jobs = await self.store.list_jobs(principal_of(request).tenant, limit=100, pipeline=BATCH_PIPELINE.name)
+        counts = await self.files.batch_counts([j.id for j in jobs])
+        data = [batch_json(j, counts.get(j.id, (0, 0))) for j in jobs]
+        return json_response({"object": "list", "data": data, "has_more": False,
+                              "first_id": data[0]["id"] if data else None,
+                              "last_id": data[-1]["id"] if data else None})  # fmt: skip
+
+    async def cancel_batch(self, request: Request) -> Response:
+        job = await self._batch(request)
+        if job.status in TERMINAL:
+            raise Conflict(f"The batch '{job.id}' already finished ({_batch_status(job)}).", param="batch_id")
+        updated = await self.store.request_cancel(job.tenant, job.id)
+        assert updated is not None
+        self.workflows.note_cancel(job.id)
+        counts = await self.files.batch_counts([job.id])
+        return json_response(batch_json(updated, counts.get(job.id, (0, 0))))

@@ -1,0 +1,59 @@
+"""Text generation for jobs: through the in-process ModelServer, so a job's generate step takes the
+same router, admission control, batcher, breakers and fallbacks as an HTTP request - at batch priority."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+from strata.errors import InvalidRequest
+from strata.serving.admission import Priority
+from strata.serving.deployment import Deployment
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.route import RequestContext, Served
+from strata.serving.server import ModelServer
+
+JOB_CONTEXT = RequestContext(priority=Priority.BATCH)  # jobs yield to interactive requests when shedding
+INLINE_CONTEXT = RequestContext(priority=Priority.INTERACTIVE)  # a synchronous run is a request like any other
+
+
+@dataclass(frozen=True, slots=True)
+class Generated:
+    text: str
+    finish_reason: str
+    prompt_tokens: int
+    completion_tokens: int
+    served: Served
+    compute_s: float
+
+
+async def generate(
+    server: ModelServer, model: str, request: GenerationRequest, context: RequestContext = JOB_CONTEXT
+) -> Generated:
+    """The whole generation of ``request`` on route ``model``."""
+    started = time.perf_counter()
+    route = server.resolve(model)
+    if route.task != "generate":
+        raise InvalidRequest(f"The model '{model}' does not generate text (it serves {route.task}).", param="model")
+
+    async def work(deployment: Deployment) -> tuple[GenerationStream, GenerationEvent, AsyncGenerator[GenerationEvent]]:
+        stream, first, events = await deployment.generate(request, context.deadline)
+        assert isinstance(events, AsyncGenerator)
+        return stream, first, events
+
+    (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+    stream.add_close_callback(permit.release)  # the admission slot is held until the generation ends
+    parts, last = [first.text], first
+    try:
+        if first.finish_reason is None:
+            async for event in events:
+                parts.append(event.text)
+                last = event
+    finally:
+        await events.aclose()  # closes the stream: its batch slot and admission permit free at once
+    assert last.finish_reason is not None
+    return Generated(
+        "".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens, served,
+        time.perf_counter() - started,
+    )  # fmt: skip

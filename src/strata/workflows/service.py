@@ -1,0 +1,146 @@
+"""One process's workflow engine: the bound pipelines, the store, the artifact store and its workers.
+
+The gateway builds one (with its ModelServer and the access layer's usage recorder) and runs
+``workflows.workers`` workers in-process; `strata worker` builds one on its own, with a ModelServer
+of its own when it loads the app's models.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Callable, Iterator
+
+from strata.access.control import AccessControl, Exchange
+from strata.access.principal import Principal
+from strata.data import ArtifactStore
+from strata.observability.workflow_metrics import WorkflowMetrics
+from strata.serving.server import ModelServer
+from strata.spec import AppSpec
+from strata.store import Database
+from strata.workflows.batches import BATCH_PIPELINE
+from strata.workflows.engine import Worker
+from strata.workflows.file_store import FileStore
+from strata.workflows.pipeline import Pipeline, bind
+from strata.workflows.steps import Services, UsageNote, UsageSink
+from strata.workflows.store import JobStore
+
+
+def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
+    """The app's pipelines (custom steps imported now: a bad entrypoint is a SpecError naming it) and
+    the Batch API's own."""
+    pipelines = {p.name: bind(p, f"pipelines[{index}]") for index, p in enumerate(spec.pipelines)}
+    pipelines[BATCH_PIPELINE.name] = bind(BATCH_PIPELINE, "openai-batch", needs_models=True)
+    return pipelines
+
+
+def access_usage(access: AccessControl) -> UsageSink:
+    """Bill a job's generation to its tenant exactly as a request would be: usage row, budget, audit."""
+
+    async def record(note: UsageNote) -> None:
+        generated = note.generated
+        exchange = Exchange(
+            method="JOB",
+            path=f"/v1/jobs/{note.job_id}/steps/{note.step}",
+            status=200,
+            latency_s=generated.compute_s,
+            model=note.model,
+            tokens_in=generated.prompt_tokens,
+            tokens_out=generated.completion_tokens,
+            request_bytes=0,
+            request_sha256=None,
+            response_bytes=len(generated.text.encode()),
+            response_sha256=None,
+            served_route=generated.served.route,
+            served_version=generated.served.version,
+        )
+        await access.finish(Principal(note.tenant, note.key_id, frozenset({"jobs"})), exchange)
+
+    return record
+
+
+class JobWatch:
+    """Wakes progress streams when a job changes in this process (instead of at the next poll)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, set[asyncio.Event]] = {}
+
+    def notify(self, job_id: str) -> None:
+        for event in self._waiting.get(job_id, ()):
+            event.set()
+
+    @contextlib.contextmanager
+    def watching(self, job_id: str) -> Iterator[asyncio.Event]:
+        """An event set whenever the job changes in this process; clear it before reading the job,
+        so a change between the read and the wait is never missed."""
+        event = asyncio.Event()
+        self._waiting.setdefault(job_id, set()).add(event)
+        try:
+            yield event
+        finally:
+            waiting = self._waiting[job_id]
+            waiting.discard(event)
+            if not waiting:
+                del self._waiting[job_id]
+
+
+class Workflows:
+    def __init__(
+        self,
+        spec: AppSpec,
+        database: Database,
+        *,
+        server: ModelServer | None,
+        usage: UsageSink | None = None,
+        budget_check: Callable[[str], None] | None = None,
+        metrics: WorkflowMetrics | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self.spec = spec
+        self.settings = spec.workflows
+        self.store = JobStore(database)
+        self.watch = JobWatch()
+        self.store.listeners.append(self.watch.notify)
+        self.artifacts = ArtifactStore(spec.store.artifacts_url)
+        self.pipelines = build_pipelines(spec)
+        self.server = server
+        self.files = FileStore(self.store)
+        self.services = Services(
+            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency
+        )
+        self.rng = random.Random(seed)
+        # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.
+        self.budget_check = budget_check or (lambda tenant: None)
+        self.workers: list[Worker] = []
+        self.metrics = metrics or WorkflowMetrics()
+
+    def start_workers(self, count: int, *, name: str | None = None) -> None:
+        server = self.server
+        for index in range(count):
+            worker = Worker(
+                self.store,
+                self.pipelines,
+                self.services,
+                self.settings,
+                name=None if name is None else f"{name}-{index}",
+                models_ready=(lambda: server is not None and server.ready),
+                rng=random.Random(self.rng.random()),
+                metrics=self.metrics,
+            )
+            worker.start()
+            self.workers.append(worker)
+
+    def note_cancel(self, job_id: str) -> None:
+        for worker in self.workers:
+            worker.note_cancel(job_id)
+        self.wake()
+
+    def wake(self) -> None:
+        for worker in self.workers:
+            worker.wake()
+
+    async def stop(self) -> None:
+        for worker in self.workers:
+            await worker.stop()
+        self.workers = []

@@ -1,0 +1,504 @@
+"""All SQL of the workflow engine: submit, claim with a lease, advance steps, heartbeat, cancel.
+
+Every write a worker makes about a job it holds starts with the *fence*: an UPDATE of the job row
+guarded by the lease token the claim handed out. A worker whose lease expired and was taken over
+finds no row to update and stops (LeaseLost) before it changes anything, so only the current
+holder ever records a step's completion. The same statement renews the lease.
+
+Claiming is one ``UPDATE ... WHERE id = (SELECT ... FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING``:
+on PostgreSQL concurrent workers skip each other's rows instead of queueing on them; on SQLite
+(which ignores FOR UPDATE) the single statement takes the write lock at once, so two processes
+never both read a candidate and then race to upgrade.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from strata.store import Database
+from strata.workflows.tables import ACTIVE, Artifact, Event, Job, Step
+
+# Core tables, not ORM entities, in the hot statements: no ORM bookkeeping on each execution.
+JOBS = cast(Table, Job.__table__)
+STEPS = cast(Table, Step.__table__)
+EVENTS = cast(Table, Event.__table__)
+
+
+class LeaseLost(Exception):
+    """This worker no longer holds the job (its lease expired and another worker claimed it)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepState:
+    name: str
+    position: int
+    status: str
+    attempts: int
+    output: Any
+    error: str | None
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class JobState:
+    id: str
+    tenant: str
+    key_id: str | None
+    pipeline: str
+    input: Any
+    priority: int
+    idempotency_key: str | None
+    request_hash: str
+    status: str
+    outcome: str | None
+    cancel_requested: bool
+    error: str | None
+    result: Any
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    tenant: str
+    key_id: str | None
+    pipeline: str
+    input: Any
+    steps: Sequence[str]
+    priority: int = 0
+    idempotency_key: str | None = None
+    request_hash: str = ""
+    job_id: str | None = None  # None: a fresh random id
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    job: JobState
+    owner: str
+    token: str
+    steps: dict[str, StepState]  # as they were when claimed
+    started: tuple[str, ...] = ()  # steps the claim itself started (attempt counted)
+
+
+FirstSteps = Callable[[JobState, dict[str, StepState]], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class NewArtifact:
+    artifact_id: str
+    bytes: int
+    media_type: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepDone:
+    name: str
+    output: Any
+    artifacts: Sequence[NewArtifact] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StepFailed:
+    name: str
+    error: str
+    final: bool  # no retry follows: the step stays failed
+    retry_in_s: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """What happens to the job row in the same transaction as its steps' changes."""
+
+    status: str
+    event: str
+    result: Any = None
+    error: str | None = None
+    outcome: str | None = None
+    release_at: float | None = None  # give up the lease; another worker may take it from then on
+    finished: bool = False
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Advanced:
+    cancel_requested: bool
+    attempts: dict[str, int]  # the attempt number of each step just started
+
+
+def _job(row: Any) -> JobState:
+    return JobState(*(getattr(row, name) for name in JobState.__dataclass_fields__))
+
+
+def _step(row: Any) -> StepState:
+    return StepState(*(getattr(row, name) for name in StepState.__dataclass_fields__))
+
+
+_JOB_COLUMNS = [JOBS.c[name] for name in JobState.__dataclass_fields__]
+
+
+class JobStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        # Called with a job id after each committed change made through this store (this process):
+        # progress streams wake at once for jobs run here, and poll for jobs run elsewhere.
+        self.listeners: list[Callable[[str], None]] = []
+        # SQLite has one writer at a time: writers of one process queue here, on the event loop,
+        # instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms.
+        self._write_lock = asyncio.Lock() if database.dialect == "sqlite" else None
+
+    @contextlib.asynccontextmanager
+    async def writing(self) -> AsyncIterator[AsyncSession]:
+        """A session for a write transaction (queued behind this process's other writers on SQLite)."""
+        if self._write_lock is None:
+            async with self.database.session() as session:
+                yield session
+            return
+        async with self._write_lock, self.database.session() as session:
+            yield session
+
+    def _changed(self, job_id: str) -> None:
+        for listener in self.listeners:
+            listener(job_id)
+
+    # -- submitting and reading -------------------------------------------------------------------
+
+    async def submit(self, new: NewJob) -> tuple[JobState, bool]:
+        """Insert the job and its steps; with an idempotency key already used by this tenant,
+        the existing job instead (created False)."""
+        now = time.time()
+        job_id = new.job_id or f"job_{secrets.token_hex(12)}"
+        values = {"id": job_id, "tenant": new.tenant, "key_id": new.key_id, "pipeline": new.pipeline,
+                  "input": new.input, "priority": new.priority, "idempotency_key": new.idempotency_key,
+                  "request_hash": new.request_hash, "status": "queued", "outcome": None, "cancel_requested": False,
+                  "error": None, "result": None, "created_at": now, "started_at": None, "finished_at": None,
+                  "available_at": now, "lease_owner": None, "lease_token": None}  # fmt: skip
+        steps = [
+            {"job_id": job_id, "name": name, "position": index, "status": "pending", "attempts": 0}
+            for index, name in enumerate(new.steps)
+        ]
+        try:
+            async with self.writing() as session:
+                await session.execute(insert(JOBS).values(values))
+                await session.execute(insert(STEPS), steps)
+                await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
+        except IntegrityError:
+            if new.idempotency_key is None:
+                raise
+            existing = await self.by_idempotency_key(new.tenant, new.idempotency_key)
+            if existing is None:  # the clash was not the key: report the original error
+                raise
+            return existing, False
+        self._changed(job_id)
+        return _job(_Row(values)), True
+
+    async def by_idempotency_key(self, tenant: str, key: str) -> JobState | None:
+        async with self.database.session() as session:
+            query = select(*_JOB_COLUMNS).where(JOBS.c.tenant == tenant, JOBS.c.idempotency_key == key)
+            row = (await session.execute(query)).one_or_none()
+        return None if row is None else _job(row)
+
+    async def get(self, tenant: str, job_id: str) -> JobState | None:
+        """The job if ``tenant`` owns it; None for another tenant's job and a missing one alike."""
+        async with self.database.session() as session:
+            query = select(*_JOB_COLUMNS).where(JOBS.c.id == job_id, JOBS.c.tenant == tenant)
+            row = (await session.execute(query)).one_or_none()
+        return None if row is None else _job(row)
+
+    async def list_jobs(
+        self, tenant: str, *, limit: int, pipeline: str | None = None, exclude: str | None = None
+    ) -> list[JobState]:
+        query = select(*_JOB_COLUMNS).where(JOBS.c.tenant == tenant)
+        if pipeline is not None:
+            query = query.where(JOBS.c.pipeline == pipeline)
+        if exclude is not None:
+            query = query.where(JOBS.c.pipeline != exclude)
+        async with self.database.session() as session:
+            rows = (await session.execute(query.order_by(JOBS.c.created_at.desc()).limit(limit))).all()
+        return [_job(row) for row in rows]
+
+    async def status_counts(self, tenant: str) -> dict[str, int]:
+        query = select(JOBS.c.status, func.count()).where(JOBS.c.tenant == tenant).group_by(JOBS.c.status)
+        async with self.database.session() as session:
+            return {status: int(count) for status, count in (await session.execute(query)).all()}
+
+    async def steps(self, job_id: str) -> list[StepState]:
+        async with self.database.session() as session:
+            return await _steps(session, job_id)
+
+    async def events_after(
+        self, job_id: str, after: int, *, limit: int = 200
+    ) -> list[tuple[int, str, str | None, Any, float]]:
+        query = (
+            select(Event.id, Event.kind, Event.step, Event.detail, Event.at)
+            .where(Event.job_id == job_id, Event.id > after)
+            .order_by(Event.id)
+            .limit(limit)
+        )
+        async with self.database.session() as session:
+            return [tuple(row) for row in (await session.execute(query)).all()]
+
+    async def artifacts(self, job_id: str) -> list[Artifact]:
+        async with self.database.session() as session:
+            query = select(Artifact).where(Artifact.job_id == job_id).order_by(Artifact.created_at)
+            return list((await session.scalars(query)).all())
+
+    # -- workers ----------------------------------------------------------------------------------
+
+    async def claim(
+        self,
+        owner: str,
+        lease_s: float,
+        pipelines: Collection[str],
+        *,
+        limit: int = 1,
+        first_steps: FirstSteps | None = None,
+    ) -> list[Claim]:
+        """Take up to ``limit`` of the most urgent free jobs (queued and due, or whose holder's lease
+        ran out) in one statement. They share one lease token: the fence is per (job, token).
+        ``first_steps`` names the steps to start in the same transaction (one fewer per job)."""
+        if not pipelines or limit < 1:
+            return []
+        now = time.time()
+        token = secrets.token_hex(16)
+        due = (JOBS.c.status.in_(ACTIVE), JOBS.c.available_at <= now, JOBS.c.pipeline.in_(list(pipelines)))
+        candidates = (
+            select(JOBS.c.id)
+            .where(*due)
+            .order_by(JOBS.c.priority.desc(), JOBS.c.created_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        statement = (
+            update(JOBS)
+            .where(JOBS.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                lease_owner=owner,
+                lease_token=token,
+                available_at=now + lease_s,
+                status=case((JOBS.c.status == "queued", "running"), else_=JOBS.c.status),
+                started_at=func.coalesce(JOBS.c.started_at, now),
+            )
+            .returning(*_JOB_COLUMNS)
+        )
+        async with self.database.session() as session:  # an idle poll reads only: no write lock, no row locks
+            if (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is None:
+                return []
+        async with self.writing() as session:
+            jobs = [_job(row) for row in (await session.execute(statement)).all()]
+            if not jobs:
+                return []
+            query = select(Step).where(STEPS.c.job_id.in_([job.id for job in jobs])).order_by(STEPS.c.position)
+            steps: dict[str, dict[str, StepState]] = {job.id: {} for job in jobs}
+            for row in (await session.scalars(query)).all():
+                steps[row.job_id][row.name] = _step(row)
+            started: dict[str, tuple[str, ...]] = {}
+            for job in jobs:
+                in_flight = [name for name, step in steps[job.id].items() if step.status == "running"]
+                if in_flight:  # the previous holder died or stalled mid-step: its lease expired
+                    await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
+                if first_steps is not None and job.status == "running" and not job.cancel_requested:
+                    started[job.id] = tuple(first_steps(job, steps[job.id]))
+                    await _start_steps(session, job.id, started[job.id], steps[job.id], now)
+        jobs.sort(key=lambda job: (-job.priority, job.created_at))
+        return [Claim(job, owner, token, steps[job.id], started.get(job.id, ())) for job in jobs]
+
+    async def advance(
+        self,
+        claim: Claim,
+        lease_s: float,
+        *,
+        done: Sequence[StepDone] = (),
+        failed: Sequence[StepFailed] = (),
+        start: Sequence[str] = (),
+        compensated: Sequence[str] = (),
+        job: JobChange | None = None,
+    ) -> Advanced:
+        """One transaction: record finished and failed steps, start the next ones, change the job."""
+        now = time.time()
+        job_id = claim.job.id
+        events: list[dict[str, Any]] = []
+
+        def event(kind: str, step: str | None, detail: dict[str, Any] | None = None) -> None:
+            events.append({"job_id": job_id, "at": now, "kind": kind, "step": step, "detail": detail})
+
+        async with self.writing() as session:
+            cancel_requested = await _fence(session, claim, now + lease_s)
+            if cancel_requested and start:  # stop at this step boundary: the caller compensates instead
+                start, job = (), None
+            for step in done:
+                await session.execute(
+                    update(STEPS)
+                    .where(STEPS.c.job_id == job_id, STEPS.c.name == step.name)
+                    .values(status="succeeded", output=step.output, error=None, finished_at=now)
+                )
+                await _add_artifacts(session, claim, step, now)
+                event("step_succeeded", step.name)
+            for failure in failed:
+                await session.execute(
+                    update(STEPS)
+                    .where(STEPS.c.job_id == job_id, STEPS.c.name == failure.name)
+                    .values(status="failed" if failure.final else "pending", error=failure.error, finished_at=now)
+                )
+                event("step_failed", failure.name, {"error": failure.error, "retry_in_s": failure.retry_in_s})
+            for name in compensated:
+                await session.execute(
+                    update(STEPS).where(STEPS.c.job_id == job_id, STEPS.c.name == name).values(status="compensated")
+                )
+                event("step_compensated", name)
+            attempts = await _start_steps(session, job_id, start, claim.steps, now)
+            if job is not None:
+                event(*_change_job_event(job))
+                await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**_job_values(job, now)))
+            if events:
+                await session.execute(insert(EVENTS), events)
+        self._changed(job_id)
+        return Advanced(cancel_requested, attempts)
+
+    async def release(self, claim: Claim) -> None:
+        """Give the job up now (a stopping worker): another worker may claim it at once."""
+        async with self.writing() as session:
+            await _fence(session, claim, time.time())
+            statement = update(JOBS).where(JOBS.c.id == claim.job.id).values(lease_owner=None, lease_token=None)
+            await session.execute(statement)
+            await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
+
+    async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> dict[str, bool]:
+        """Renew the leases still held: each job still held by this worker -> whether a cancel was asked."""
+        if not claims:
+            return {}
+        statement = (
+            update(JOBS)
+            .where(JOBS.c.id.in_([c.job.id for c in claims]), JOBS.c.lease_token.in_({c.token for c in claims}))
+            .values(available_at=time.time() + lease_s)
+            .returning(JOBS.c.id, JOBS.c.cancel_requested)
+        )
+        async with self.writing() as session:
+            return {str(job_id): bool(cancel) for job_id, cancel in (await session.execute(statement)).all()}
+
+    # -- cancelling -------------------------------------------------------------------------------
+
+    async def request_cancel(self, tenant: str, job_id: str) -> JobState | None:
+        """Ask for the job to stop. A held job is stopped by its worker at the next step boundary; a
+        job nobody holds is cancelled here, or handed to compensation if some steps already ran."""
+        now = time.time()
+        async with self.writing() as session:
+            statement = (
+                update(JOBS)
+                .where(JOBS.c.id == job_id, JOBS.c.tenant == tenant, JOBS.c.status.in_(ACTIVE))
+                .values(cancel_requested=True)
+                .returning(JOBS.c.status, JOBS.c.lease_token)
+            )
+            row = (await session.execute(statement)).one_or_none()
+            if row is not None:
+                await _event(session, job_id, "cancel_requested", None, None, now)
+                if row.lease_token is None and row.status == "queued":
+                    ran = await session.scalar(
+                        select(func.count()).where(STEPS.c.job_id == job_id, STEPS.c.status == "succeeded")
+                    )
+                    values: dict[str, Any] = (
+                        {"status": "cancelled", "finished_at": now}
+                        if not ran
+                        else {"status": "compensating", "outcome": "cancelled", "available_at": now}
+                    )
+                    await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
+                    await _event(session, job_id, values["status"], None, None, now)
+        self._changed(job_id)
+        return await self.get(tenant, job_id)
+
+
+class _Row:
+    """Attribute access over the values a job was inserted with."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
+
+
+async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> bool:
+    statement = (
+        update(JOBS)
+        .where(JOBS.c.id == claim.job.id, JOBS.c.lease_token == claim.token)
+        .values(available_at=lease_until)
+        .returning(JOBS.c.cancel_requested)
+    )
+    cancel = (await session.execute(statement)).scalar_one_or_none()
+    if cancel is None:
+        raise LeaseLost(claim.job.id)
+    return bool(cancel)
+
+
+async def _start_steps(
+    session: AsyncSession, job_id: str, names: Sequence[str], claimed: dict[str, StepState], now: float
+) -> dict[str, int]:
+    """Mark steps running and count the attempt. A step starts at most once per claim (a retry
+    releases the job), so its attempt number is the claimed count plus one."""
+    if not names:
+        return {}
+    await session.execute(
+        update(STEPS)
+        .where(STEPS.c.job_id == job_id, STEPS.c.name.in_(list(names)))
+        .values(status="running", attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
+    )
+    attempts = {name: claimed[name].attempts + 1 for name in names}
+    events = [{"job_id": job_id, "at": now, "kind": "step_started", "step": name, "detail": {"attempt": attempts[name]}}
+              for name in names]  # fmt: skip
+    await session.execute(insert(EVENTS), events)
+    return attempts
+
+
+def _job_values(change: JobChange, now: float) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": change.status}
+    if change.result is not None:
+        values["result"] = change.result
+    if change.error is not None:
+        values["error"] = change.error
+    if change.outcome is not None:
+        values["outcome"] = change.outcome
+    if change.finished:
+        values["finished_at"] = now
+    if change.release_at is not None:
+        values |= {"available_at": change.release_at, "lease_owner": None, "lease_token": None}
+    return values
+
+
+def _change_job_event(change: JobChange) -> tuple[str, None, dict[str, Any] | None]:
+    detail = dict(change.detail)
+    if change.error is not None:
+        detail["error"] = change.error
+    return change.event, None, detail or None
+
+
+async def _add_artifacts(session: AsyncSession, claim: Claim, step: StepDone, now: float) -> None:
+    if not step.artifacts:
+        return
+    existing = set((await session.scalars(select(Artifact.artifact_id).where(Artifact.job_id == claim.job.id))).all())
+    rows = [
+        {"job_id": claim.job.id, "artifact_id": a.artifact_id, "tenant": claim.job.tenant, "step": step.name,
+         "bytes": a.bytes, "media_type": a.media_type, "created_at": now}
+        for a in {a.artifact_id: a for a in step.artifacts}.values()
+        if a.artifact_id not in existing
+    ]  # fmt: skip
+    if rows:
+        await session.execute(insert(Artifact), rows)
+
+
+async def _steps(session: AsyncSession, job_id: str) -> list[StepState]:
+    query = select(Step).where(STEPS.c.job_id == job_id).order_by(STEPS.c.position)
+    return [_step(row) for row in (await session.scalars(query)).all()]
+
+
+async def _event(
+    session: AsyncSession, job_id: str, kind: str, step: str | None, detail: dict[str, Any] | None, now: float
+) -> None:
+    await session.execute(insert(EVENTS).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
