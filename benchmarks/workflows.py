@@ -25,7 +25,7 @@ from strata.store import Database
 from strata.testing.databases import temporary_postgres_database
 from strata.workflows import Workflows
 from strata.workflows.pipeline import run_inline
-from strata.workflows.store import NewJob
+from strata.workflows.records import NewJob
 
 CONCURRENCY = 32
 IDENTITY = {"kind": "postprocess"}  # no pick, no operations: returns its value

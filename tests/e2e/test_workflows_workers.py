@@ -23,7 +23,8 @@ from strata.spec import parse_spec
 from strata.store import Database
 from strata.testing import ServerProcess
 from strata.testing.databases import temporary_postgres_database
-from strata.workflows.store import JobStore, NewJob
+from strata.workflows.records import NewJob
+from strata.workflows.store import JobStore
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 TESTS = Path(__file__).resolve().parents[1]

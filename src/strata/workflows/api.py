@@ -24,8 +24,8 @@ from strata.gateway.parsing import parse_body
 from strata.gateway.sse import SSEResponse
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.pipeline import Pipeline, run_inline
+from strata.workflows.records import JobState, NewJob, StepState
 from strata.workflows.service import Workflows
-from strata.workflows.store import JobState, NewJob, StepState
 from strata.workflows.tables import TERMINAL, Artifact
 
 EVENT_POLL_S = 0.25

@@ -16,9 +16,9 @@ from strata.errors import Conflict, InvalidRequest
 from strata.gateway.parsing import parse_body
 from strata.workflows.api import NotFound, json_response, principal_of
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
+from strata.workflows.records import JobState, NewJob
 from strata.workflows.service import Workflows
 from strata.workflows.steps import StepError
-from strata.workflows.store import JobState, NewJob
 from strata.workflows.tables import TERMINAL, File
 
 PURPOSES = ("batch", "batch_output")

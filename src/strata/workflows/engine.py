@@ -28,18 +28,9 @@ from typing import Any
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.spec.pipelines import WorkflowsSpec
 from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
+from strata.workflows.records import Advanced, Claim, JobChange, JobState, LeaseLost, StepDone, StepFailed, StepState
 from strata.workflows.steps import Services, StepContext
-from strata.workflows.store import (
-    Advanced,
-    Claim,
-    JobChange,
-    JobState,
-    JobStore,
-    LeaseLost,
-    StepDone,
-    StepFailed,
-    StepState,
-)
+from strata.workflows.store import JobStore
 
 log = logging.getLogger(__name__)
 

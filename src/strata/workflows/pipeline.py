@@ -16,8 +16,8 @@ import jsonschema
 
 from strata.errors import InvalidRequest, StrataError
 from strata.spec.pipelines import PipelineSpec, StepSpec
+from strata.workflows.records import NewArtifact
 from strata.workflows.steps import BoundStep, Services, StepContext, StepError, bind_pipeline, validation_problem
-from strata.workflows.store import NewArtifact
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,8 @@ from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
 from strata.workflows.file_store import FileStore
 from strata.workflows.generation import INLINE_CONTEXT, JOB_CONTEXT, Generated, generate
-from strata.workflows.store import JobStore, NewArtifact
+from strata.workflows.records import NewArtifact
+from strata.workflows.store import JobStore
 
 
 class StepError(Exception):

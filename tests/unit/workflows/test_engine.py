@@ -15,8 +15,8 @@ import workflow_steps
 from strata.spec import AppSpec
 from strata.store import Database
 from strata.workflows import Workflows
+from strata.workflows.records import JobState, LeaseLost, NewJob, StepDone
 from strata.workflows.steps import StepContext
-from strata.workflows.store import JobState, LeaseLost, NewJob, StepDone
 
 ECHO = {
     "models": [{"name": "echo", "kind": "python", "entrypoint": "strata.models.python_model:EchoModel"}],
