@@ -191,14 +191,18 @@ def _benchmarks_root() -> Path:
 @app.command()
 def bench(
     only: Annotated[
-        list[str] | None, typer.Option(help="Run only these (repeat or comma-separate): embeddings, gateway, textgen.")
+        list[str] | None,
+        typer.Option(
+            help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, workflows."
+        ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
     output: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
         "benchmarks/results/latest.json"
     ),
 ) -> None:
-    """Run the benchmarks: served vs in-process ceilings, gateway overhead, continuous batching."""
+    """Run the benchmarks: served vs in-process ceilings, gateway and access overhead, continuous batching,
+    the autonomy app, durable jobs."""
     root = _benchmarks_root()
     sys.path.insert(0, str(root))
     # benchmarks/ lives in the checkout, not in the installed package: import it from there.
