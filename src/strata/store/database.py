@@ -37,11 +37,13 @@ class Database:
     def __init__(self, url: str, *, pool_size: int = 10) -> None:
         self.url = async_database_url(url)
         self.dialect = "sqlite" if self.url.drivername.startswith("sqlite") else "postgresql"
-        options: dict[str, Any] = {"pool_pre_ping": True}
+        options: dict[str, Any] = {}
         if self.dialect == "sqlite":
             Path(self.url.database or "").parent.mkdir(parents=True, exist_ok=True)
         else:
-            options |= {"pool_size": pool_size, "max_overflow": pool_size}
+            # A server can drop idle connections; a local SQLite file cannot, so the ping (one more
+            # round trip through aiosqlite's thread on every checkout) is kept for PostgreSQL only.
+            options |= {"pool_pre_ping": True, "pool_size": pool_size, "max_overflow": pool_size}
         self.engine: AsyncEngine = create_async_engine(self.url, **options)
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
