@@ -43,6 +43,15 @@ class ModelNotFound(StrataError):
         super().__init__(f"The model '{model}' does not exist.", param="model")
 
 
+class NotFound(StrataError):
+    """An object of the caller's (job, file, batch, ...) that does not exist - or is another tenant's:
+    both answer alike, so a 404 never reveals what others have. ``code`` names the kind."""
+
+    status = 404
+    error_type = "invalid_request_error"
+    code = "not_found"
+
+
 class RequestTooLarge(StrataError):
     status = 413
     error_type = "invalid_request_error"

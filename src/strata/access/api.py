@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,10 +15,11 @@ from starlette.responses import Response
 from strata.access import audit
 from strata.access.audit import AuditEvent
 from strata.access.control import AccessControl
-from strata.access.principal import ANONYMOUS, Principal
+from strata.access.principal import principal_of
 from strata.access.usage import period_start, totals
 from strata.errors import InvalidRequest, StrataError
 from strata.gateway.parsing import parse_body
+from strata.gateway.responses import json_response
 
 
 class KeyNotFound(StrataError):
@@ -38,21 +38,12 @@ class CreateKeyRequest(BaseModel):
     expires_in_s: int | None = Field(default=None, ge=1, description="Seconds until the key stops working.")
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
-def _principal(request: Request) -> Principal:
-    principal = getattr(request.state, "principal", None)
-    return principal if isinstance(principal, Principal) else ANONYMOUS
-
-
 class AccessAPI:
     def __init__(self, control: AccessControl) -> None:
         self.control = control
 
     def _audit_admin(self, request: Request, action: str, status: int, detail: dict[str, object]) -> None:
-        caller = _principal(request)
+        caller = principal_of(request)
         self.control.audit(AuditEvent("admin", action, status, caller.tenant, caller.key_id, detail))
 
     async def create_key(self, request: Request) -> Response:
@@ -67,17 +58,17 @@ class AccessAPI:
             201,
             {"key_id": info.key_id, "for_tenant": info.tenant, "scopes": info.scopes, "models": info.models},
         )
-        return _json({**info.as_dict(), "key": secret}, 201)
+        return json_response({**info.as_dict(), "key": secret}, 201)
 
     async def list_keys(self, request: Request) -> Response:
         keys = await self.control.keys.list(request.query_params.get("tenant"))
-        return _json({"object": "list", "data": [k.as_dict() for k in keys]})
+        return json_response({"object": "list", "data": [k.as_dict() for k in keys]})
 
     async def get_key(self, request: Request) -> Response:
         info = await self.control.keys.get(request.path_params["key_id"])
         if info is None:
             raise KeyNotFound(f"No API key '{request.path_params['key_id']}'.", param="key_id")
-        return _json(info.as_dict())
+        return json_response(info.as_dict())
 
     async def revoke_key(self, request: Request) -> Response:
         key_id = request.path_params["key_id"]
@@ -86,11 +77,11 @@ class AccessAPI:
             raise KeyNotFound(f"No API key '{key_id}'.", param="key_id")
         self.control.authenticator.invalidate()  # this gateway refuses the key from its very next request
         self._audit_admin(request, "keys.revoke", 200, {"key_id": key_id, "for_tenant": info.tenant})
-        return _json(info.as_dict())
+        return json_response(info.as_dict())
 
     async def usage(self, request: Request) -> Response:
         """The caller's tenant only: a tenant never learns another's usage, nor that it exists."""
-        return await self._usage(request, _principal(request).tenant)
+        return await self._usage(request, principal_of(request).tenant)
 
     async def admin_usage(self, request: Request) -> Response:
         return await self._usage(request, request.query_params.get("tenant"))
@@ -103,7 +94,7 @@ class AccessAPI:
         await self.control.recorder.flush()  # what this gateway has buffered counts too
         rows = await totals(self.control.database, since, tenant=tenant, by_model=True)
         data = [{"tenant": t, "model": m, **total.as_dict()} for (t, m), total in sorted(rows.items())]
-        return _json({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data})
+        return json_response({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data})
 
     async def audit_log(self, request: Request) -> Response:
         limit = request.query_params.get("limit", "100")
@@ -111,9 +102,9 @@ class AccessAPI:
             raise InvalidRequest("limit: must be an integer from 1 to 1000", param="limit")
         await self.control.recorder.flush()
         rows = await audit.recent(self.control.database, tenant=request.query_params.get("tenant"), limit=int(limit))
-        return _json({"object": "list", "data": rows})
+        return json_response({"object": "list", "data": rows})
 
     async def audit_verify(self, request: Request) -> Response:
         await self.control.recorder.flush()
         verdict = await audit.verify(self.control.database)
-        return _json({"ok": verdict.ok, "rows": verdict.rows, "problems": verdict.problems})
+        return json_response({"ok": verdict.ok, "rows": verdict.rows, "problems": verdict.problems})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 SCOPES = frozenset({"infer", "jobs", "admin"})
 
@@ -29,3 +30,9 @@ class Principal:
 
 # With access control disabled every request acts as this principal, so callers need no special case.
 ANONYMOUS = Principal(tenant="default", key_id=None, scopes=frozenset({"admin"}), via="anonymous")
+
+
+def principal_of(request: Any) -> Principal:
+    """The caller the access middleware put on ``request.state``; ANONYMOUS where access is off."""
+    principal = getattr(request.state, "principal", None)
+    return principal if isinstance(principal, Principal) else ANONYMOUS

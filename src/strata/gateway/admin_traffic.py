@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import orjson
 from fastapi import FastAPI
 from pydantic import Field, ValidationError
 from starlette.requests import Request
@@ -15,6 +14,7 @@ from starlette.responses import Response
 from strata.errors import Conflict, InvalidRequest
 from strata.gateway.errors import invalid_request_from
 from strata.gateway.parsing import parse_body
+from strata.gateway.responses import json_response
 from strata.gateway.schemas import RequestModel
 from strata.serving.route import Route
 from strata.serving.server import ModelServer
@@ -38,10 +38,6 @@ class RolloutRequest(RequestModel):
     auto_promote: bool | None = None
 
 
-def _json(payload: object, status: int = 200) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json")
-
-
 class TrafficAdminAPI:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
@@ -50,10 +46,10 @@ class TrafficAdminAPI:
         return self.server.resolve(request.path_params["route"])
 
     async def list_routes(self, request: Request) -> Response:
-        return _json({"routes": [route.snapshot() for route in self.server.routes.values()]})
+        return json_response({"routes": [route.snapshot() for route in self.server.routes.values()]})
 
     async def list_deployments(self, request: Request) -> Response:
-        return _json({"deployments": {name: d.snapshot() for name, d in self.server.deployments.items()}})
+        return json_response({"deployments": {name: d.snapshot() for name, d in self.server.deployments.items()}})
 
     async def set_weights(self, request: Request) -> Response:
         route = self._route(request)
@@ -64,7 +60,7 @@ class TrafficAdminAPI:
             raise InvalidRequest(str(error.args[0]), param="weights") from None
         except ValueError as error:
             raise InvalidRequest(str(error), param="weights") from None
-        return _json(route.snapshot())
+        return json_response(route.snapshot())
 
     async def start_rollout(self, request: Request) -> Response:
         route = self._route(request)
@@ -80,13 +76,13 @@ class TrafficAdminAPI:
             raise InvalidRequest(str(error.args[0]), param="canary") from None
         except ValueError as error:
             raise Conflict(str(error)) from None
-        return _json(rollout.status(), 201)
+        return json_response(rollout.status(), 201)
 
     async def rollout_status(self, request: Request) -> Response:
         route = self._route(request)
         if route.rollout is None:
-            return _json({"route": route.name, "rollout": None, "weights": route.split.weights})
-        return _json({"route": route.name, "rollout": route.rollout.status(), "weights": route.split.weights})
+            return json_response({"route": route.name, "rollout": None, "weights": route.split.weights})
+        return json_response({"route": route.name, "rollout": route.rollout.status(), "weights": route.split.weights})
 
     async def promote(self, request: Request) -> Response:
         route = self._route(request)
@@ -94,7 +90,7 @@ class TrafficAdminAPI:
             rollout = route.promote()
         except ValueError as error:
             raise Conflict(str(error)) from None
-        return _json(rollout.status())
+        return json_response(rollout.status())
 
     async def abort(self, request: Request) -> Response:
         route = self._route(request)
@@ -102,7 +98,7 @@ class TrafficAdminAPI:
             rollout = route.abort()
         except ValueError as error:
             raise Conflict(str(error)) from None
-        return _json(rollout.status())
+        return json_response(rollout.status())
 
 
 def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:

@@ -17,10 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.access.principal import ANONYMOUS, Principal
+from strata.access.principal import Principal, principal_of
 from strata.data.artifacts import ArtifactNotFound
-from strata.errors import Conflict, InvalidRequest, PermissionDenied, StrataError
+from strata.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from strata.gateway.parsing import parse_body
+from strata.gateway.responses import json_response
 from strata.gateway.sse import SSEResponse
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.pipeline import Pipeline, run_inline
@@ -30,12 +31,6 @@ from strata.workflows.tables import TERMINAL, Artifact
 
 EVENT_POLL_S = 0.25
 IDEMPOTENCY_HEADER = "idempotency-key"
-
-
-class NotFound(StrataError):
-    status = 404
-    error_type = "invalid_request_error"
-    code = "not_found"
 
 
 class SubmitJob(BaseModel):
@@ -53,15 +48,6 @@ class RunPipeline(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     input: Any = None
-
-
-def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(orjson.dumps(payload), status_code=status, media_type="application/json", headers=headers)
-
-
-def principal_of(request: Request) -> Principal:
-    principal = getattr(request.state, "principal", None)
-    return principal if isinstance(principal, Principal) else ANONYMOUS
 
 
 def job_json(

@@ -12,9 +12,10 @@ from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.errors import Conflict, InvalidRequest
+from strata.access.principal import principal_of
+from strata.errors import Conflict, InvalidRequest, NotFound
 from strata.gateway.parsing import parse_body
-from strata.workflows.api import NotFound, json_response, principal_of
+from strata.gateway.responses import json_response
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
 from strata.workflows.records import JobState, NewJob
 from strata.workflows.service import Workflows
