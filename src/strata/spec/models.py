@@ -21,6 +21,7 @@ from strata.spec.resilience import (
     StickyBy,
     VersionSpec,
 )
+from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
@@ -90,6 +91,14 @@ class ResourcesSpec(SpecModel):
     gpus: float = Field(default=0.0, ge=0, description="GPUs one replica asks for.")
     memory_mb: int | None = Field(default=None, gt=0, description="Memory one replica asks for, in MiB.")
     device: str = Field(default="cpu", description="torch device the replica runs on: cpu, cuda, cuda:1, mps.")
+    accelerator_type: str | None = Field(
+        default=None,
+        description="Ray runtime: only nodes with this accelerator (e.g. 'A100', 'H100'; Ray's accelerator_type).",
+    )
+    custom: dict[str, float] = Field(
+        default_factory=dict,
+        description="Ray runtime: custom resources one replica asks for, e.g. {'edge': 1}; nodes declare them.",
+    )
 
 
 class TargetsSpec(SpecModel):
@@ -116,6 +125,20 @@ class DeploymentSpec(SpecModel):
     retries: RetrySpec = Field(default_factory=RetrySpec, description="Retries on another replica.")
     admission: AdmissionSpec = Field(default_factory=AdmissionSpec, description="Concurrency limit and shedding.")
     health: HealthSpec = Field(default_factory=HealthSpec, description="Liveness checks and restarts.")
+    autoscaling: AutoscalingSpec | None = Field(
+        default=None,
+        description="Ray runtime: the replica count follows the load between min and max; None: 'replicas', fixed.",
+    )
+
+    @model_validator(mode="after")
+    def _replicas_within_autoscaling_bounds(self) -> DeploymentSpec:
+        scaling = self.autoscaling
+        if scaling is not None and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+            raise ValueError(
+                f"replicas ({self.replicas}) must lie within autoscaling min_replicas..max_replicas "
+                f"({scaling.min_replicas}..{scaling.max_replicas}): it is the count started with"
+            )
+        return self
 
 
 class RouteSpec(SpecModel):
@@ -186,7 +209,12 @@ class ExtensionSpec(SpecModel):
 
 class AppSpec(SpecModel):
     name: str = Field(default="app", pattern=NAME_PATTERN, description="App name, shown in logs and metrics.")
-    runtime: Literal["local"] = Field(default="local", description="Where replicas run: local (in-process).")
+    runtime: Literal["local", "ray"] = Field(
+        default="local",
+        description="Where replicas run: local (in this process) or ray (actors on a Ray cluster). "
+        "`strata serve --runtime` overrides it.",
+    )
+    ray: RaySpec = Field(default_factory=RaySpec, description="The Ray cluster, when runtime is ray.")
     gateway: GatewaySpec = Field(default_factory=GatewaySpec)
     store: StoreSpec = Field(default_factory=StoreSpec)
     models: list[ModelSpec] = Field(min_length=1)
