@@ -1,9 +1,13 @@
 """Strata: a serving platform for generative AI.
 
-The public surface is re-exported here; everything else is free to move.
+The public surface is re-exported here; everything else is free to move. The heavy parts (the
+gateway, the model backends with torch) load on first use, so ``import strata.<light module>`` - as
+every Ray worker and the controller do - does not pay for them.
 """
 
-from strata.apps import default_app
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from strata.errors import (
     InvalidRequest,
     ModelFailed,
@@ -14,9 +18,6 @@ from strata.errors import (
     SpecError,
     StrataError,
 )
-from strata.gateway.app import create_app
-from strata.models.base import BatchModel, DecodeEngine, Embedding
-from strata.serving.server import ModelServer
 from strata.spec import (
     AppSpec,
     BatchingSpec,
@@ -29,6 +30,28 @@ from strata.spec import (
     load_spec,
     parse_spec,
 )
+
+if TYPE_CHECKING:
+    from strata.apps import default_app
+    from strata.gateway.app import create_app
+    from strata.models.base import BatchModel, DecodeEngine, Embedding
+    from strata.serving.server import ModelServer
+
+_LAZY = {
+    "default_app": "strata.apps",
+    "create_app": "strata.gateway.app",
+    "BatchModel": "strata.models.base",
+    "DecodeEngine": "strata.models.base",
+    "Embedding": "strata.models.base",
+    "ModelServer": "strata.serving.server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'strata' has no attribute '{name}'")
+    return getattr(importlib.import_module(_LAZY[name]), name)
+
 
 __version__ = "0.1.0"
 

@@ -81,9 +81,18 @@ def serve(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    runtime: Annotated[
+        str | None,
+        typer.Option(help="Where replicas run: local or ray (overrides the spec; see STRATA_RAY_ADDRESS)."),
+    ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
     spec = _with_stores(_load(spec_path), database_url, redis_url, artifacts_url)
+    if runtime is not None:
+        if runtime not in ("local", "ray"):
+            errors.print(f"[bold red]error:[/] --runtime: '{runtime}' is not one of local, ray", highlight=False)
+            raise typer.Exit(SPEC_ERROR_EXIT)
+        spec = spec.model_copy(update={"runtime": runtime})
     gateway = spec.gateway.model_copy(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )

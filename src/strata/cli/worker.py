@@ -3,7 +3,8 @@
 A worker needs no gateway: it talks to the metadata database and the artifact store only. For
 pipelines with generate steps (and batches) it builds its own ModelServer from the same spec - the
 same router, batcher and resilience as the gateway, on this process's cores - when ``--models``
-is on (the default when a pipeline of the app generates text).
+is on (the default when a pipeline of the app generates text). With ``runtime: ray`` that server
+follows the cluster's replicas, like a gateway does, instead of loading models of its own.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from rich.console import Console
 
 from strata.access import AccessControl
 from strata.observability.metrics import Metrics
-from strata.runtime import LocalRuntime
+from strata.runtime import runtime_for
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
 from strata.store import Database
@@ -34,7 +35,7 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool) -> None:
     database = Database(spec.store.database_url)
     await database.migrate()
     access = AccessControl(spec, database)  # only its usage recorder: bills generate steps to the job's tenant
-    server = ModelServer(spec, LocalRuntime(), Metrics()) if models else None
+    server = ModelServer(spec, runtime_for(spec), Metrics()) if models else None
     workflows = Workflows(spec, database, server=server, usage=access_usage(access))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

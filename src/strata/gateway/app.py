@@ -24,7 +24,7 @@ from strata.gateway.health import OperationsAPI
 from strata.gateway.middleware import BodyLimitMiddleware, MetricsMiddleware
 from strata.observability.metrics import Metrics
 from strata.observability.workflow_metrics import WorkflowMetrics
-from strata.runtime import LocalRuntime, Runtime
+from strata.runtime import Runtime, runtime_for
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
@@ -56,7 +56,7 @@ def create_app(
 ) -> FastAPI:
     """The ASGI app for ``spec``. Models load in the background once it starts: /healthz answers
     at once, /readyz turns 200 when every replica is loaded and warmed."""
-    server = ModelServer(spec, runtime or LocalRuntime(), metrics or Metrics())
+    server = ModelServer(spec, runtime or runtime_for(spec), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
     usage, metrics_of_jobs = access_usage(access), WorkflowMetrics(server.metrics.registry)

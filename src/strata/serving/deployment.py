@@ -17,10 +17,10 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from strata.errors import DeadlineExceeded, ModelFailed, Overloaded, ReplicaUnavailable, StrataError
+from strata.errors import DeadlineExceeded, ModelFailed, NotReady, Overloaded, ReplicaUnavailable, StrataError
 from strata.observability.metrics import DeploymentMetrics
 from strata.observability.resilience_metrics import ResilienceMetrics
-from strata.runtime.base import Runtime
+from strata.runtime.base import Replica, Runtime
 from strata.serving.admission import AdmissionController
 from strata.serving.breaker import CircuitBreaker
 from strata.serving.clock import MONOTONIC, Clock
@@ -67,10 +67,19 @@ class Deployment:
         self._runtime = runtime
         self._clock = clock
         self._resilience = resilience
-        self.slots = [
-            ReplicaSlot(runtime.create_replica(spec, model, i, metrics), CircuitBreaker(spec.breaker, clock=clock))
-            for i in range(spec.replicas)
-        ]
+        # A runtime that manages replicas itself (Ray: its controller starts, replaces and drains them)
+        # hands the deployment its current set through ``follow``; otherwise the deployment owns them.
+        self.managed = bool(getattr(runtime, "manages_replicas", False))
+        self.slots = (
+            []
+            if self.managed
+            else [
+                ReplicaSlot(runtime.create_replica(spec, model, i, metrics), CircuitBreaker(spec.breaker, clock=clock))
+                for i in range(spec.replicas)
+            ]
+        )
+        self.held = 0  # requests waiting for a replica to become ready (cold start, replacement)
+        self._capacity_changed: asyncio.Event | None = None
         self._router = PowerOfTwoRouter(self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng)
         target_s = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
         self.admission = AdmissionController(spec.admission, target_s=target_s, name=spec.name, clock=clock)
@@ -88,14 +97,36 @@ class Deployment:
 
     @property
     def ready(self) -> bool:
-        """Every replica loaded once, and at least one takes traffic now (one restarting is not an outage)."""
+        """Every replica loaded once, and at least one takes traffic now (one restarting is not an outage).
+        A managed deployment allowed to scale to zero is ready with none: its requests wait for a cold start."""
+        if self.managed and self.spec.autoscaling is not None and self.spec.autoscaling.min_replicas == 0:
+            return self._followed
         return all(slot.serving for slot in self.slots) and self.ready_replicas > 0
+
+    _followed = False
+
+    def follow(self, replicas: list[Replica]) -> None:
+        """Route to exactly these replicas from now on (the managing runtime's current set). Slots of
+        replicas that stay keep their breaker and latency history; requests on a dropped slot finish."""
+        by_id = {slot.replica.replica_id: slot for slot in self.slots}
+        slots = []
+        for replica in replicas:
+            slot = by_id.get(replica.replica_id) or ReplicaSlot(replica, CircuitBreaker(self.spec.breaker))
+            slot.serving = True
+            slots.append(slot)
+        self.slots[:] = slots  # in place: the router holds this list
+        self._followed = True
+        if self.ready_replicas and self._capacity_changed is not None:
+            self._capacity_changed.set()
 
     @property
     def ready_replicas(self) -> int:
         return sum(slot.replica.ready for slot in self.slots)
 
     async def start(self, progress: ProgressCallback | None = None) -> None:
+        if self.managed:
+            await self._runtime.follow(self, progress)  # type: ignore[attr-defined]
+            return
         await asyncio.gather(*(self._start_replica(slot, progress) for slot in self.slots))
         self._supervisor.start()
 
@@ -158,7 +189,7 @@ class Deployment:
         tried: set[int] = set()
         error: StrataError | None = None
         while True:
-            slot = self._choose(tried, error)
+            slot = await self._choose(tried, error, deadline)
             started = self._clock()
             slot.outstanding += 1
             try:
@@ -188,7 +219,7 @@ class Deployment:
         tried: set[int] = set()
         error: StrataError | None = None
         while True:
-            slot = self._choose(tried, error)
+            slot = await self._choose(tried, error, deadline)
             started = self._clock()
             try:
                 stream = slot.replica.generate(request)
@@ -216,15 +247,37 @@ class Deployment:
             self._on_failure(slot, error)
             self._check_retry(error, tried, deadline)
 
-    def _choose(self, tried: set[int], last_error: StrataError | None) -> ReplicaSlot:
+    async def _choose(self, tried: set[int], last_error: StrataError | None, deadline: Deadline) -> ReplicaSlot:
+        while True:
+            try:
+                slot = self._router.choose(exclude=tried)
+            except NotReady:
+                if not self.managed:
+                    raise
+                await self._wait_for_capacity(deadline)  # the managing runtime is starting replicas
+                continue
+            except StrataError:
+                if last_error is not None:  # no replica left for a retry: the client hears the real failure
+                    raise last_error from None
+                raise
+            tried.add(id(slot))  # by identity: a managed deployment's slot list changes under us
+            return slot
+
+    async def _wait_for_capacity(self, deadline: Deadline) -> None:
+        """Hold a request while no replica is ready (scaled to zero, or every replica being replaced);
+        the held count reaches the controller, which treats it as demand and starts one at once."""
+        scaling = self.spec.autoscaling
+        hold_s = deadline.timeout_s(scaling.cold_start_timeout_s if scaling else 60.0)
+        if self._capacity_changed is None:
+            self._capacity_changed = asyncio.Event()
+        self._capacity_changed.clear()
+        self.held += 1
         try:
-            slot = self._router.choose(exclude=tried)
-        except StrataError:
-            if last_error is not None:  # no replica left for a retry: the client hears the real failure
-                raise last_error from None
-            raise
-        tried.add(self._router.index(slot))
-        return slot
+            await asyncio.wait_for(self._capacity_changed.wait(), hold_s)
+        except TimeoutError:
+            raise NotReady(f"{self.name}: no replica became ready within {hold_s:.0f} s", retry_after_s=5.0) from None
+        finally:
+            self.held -= 1
 
     def _try_timeout(self, deadline: Deadline) -> float | None:
         return deadline.timeout_s(self._try_timeout_s)

@@ -66,11 +66,12 @@ class PowerOfTwoRouter:
         self._rng = rng or random.Random()
 
     def choose(self, exclude: Collection[int] = ()) -> ReplicaSlot:
-        """A ready, admitted replica not in ``exclude`` (indexes of replicas already tried)."""
+        """A ready, admitted replica not in ``exclude`` (``id()`` of the slots already tried: the slot list
+        of a deployment whose runtime manages its replicas can change between two tries)."""
         ready = [slot for slot in self.slots if slot.replica.ready]
         if not ready:
             raise NotReady("no replica is ready yet (loading, warming up or restarting)", retry_after_s=2.0)
-        candidates = [s for i, s in enumerate(self.slots) if i not in exclude and s in ready]
+        candidates = [s for s in ready if id(s) not in exclude]
         admitted = [slot for slot in candidates if slot.breaker.would_allow()]
         if not admitted:
             raise ReplicaUnavailable(f"no replica left to try: {len(ready)} ready, the others ejected or tried")
@@ -88,9 +89,6 @@ class PowerOfTwoRouter:
             return closed[0]
         first, second = self._rng.sample(closed, 2)
         return first if self._cost(first) <= self._cost(second) else second
-
-    def index(self, slot: ReplicaSlot) -> int:
-        return self.slots.index(slot)
 
     def _cost(self, slot: ReplicaSlot) -> float:
         known = [s.latency_s for s in self.slots if s.latency_s is not None]

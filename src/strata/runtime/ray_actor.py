@@ -1,0 +1,144 @@
+"""The replica actor: one local replica (model + its batcher) living in a Ray worker process.
+
+Inside the actor nothing is new: it holds exactly the replica the local runtime builds, so dynamic
+and continuous batching behave the same on a laptop and on a cluster. What the actor adds is what
+the gateway and the controller need to see from outside the process: a status (ready, queue,
+requests in progress, how long the current model call has run) and a latency window for the
+autoscaler.
+
+Errors cross the process boundary as plain tuples, not pickled exceptions: a StrataError's keyword
+arguments (param, retry_after_s) would not survive pickling, and the gateway must re-raise the same
+class, since only some classes are safe to retry.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import deque
+from collections.abc import AsyncIterator
+from typing import Any
+
+from strata import errors
+from strata.errors import StrataError
+from strata.observability.metrics import Metrics
+from strata.serving.generation import GenerationRequest
+from strata.spec import DeploymentSpec, ModelSpec
+
+LATENCY_WINDOW = 512  # latencies kept for the p99 the autoscaler reads: enough for a stable tail
+
+WireError = tuple[str, str, str | None, float | None]
+"""(error class name, message, param, retry_after_s)."""
+
+
+def error_to_wire(error: StrataError) -> WireError:
+    return (type(error).__name__, error.message, error.param, getattr(error, "retry_after_s", None))
+
+
+def error_from_wire(wire: WireError) -> StrataError:
+    """The gateway's side: the same class, message and field as raised in the replica."""
+    name, message, param, retry_after_s = wire
+    cls = getattr(errors, name, None)
+    if not (isinstance(cls, type) and issubclass(cls, StrataError)) or cls is errors.ModelNotFound:
+        return errors.ModelFailed(message, param=param)
+    if issubclass(cls, errors.Overloaded):
+        return cls(message, retry_after_s=retry_after_s or 1.0)
+    return cls(message, param=param)
+
+
+class ReplicaActor:
+    """Decorated with ``ray.remote`` by the runtime (this module never imports Ray itself, so the
+    replica logic stays testable in one process). Async actor: many requests are in flight at
+    once, which is what lets the batcher inside form batches."""
+
+    def __init__(self, deployment: DeploymentSpec, model: ModelSpec, replica_id: str) -> None:
+        # Imported here, in the replica's process: the controller, which only names this class, never
+        # pays for the model backends (torch, transformers) on its (re)start.
+        from strata.runtime.local import LocalRuntime
+
+        self.replica_id = replica_id
+        self._replica = LocalRuntime().create_replica(deployment, model, 0, Metrics().for_deployment(deployment.name))
+        self._replica.replica_id = replica_id
+        self._started = False
+        self._in_flight = 0
+        self._arrivals = 0
+        self._finished_count = 0
+        self._latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_WINDOW)  # (finished_count, seconds)
+        self._last_arrival = time.monotonic()
+
+    async def start(self) -> tuple[float, str]:
+        """Load and warm the model; returns the seconds it took and the node it runs on. Raises if the
+        model cannot load."""
+        import ray
+
+        started = time.perf_counter()
+        await self._replica.start()
+        self._started = True
+        return time.perf_counter() - started, ray.get_runtime_context().get_node_id()
+
+    async def stop(self) -> None:
+        await self._replica.stop()
+
+    def status(self, since: int = 0) -> dict[str, Any]:
+        """What the gateway routes on and the controller scales on; cheap, called a few times a second.
+        ``latencies_s`` holds the requests finished after the caller's last look (``finished`` then)."""
+        import ray  # here only: the class is usable without Ray for tests of the logic
+
+        return {
+            "replica_id": self.replica_id,
+            "ready": self._started and self._replica.ready,
+            "alive": self._replica.alive,
+            "queue_depth": self._replica.queue_depth,
+            "stalled_s": self._replica.stalled_s(),
+            "in_flight": self._in_flight,
+            "arrivals": self._arrivals,
+            "idle_s": time.monotonic() - self._last_arrival,
+            "finished": self._finished_count,
+            "latencies_s": [seconds for count, seconds in self._latencies if count > since],
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "pid": os.getpid(),
+        }
+
+    async def infer(self, item: Any) -> tuple[bool, Any]:
+        """(True, result) or (False, WireError)."""
+        self._arrived()
+        started = time.perf_counter()
+        try:
+            return True, await self._replica.infer(item)
+        except StrataError as error:
+            return False, error_to_wire(error)
+        finally:
+            self._finished(started)
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[tuple[bool, Any]]:
+        """A Ray streaming generator: (True, GenerationEvent) per event, or one (False, WireError).
+        When the gateway cancels (its client left), this generator is cancelled and closing the
+        local stream frees the sequence's batch slot before the next decode step."""
+        self._arrived()
+        started = time.perf_counter()
+        try:
+            try:
+                stream = self._replica.generate(request)
+            except StrataError as error:
+                yield False, error_to_wire(error)
+                return
+            events = stream.events()
+            try:
+                async for event in events:
+                    yield True, event
+            except StrataError as error:
+                yield False, error_to_wire(error)
+            finally:
+                await events.aclose()
+        finally:
+            self._finished(started)
+
+    def _arrived(self) -> None:
+        self._arrivals += 1
+        self._in_flight += 1
+        self._last_arrival = time.monotonic()
+
+    def _finished(self, started: float) -> None:
+        self._in_flight -= 1
+        self._finished_count += 1
+        self._latencies.append((self._finished_count, time.perf_counter() - started))

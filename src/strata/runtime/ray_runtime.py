@@ -1,0 +1,159 @@
+"""The Ray runtime, gateway side: joins the cluster, finds (or creates) the app's controller, and
+keeps every deployment's replica set in step with it.
+
+Several gateways may run this at once, on any nodes: the first one creates the controller (a
+detached named actor; the others get the same one), each syncs every ``sync_interval_ms`` and
+routes with its own router, breakers and admission control. A sync that fails (the controller is
+restarting) changes nothing: the gateway keeps routing to the replicas it knows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import ray
+from ray.exceptions import RayError
+
+from strata.errors import StrataError
+from strata.observability.metrics import DeploymentMetrics
+from strata.runtime.base import Replica
+from strata.runtime.ray_controller import Controller, controller_name
+from strata.runtime.ray_replica import RayReplica
+from strata.spec import AppSpec, DeploymentSpec, ModelSpec
+
+if TYPE_CHECKING:
+    from strata.serving.deployment import Deployment, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+SYNC_TIMEOUT_S = 5.0
+HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has this resource
+
+
+def connect(address: str, namespace: str) -> None:
+    """Join the cluster once per process ('local' starts a private one, for trying distributed mode out)."""
+    if ray.is_initialized():
+        return
+    ray.init(
+        address=None if address == "local" else address,
+        namespace=namespace,
+        log_to_driver=False,  # replica and controller logs stay in Ray's log folder, not on the gateway's console
+        configure_logging=False,
+    )
+
+
+class RayRuntime:
+    manages_replicas = True  # deployments follow the controller's replica set (see Deployment.follow)
+
+    def __init__(self, app: AppSpec, *, address: str | None = None) -> None:
+        self.app = app
+        self.address = address or os.environ.get("STRATA_RAY_ADDRESS") or app.ray.address
+        self.gateway_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        connect(self.address, app.ray.namespace)
+        self.controller = (
+            ray.remote(Controller)
+            .options(
+                name=controller_name(app.name),
+                namespace=app.ray.namespace,
+                lifetime="detached",
+                get_if_exists=True,  # the first gateway creates it; every other gets the same one
+                max_restarts=-1,  # it keeps no state of its own: a restart adopts the running replicas
+                max_concurrency=1000,
+                num_cpus=0,
+                # On the head node, whose loss takes the cluster (its GCS) with it anyway: losing any
+                # other node then never costs the controller as well as that node's replicas.
+                resources={HEAD_NODE_RESOURCE: 0.001},
+            )
+            .remote(app.model_dump_json())
+        )
+        self._deployments: dict[str, Deployment] = {}
+        self._replicas: dict[str, RayReplica] = {}
+        self._synced = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.view: dict[str, Any] = {}  # the controller's last answer: replicas, decisions (for /metrics)
+        self.sync_failures = 0
+        self.syncs = 0
+
+    def create_replica(
+        self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics
+    ) -> Replica:
+        raise StrataError("the Ray runtime's replicas are started by its controller, not by a deployment")
+
+    async def follow(self, deployment: Deployment, progress: ProgressCallback | None) -> None:
+        """Keep ``deployment`` on the controller's replica set; return once its first replicas are ready
+        (at once for a deployment that may scale to zero)."""
+        self._deployments[deployment.name] = deployment
+        if self._task is None:
+            self._task = asyncio.create_task(self._sync_forever(), name="ray-sync")
+        announced: set[str] = set()
+        wanted = deployment.spec.replicas
+        while True:
+            await self._synced.wait()
+            self._synced.clear()
+            view = self.view.get(deployment.name, {})
+            for replica in view.get("replicas", []):
+                rid = replica["replica_id"]
+                if progress and rid not in announced:
+                    announced.add(rid)
+                    progress(rid, "loading")
+                if progress and replica["ready"] and rid + ":ready" not in announced:
+                    announced.add(rid + ":ready")
+                    progress(rid, "ready")
+            if deployment.ready_replicas >= wanted or deployment.load_errors:
+                return  # a model that cannot load is reported by /readyz; the controller retries with backoff
+
+    async def _sync_forever(self) -> None:
+        interval = self.app.ray.sync_interval_ms / 1000.0
+        while True:
+            try:
+                await self.sync()
+            except (RayError, TimeoutError) as error:  # controller restarting: keep routing as before
+                self.sync_failures += 1
+                log.warning("replica sync failed (%s); keeping the last replica set", type(error).__name__)
+            self._synced.set()
+            await asyncio.sleep(interval)
+
+    async def sync(self) -> None:
+        held = {name: d.held for name, d in self._deployments.items()}
+        view = await asyncio.wait_for(self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S)
+        self.view = view["deployments"]
+        self.syncs += 1
+        for name, deployment in self._deployments.items():
+            replicas = []
+            for entry in self.view.get(name, {}).get("replicas", []):
+                if entry["state"] == "draining":
+                    continue  # no new requests; those it holds finish on the slot they started on
+                replica = self._replicas.get(entry["replica_id"]) or await self._handle(entry["replica_id"], deployment)
+                if replica is None:
+                    continue
+                replica.mark(ready=entry["ready"], queue_depth=entry["queue_depth"], stalled_s=entry["stalled_s"])
+                replicas.append(replica)
+            deployment.follow(replicas)
+            deployment.load_errors = dict(self.view.get(name, {}).get("load_errors", {}))
+        live = {r.replica_id for d in self._deployments.values() for r in (s.replica for s in d.slots)}
+        self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
+
+    async def _handle(self, replica_id: str, deployment: Deployment) -> RayReplica | None:
+        try:
+            actor = await asyncio.to_thread(ray.get_actor, replica_id, namespace=self.app.ray.namespace)
+        except ValueError:  # removed between the controller's answer and now
+            return None
+        replica = RayReplica(replica_id, actor, deployment.model)
+        self._replicas[replica_id] = replica
+        return replica
+
+    async def shutdown(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        if self.address == "local":  # a private cluster: nothing outlives this gateway
+            with contextlib.suppress(RayError):
+                await asyncio.wait_for(self.controller.shutdown.remote(), SYNC_TIMEOUT_S)
+            ray.shutdown()

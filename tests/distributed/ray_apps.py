@@ -1,0 +1,95 @@
+"""App specs and load loops the distributed tests share."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from strata.errors import StrataError
+from strata.observability.metrics import Metrics
+from strata.runtime.ray_runtime import RayRuntime
+from strata.serving.server import ModelServer
+from strata.spec import AppSpec, parse_spec
+
+ECHO = "strata.models.python_model:EchoModel"
+
+
+def echo_app(name: str, *deployments: dict[str, Any], control_interval_ms: float = 200.0) -> AppSpec:
+    """An app of EchoModel deployments, each reachable by a route of its own name."""
+    return parse_spec(
+        {
+            "name": name,
+            "runtime": "ray",
+            "ray": {"namespace": name, "sync_interval_ms": 100, "control_interval_ms": control_interval_ms},
+            "models": [{"name": "echo", "kind": "python", "entrypoint": ECHO, "options": {"sleep_ms": 5}}],
+            "deployments": [{"model": "echo", **d} for d in deployments],
+            "routes": [{"name": d["name"], "deployment": d["name"]} for d in deployments],
+        }
+    )
+
+
+async def start_server(spec: AppSpec, address: str) -> ModelServer:
+    server = ModelServer(spec, RayRuntime(spec, address=address), Metrics())
+    await server.start()
+    return server
+
+
+async def stop_server(server: ModelServer) -> None:
+    """Stop the gateway side and the app's actors (the cluster outlives the test)."""
+    runtime = server.runtime
+    assert isinstance(runtime, RayRuntime)
+    await server.stop()
+    await runtime.controller.shutdown.remote()
+    import ray
+
+    ray.kill(runtime.controller, no_restart=True)
+
+
+def replica_nodes(server: ModelServer, deployment: str) -> dict[str, str]:
+    """replica id -> node id, as the controller last reported it."""
+    runtime = server.runtime
+    assert isinstance(runtime, RayRuntime)
+    return {r["replica_id"]: r["node_id"] for r in runtime.view[deployment]["replicas"] if r["node_id"]}
+
+
+class Load:
+    """``clients`` concurrent callers sending requests in a loop until stopped; every outcome counted."""
+
+    def __init__(self, server: ModelServer, deployment: str, clients: int) -> None:
+        self._deployment = server.deployments[deployment]
+        self._clients = clients
+        self._stop = asyncio.Event()
+        self.ok = 0
+        self.failures: list[str] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._client(i)) for i in range(self._clients)]
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await asyncio.gather(*self._tasks)
+
+    async def _client(self, index: int) -> None:
+        sent = 0
+        while not self._stop.is_set():
+            item = f"{index}-{sent}"
+            sent += 1
+            try:
+                answer = await self._deployment.infer(item)
+            except StrataError as error:
+                self.failures.append(f"{type(error).__name__}: {error.message}")
+                continue
+            if answer != item:
+                self.failures.append(f"wrong answer {answer!r} for {item!r}")
+            else:
+                self.ok += 1
+
+
+async def wait_until(condition: Any, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+        await asyncio.sleep(0.05)

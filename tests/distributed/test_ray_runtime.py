@@ -1,0 +1,121 @@
+"""The Ray runtime on a real three-node cluster: placement, node loss, drain, controller restart."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import ray
+
+from strata.runtime.ray_controller import controller_name
+from strata.runtime.ray_runtime import RayRuntime
+from strata.testing.ray_cluster import LocalCluster
+from tests.distributed.conftest import NODES
+from tests.distributed.ray_apps import Load, echo_app, replica_nodes, start_server, stop_server, wait_until
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed]
+
+RETRY_SAFE = {"retries": {"max_attempts": 3, "budget_ratio": 1.0}}  # echo is idempotent: every try may retry
+
+
+async def test_replicas_land_only_on_nodes_with_their_resources(cluster: LocalCluster, app_name: str) -> None:
+    spec = echo_app(
+        app_name,
+        {"name": "gpu-echo", "replicas": 1, "resources": {"cpus": 0.1, "gpus": 1}},
+        {"name": "custom-echo", "replicas": 2, "resources": {"cpus": 0.1, "custom": {"gpu_node": 0.1}}},
+        {"name": "cpu-echo", "replicas": 3, "resources": {"cpus": 0.5}},
+    )
+    server = await start_server(spec, cluster.address)
+    try:
+        gpu_node = cluster.node_id("gpu")
+        assert set(replica_nodes(server, "gpu-echo").values()) == {gpu_node}
+        assert set(replica_nodes(server, "custom-echo").values()) == {gpu_node}
+        assert len(set(replica_nodes(server, "cpu-echo").values())) == 3  # spread: one node lost, one replica lost
+        for name in ("gpu-echo", "custom-echo", "cpu-echo"):
+            assert await server.deployments[name].infer(f"to {name}") == f"to {name}"
+    finally:
+        await stop_server(server)
+
+
+async def test_a_node_killed_under_load_fails_no_request_and_its_replicas_come_back(
+    cluster: LocalCluster, app_name: str
+) -> None:
+    spec = echo_app(app_name, {"name": "echo", "replicas": 3, "resources": {"cpus": 0.5}, **RETRY_SAFE})
+    server = await start_server(spec, cluster.address)
+    load = Load(server, "echo", clients=16)
+    try:
+        doomed = cluster.node_id("cpu")
+        assert doomed in replica_nodes(server, "echo").values()
+        load.start()
+        await asyncio.sleep(1.5)
+        before = load.ok
+        cluster.kill("cpu")
+        runtime = server.runtime
+        assert isinstance(runtime, RayRuntime)
+        await wait_until(
+            lambda: runtime.view["echo"]["replaced"] >= 1 and server.deployments["echo"].ready_replicas == 3,
+            60,
+            "a replacement replica",
+        )
+        await asyncio.sleep(1.0)
+        await load.stop()
+        assert load.failures == []
+        assert load.ok > before  # served throughout, not only before the kill
+        nodes = replica_nodes(server, "echo")
+        assert len(nodes) == 3 and doomed not in nodes.values()
+    finally:
+        if not load._stop.is_set():
+            await load.stop()
+        await stop_server(server)
+        cluster.add("cpu", **NODES["cpu"])
+
+
+async def test_scaling_down_drains_replicas_without_dropping_a_request(cluster: LocalCluster, app_name: str) -> None:
+    spec = echo_app(app_name, {"name": "echo", "replicas": 3, "resources": {"cpus": 0.3}})
+    server = await start_server(spec, cluster.address)
+    load = Load(server, "echo", clients=12)
+    runtime = server.runtime
+    assert isinstance(runtime, RayRuntime)
+    try:
+        load.start()
+        await asyncio.sleep(0.5)
+        removed = set(replica_nodes(server, "echo"))
+        await runtime.controller.scale.remote("echo", 1)
+        await wait_until(lambda: len(runtime.view["echo"]["replicas"]) == 1, 20, "two replicas drained and removed")
+        await asyncio.sleep(0.5)
+        await load.stop()
+        assert load.failures == []
+        kept = set(replica_nodes(server, "echo"))
+        for replica_id in removed - kept:  # the drained actors are gone from the cluster
+            with pytest.raises(ValueError):
+                ray.get_actor(replica_id, namespace=app_name)
+    finally:
+        if not load._stop.is_set():
+            await load.stop()
+        await stop_server(server)
+
+
+async def test_the_controller_restarts_and_adopts_the_running_replicas(cluster: LocalCluster, app_name: str) -> None:
+    spec = echo_app(app_name, {"name": "echo", "replicas": 2, "resources": {"cpus": 0.3}})
+    server = await start_server(spec, cluster.address)
+    load = Load(server, "echo", clients=8)
+    runtime = server.runtime
+    assert isinstance(runtime, RayRuntime)
+    try:
+        load.start()
+        replicas = set(replica_nodes(server, "echo"))
+        first = await runtime.controller.replica_set.remote("test", {})
+        ray.kill(ray.get_actor(controller_name(app_name), namespace=app_name), no_restart=False)
+        await wait_until(lambda: runtime.sync_failures > 0, 10, "a sync to fail while the controller restarts")
+        syncs = runtime.syncs
+        await wait_until(lambda: runtime.syncs > syncs, 30, "a sync with the restarted controller")
+        second = await runtime.controller.replica_set.remote("test", {})
+        await asyncio.sleep(1.0)
+        await load.stop()
+        assert second["started_at"] > first["started_at"]  # a new incarnation...
+        assert set(replica_nodes(server, "echo")) == replicas  # ...that adopted the replicas, started none
+        assert load.failures == []
+    finally:
+        if not load._stop.is_set():
+            await load.stop()
+        await stop_server(server)
