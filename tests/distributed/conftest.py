@@ -10,14 +10,9 @@ import secrets
 from collections.abc import Iterator
 
 import pytest
+from ray_apps import NODES
 
 from strata.testing.ray_cluster import LocalCluster, local_cluster
-
-NODES = {
-    "head": {"num_cpus": 2},
-    "cpu": {"num_cpus": 2},
-    "gpu": {"num_cpus": 2, "num_gpus": 1, "resources": {"gpu_node": 1}},
-}
 
 
 @pytest.fixture(scope="package")

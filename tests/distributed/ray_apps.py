@@ -14,6 +14,12 @@ from strata.spec import AppSpec, parse_spec
 
 ECHO = "strata.models.python_model:EchoModel"
 
+NODES = {
+    "head": {"num_cpus": 2},
+    "cpu": {"num_cpus": 2},
+    "gpu": {"num_cpus": 2, "num_gpus": 1, "resources": {"gpu_node": 1}},
+}
+
 
 def echo_app(name: str, *deployments: dict[str, Any], control_interval_ms: float = 200.0) -> AppSpec:
     """An app of EchoModel deployments, each reachable by a route of its own name."""

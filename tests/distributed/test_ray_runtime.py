@@ -6,12 +6,11 @@ import asyncio
 
 import pytest
 import ray
+from ray_apps import NODES, Load, echo_app, replica_nodes, start_server, stop_server, wait_until
 
 from strata.runtime.ray_controller import controller_name
 from strata.runtime.ray_runtime import RayRuntime
 from strata.testing.ray_cluster import LocalCluster
-from tests.distributed.conftest import NODES
-from tests.distributed.ray_apps import Load, echo_app, replica_nodes, start_server, stop_server, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
 
@@ -62,7 +61,8 @@ async def test_a_node_killed_under_load_fails_no_request_and_its_replicas_come_b
         assert load.failures == []
         assert load.ok > before  # served throughout, not only before the kill
         nodes = replica_nodes(server, "echo")
-        assert len(nodes) == 3 and doomed not in nodes.values()
+        assert len(nodes) == 3
+        assert doomed not in nodes.values()
     finally:
         if not load._stop.is_set():
             await load.stop()
@@ -87,7 +87,7 @@ async def test_scaling_down_drains_replicas_without_dropping_a_request(cluster: 
         assert load.failures == []
         kept = set(replica_nodes(server, "echo"))
         for replica_id in removed - kept:  # the drained actors are gone from the cluster
-            with pytest.raises(ValueError):
+            with pytest.raises(ValueError, match="Failed to look up actor"):
                 ray.get_actor(replica_id, namespace=app_name)
     finally:
         if not load._stop.is_set():

@@ -100,6 +100,12 @@ class TrafficAdminAPI:
             raise Conflict(str(error)) from None
         return json_response(rollout.status())
 
+    async def cluster(self, request: Request) -> Response:
+        """The runtime's view: for Ray, this gateway's sync state and the controller's replicas and
+        recent autoscaling decisions per deployment."""
+        snapshot = getattr(self.server.runtime, "snapshot", None)
+        return json_response(snapshot() if snapshot is not None else {"runtime": "local"})
+
 
 def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:
     api = TrafficAdminAPI(server)
@@ -111,3 +117,4 @@ def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:
     app.add_api_route(f"{PREFIX}/routes/{{route:path}}/traffic", api.set_weights, methods=["PUT"])
     app.add_api_route(f"{PREFIX}/routes", api.list_routes, methods=["GET"])
     app.add_api_route(f"{PREFIX}/deployments", api.list_deployments, methods=["GET"])
+    app.add_api_route(f"{PREFIX}/cluster", api.cluster, methods=["GET"])

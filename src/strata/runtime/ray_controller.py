@@ -166,9 +166,7 @@ class DeploymentController:
     async def observe(self) -> None:
         """Refresh every replica's status; drop the dead and the hung."""
         records = [r for r in self.records.values() if r.start_task is None or r.start_task.done()]
-        results = await asyncio.gather(
-            *(_status(r.handle, r.seen_finished) for r in records), return_exceptions=True
-        )
+        results = await asyncio.gather(*(_status(r.handle, r.seen_finished) for r in records), return_exceptions=True)
         for record, result in zip(records, results, strict=True):
             if isinstance(result, GetTimeoutError | TimeoutError):
                 record.misses += 1
@@ -253,8 +251,14 @@ class DeploymentController:
                 "terms": {k: round(v, 3) for k, v in decision.terms.items()},
             }
             self.decisions.append(entry)
-            log.info("%s: scale %d -> %d (%s) %s", self.spec.name, decision.current, decision.desired,
-                     decision.reason, entry["terms"])
+            log.info(
+                "%s: scale %d -> %d (%s) %s",
+                self.spec.name,
+                decision.current,
+                decision.desired,
+                decision.reason,
+                entry["terms"],
+            )
 
     def view(self) -> dict[str, Any]:
         decision = self.decision

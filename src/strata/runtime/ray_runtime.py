@@ -18,9 +18,11 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import ray
+from prometheus_client import CollectorRegistry
 from ray.exceptions import RayError
 
 from strata.errors import StrataError
+from strata.observability.cluster_metrics import register_cluster_metrics
 from strata.observability.metrics import DeploymentMetrics
 from strata.runtime.base import Replica
 from strata.runtime.ray_controller import Controller, controller_name
@@ -79,6 +81,20 @@ class RayRuntime:
         self.view: dict[str, Any] = {}  # the controller's last answer: replicas, decisions (for /metrics)
         self.sync_failures = 0
         self.syncs = 0
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        register_cluster_metrics(registry, lambda: self.view, lambda: self.sync_failures)
+
+    def snapshot(self) -> dict[str, Any]:
+        """For GET /v1/admin/cluster: this gateway, and the controller's view of every deployment."""
+        return {
+            "runtime": "ray",
+            "address": self.address,
+            "gateway": self.gateway_id,
+            "syncs": self.syncs,
+            "sync_failures": self.sync_failures,
+            "deployments": self.view,
+        }
 
     def create_replica(
         self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics

@@ -25,6 +25,9 @@ class ModelServer:
         self.runtime = runtime
         self.metrics = metrics
         self.resilience = ResilienceMetrics(metrics.registry)
+        register_metrics = getattr(runtime, "register_metrics", None)  # a cluster runtime exports its own state
+        if register_metrics is not None:
+            register_metrics(metrics.registry)
         rng = random.Random(seed)
         self.deployments = {
             d.name: Deployment(

@@ -1,0 +1,136 @@
+"""Two `strata serve --runtime ray` gateways on one cluster, sharing PostgreSQL and Redis: one
+controller and one set of replicas, one rate limit, keys made on one gateway valid on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import ray
+import yaml
+from ray_apps import ECHO
+
+from strata.runtime.ray_controller import controller_name
+from strata.testing import MetricSamples, ServerProcess
+from strata.testing.databases import temporary_postgres_database
+from strata.testing.ray_cluster import LocalCluster
+
+pytestmark = [pytest.mark.slow, pytest.mark.distributed, pytest.mark.e2e]
+REQUESTS_PER_MINUTE = 30
+
+
+def _spec(app: str) -> dict[str, object]:
+    return {
+        "name": app,
+        "runtime": "ray",
+        "ray": {"namespace": app, "sync_interval_ms": 100, "control_interval_ms": 200},
+        "models": [
+            {"name": "echo", "kind": "python", "entrypoint": ECHO},
+            {"name": "chat", "kind": "hf-causal-lm", "path": "builtin:strata-chat-tiny"},
+        ],
+        "deployments": [
+            {"name": "echo", "model": "echo", "resources": {"cpus": 0.2}},
+            {"name": "chat", "model": "chat", "resources": {"cpus": 0.5}},
+        ],
+        "routes": [{"name": "echo", "deployment": "echo"}, {"name": "chat", "deployment": "chat"}],
+        "access": {
+            "per_key": {"requests_per_minute": REQUESTS_PER_MINUTE},
+            "rate_limit_namespace": f"test-{secrets.token_hex(6)}",
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def gateways(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[ServerProcess]]:
+    app = f"gw{secrets.token_hex(4)}"
+    path: Path = tmp_path_factory.mktemp("gateways") / "app.yaml"
+    path.write_text(yaml.safe_dump(_spec(app)))
+    with temporary_postgres_database() as database:
+        env = {
+            "STRATA_DATABASE_URL": database,
+            "STRATA_REDIS_URL": "redis://127.0.0.1:6379/0",
+            "STRATA_RAY_ADDRESS": cluster.address,
+        }
+        admin_key = f"sk-strata-test-{secrets.token_hex(16)}"
+        try:
+            with (
+                ServerProcess(path, env=env, api_key=admin_key, ready_timeout_s=180) as first,
+                ServerProcess(path, env=env, api_key=admin_key, ready_timeout_s=180) as second,
+            ):
+                yield [first, second]
+        finally:
+            controller = ray.get_actor(controller_name(app), namespace=app)
+            ray.get(controller.shutdown.remote())
+            ray.kill(controller, no_restart=True)
+
+
+def _cluster_view(gateway: ServerProcess) -> dict[str, object]:
+    with gateway.http() as admin:
+        response = admin.get("/v1/admin/cluster")
+        assert response.status_code == 200, response.text
+        view: dict[str, object] = response.json()
+        return view
+
+
+def test_both_gateways_route_to_the_one_replica_set_of_one_controller(gateways: list[ServerProcess]) -> None:
+    views = [_cluster_view(g) for g in gateways]
+    assert views[0]["gateway"] != views[1]["gateway"]
+    replica_sets = [
+        {name: sorted(r["replica_id"] for r in d["replicas"]) for name, d in v["deployments"].items()}  # type: ignore[attr-defined]
+        for v in views
+    ]
+    assert replica_sets[0] == replica_sets[1]
+    assert replica_sets[0] == {"echo": [f"{_app(views[0])}:echo:0"], "chat": [f"{_app(views[0])}:chat:0"]}
+    for gateway in gateways:
+        samples = MetricSamples.scrape(gateway.url, headers=gateway.headers)
+        assert samples.value("strata_cluster_replicas", deployment="chat", state="ready") == 1
+
+
+def _app(view: dict[str, object]) -> str:
+    deployments = view["deployments"]
+    assert isinstance(deployments, dict)
+    return str(deployments["echo"]["replicas"][0]["replica_id"]).split(":")[0]
+
+
+def test_the_openai_client_gets_the_same_greedy_reply_through_either_gateway(gateways: list[ServerProcess]) -> None:
+    replies = []
+    for gateway in gateways:
+        client = openai.OpenAI(base_url=f"{gateway.url}/v1", api_key=gateway.api_key, max_retries=0)
+        completion = client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "What is 2 plus 3?"}], max_tokens=12, temperature=0
+        )
+        replies.append(completion.choices[0].message.content)
+        stream = client.chat.completions.create(
+            model="chat",
+            messages=[{"role": "user", "content": "What is 2 plus 3?"}],
+            max_tokens=12,
+            temperature=0,
+            stream=True,
+        )
+        streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
+        assert streamed == replies[-1]
+    assert replies[0]
+    assert replies[0] == replies[1]
+
+
+async def test_a_rate_limit_holds_across_the_two_gateways(gateways: list[ServerProcess]) -> None:
+    with gateways[0].http() as admin:  # made on the first gateway, stored in PostgreSQL
+        created = admin.post("/v1/admin/keys", json={"tenant": "shared", "scopes": ["infer"]})
+        assert created.status_code == 201, created.text
+    headers = {"Authorization": f"Bearer {created.json()['key']}"}
+    clients = [httpx.AsyncClient(base_url=g.url, headers=headers, timeout=30) for g in gateways]
+    try:
+        calls = [clients[i % 2].post("/v1/models/echo/predict", json={"inputs": [i]}) for i in range(80)]
+        responses = await asyncio.gather(*calls)
+    finally:
+        await asyncio.gather(*(c.aclose() for c in clients))
+    admitted = [r for r in responses if r.status_code == 200]
+    refused = [r for r in responses if r.status_code == 429]
+    assert len(admitted) == REQUESTS_PER_MINUTE
+    assert len(refused) == 80 - REQUESTS_PER_MINUTE
+    assert {r.json()["outputs"][0] for r in admitted} <= set(range(80))
