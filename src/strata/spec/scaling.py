@@ -67,6 +67,25 @@ class AutoscalingSpec(_Spec):
         lt=1,
         description="Scale down only when the load would fit in this share fewer replicas (no flapping at the edge).",
     )
+    downscale_max_share: float = Field(
+        default=0.5,
+        gt=0,
+        le=1,
+        description="Most of the replicas one scale-down removes, as a share of the current count (always at least "
+        "one): a lull in a bursty load does not drop the deployment to its floor in one step.",
+    )
+    downscale_stabilization_s: float = Field(
+        default=120.0,
+        ge=0,
+        description="Scale-down stops at what the highest arrival rate of this many recent seconds needs, so bursts "
+        "that recur within it find their replicas still there; 0 turns it off.",
+    )
+    in_flight_window_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="The in-flight term averages the samples of this many seconds, so one busy instant does not start "
+        "a replica (the backlog and latency terms still react within one control interval).",
+    )
     scale_to_zero_after_s: float = Field(
         default=300.0, gt=0, description="With min_replicas 0: idle this long (no requests) before the last one goes."
     )
