@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 
 from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.deploy import KubernetesOptions, manifests_yaml, render_kubernetes, write_manifests
@@ -28,7 +29,7 @@ def _installed_ray_version() -> str | None:
 
 
 def _fail(message: str) -> typer.Exit:
-    errors.print(f"[bold red]error:[/] {message}", highlight=False)
+    errors.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(SPEC_ERROR_EXIT)
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from strata.apps import default_app
 from strata.errors import StrataError
@@ -26,5 +27,5 @@ def load_app(path: Path | None) -> AppSpec:
     try:
         return load_spec(path) if path is not None else default_app()
     except StrataError as error:
-        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        errors.print(f"[bold red]error:[/] {escape(error.message)}", highlight=False)  # a pattern is no markup
         raise typer.Exit(SPEC_ERROR_EXIT) from None

@@ -119,7 +119,8 @@ def worker_groups(spec: AppSpec) -> list[WorkerGroup]:
 def _ray_resources_param(resources: dict[str, float]) -> str:
     # KubeRay pastes rayStartParams into `ray start --resources=...` in a shell: the JSON object
     # goes in as a quoted, escaped string, the form KubeRay's docs give.
-    return json.dumps(json.dumps(resources, sort_keys=True))
+    whole = {name: int(amount) if amount == int(amount) else amount for name, amount in resources.items()}
+    return json.dumps(json.dumps(whole, sort_keys=True))
 
 
 def _container_resources(cpus: int, memory_mb: int, gpus: int = 0) -> Manifest:
