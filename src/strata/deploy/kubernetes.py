@@ -104,7 +104,7 @@ def render_kubernetes(spec: AppSpec, options: KubernetesOptions) -> list[Manifes
     if options.workers:
         manifests.append(
             worker_deployment(
-                spec, names, namespace=namespace, image=options.image, replicas=options.workers, spec_yaml=spec_yaml
+                names, namespace=namespace, image=options.image, replicas=options.workers, spec_yaml=spec_yaml
             )
         )
     return manifests

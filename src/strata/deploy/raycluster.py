@@ -22,7 +22,12 @@ from strata.deploy.quantities import cpu_quantity, fits, memory_quantity
 from strata.spec import AppSpec, DeploymentSpec
 
 DEFAULT_REPLICA_MEMORY_MB = 2048  # a replica whose spec names no memory_mb
-RAY_NODE_OVERHEAD_MB = 1024  # raylet, object store and the worker processes' own footprint
+# Ray gives replicas the node's memory less its object store: a pod holds its replicas' memory_mb
+# plus a pinned object store (shared memory, small: requests and replies pass through it) plus
+# the raylet's and worker processes' own footprint.
+OBJECT_STORE_MB = 1024
+RAY_PROCESS_OVERHEAD_MB = 1024
+RAY_NODE_OVERHEAD_MB = OBJECT_STORE_MB + RAY_PROCESS_OVERHEAD_MB
 HEAD_CPUS = 1
 HEAD_MEMORY_MB = 4096
 HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080}
@@ -132,11 +137,23 @@ def _container_resources(cpus: int, memory_mb: int, gpus: int = 0) -> Manifest:
     return {"requests": requests, "limits": limits}
 
 
+def _object_store_params() -> dict[str, str]:
+    return {"object-store-memory": str(OBJECT_STORE_MB * 1024 * 1024)}
+
+
+def _shared_memory() -> tuple[Manifest, Manifest]:
+    """/dev/shm sized for the object store: a container's default 64 MiB would send Ray to /tmp."""
+    volume = {"name": "shared-memory", "emptyDir": {"medium": "Memory", "sizeLimit": memory_quantity(OBJECT_STORE_MB)}}
+    return volume, {"name": "shared-memory", "mountPath": "/dev/shm"}
+
+
 def _head_group(names: AppNames, image: str) -> Manifest:
+    volume, mount = _shared_memory()
     return {
         "serviceType": "ClusterIP",
-        # num-cpus 0: no replica lands on the head, whose memory the GCS needs.
-        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0"},
+        # num-cpus 0: no replica lands on the head, whose memory the GCS needs. The Ray runtime's
+        # controller asks for no CPU and for the head's own resource, so it still runs here.
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", **_object_store_params()},
         "template": {
             "metadata": {"labels": labels(names, "ray-head")},
             "spec": {
@@ -146,25 +163,30 @@ def _head_group(names: AppNames, image: str) -> Manifest:
                         "image": image,
                         "ports": [{"name": name, "containerPort": port} for name, port in HEAD_PORTS.items()],
                         "resources": _container_resources(HEAD_CPUS, HEAD_MEMORY_MB),
+                        "volumeMounts": [mount],
                     }
-                ]
+                ],
+                "volumes": [volume],
             },
         },
     }
 
 
 def _worker_group(group: WorkerGroup, names: AppNames, image: str) -> Manifest:
-    params: dict[str, str] = {}
+    params = _object_store_params()
     if group.custom_resources:
         params["resources"] = _ray_resources_param(group.custom_resources)
+    volume, mount = _shared_memory()
     pod_spec: Manifest = {
         "containers": [
             {
                 "name": "ray-worker",
                 "image": image,
                 "resources": _container_resources(group.cpus, group.memory_mb, group.gpus),
+                "volumeMounts": [mount],
             }
-        ]
+        ],
+        "volumes": [volume],
     }
     if group.gpu:
         # GPU node pools are commonly tainted so that only pods that need a GPU land there.

@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from strata.cli.worker import needs_models
 from strata.deploy.names import AppNames, labels, selector_labels
-from strata.deploy.quantities import cpu_quantity, memory_quantity
-from strata.deploy.raycluster import DEFAULT_REPLICA_MEMORY_MB, RAY_NODE_OVERHEAD_MB, ray_client_address
+from strata.deploy.raycluster import ray_client_address
 from strata.spec import AppSpec
 
 Manifest = dict[str, Any]
@@ -87,7 +85,7 @@ def gateway_deployment(
     container: Manifest = {
         "name": "gateway",
         "image": image,
-        "command": ["strata", "serve", SPEC_PATH, "--host", "0.0.0.0", "--port", str(port)],
+        "command": ["strata", "serve", SPEC_PATH, "--runtime", "ray", "--host", "0.0.0.0", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port}],
         "env": _environment(names, namespace),
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
@@ -124,31 +122,16 @@ def gateway_service(names: AppNames, namespace: str) -> Manifest:
     }
 
 
-def _worker_resources(spec: AppSpec) -> Manifest:
-    """A worker that runs generate steps loads every replica of the app in its own process."""
-    if not needs_models(spec):
-        return {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}}
-    cpus = sum(d.replicas * d.resources.cpus for d in spec.deployments)
-    memory_mb = RAY_NODE_OVERHEAD_MB + sum(
-        d.replicas * (d.resources.memory_mb or DEFAULT_REPLICA_MEMORY_MB) for d in spec.deployments
-    )
-    return {
-        "requests": {"cpu": cpu_quantity(cpus), "memory": memory_quantity(memory_mb)},
-        "limits": {"memory": memory_quantity(memory_mb)},
-    }
-
-
-def worker_deployment(
-    spec: AppSpec, names: AppNames, *, namespace: str, image: str, replicas: int, spec_yaml: str
-) -> Manifest:
+def worker_deployment(names: AppNames, *, namespace: str, image: str, replicas: int, spec_yaml: str) -> Manifest:
     # No probes: a worker serves no HTTP; it claims jobs under leases, so one that hangs loses its
-    # jobs to the others when the leases lapse.
+    # jobs to the others when the leases lapse. Small: with runtime ray its generate steps go to
+    # the cluster's replicas, it loads no models of its own.
     container: Manifest = {
         "name": "worker",
         "image": image,
         "command": ["strata", "worker", SPEC_PATH],
         "env": _environment(names, namespace),
-        "resources": _worker_resources(spec),
+        "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
     }
     return {
         "apiVersion": "apps/v1",
