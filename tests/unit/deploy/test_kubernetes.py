@@ -141,6 +141,10 @@ def test_gpu_worker_group_only_when_a_deployment_asks_for_gpus() -> None:
     offered = yaml.safe_load(yaml.safe_load(gpu["rayStartParams"]["resources"]))
     assert offered == {"accelerator_type:A100": 1, "big-node": 1}
     assert "resources" not in cpu["rayStartParams"]
+    # Ray offers replicas the pod's memory less the object store: the A100 replica's memory_mb fits.
+    pod_memory_mib = int(worker["resources"]["limits"]["memory"].removesuffix("Mi"))
+    object_store_mib = int(gpu["rayStartParams"]["object-store-memory"]) // 2**20
+    assert pod_memory_mib - object_store_mib > spec.deployments[1].resources.memory_mb  # type: ignore[operator]
     # One replica per pod here, so the pod bounds are the deployments' replica bounds.
     embed, llm = spec.deployments
     for group, deployment in ((cpu, embed), (gpu, llm)):
