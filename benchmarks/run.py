@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import access, autonomy, embeddings, gateway, textgen, workflows
+from benchmarks import access, autonomy, autoscaling, embeddings, gateway, textgen, workflows
 from benchmarks.harness import Row, cpu_count
 
 BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
@@ -21,6 +21,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "access": access.run,
     "autonomy": autonomy.run,
     "workflows": workflows.run,
+    "autoscaling": autoscaling.run,
 }
 
 

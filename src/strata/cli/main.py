@@ -16,39 +16,24 @@ from rich.table import Table
 from transformers.utils import logging as transformers_logging
 
 from strata.access.safety import check_bind
-from strata.apps import default_app
 from strata.cli import audit as audit_cli
 from strata.cli import autonomy as autonomy_cli
+from strata.cli import deploy as deploy_cli
 from strata.cli import keys as keys_cli
 from strata.cli import worker as worker_cli
 from strata.cli.progress import LoadProgress
 from strata.cli.rollout import rollout_app
+from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
-from strata.spec import AppSpec, load_spec
+from strata.spec import AppSpec
 from strata.training.train_chat import DEFAULT_STEPS, train_chat_model
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Strata: a serving platform for generative AI.")
 app.add_typer(rollout_app, name="rollout")
 console = Console()
 errors = Console(stderr=True)
-
-SPEC_ERROR_EXIT = 2
-
-AppArgument = Annotated[
-    Path | None,
-    typer.Argument(help="App spec (YAML). Without one, the built-in default app.", show_default=False),
-]
-
-
-def _load(path: Path | None) -> AppSpec:
-    try:
-        return load_spec(path) if path is not None else default_app()
-    except StrataError as error:
-        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
-        raise typer.Exit(SPEC_ERROR_EXIT) from None
-
 
 DatabaseOption = Annotated[
     str | None, typer.Option(envvar="STRATA_DATABASE_URL", help="Metadata database URL (overrides the spec).")
@@ -87,7 +72,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
-    spec = _with_stores(_load(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
     if runtime is not None:
         if runtime not in ("local", "ray"):
             errors.print(f"[bold red]error:[/] --runtime: '{runtime}' is not one of local, ray", highlight=False)
@@ -140,7 +125,7 @@ def worker(
     artifacts_url: ArtifactsOption = None,
 ) -> None:
     """Run job workers in their own process (no HTTP): they claim jobs from the metadata database."""
-    spec = _with_stores(_load(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         worker_cli.run(spec, workers=workers, models=models)
@@ -152,14 +137,14 @@ def worker(
 @app.command()
 def validate(spec_path: Annotated[Path, typer.Argument(help="App spec (YAML) to check.")]) -> None:
     """Check an app spec; exit 2 with every problem named if it is invalid."""
-    spec = _load(spec_path)
+    spec = load_app(spec_path)
     console.print(f"[green]ok[/]: app '{spec.name}' with {len(spec.routes)} route(s)")
 
 
 @app.command()
 def models(spec_path: AppArgument = None) -> None:
     """List the models an app serves, with their deployments and where their files are."""
-    spec = _load(spec_path)
+    spec = load_app(spec_path)
     table = Table(title=f"Strata app '{spec.name}'")
     for column in ("route (model name)", "task", "deployment", "replicas", "batching", "source"):
         table.add_column(column)
@@ -202,7 +187,8 @@ def bench(
     only: Annotated[
         list[str] | None,
         typer.Option(
-            help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, workflows."
+            help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
+            "workflows, autoscaling."
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
@@ -211,7 +197,7 @@ def bench(
     ),
 ) -> None:
     """Run the benchmarks: served vs in-process ceilings, gateway and access overhead, continuous batching,
-    the autonomy app, durable jobs."""
+    the autonomy app, durable jobs, the autoscaling policy in simulation."""
     root = _benchmarks_root()
     sys.path.insert(0, str(root))
     # benchmarks/ lives in the checkout, not in the installed package: import it from there.
@@ -249,5 +235,6 @@ def train_chat(
 
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(autonomy_cli.demo_app, name="demo")
 app.command("train-autonomy")(autonomy_cli.train_autonomy)

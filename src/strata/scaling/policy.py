@@ -22,17 +22,17 @@ The controller calls ``decide`` once per control interval per deployment and app
   the term asks for nothing.
 - **forecast**: the arrival rate ``forecast_horizon_s`` ahead, from a least-squares line over the
   last ``forecast_window_s`` (``strata.scaling.forecast``), turned into in-flight requests with
-  Little's law (L = rate x W, with W = observed in-batch requests / arrival rate, the seconds each request
-  is in service: W = L / rate applied to the requests in a batch, not to the queue, which has its
-  own term and would inflate W by its wait) and then into replicas like the in-flight term. A
-  replica started now is ready after a cold start, so on a ramp this term starts it one horizon early.
+  Little's law (L = rate x W, where W = requests in a batch / arrival rate is the seconds a request
+  spends in service; the queue is left out of W because it has its own term and would inflate W
+  by its wait), then into replicas like the in-flight term. A replica started now is ready after
+  a cold start, so on a ramp this term starts it one horizon early.
 
 Then the guards, in order: from zero any demand starts replicas at once ("cold_start", no
 cooldown: a held request is waiting); an idle deployment with ``min_replicas`` 0 goes to zero
 after ``scale_to_zero_after_s`` ("scale_to_zero"); a count outside min..max is put back
 ("bounds"). Scale-up is fast: only ``upscale_cooldown_s`` since the last scale-up, which gives the
 replicas just started time to take load before more are asked for. Scale-down is slow and
-guarded three ways: ``downscale_cooldown_s`` since any change; hysteresis (each load term is
+guarded four ways: ``downscale_cooldown_s`` since any change; hysteresis (each load term is
 divided by 1 - ``downscale_hysteresis``, so n replicas are kept until the load fits in that share
 fewer, and a load at the edge does not flap); a step of at most ``downscale_max_share`` of the
 replicas per decision ("step"), so a lull does not drop to the floor in one go; and a **peak** hold:
@@ -194,9 +194,19 @@ class StrataAutoscaler:
         mean_in_flight = sum(seen.in_flight for seen in recent) / len(recent)
         seconds_in_service = self._seconds_in_service(now)
         latency, holds = self._latency_need(sample)
+        in_flight, backlog = mean_in_flight / spec.target_in_flight, sample.queued / spec.target_queue
+        if sample.ready_replicas < sample.replicas:
+            # While replicas start, the queue grows because they are not ready yet, not only because too
+            # few were asked for. So the queue terms may not pass the count starting unless the work needs
+            # more: the arrival rate plus the backlog served within one drain time (the forecast horizon,
+            # about a cold start), times W, over the target per replica.
+            drain_s = spec.forecast_horizon_s or spec.in_flight_window_s
+            work_per_s = sample.arrivals_per_s + sample.queued / drain_s
+            cap = max(float(sample.replicas), work_per_s * seconds_in_service / spec.target_in_flight)
+            in_flight, backlog = min(in_flight, cap), min(backlog, cap)
         return _Needs(
-            in_flight=mean_in_flight / spec.target_in_flight,
-            backlog=sample.queued / spec.target_queue,
+            in_flight=in_flight,
+            backlog=backlog,
             forecast=self._forecast_rate(now) * seconds_in_service / spec.target_in_flight,
             latency=latency,
             latency_holds=holds,

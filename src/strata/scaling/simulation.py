@@ -53,7 +53,9 @@ class ScaleEvent:
 class SimulationResult:
     trace: str
     policy: str
+    duration_s: float  # simulated: the trace, then until its last request was served (or DRAIN_LIMIT_S)
     requests: int
+    unserved: int  # still queued at the drain limit; counted as violations, their wait so far as latency
     replica_seconds: float
     slo_violation_share: float  # requests slower than the latency target / all requests
     seconds_over_slo: float  # control intervals whose p99 was over the target, in seconds
@@ -256,11 +258,14 @@ def simulate(
     while now < trace.duration_s or (run.busy() and now < trace.duration_s + DRAIN_LIMIT_S):
         now += interval
         run.step(now, interval)
-    latencies = np.asarray(deployment.latencies)
+    unserved = [now - arrival_s for arrival_s, _ in deployment.queue]
+    latencies = np.asarray(deployment.latencies + unserved)
     return SimulationResult(
         trace=trace.name,
         policy=policy_name,
+        duration_s=now,
         requests=len(latencies),
+        unserved=len(unserved),
         replica_seconds=deployment.replica_seconds(now),
         slo_violation_share=float(np.mean(latencies > latency_target_s)) if len(latencies) else 0.0,
         seconds_over_slo=run.seconds_over_slo,
