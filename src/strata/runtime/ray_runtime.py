@@ -123,6 +123,8 @@ class RayRuntime:
                     progress(rid, "ready")
             if deployment.ready_replicas >= wanted or deployment.load_errors:
                 return  # a model that cannot load is reported by /readyz; the controller retries with backoff
+            if view.get("desired") == 0:
+                return  # scaled to zero before its first replica was up: requests will start one
 
     async def _sync_forever(self) -> None:
         interval = self.app.ray.sync_interval_ms / 1000.0
