@@ -11,7 +11,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import access, autonomy, autoscaling, embeddings, gateway, textgen, workflows
+from benchmarks import access, autonomy, autoscaling, distributed, embeddings, gateway, textgen, workflows
 from benchmarks.harness import Row, cpu_count
 
 BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
@@ -22,6 +22,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autonomy": autonomy.run,
     "workflows": workflows.run,
     "autoscaling": autoscaling.run,
+    "distributed": distributed.run,
 }
 
 

@@ -188,7 +188,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
-            "workflows, autoscaling."
+            "workflows, autoscaling, distributed."
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
@@ -197,7 +197,7 @@ def bench(
     ),
 ) -> None:
     """Run the benchmarks: served vs in-process ceilings, gateway and access overhead, continuous batching,
-    the autonomy app, durable jobs, the autoscaling policy in simulation."""
+    the autonomy app, durable jobs, the autoscaling policy in simulation, the Ray runtime's overhead and scaling."""
     root = _benchmarks_root()
     sys.path.insert(0, str(root))
     # benchmarks/ lives in the checkout, not in the installed package: import it from there.

@@ -31,7 +31,6 @@ RAY_NODE_OVERHEAD_MB = OBJECT_STORE_MB + RAY_PROCESS_OVERHEAD_MB
 HEAD_CPUS = 1
 HEAD_MEMORY_MB = 4096
 HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080}
-RAY_CLIENT_PORT = HEAD_PORTS["client"]
 GPU_RESOURCE = "nvidia.com/gpu"
 WORKER_IDLE_TIMEOUT_S = 60
 
@@ -219,6 +218,6 @@ def ray_cluster(spec: AppSpec, names: AppNames, *, namespace: str, image: str, r
     }
 
 
-def ray_client_address(names: AppNames, namespace: str) -> str:
-    """Where gateways reach the cluster: Ray Client on the head Service KubeRay creates."""
-    return f"ray://{names.ray_head_service}.{namespace}.svc:{RAY_CLIENT_PORT}"
+def ray_gcs_address(names: AppNames, namespace: str) -> str:
+    """The head's GCS on the Service KubeRay creates: gateway and worker pods join the cluster there."""
+    return f"{names.ray_head_service}.{namespace}.svc:{HEAD_PORTS['gcs-server']}"

@@ -12,7 +12,7 @@ import hashlib
 from typing import Any
 
 from strata.deploy.names import AppNames, labels, selector_labels
-from strata.deploy.raycluster import ray_client_address
+from strata.deploy.raycluster import ray_gcs_address
 from strata.spec import AppSpec
 
 Manifest = dict[str, Any]
@@ -44,8 +44,23 @@ def app_spec_config_map(names: AppNames, namespace: str, spec_yaml: str) -> Mani
     }
 
 
+# Gateways and workers are Ray drivers, and a driver needs a raylet on its own node: the pod joins
+# the cluster as a node that offers no CPU or GPU (so no replica lands on it), then runs the
+# program in ``args``. Ray Client (ray://) would spare the join but lacks parts of the async actor
+# API the runtime uses, and it adds a proxy hop to every request.
+JOIN_RAY = [
+    "/bin/sh",
+    "-c",
+    'ray start --address="$RAY_HEAD_ADDRESS" --num-cpus=0 --num-gpus=0 --disable-usage-stats && exec "$@"',
+    "join-ray",
+]
+
+
 def _environment(names: AppNames, namespace: str) -> list[Manifest]:
-    env: list[Manifest] = [{"name": "STRATA_RAY_ADDRESS", "value": ray_client_address(names, namespace)}]
+    env: list[Manifest] = [
+        {"name": "RAY_HEAD_ADDRESS", "value": ray_gcs_address(names, namespace)},
+        {"name": "STRATA_RAY_ADDRESS", "value": "auto"},  # the node the pod joined (see JOIN_RAY)
+    ]
     for key, variable in STORE_ENV.items():
         reference: Manifest = {"name": names.stores_secret, "key": key}
         if key in OPTIONAL_SECRET_KEYS:
@@ -85,7 +100,8 @@ def gateway_deployment(
     container: Manifest = {
         "name": "gateway",
         "image": image,
-        "command": ["strata", "serve", SPEC_PATH, "--runtime", "ray", "--host", "0.0.0.0", "--port", str(port)],
+        "command": JOIN_RAY,
+        "args": ["strata", "serve", SPEC_PATH, "--runtime", "ray", "--host", "0.0.0.0", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port}],
         "env": _environment(names, namespace),
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
@@ -129,7 +145,8 @@ def worker_deployment(names: AppNames, *, namespace: str, image: str, replicas: 
     container: Manifest = {
         "name": "worker",
         "image": image,
-        "command": ["strata", "worker", SPEC_PATH],
+        "command": JOIN_RAY,
+        "args": ["strata", "worker", SPEC_PATH],
         "env": _environment(names, namespace),
         "resources": {"requests": {"cpu": "500m", "memory": "512Mi"}, "limits": {"memory": "1Gi"}},
     }

@@ -122,14 +122,13 @@ class ReplicaActor:
             except StrataError as error:
                 yield False, error_to_wire(error)
                 return
-            events = stream.events()
             try:
-                async for event in events:
+                async for event in stream.events():
                     yield True, event
             except StrataError as error:
                 yield False, error_to_wire(error)
             finally:
-                await events.aclose()
+                stream.close()  # idempotent; when cancelled mid-stream, this is what frees the batch slot
         finally:
             self._finished(started)
 

@@ -274,7 +274,8 @@ class DeploymentController:
 
 
 async def _status(handle: Any, since: int) -> dict[str, Any]:
-    return await asyncio.wait_for(handle.status.remote(since), STATUS_TIMEOUT_S)  # type: ignore[no-any-return]
+    status: dict[str, Any] = await asyncio.wait_for(handle.status.remote(since), STATUS_TIMEOUT_S)
+    return status
 
 
 def actor_resources(spec: DeploymentSpec) -> dict[str, Any]:

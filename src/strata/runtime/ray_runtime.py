@@ -58,7 +58,7 @@ class RayRuntime:
         self.address = address or os.environ.get("STRATA_RAY_ADDRESS") or app.ray.address
         self.gateway_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         connect(self.address, app.ray.namespace)
-        self.controller = (
+        self.controller: Any = (
             ray.remote(Controller)
             .options(
                 name=controller_name(app.name),

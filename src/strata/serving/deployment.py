@@ -14,7 +14,7 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 from strata.errors import DeadlineExceeded, ModelFailed, NotReady, Overloaded, ReplicaUnavailable, StrataError
@@ -105,7 +105,7 @@ class Deployment:
 
     _followed = False
 
-    def follow(self, replicas: list[Replica]) -> None:
+    def follow(self, replicas: Sequence[Replica]) -> None:
         """Route to exactly these replicas from now on (the managing runtime's current set). Slots of
         replicas that stay keep their breaker and latency history; requests on a dropped slot finish."""
         by_id = {slot.replica.replica_id: slot for slot in self.slots}

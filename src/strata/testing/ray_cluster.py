@@ -60,4 +60,4 @@ def local_cluster(nodes: dict[str, dict[str, Any]]) -> Iterator[LocalCluster]:
         yield local
     finally:
         ray.shutdown()
-        cluster.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]

@@ -119,6 +119,6 @@ def test_rendered_flags_are_real_flags_of_serve_and_worker(tmp_path: Path) -> No
     options = KubernetesOptions(image=IMAGE[1], ray_version=IMAGE[3])
     deployments = [m for m in render_kubernetes(load_spec(_spec_file(tmp_path)), options) if m["kind"] == "Deployment"]
     for deployment in deployments:
-        command = deployment["spec"]["template"]["spec"]["containers"][0]["command"]
+        command = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
         known = {flag for param in commands[command[1]].params for flag in param.opts}
         assert {arg for arg in command if arg.startswith("--")} <= known

@@ -199,13 +199,16 @@ def test_gateways_and_workers_read_the_spec_and_stores_as_serve_does() -> None:
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
         mount = container["volumeMounts"][0]
-        assert container["command"][2] == f"{mount['mountPath']}/app.yaml"
+        assert container["args"][2] == f"{mount['mountPath']}/app.yaml"
         assert pod["volumes"][0]["configMap"]["name"] == config_map["metadata"]["name"]
         env = {e["name"]: e for e in container["env"]}
         secret = env["STRATA_DATABASE_URL"]["valueFrom"]["secretKeyRef"]
         assert secret["name"] == env["STRATA_REDIS_URL"]["valueFrom"]["secretKeyRef"]["name"]
-        assert env["STRATA_RAY_ADDRESS"]["value"] == "ray://acme-llm-prod-v2-ray-head-svc.serving.svc:10001"
-    programs = [d["spec"]["template"]["spec"]["containers"][0]["command"][:2] for d in by_kind(manifests, "Deployment")]
+        assert env["RAY_HEAD_ADDRESS"]["value"] == "acme-llm-prod-v2-ray-head-svc.serving.svc:6379"
+        assert env["STRATA_RAY_ADDRESS"]["value"] == "auto"
+        assert container["command"][:2] == ["/bin/sh", "-c"]
+        assert container["command"][2].startswith('ray start --address="$RAY_HEAD_ADDRESS" --num-cpus=0')
+    programs = [d["spec"]["template"]["spec"]["containers"][0]["args"][:2] for d in by_kind(manifests, "Deployment")]
     assert programs == [["strata", "serve"], ["strata", "worker"]]
 
 
