@@ -58,9 +58,8 @@ class EchoModel:
     """Returns its inputs; optionally sleeps per batch. A reference model for the Python interface,
     and the no-op model the gateway-overhead benchmark measures."""
 
-    def __init__(self, sleep_ms: float = 0.0, fail_on: str | None = None, spin_ms: float = 0.0) -> None:
+    def __init__(self, sleep_ms: float = 0.0, fail_on: str | None = None) -> None:
         self.sleep_s = sleep_ms / 1000.0
-        self.spin_s = spin_ms / 1000.0  # busy CPU, GIL held: a pure-Python model, for scaling benchmarks
         self.fail_on = fail_on
 
     def predict_batch(self, inputs: Sequence[Any]) -> list[Any]:
@@ -68,10 +67,6 @@ class EchoModel:
             raise RuntimeError(f"EchoModel was asked to fail on {self.fail_on!r}")
         if self.sleep_s:
             time.sleep(self.sleep_s)
-        if self.spin_s:
-            until = time.perf_counter() + self.spin_s
-            while time.perf_counter() < until:
-                pass
         return list(inputs)
 
     def warmup(self) -> None:
