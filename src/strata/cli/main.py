@@ -18,6 +18,7 @@ from transformers.utils import logging as transformers_logging
 from strata.access.safety import check_bind
 from strata.cli import audit as audit_cli
 from strata.cli import autonomy as autonomy_cli
+from strata.cli import cluster as cluster_cli
 from strata.cli import deploy as deploy_cli
 from strata.cli import keys as keys_cli
 from strata.cli import worker as worker_cli
@@ -78,6 +79,13 @@ def serve(
             errors.print(f"[bold red]error:[/] --runtime: '{runtime}' is not one of local, ray", highlight=False)
             raise typer.Exit(SPEC_ERROR_EXIT)
         spec = spec.model_copy(update={"runtime": runtime})
+    fixed = [d.name for d in spec.deployments if d.autoscaling is not None and spec.runtime == "local"]
+    if fixed:  # not an error: the same spec is meant to run both ways
+        console.print(
+            f"[yellow]note:[/] autoscaling of {', '.join(fixed)} applies on the Ray runtime; "
+            "the local runtime keeps their 'replicas' fixed",
+            highlight=False,
+        )
     gateway = spec.gateway.model_copy(
         update={"host": host or spec.gateway.host, "port": port if port is not None else spec.gateway.port}
     )
@@ -236,5 +244,6 @@ def train_chat(
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(deploy_cli.app, name="deploy")
+app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(autonomy_cli.demo_app, name="demo")
 app.command("train-autonomy")(autonomy_cli.train_autonomy)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections import deque
@@ -46,6 +47,12 @@ def controller_name(app: str) -> str:
 
 def replica_prefix(app: str, deployment: str) -> str:
     return f"{app}:{deployment}:"
+
+
+def spec_fingerprint(app: AppSpec) -> str:
+    """What must match between a gateway and the running controller of its app: everything that
+    shapes replicas and routing (not the gateway's port, its stores or its access settings)."""
+    return hashlib.sha256(app.model_dump_json(exclude={"gateway", "store", "access"}).encode()).hexdigest()[:16]
 
 
 @dataclass
@@ -353,9 +360,10 @@ class Controller:
         policy.replicas = replicas
         self._ensure_loop()
 
-    async def ping(self) -> str:
+    async def fingerprint(self) -> str:
+        """The spec this controller runs (gateways refuse to join one of another version)."""
         self._ensure_loop()
-        return self.app.name
+        return spec_fingerprint(self.app)
 
     async def shutdown(self) -> None:
         """Stop every replica (the app is being torn down, not one gateway restarting)."""

@@ -21,11 +21,11 @@ import ray
 from prometheus_client import CollectorRegistry
 from ray.exceptions import RayError
 
-from strata.errors import StrataError
+from strata.errors import SpecError, StrataError
 from strata.observability.cluster_metrics import register_cluster_metrics
 from strata.observability.metrics import DeploymentMetrics
 from strata.runtime.base import Replica
-from strata.runtime.ray_controller import Controller, controller_name
+from strata.runtime.ray_controller import Controller, controller_name, spec_fingerprint
 from strata.runtime.ray_replica import RayReplica
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec
 
@@ -42,12 +42,24 @@ def connect(address: str, namespace: str) -> None:
     """Join the cluster once per process ('local' starts a private one, for trying distributed mode out)."""
     if ray.is_initialized():
         return
-    ray.init(
-        address=None if address == "local" else address,
-        namespace=namespace,
-        log_to_driver=False,  # replica and controller logs stay in Ray's log folder, not on the gateway's console
-        configure_logging=False,
-    )
+    try:
+        ray.init(
+            address=None if address == "local" else address,
+            namespace=namespace,
+            log_to_driver=False,  # replica and controller logs stay in Ray's log folder, not on the gateway's console
+            configure_logging=False,
+        )
+    except (ConnectionError, RuntimeError, ValueError) as error:
+        raise SpecError(
+            f"ray.address: cannot join the Ray cluster at '{address}' ({type(error).__name__}: {error}). "
+            "Start one (`ray start --head`), join this node to one, or use address 'local' to try it out.",
+            param="ray.address",
+        ) from None
+
+
+def find_controller(app: AppSpec) -> Any:
+    """The running controller of ``app`` on the joined cluster; raises ValueError when there is none."""
+    return ray.get_actor(controller_name(app.name), namespace=app.ray.namespace)
 
 
 class RayRuntime:
@@ -74,6 +86,7 @@ class RayRuntime:
             )
             .remote(app.model_dump_json())
         )
+        self._check_same_app(app)
         self._deployments: dict[str, Deployment] = {}
         self._replicas: dict[str, RayReplica] = {}
         self._synced = asyncio.Event()
@@ -81,6 +94,17 @@ class RayRuntime:
         self.view: dict[str, Any] = {}  # the controller's last answer: replicas, decisions (for /metrics)
         self.sync_failures = 0
         self.syncs = 0
+
+    def _check_same_app(self, app: AppSpec) -> None:
+        """Refuse to join a controller started from another version of the spec: gateways would route
+        by one spec to replicas built from another. (Blocks start-up until the controller answers.)"""
+        running = ray.get(self.controller.fingerprint.remote(), timeout=120)
+        if running != spec_fingerprint(app):
+            raise SpecError(
+                f"app '{app.name}' already runs on this cluster (namespace '{app.ray.namespace}') from a different "
+                "spec; stop it first (`strata cluster down`) or give this one another name or ray.namespace",
+                param="name",
+            )
 
     def register_metrics(self, registry: CollectorRegistry) -> None:
         register_cluster_metrics(registry, lambda: self.view, lambda: self.sync_failures)

@@ -79,6 +79,7 @@ class Deployment:
             ]
         )
         self.held = 0  # requests waiting for a replica to become ready (cold start, replacement)
+        self._followed = False  # a managed deployment got its first replica set
         self._capacity_changed: asyncio.Event | None = None
         self._router = PowerOfTwoRouter(self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng)
         target_s = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
@@ -102,8 +103,6 @@ class Deployment:
         if self.managed and self.spec.autoscaling is not None and self.spec.autoscaling.min_replicas == 0:
             return self._followed
         return all(slot.serving for slot in self.slots) and self.ready_replicas > 0
-
-    _followed = False
 
     def follow(self, replicas: Sequence[Replica]) -> None:
         """Route to exactly these replicas from now on (the managing runtime's current set). Slots of
