@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
 import pytest
 import ray
 import yaml
-from ray_apps import echo_app, start_server
+from ray_apps import echo_app, start_server, stop_server
 from typer.testing import CliRunner
 
 from strata.cli.main import app as cli
@@ -51,3 +52,23 @@ async def test_a_gateway_with_another_spec_version_is_refused_and_cluster_down_r
     again = runner.invoke(cli, ["cluster", "down", str(path), "--address", cluster.address])
     assert again.exit_code == 1
     assert "is not running" in again.output
+
+
+async def test_a_model_that_cannot_load_is_reported_and_retried_with_back_off(
+    cluster: LocalCluster, app_name: str
+) -> None:
+    spec = echo_app(app_name, {"name": "echo", "replicas": 1, "resources": {"cpus": 0.2}})
+    broken_model = spec.models[0].model_copy(update={"options": {"no_such_option": 1}})
+    spec = spec.model_copy(update={"models": [broken_model]})
+    server = await start_server(spec, cluster.address)  # returns: the failure is the answer
+    try:
+        deployment = server.deployments["echo"]
+        assert not deployment.ready
+        assert any("rejected its options" in error for error in deployment.load_errors.values())
+        await asyncio.sleep(3.0)
+        runtime = server.runtime
+        assert isinstance(runtime, RayRuntime)
+        # Back-off doubles from 2 s: in ~3 s at most two more tries, not one per control interval (0.2 s).
+        assert len(runtime.view["echo"]["load_errors"]) <= 3
+    finally:
+        await stop_server(server)

@@ -152,6 +152,8 @@ class DeploymentController:
         try:
             seconds, record.node_id = await record.handle.start.remote()
         except RayError as error:  # the model cannot load: the replica goes, the reason stays visible
+            if record.replica_id not in self.records:
+                return  # drained or replaced while loading: killed on purpose, not a load failure
             self.load_errors[record.replica_id] = str(error).strip().splitlines()[-1][:500]
             log.error("%s: replica %s failed to load: %s", self.spec.name, record.replica_id, error)
             self.load_failures += 1
