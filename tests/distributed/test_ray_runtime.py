@@ -10,6 +10,9 @@ from ray_apps import NODES, Load, echo_app, replica_nodes, start_server, stop_se
 
 from strata.runtime.ray_controller import controller_name
 from strata.runtime.ray_runtime import RayRuntime
+from strata.serving.generation import GenerationRequest
+from strata.serving.sampling import SamplingParams
+from strata.spec import parse_spec
 from strata.testing.ray_cluster import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -118,4 +121,42 @@ async def test_the_controller_restarts_and_adopts_the_running_replicas(cluster: 
     finally:
         if not load._stop.is_set():
             await load.stop()
+        await stop_server(server)
+
+
+async def test_a_generation_left_mid_stream_frees_its_batch_slot_in_the_replica(
+    cluster: LocalCluster, app_name: str
+) -> None:
+    spec = parse_spec(
+        {
+            "name": app_name,
+            "runtime": "ray",
+            "ray": {"namespace": app_name, "sync_interval_ms": 100, "control_interval_ms": 200},
+            "models": [{"name": "chat", "kind": "hf-causal-lm", "path": "builtin:strata-chat-tiny"}],
+            "deployments": [{"name": "chat", "model": "chat", "resources": {"cpus": 0.5}}],
+            "routes": [{"name": "chat", "deployment": "chat"}],
+        }
+    )
+    server = await start_server(spec, cluster.address)
+    try:
+        deployment = server.deployments["chat"]
+        request = GenerationRequest(params=SamplingParams(max_tokens=200, ignore_eos=True), prompt="Once upon")
+        stream, _first, events = await deployment.generate(request)
+        received = 0
+        async for _event in events:
+            received += 1
+            if received == 3:
+                break  # the client went away
+        stream.close()
+        replica = ray.get_actor(f"{app_name}:chat:0", namespace=app_name)
+        await wait_until(lambda: deployment.slots[0].outstanding == 0, 5, "the gateway's slot count to drop")
+        status = await replica.status.remote()
+        deadline = asyncio.get_running_loop().time() + 10
+        while status["in_flight"] and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
+            status = await replica.status.remote()
+        assert status["arrivals"] == 1
+        assert status["in_flight"] == 0
+        assert status["tokens_out"] < 50  # cancelled in the replica, not decoded to 200 tokens for nobody
+    finally:
         await stop_server(server)

@@ -57,7 +57,11 @@ class ReplicaActor:
         from strata.runtime.local import LocalRuntime
 
         self.replica_id = replica_id
-        self._replica = LocalRuntime().create_replica(deployment, model, 0, Metrics().for_deployment(deployment.name))
+        self._deployment = deployment.name
+        self._metrics = Metrics()  # the replica's own: batch sizes, queue waits, tokens (see status)
+        self._replica = LocalRuntime().create_replica(
+            deployment, model, 0, self._metrics.for_deployment(deployment.name)
+        )
         self._replica.replica_id = replica_id
         self._started = False
         self._in_flight = 0
@@ -94,6 +98,7 @@ class ReplicaActor:
             "arrivals": self._arrivals,
             "idle_s": time.monotonic() - self._last_arrival,
             "finished": self._finished_count,
+            "tokens_out": self._tokens("out"),
             "latencies_s": [seconds for count, seconds in self._latencies if count > since],
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
@@ -131,6 +136,10 @@ class ReplicaActor:
                 stream.close()  # idempotent; when cancelled mid-stream, this is what frees the batch slot
         finally:
             self._finished(started)
+
+    def _tokens(self, direction: str) -> float:
+        labels = {"deployment": self._deployment, "direction": direction}
+        return self._metrics.registry.get_sample_value("strata_tokens_total", labels) or 0.0
 
     def _arrived(self) -> None:
         self._arrivals += 1
