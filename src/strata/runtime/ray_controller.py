@@ -1,14 +1,6 @@
 """The controller: one detached Ray actor per app that owns the replica actors.
 
-Every ``control_interval_ms`` it runs one reconcile pass per deployment:
-1. look at each replica (status call with a timeout): a dead actor is dropped, a hung one or one
-   whose model call has stalled past ``health.stall_timeout_s`` is killed and dropped;
-2. sum what the replicas report (requests in flight, queued, latencies, arrivals) and what the
-   gateways hold during a cold start into one LoadSample, and ask the autoscaling policy how many
-   replicas the deployment should have (a fixed ``replicas`` when it does not autoscale);
-3. start replicas up to that count, or drain the surplus: a draining replica is left out of every
-   gateway's replica set but keeps serving what it holds; it is killed only once it holds nothing
-   and every gateway has had two syncs to see it leave (or ``drain_timeout_s`` passed).
+Every ``control_interval_ms`` it runs one reconcile pass per deployment (see ``ray_replica_set``).
 
 It keeps no state Ray does not keep too: replica actors are named (``APP:DEPLOYMENT:N``) and
 detached, so a restarted controller adopts the ones running instead of starting new ones, and the
@@ -22,282 +14,24 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
-from strata.runtime.ray_actor import ReplicaActor
-from strata.scaling.policy import LoadSample, ScalingDecision, ScalingPolicy, StrataAutoscaler
-from strata.spec import AppSpec, DeploymentSpec, ModelSpec
+from strata.runtime.ray_replica_set import DeploymentController, FixedReplicas, replica_prefix
+from strata.spec import AppSpec
 
 log = logging.getLogger("strata.controller")
-
-STATUS_TIMEOUT_S = 2.0  # a replica that cannot answer a status call this fast is busy or hung
-HUNG_AFTER_MISSES = 3  # status timeouts in a row before a replica counts as hung
-HELD_FRESH_S = 2.0  # a gateway's report of held requests counts this long
-DECISIONS_KEPT = 100
 
 
 def controller_name(app: str) -> str:
     return f"{app}:controller"
 
 
-def replica_prefix(app: str, deployment: str) -> str:
-    return f"{app}:{deployment}:"
-
-
 def spec_fingerprint(app: AppSpec) -> str:
     """What must match between a gateway and the running controller of its app: everything that
     shapes replicas and routing (not the gateway's port, its stores or its access settings)."""
     return hashlib.sha256(app.model_dump_json(exclude={"gateway", "store", "access"}).encode()).hexdigest()[:16]
-
-
-@dataclass
-class ReplicaRecord:
-    replica_id: str
-    handle: Any
-    state: str = "starting"  # starting -> ready -> draining; gone once removed
-    started_at: float = field(default_factory=time.monotonic)
-    draining_since: float | None = None
-    node_id: str | None = None
-    status: dict[str, Any] = field(default_factory=dict)
-    misses: int = 0
-    seen_finished: int = 0
-    seen_arrivals: int = 0
-    start_task: asyncio.Task[None] | None = None
-
-    def view(self) -> dict[str, Any]:
-        return {
-            "replica_id": self.replica_id,
-            "state": self.state,
-            "ready": self.state == "ready" and bool(self.status.get("ready", self.start_task is not None)),
-            "queue_depth": int(self.status.get("queue_depth", 0)),
-            "stalled_s": float(self.status.get("stalled_s", 0.0)),
-            "in_flight": int(self.status.get("in_flight", 0)),
-            "node_id": self.status.get("node_id", self.node_id),
-        }
-
-
-class FixedReplicas:
-    """The policy of a deployment without an autoscaling section: always ``replicas``."""
-
-    def __init__(self, replicas: int) -> None:
-        self.replicas = replicas  # changed by an operator's `scale` call
-
-    def decide(self, sample: LoadSample) -> ScalingDecision:
-        return ScalingDecision(desired=self.replicas, current=sample.replicas, reason="fixed", terms={})
-
-
-def policy_for(spec: DeploymentSpec) -> ScalingPolicy:
-    if spec.autoscaling is None:
-        return FixedReplicas(spec.replicas)
-    target = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
-    return StrataAutoscaler(spec.autoscaling, target)
-
-
-class DeploymentController:
-    """Desired vs actual replicas of one deployment."""
-
-    def __init__(self, app: AppSpec, spec: DeploymentSpec, model: ModelSpec) -> None:
-        self.app = app
-        self.spec = spec
-        self.model = model
-        self.policy = policy_for(spec)
-        self.records: dict[str, ReplicaRecord] = {}
-        self.next_index = 0
-        self.held: dict[str, tuple[int, float]] = {}  # gateway -> (requests held, when reported)
-        self.last_request_at = time.monotonic()
-        self.last_tick_at = time.monotonic()
-        self.decision: ScalingDecision | None = None
-        self.decisions: deque[dict[str, Any]] = deque(maxlen=DECISIONS_KEPT)
-        self.decision_counts: dict[str, int] = {}
-        self.replaced = 0
-        self.load_errors: dict[str, str] = {}
-        self.load_failures = 0  # in a row: each doubles the wait before the next start (no hot crash loop)
-        self.start_after = 0.0
-
-    # Replica lifecycle
-
-    def adopt(self, name: str, handle: Any) -> None:
-        record = ReplicaRecord(name, handle, state="ready")
-        self.records[name] = record
-        index = int(name.rsplit(":", 1)[1])
-        self.next_index = max(self.next_index, index + 1)
-
-    def start_one(self, namespace: str) -> None:
-        replica_id = f"{replica_prefix(self.app.name, self.spec.name)}{self.next_index}"
-        self.next_index += 1
-        handle = (
-            ray.remote(ReplicaActor)
-            .options(
-                name=replica_id,
-                namespace=namespace,
-                lifetime="detached",
-                max_restarts=0,  # a dead replica is replaced by a new one: its state is simple
-                max_concurrency=10_000,  # async actor: requests wait in the batcher, not in Ray
-                scheduling_strategy="SPREAD",  # replicas on different nodes: losing one node loses fewest
-                **actor_resources(self.spec),
-            )
-            .remote(self.spec, self.model, replica_id)
-        )
-        record = ReplicaRecord(replica_id, handle)
-        record.start_task = asyncio.create_task(self._load(record), name=f"load-{replica_id}")
-        self.records[replica_id] = record
-        log.info("%s: starting replica %s", self.spec.name, replica_id)
-
-    async def _load(self, record: ReplicaRecord) -> None:
-        try:
-            seconds, record.node_id = await record.handle.start.remote()
-        except RayError as error:  # the model cannot load: the replica goes, the reason stays visible
-            if record.replica_id not in self.records:
-                return  # drained or replaced while loading: killed on purpose, not a load failure
-            self.load_errors[record.replica_id] = str(error).strip().splitlines()[-1][:500]
-            log.error("%s: replica %s failed to load: %s", self.spec.name, record.replica_id, error)
-            self.load_failures += 1
-            self.start_after = time.monotonic() + min(60.0, 2.0**self.load_failures)
-            self.kill(record)
-            return
-        self.load_failures = 0
-        if record.state == "starting":
-            record.state = "ready"
-        log.info("%s: replica %s ready in %.2f s", self.spec.name, record.replica_id, seconds)
-
-    def kill(self, record: ReplicaRecord) -> None:
-        self.records.pop(record.replica_id, None)
-        with contextlib.suppress(RayError, ValueError):
-            ray.kill(record.handle, no_restart=True)
-
-    # One pass
-
-    async def observe(self) -> None:
-        """Refresh every replica's status; drop the dead and the hung."""
-        records = [r for r in self.records.values() if r.start_task is None or r.start_task.done()]
-        results = await asyncio.gather(*(_status(r.handle, r.seen_finished) for r in records), return_exceptions=True)
-        for record, result in zip(records, results, strict=True):
-            if isinstance(result, GetTimeoutError | TimeoutError):
-                record.misses += 1
-                if record.misses >= HUNG_AFTER_MISSES:
-                    self._replace(record, "does not answer")
-            elif isinstance(result, RayActorError):
-                self._replace(record, "its actor died")
-            elif isinstance(result, BaseException):
-                record.misses += 1
-            else:
-                record.misses = 0
-                record.status = result
-                if result["stalled_s"] > self.spec.health.stall_timeout_s and self.spec.health.restart:
-                    self._replace(record, f"no progress for {result['stalled_s']:.1f} s")
-
-    def _replace(self, record: ReplicaRecord, why: str) -> None:
-        log.warning("%s: replica %s is gone (%s); reconcile starts another", self.spec.name, record.replica_id, why)
-        self.replaced += record.state != "draining"
-        self.kill(record)
-
-    def sample(self, now: float) -> LoadSample:
-        live = [r for r in self.records.values() if r.state != "draining"]
-        statuses = [r.status for r in self.records.values() if r.status]
-        latencies = sorted(s for status in statuses for s in status.get("latencies_s", []))
-        arrivals = 0
-        for record in self.records.values():
-            if record.status:
-                arrivals += max(0, record.status["arrivals"] - record.seen_arrivals)
-                record.seen_arrivals = record.status["arrivals"]
-                record.seen_finished = record.status["finished"]
-        held = sum(count for count, at in self.held.values() if now - at <= HELD_FRESH_S)
-        if arrivals or held:
-            self.last_request_at = now
-        idle = [float(s["idle_s"]) for s in statuses]
-        elapsed = max(now - self.last_tick_at, 1e-3)
-        self.last_tick_at = now
-        return LoadSample(
-            now_s=now,
-            replicas=len(live),
-            ready_replicas=sum(r.state == "ready" for r in live),
-            in_flight=float(sum(s.get("in_flight", 0) for s in statuses)),
-            queued=float(sum(s.get("queue_depth", 0) for s in statuses) + held),
-            p99_latency_s=latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
-            arrivals_per_s=(arrivals + held) / elapsed,
-            idle_s=min([now - self.last_request_at, *idle]),
-        )
-
-    def reconcile(self, namespace: str, now: float, sync_interval_s: float) -> None:
-        decision = self.policy.decide(self.sample(now))
-        self._record(decision, now)
-        live = [r for r in self.records.values() if r.state != "draining"]
-        if now >= self.start_after:
-            for _ in range(decision.desired - len(live)):
-                self.start_one(namespace)
-        surplus = len(live) - decision.desired
-        if surplus > 0:
-            # Cheapest to lose first: replicas still loading, then the least busy.
-            victims = sorted(live, key=lambda r: (r.state != "starting", r.status.get("in_flight", 0)))[:surplus]
-            for record in victims:
-                record.state = "draining"
-                record.draining_since = now
-                log.info("%s: draining replica %s (%s)", self.spec.name, record.replica_id, decision.reason)
-        drain_timeout = self.spec.autoscaling.drain_timeout_s if self.spec.autoscaling else 30.0
-        for record in [r for r in self.records.values() if r.state == "draining"]:
-            assert record.draining_since is not None
-            waited = now - record.draining_since
-            idle = not record.status or record.status.get("in_flight", 0) == 0
-            if (idle and waited >= 2 * sync_interval_s + 0.1) or waited >= drain_timeout:
-                log.info("%s: removing drained replica %s after %.2f s", self.spec.name, record.replica_id, waited)
-                self.kill(record)
-
-    def _record(self, decision: ScalingDecision, now: float) -> None:
-        self.decision = decision
-        self.decision_counts[decision.reason] = self.decision_counts.get(decision.reason, 0) + 1
-        if decision.desired != decision.current:
-            entry = {
-                "at": time.time(),
-                "deployment": self.spec.name,
-                "current": decision.current,
-                "desired": decision.desired,
-                "reason": decision.reason,
-                "terms": {k: round(v, 3) for k, v in decision.terms.items()},
-            }
-            self.decisions.append(entry)
-            log.info(
-                "%s: scale %d -> %d (%s) %s",
-                self.spec.name,
-                decision.current,
-                decision.desired,
-                decision.reason,
-                entry["terms"],
-            )
-
-    def view(self) -> dict[str, Any]:
-        decision = self.decision
-        return {
-            "replicas": [r.view() for r in self.records.values()],
-            "desired": decision.desired if decision else None,
-            "reason": decision.reason if decision else None,
-            "decision_counts": dict(self.decision_counts),
-            "decisions": list(self.decisions)[-10:],
-            "replaced": self.replaced,
-            "load_errors": dict(self.load_errors),
-        }
-
-
-async def _status(handle: Any, since: int) -> dict[str, Any]:
-    status: dict[str, Any] = await asyncio.wait_for(handle.status.remote(since), STATUS_TIMEOUT_S)
-    return status
-
-
-def actor_resources(spec: DeploymentSpec) -> dict[str, Any]:
-    """Ray placement options from a deployment's resources: a GPU deployment only lands on GPU nodes."""
-    resources = spec.resources
-    options: dict[str, Any] = {"num_cpus": resources.cpus, "num_gpus": resources.gpus}
-    if resources.memory_mb is not None:
-        options["memory"] = resources.memory_mb * 1024 * 1024
-    if resources.custom:
-        options["resources"] = dict(resources.custom)
-    if resources.accelerator_type is not None:
-        options["accelerator_type"] = resources.accelerator_type
-    return options
 
 
 class Controller:

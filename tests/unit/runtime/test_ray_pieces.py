@@ -1,0 +1,119 @@
+"""The parts of the Ray runtime that need no cluster: placement options, errors across the
+process boundary, the spec fingerprint, and a managed deployment following its replica set
+(holding requests while it has none)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from strata.errors import InvalidRequest, ModelFailed, NotReady, Overloaded, ReplicaUnavailable
+from strata.observability.metrics import Metrics
+from strata.runtime.local import LocalRuntime
+from strata.runtime.ray_actor import error_from_wire, error_to_wire
+from strata.runtime.ray_controller import spec_fingerprint
+from strata.runtime.ray_replica_set import actor_resources
+from strata.serving.deadline import Deadline
+from strata.serving.deployment import Deployment
+from strata.spec import AppSpec, DeploymentSpec, parse_spec
+
+
+def _app(**deployment: Any) -> AppSpec:
+    return parse_spec(
+        {
+            "name": "pieces",
+            "runtime": "ray",
+            "models": [{"name": "echo", "kind": "python", "entrypoint": "strata.models.python_model:EchoModel"}],
+            "deployments": [{"name": "echo", "model": "echo", **deployment}],
+            "routes": [{"name": "echo", "deployment": "echo"}],
+        }
+    )
+
+
+def test_placement_options_carry_every_resource_the_deployment_asks_for() -> None:
+    spec = DeploymentSpec(
+        name="d",
+        model="m",
+        resources={"cpus": 2, "gpus": 0.5, "memory_mb": 512, "accelerator_type": "H100", "custom": {"edge": 1}},
+    )
+    assert actor_resources(spec) == {
+        "num_cpus": 2.0,
+        "num_gpus": 0.5,
+        "memory": 512 * 1024 * 1024,
+        "resources": {"edge": 1.0},
+        "accelerator_type": "H100",
+    }
+    assert actor_resources(DeploymentSpec(name="d", model="m")) == {"num_cpus": 1.0, "num_gpus": 0.0}
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        InvalidRequest("prompt is too long", param="messages"),
+        Overloaded("queue full", retry_after_s=3.0),
+        ReplicaUnavailable("gone"),
+        ModelFailed("boom"),
+    ],
+)
+def test_errors_cross_the_process_boundary_as_the_same_class_field_and_retry_hint(error: Exception) -> None:
+    assert isinstance(error, InvalidRequest | Overloaded | ReplicaUnavailable | ModelFailed)
+    back = error_from_wire(error_to_wire(error))
+    assert type(back) is type(error)
+    assert back.message == error.message
+    assert back.param == error.param
+    assert getattr(back, "retry_after_s", None) == getattr(error, "retry_after_s", None)
+
+
+def test_an_error_class_the_gateway_does_not_know_becomes_a_model_failure() -> None:
+    back = error_from_wire(("SomethingNew", "odd", None, None))
+    assert type(back) is ModelFailed
+    assert back.message == "odd"
+
+
+def test_the_fingerprint_ignores_where_a_gateway_listens_and_changes_with_what_replicas_run() -> None:
+    app = _app()
+    moved = app.model_copy(update={"gateway": app.gateway.model_copy(update={"port": 9999})})
+    assert spec_fingerprint(moved) == spec_fingerprint(app)
+    assert spec_fingerprint(_app(replicas=2)) != spec_fingerprint(app)
+
+
+class _Managed:
+    """A runtime that manages replicas elsewhere: the deployment only follows the set it is handed."""
+
+    manages_replicas = True
+
+
+async def test_a_managed_deployment_holds_requests_until_its_first_replica_is_followed() -> None:
+    app = _app(autoscaling={"min_replicas": 0, "max_replicas": 1, "cold_start_timeout_s": 10})
+    spec, model = app.deployments[0], app.models[0]
+    metrics = Metrics().for_deployment("echo")
+    deployment = Deployment(spec, model, _Managed(), metrics)  # type: ignore[arg-type]
+    deployment.follow([])
+    assert deployment.ready  # may scale to zero: ready with none, requests wait
+    held = asyncio.create_task(deployment.infer("first"))
+    await asyncio.sleep(0)  # the request runs up to its wait for capacity
+    assert deployment.held == 1
+    replica = LocalRuntime().create_replica(spec, model, 0, metrics)
+    await replica.start()
+    try:
+        deployment.follow([replica])
+        assert await held == "first"
+        assert deployment.held == 0
+    finally:
+        await replica.stop()
+
+
+async def test_a_held_request_gives_up_with_not_ready_when_no_replica_comes() -> None:
+    app = _app(autoscaling={"min_replicas": 0, "max_replicas": 1, "cold_start_timeout_s": 0.2})
+    deployment = Deployment(
+        app.deployments[0],
+        app.models[0],
+        _Managed(),
+        Metrics().for_deployment("echo"),  # type: ignore[arg-type]
+    )
+    deployment.follow([])
+    with pytest.raises(NotReady, match="no replica became ready"):
+        await deployment.infer("lost", Deadline.after_ms(5000))
+    assert deployment.held == 0
