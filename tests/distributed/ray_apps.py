@@ -74,6 +74,7 @@ class Load:
         self._tasks = [asyncio.create_task(self._client(i)) for i in range(self._clients)]
 
     async def stop(self) -> None:
+        """Idempotent: tests call it once the load has done its job, and again in ``finally``."""
         self._stop.set()
         await asyncio.gather(*self._tasks)
 

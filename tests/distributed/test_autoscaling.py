@@ -55,8 +55,7 @@ async def test_a_burst_scales_up_and_the_quiet_after_it_scales_down(cluster: Loc
         assert [d["desired"] > d["current"] for d in _view(server)["decisions"]][:1] == [True]
         assert _view(server)["desired"] == 1
     finally:
-        if not load._stop.is_set():
-            await load.stop()
+        await load.stop()
         await stop_server(server)
 
 

@@ -67,8 +67,7 @@ async def test_a_node_killed_under_load_fails_no_request_and_its_replicas_come_b
         assert len(nodes) == 3
         assert doomed not in nodes.values()
     finally:
-        if not load._stop.is_set():
-            await load.stop()
+        await load.stop()
         await stop_server(server)
         cluster.add("cpu", **NODES["cpu"])
 
@@ -93,8 +92,7 @@ async def test_scaling_down_drains_replicas_without_dropping_a_request(cluster: 
             with pytest.raises(ValueError, match="Failed to look up actor"):
                 ray.get_actor(replica_id, namespace=app_name)
     finally:
-        if not load._stop.is_set():
-            await load.stop()
+        await load.stop()
         await stop_server(server)
 
 
@@ -119,8 +117,7 @@ async def test_the_controller_restarts_and_adopts_the_running_replicas(cluster: 
         assert set(replica_nodes(server, "echo")) == replicas  # ...that adopted the replicas, started none
         assert load.failures == []
     finally:
-        if not load._stop.is_set():
-            await load.stop()
+        await load.stop()
         await stop_server(server)
 
 
