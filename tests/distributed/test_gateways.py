@@ -89,6 +89,10 @@ def test_both_gateways_route_to_the_one_replica_set_of_one_controller(gateways: 
     for gateway in gateways:
         samples = MetricSamples.scrape(gateway.url, headers=gateway.headers)
         assert samples.value("strata_cluster_replicas", deployment="chat", state="ready") == 1
+        with gateway.http() as admin:
+            targets = admin.get("/v1/admin/cluster/targets").json()  # Prometheus http_sd_configs format
+        replicas = sorted(r for ids in replica_sets[0].values() for r in ids)
+        assert sorted(t["labels"]["replica"] for t in targets) == replicas
 
 
 def _app(view: dict[str, object]) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import pytest
 import ray
 from ray_apps import NODES, Load, echo_app, replica_nodes, start_server, stop_server, wait_until
@@ -13,6 +14,7 @@ from strata.runtime.ray_runtime import RayRuntime
 from strata.serving.generation import GenerationRequest
 from strata.serving.sampling import SamplingParams
 from strata.spec import parse_spec
+from strata.testing import MetricSamples
 from strata.testing.ray_cluster import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -35,6 +37,17 @@ async def test_replicas_land_only_on_nodes_with_their_resources(cluster: LocalCl
         assert len(set(replica_nodes(server, "cpu-echo").values())) == 3  # spread: one node lost, one replica lost
         for name in ("gpu-echo", "custom-echo", "cpu-echo"):
             assert await server.deployments[name].infer(f"to {name}") == f"to {name}"
+        # Each replica serves its own stage metrics, listed for Prometheus service discovery.
+        runtime = server.runtime
+        assert isinstance(runtime, RayRuntime)
+        targets = [t for t in runtime.metrics_targets() if t["labels"]["deployment"] == "cpu-echo"]
+        assert len(targets) == 3
+        batches = 0.0
+        async with httpx.AsyncClient(timeout=10) as client:
+            for target in targets:
+                page = await client.get(f"http://{target['targets'][0]}{target['labels']['__metrics_path__']}")
+                batches += MetricSamples(page.text).value("strata_batch_size_count", deployment="cpu-echo")
+        assert batches == 1  # the one request, counted once, by the replica that batched it
     finally:
         await stop_server(server)
 

@@ -106,6 +106,12 @@ class TrafficAdminAPI:
         snapshot = getattr(self.server.runtime, "snapshot", None)
         return json_response(snapshot() if snapshot is not None else {"runtime": "local"})
 
+    async def metrics_targets(self, request: Request) -> Response:
+        """Prometheus HTTP service discovery (``http_sd_configs``): every replica's own metrics endpoint,
+        labelled with its deployment and replica. Empty on the local runtime, whose /metrics has it all."""
+        targets = getattr(self.server.runtime, "metrics_targets", None)
+        return json_response(targets() if targets is not None else [])
+
 
 def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:
     api = TrafficAdminAPI(server)
@@ -118,3 +124,4 @@ def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:
     app.add_api_route(f"{PREFIX}/routes", api.list_routes, methods=["GET"])
     app.add_api_route(f"{PREFIX}/deployments", api.list_deployments, methods=["GET"])
     app.add_api_route(f"{PREFIX}/cluster", api.cluster, methods=["GET"])
+    app.add_api_route(f"{PREFIX}/cluster/targets", api.metrics_targets, methods=["GET"])

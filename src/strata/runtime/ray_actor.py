@@ -51,7 +51,9 @@ class ReplicaActor:
     replica logic stays testable in one process). Async actor: many requests are in flight at
     once, which is what lets the batcher inside form batches."""
 
-    def __init__(self, deployment: DeploymentSpec, model: ModelSpec, replica_id: str) -> None:
+    def __init__(
+        self, deployment: DeploymentSpec, model: ModelSpec, replica_id: str, metrics_port: int | None = None
+    ) -> None:
         # Imported here, in the replica's process: the controller, which only names this class, never
         # pays for the model backends (torch, transformers) on its (re)start.
         from strata.runtime.local import LocalRuntime
@@ -59,6 +61,7 @@ class ReplicaActor:
         self.replica_id = replica_id
         self._deployment = deployment.name
         self._metrics = Metrics()  # the replica's own: batch sizes, queue waits, tokens (see status)
+        self._metrics_url = None if metrics_port is None else self._serve_metrics(metrics_port)
         self._replica = LocalRuntime().create_replica(
             deployment, model, 0, self._metrics.for_deployment(deployment.name)
         )
@@ -102,6 +105,7 @@ class ReplicaActor:
             "latencies_s": [seconds for count, seconds in self._latencies if count > since],
             "node_id": ray.get_runtime_context().get_node_id(),
             "pid": os.getpid(),
+            "metrics_url": self._metrics_url,
         }
 
     async def infer(self, item: Any) -> tuple[bool, Any]:
@@ -136,6 +140,17 @@ class ReplicaActor:
                 stream.close()  # idempotent; when cancelled mid-stream, this is what frees the batch slot
         finally:
             self._finished(started)
+
+    def _serve_metrics(self, port: int) -> str:
+        """The batcher runs here, in the replica's process, so its metrics are scraped here: one endpoint
+        per replica (Prometheus sums them), never re-exported by gateways, which would count them once
+        per gateway."""
+        import ray
+        from prometheus_client import start_http_server
+
+        host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+        server, _ = start_http_server(port, addr=host, registry=self._metrics.registry)
+        return f"http://{host}:{server.server_address[1]}/metrics"
 
     def _tokens(self, direction: str) -> float:
         labels = {"deployment": self._deployment, "direction": direction}

@@ -63,6 +63,7 @@ class ReplicaRecord:
             "stalled_s": float(self.status.get("stalled_s", 0.0)),
             "in_flight": int(self.status.get("in_flight", 0)),
             "node_id": self.status.get("node_id", self.node_id),
+            "metrics_url": self.status.get("metrics_url"),
         }
 
 
@@ -126,7 +127,7 @@ class DeploymentController:
                 scheduling_strategy="SPREAD",  # replicas on different nodes: losing one node loses fewest
                 **actor_resources(self.spec),
             )
-            .remote(self.spec, self.model, replica_id)
+            .remote(self.spec, self.model, replica_id, self.app.ray.replica_metrics_port)
         )
         record = ReplicaRecord(replica_id, handle)
         record.start_task = asyncio.create_task(self._load(record), name=f"load-{replica_id}")

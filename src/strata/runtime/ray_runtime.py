@@ -120,6 +120,19 @@ class RayRuntime:
             "deployments": self.view,
         }
 
+    def metrics_targets(self) -> list[dict[str, Any]]:
+        """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
+        entries = []
+        for deployment, view in self.view.items():
+            for replica in view.get("replicas", []):
+                url = replica.get("metrics_url")
+                if not url:
+                    continue
+                address, _, path = url.removeprefix("http://").partition("/")
+                labels = {"__metrics_path__": f"/{path}", "app": self.app.name, "deployment": deployment}
+                entries.append({"targets": [address], "labels": {**labels, "replica": replica["replica_id"]}})
+        return entries
+
     def create_replica(
         self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics
     ) -> Replica:

@@ -31,6 +31,14 @@ class RaySpec(_Spec):
         le=10_000,
         description="How often each gateway asks the controller for the replica set (new, draining, gone).",
     )
+    replica_metrics_port: int | None = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Each replica serves its own Prometheus metrics (batch sizes, queue waits, stage latencies, "
+        "tokens) on this port of its node's IP; 0 picks a free one, None turns it off. Gateways list the endpoints "
+        "for Prometheus HTTP service discovery at GET /v1/admin/cluster/targets.",
+    )
     control_interval_ms: float = Field(
         default=500.0,
         ge=50,
