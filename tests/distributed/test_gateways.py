@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,8 +37,19 @@ def _spec(app: str) -> dict[str, object]:
         "deployments": [
             {"name": "echo", "model": "echo", "resources": {"cpus": 0.2}},
             {"name": "chat", "model": "chat", "resources": {"cpus": 0.5}},
+            {"name": "echo-green", "model": "echo", "resources": {"cpus": 0.2}},
         ],
-        "routes": [{"name": "echo", "deployment": "echo"}, {"name": "chat", "deployment": "chat"}],
+        "routes": [
+            {"name": "echo", "deployment": "echo"},
+            {"name": "chat", "deployment": "chat"},
+            {
+                "name": "pair",
+                "versions": [
+                    {"name": "blue", "deployment": "echo", "weight": 100},
+                    {"name": "green", "deployment": "echo-green", "weight": 0},
+                ],
+            },
+        ],
         "access": {
             "per_key": {"requests_per_minute": REQUESTS_PER_MINUTE},
             "rate_limit_namespace": f"test-{secrets.token_hex(6)}",
@@ -85,7 +97,12 @@ def test_both_gateways_route_to_the_one_replica_set_of_one_controller(gateways: 
         for v in views
     ]
     assert replica_sets[0] == replica_sets[1]
-    assert replica_sets[0] == {"echo": [f"{_app(views[0])}:echo:0"], "chat": [f"{_app(views[0])}:chat:0"]}
+    app = _app(views[0])
+    assert replica_sets[0] == {
+        "echo": [f"{app}:echo:0"],
+        "chat": [f"{app}:chat:0"],
+        "echo-green": [f"{app}:echo-green:0"],
+    }
     for gateway in gateways:
         samples = MetricSamples.scrape(gateway.url, headers=gateway.headers)
         assert samples.value("strata_cluster_replicas", deployment="chat", state="ready") == 1
@@ -138,3 +155,31 @@ async def test_a_rate_limit_holds_across_the_two_gateways(gateways: list[ServerP
     assert len(admitted) == REQUESTS_PER_MINUTE
     assert len(refused) == 80 - REQUESTS_PER_MINUTE
     assert {r.json()["outputs"][0] for r in admitted} <= set(range(80))
+
+
+def _version_served(gateway: ServerProcess) -> str:
+    with gateway.http() as client:
+        response = client.post("/v1/models/pair/predict", json={"inputs": ["which"]})
+        assert response.status_code == 200, response.text
+        return response.headers["x-strata-version"]
+
+
+def test_a_blue_green_switch_made_on_one_gateway_reaches_the_other(gateways: list[ServerProcess]) -> None:
+    first, second = gateways
+    assert _version_served(second) == "blue"
+    with first.http() as admin:
+        switched = admin.put("/v1/admin/routes/pair/traffic", json={"weights": {"green": 100}})
+        assert switched.status_code == 200, switched.text
+    deadline = time.monotonic() + 10
+    while _weights(second) != {"blue": 0.0, "green": 100.0}:
+        assert time.monotonic() < deadline, "the other gateway never took the new split"
+        time.sleep(0.1)
+    assert {_version_served(second) for _ in range(5)} == {"green"}
+    assert {_version_served(first) for _ in range(5)} == {"green"}
+
+
+def _weights(gateway: ServerProcess) -> dict[str, float]:
+    with gateway.http() as admin:
+        routes = admin.get("/v1/admin/routes").json()["routes"]
+    pair = next(route for route in routes if route["name"] == "pair")
+    return {version["name"]: version["weight"] for version in pair["versions"]}

@@ -44,6 +44,10 @@ class Controller:
             d.name: DeploymentController(self.app, d, self.app.model(d.model)) for d in self.app.deployments
         }
         self._adopt()
+        # Route splits decided on one gateway, for all: route -> {"revision", "weights"}. Revisions come
+        # from this actor's clock (ns since the epoch, so a restarted controller still counts upwards,
+        # and gateways' clocks never matter). Kept here only: after a restart gateways keep their split.
+        self.route_weights: dict[str, dict[str, Any]] = {}
         self._loop: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
@@ -86,7 +90,15 @@ class Controller:
         return {
             "started_at": self.started_at,
             "deployments": {name: c.view() for name, c in self.deployments.items()},
+            "routes": self.route_weights,
         }
+
+    async def set_route_weights(self, route: str, weights: dict[str, float]) -> int:
+        """A gateway's new split for ``route``, for every gateway; returns its revision."""
+        current = self.route_weights.get(route)
+        revision = max(time.time_ns(), current["revision"] + 1 if current else 0)
+        self.route_weights[route] = {"revision": revision, "weights": dict(weights)}
+        return revision
 
     async def scale(self, deployment: str, replicas: int) -> None:
         """Set the replica count of a deployment that does not autoscale (an operator's decision)."""

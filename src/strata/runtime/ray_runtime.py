@@ -31,6 +31,7 @@ from strata.spec import AppSpec, DeploymentSpec, ModelSpec
 
 if TYPE_CHECKING:
     from strata.serving.deployment import Deployment, ProgressCallback
+    from strata.serving.route import Route
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class RayRuntime:
         )
         self._check_same_app(app)
         self._deployments: dict[str, Deployment] = {}
+        self._routes: dict[str, Route] = {}
+        self._route_revisions: dict[str, int] = {}  # the newest split applied (or published) per route
+        self._publishing: set[asyncio.Task[None]] = set()
         self._replicas: dict[str, RayReplica] = {}
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -119,6 +123,34 @@ class RayRuntime:
             "sync_failures": self.sync_failures,
             "deployments": self.view,
         }
+
+    def share_routes(self, routes: dict[str, Route]) -> None:
+        """Traffic splits are cluster-wide: a split decided here (operator weights, rollout steps) goes
+        to the controller, and the others' splits are applied here at each sync."""
+        self._routes = routes
+        for route in routes.values():
+            route.on_weights = self._publish_weights
+
+    def _publish_weights(self, route: str, weights: dict[str, float]) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_weights(route, weights))
+        self._publishing.add(task)
+        task.add_done_callback(self._publishing.discard)
+
+    async def _send_weights(self, route: str, weights: dict[str, float]) -> None:
+        try:
+            revision = await asyncio.wait_for(self.controller.set_route_weights.remote(route, weights), SYNC_TIMEOUT_S)
+        except (RayError, TimeoutError) as error:  # the split holds here; the others keep theirs
+            log.warning("could not share the new split of route %s: %s", route, type(error).__name__)
+            return
+        # Ours now: not applied again when the next sync brings it back.
+        self._route_revisions[route] = max(revision, self._route_revisions.get(route, 0))
+
+    def _follow_routes(self, splits: dict[str, dict[str, Any]]) -> None:
+        for name, split in splits.items():
+            route = self._routes.get(name)
+            if route is not None and split["revision"] > self._route_revisions.get(name, 0):
+                self._route_revisions[name] = split["revision"]
+                route.follow_weights(split["weights"])
 
     def metrics_targets(self) -> list[dict[str, Any]]:
         """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
@@ -191,6 +223,7 @@ class RayRuntime:
                 replicas.append(replica)
             deployment.follow(replicas)
             deployment.load_errors = dict(self.view.get(name, {}).get("load_errors", {}))
+        self._follow_routes(view.get("routes", {}))
         live = {r.replica_id for d in self._deployments.values() for r in (s.replica for s in d.slots)}
         self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
 

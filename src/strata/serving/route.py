@@ -82,6 +82,9 @@ class Route:
         self.outcomes = {name: OutcomeWindow(clock=clock) for name in self.versions}
         self.rollout: Rollout | None = None
         self.fallbacks: list[Route] = []  # wired by the model server once every route exists
+        # Told of every split this gateway decides (an operator's weights, each rollout step), so a
+        # cluster runtime can hand it to the other gateways; None on a gateway of its own.
+        self.on_weights: Callable[[str, dict[str, float]], None] | None = None
 
     @property
     def name(self) -> str:
@@ -183,9 +186,24 @@ class Route:
         if unknown:
             raise KeyError(f"unknown version(s) {unknown}; known: {sorted(self.versions)}")
         full = {name: float(weights.get(name, 0.0)) for name in self.versions}
-        self.split.set_weights(full)
+        self._set_split(full)
         if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
             self.rollout.roll_back("weights set by an operator")
+
+    def follow_weights(self, weights: dict[str, float]) -> None:
+        """Take a split another gateway decided (not published again). A rollout this gateway was
+        running yields to it: the operator or the other gateway's rollout has the newer word."""
+        known = {name: float(weights.get(name, 0.0)) for name in self.versions}
+        if abs(sum(known.values()) - 100) > 1e-6:
+            return  # a split over versions this gateway lacks: keep ours (one spec version is enforced)
+        self.split.set_weights(known)
+        if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
+            self.rollout.roll_back("traffic changed through another gateway")
+
+    def _set_split(self, weights: dict[str, float]) -> None:
+        self.split.set_weights(weights)
+        if self.on_weights is not None:
+            self.on_weights(self.name, dict(self.split.weights))
 
     def start_rollout(self, canary: str, spec: RolloutSpec) -> Rollout:
         if canary not in self.versions:
@@ -232,7 +250,7 @@ class Route:
     def _apply_rollout(self) -> None:
         assert self.rollout is not None
         weights = {name: 0.0 for name in self.versions} | self.rollout.weights()
-        self.split.set_weights(weights)
+        self._set_split(weights)
 
     def snapshot(self) -> dict[str, object]:
         return {

@@ -38,6 +38,9 @@ class ModelServer:
         self.routes = {r.name: Route(r, self.deployments, self.resilience) for r in spec.routes}
         for route in self.routes.values():
             route.fallbacks = [self.routes[name] for name in route.spec.fallbacks]
+        share_routes = getattr(runtime, "share_routes", None)  # a cluster runtime: one split for every gateway
+        if share_routes is not None:
+            share_routes(self.routes)
         self._rollout_ticker: asyncio.Task[None] | None = None
 
     @property
