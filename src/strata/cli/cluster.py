@@ -67,7 +67,9 @@ def status(
             table.add_row(
                 name,
                 replica["replica_id"],
-                replica["state"],
+                replica["state"]
+                if replica["starting_for_s"] is None
+                else f"starting ({replica['starting_for_s']:.0f} s)",
                 (replica["node_id"] or "-")[:12],
                 str(replica["in_flight"]),
                 str(deployment["desired"]),

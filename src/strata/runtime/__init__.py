@@ -1,10 +1,28 @@
-"""Runtimes decide where replicas run: in this process (local) or in Ray actors across a cluster."""
+"""Runtimes decide where replicas run: in this process (local) or in Ray actors across a cluster.
 
-from strata.runtime.base import Replica, Runtime
-from strata.runtime.local import LocalRuntime
-from strata.spec import AppSpec
+Names load on first use: the Ray controller imports ``strata.runtime.ray_controller``, and must not
+pay for the local runtime's model backends (torch, transformers) each time it (re)starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from strata.runtime.base import Replica, Runtime
+    from strata.runtime.local import LocalRuntime
+    from strata.spec import AppSpec
 
 __all__ = ["LocalRuntime", "Replica", "Runtime", "runtime_for"]
+
+_LAZY = {"LocalRuntime": "strata.runtime.local", "Replica": "strata.runtime.base", "Runtime": "strata.runtime.base"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'strata.runtime' has no attribute '{name}'")
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def runtime_for(spec: AppSpec) -> Runtime:
@@ -13,4 +31,6 @@ def runtime_for(spec: AppSpec) -> Runtime:
         from strata.runtime.ray_runtime import RayRuntime
 
         return RayRuntime(spec)
+    from strata.runtime.local import LocalRuntime
+
     return LocalRuntime()

@@ -17,13 +17,15 @@ import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strata import errors
 from strata.errors import StrataError
 from strata.observability.metrics import Metrics
-from strata.serving.generation import GenerationRequest
 from strata.spec import DeploymentSpec, ModelSpec
+
+if TYPE_CHECKING:  # the controller imports this module to name the class: it must not pull in torch
+    from strata.serving.generation import GenerationRequest
 
 LATENCY_WINDOW = 512  # latencies kept for the p99 the autoscaler reads: enough for a stable tail
 

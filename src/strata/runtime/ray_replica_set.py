@@ -34,6 +34,7 @@ STATUS_TIMEOUT_S = 2.0  # a replica that cannot answer a status call this fast i
 HUNG_AFTER_MISSES = 3  # status timeouts in a row before a replica counts as hung
 HELD_FRESH_S = 2.0  # a gateway's report of held requests counts this long
 DECISIONS_KEPT = 100
+SLOW_START_S = 60.0  # a replica still starting after this long gets a warning (placement or a slow load)
 
 
 def replica_prefix(app: str, deployment: str) -> str:
@@ -53,6 +54,7 @@ class ReplicaRecord:
     seen_finished: int = 0
     seen_arrivals: int = 0
     start_task: asyncio.Task[None] | None = None
+    slow_start_logged: bool = False
 
     def view(self) -> dict[str, Any]:
         return {
@@ -64,6 +66,9 @@ class ReplicaRecord:
             "in_flight": int(self.status.get("in_flight", 0)),
             "node_id": self.status.get("node_id", self.node_id),
             "metrics_url": self.status.get("metrics_url"),
+            # A replica that stays "starting" is loading a big model - or waiting for a node with the
+            # resources it asks for, which Ray does silently: the age tells an operator which to suspect.
+            "starting_for_s": round(time.monotonic() - self.started_at, 1) if self.state == "starting" else None,
         }
 
 
@@ -216,6 +221,16 @@ class DeploymentController:
         if now >= self.start_after:
             for _ in range(decision.desired - len(live)):
                 self.start_one(namespace)
+        for record in live:
+            if record.state == "starting" and not record.slow_start_logged and now - record.started_at > SLOW_START_S:
+                record.slow_start_logged = True
+                log.warning(
+                    "%s: replica %s is still starting after %.0f s; if no node offers %s, Ray holds it until one does",
+                    self.spec.name,
+                    record.replica_id,
+                    now - record.started_at,
+                    actor_resources(self.spec),
+                )
         surplus = len(live) - decision.desired
         if surplus > 0:
             # Cheapest to lose first: replicas still loading, then the least busy.
