@@ -41,6 +41,9 @@ async def test_a_gateway_with_another_spec_version_is_refused_and_cluster_down_r
     listed = json.loads(shown.output)["echo"]["replicas"]
     assert sorted(r["replica_id"] for r in listed) == sorted(replicas)
     assert {r["state"] for r in listed} == {"ready"}
+    table = runner.invoke(cli, ["cluster", "status", str(path), "--address", cluster.address])
+    assert table.exit_code == 0, table.output
+    assert "ready" in table.output
 
     await server.stop()  # the gateway goes; the app's actors stay (they are detached) until `down`
     assert ray.get_actor(controller_name(app_name), namespace=app_name) is not None
