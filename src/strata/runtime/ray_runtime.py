@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 from prometheus_client import CollectorRegistry
-from ray.exceptions import RayError
+from ray.exceptions import GetTimeoutError, RayError
 
 from strata.errors import SpecError, StrataError
 from strata.observability.cluster_metrics import register_cluster_metrics
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 SYNC_TIMEOUT_S = 5.0
+CONTROLLER_START_TIMEOUT_S = 120.0
 HEAD_NODE_RESOURCE = "node:__internal_head__"  # every Ray head node has this resource
 
 
@@ -102,7 +103,14 @@ class RayRuntime:
     def _check_same_app(self, app: AppSpec) -> None:
         """Refuse to join a controller started from another version of the spec: gateways would route
         by one spec to replicas built from another. (Blocks start-up until the controller answers.)"""
-        running = ray.get(self.controller.fingerprint.remote(), timeout=120)
+        try:
+            running = ray.get(self.controller.fingerprint.remote(), timeout=CONTROLLER_START_TIMEOUT_S)
+        except GetTimeoutError:
+            raise SpecError(
+                f"the controller of app '{app.name}' did not answer within {CONTROLLER_START_TIMEOUT_S:.0f} s "
+                "(is the head node overloaded, or out of memory?)",
+                param="ray.address",
+            ) from None
         if running != spec_fingerprint(app):
             raise SpecError(
                 f"app '{app.name}' already runs on this cluster (namespace '{app.ray.namespace}') from a different "
