@@ -40,6 +40,9 @@ RETRYABLE = (ModelFailed, ReplicaUnavailable, DeadlineExceeded, Overloaded)
 """Errors another replica may not have. InvalidRequest (the request itself is bad) is never retried."""
 
 
+DEFAULT_HOLD_S = 60.0  # how long a request waits for a replica of a managed deployment that does not autoscale
+
+
 class TryTimeout(DeadlineExceeded):
     """One try passed the deployment's ``try_timeout_ms``."""
 
@@ -110,7 +113,9 @@ class Deployment:
         by_id = {slot.replica.replica_id: slot for slot in self.slots}
         slots = []
         for replica in replicas:
-            slot = by_id.get(replica.replica_id) or ReplicaSlot(replica, CircuitBreaker(self.spec.breaker))
+            slot = by_id.get(replica.replica_id) or ReplicaSlot(
+                replica, CircuitBreaker(self.spec.breaker, clock=self._clock)
+            )
             slot.serving = True
             slots.append(slot)
         self.slots[:] = slots  # in place: the router holds this list
@@ -247,13 +252,18 @@ class Deployment:
             self._check_retry(error, tried, deadline)
 
     async def _choose(self, tried: set[int], last_error: StrataError | None, deadline: Deadline) -> ReplicaSlot:
+        hold: Deadline | None = None  # one cold-start allowance per request, however often it waits
         while True:
             try:
                 slot = self._router.choose(exclude=tried)
             except NotReady:
                 if not self.managed:
                     raise
-                await self._wait_for_capacity(deadline)  # the managing runtime is starting replicas
+                if hold is None:
+                    scaling = self.spec.autoscaling
+                    hold_ms = 1000.0 * (scaling.cold_start_timeout_s if scaling else DEFAULT_HOLD_S)
+                    hold = Deadline.after_ms(hold_ms, clock=self._clock)
+                await self._wait_for_capacity(deadline, hold)  # the managing runtime is starting replicas
                 continue
             except StrataError:
                 if last_error is not None:  # no replica left for a retry: the client hears the real failure
@@ -262,11 +272,10 @@ class Deployment:
             tried.add(id(slot))  # by identity: a managed deployment's slot list changes under us
             return slot
 
-    async def _wait_for_capacity(self, deadline: Deadline) -> None:
+    async def _wait_for_capacity(self, deadline: Deadline, hold: Deadline) -> None:
         """Hold a request while no replica is ready (scaled to zero, or every replica being replaced);
         the held count reaches the controller, which treats it as demand and starts one at once."""
-        scaling = self.spec.autoscaling
-        hold_s = deadline.timeout_s(scaling.cold_start_timeout_s if scaling else 60.0)
+        hold_s = max(0.0, deadline.timeout_s(hold.remaining_s()) or 0.0)
         if self._capacity_changed is None:
             self._capacity_changed = asyncio.Event()
         self._capacity_changed.clear()
@@ -274,7 +283,12 @@ class Deployment:
         try:
             await asyncio.wait_for(self._capacity_changed.wait(), hold_s)
         except TimeoutError:
-            raise NotReady(f"{self.name}: no replica became ready within {hold_s:.0f} s", retry_after_s=5.0) from None
+            scaling = self.spec.autoscaling
+            allowance = scaling.cold_start_timeout_s if scaling else DEFAULT_HOLD_S
+            raise NotReady(
+                f"{self.name}: no replica became ready within the {allowance:g} s a request may wait for one",
+                retry_after_s=5.0,
+            ) from None
         finally:
             self.held -= 1
 
