@@ -118,17 +118,25 @@ async def test_the_controller_restarts_and_adopts_the_running_replicas(cluster: 
     try:
         load.start()
         replicas = set(replica_nodes(server, "echo"))
+        server.routes["echo"].set_weights({"echo": 100})  # an operator's split, shared through the controller
         first = await runtime.controller.replica_set.remote("test", {})
+        for _ in range(50):  # the split is sent in the background
+            if "echo" in first["routes"]:
+                break
+            await asyncio.sleep(0.1)
+            first = await runtime.controller.replica_set.remote("test", {})
+        assert first["routes"]["echo"]["weights"] == {"echo": 100.0}
         ray.kill(ray.get_actor(controller_name(app_name), namespace=app_name), no_restart=False)
         await wait_until(lambda: runtime.sync_failures > 0, 10, "a sync to fail while the controller restarts")
         syncs = runtime.syncs
         await wait_until(lambda: runtime.syncs > syncs, 30, "a sync with the restarted controller")
-        second = await runtime.controller.replica_set.remote("test", {})
         await asyncio.sleep(1.0)
+        second = await runtime.controller.replica_set.remote("test", {})
         await load.stop()
         assert second["started_at"] > first["started_at"]  # a new incarnation...
         assert set(replica_nodes(server, "echo")) == replicas  # ...that adopted the replicas, started none
         assert load.failures == []
+        assert second["routes"]["echo"]["weights"] == {"echo": 100.0}  # the gateway handed its split back
     finally:
         await load.stop()
         await stop_server(server)

@@ -75,7 +75,7 @@ class RayReplica:
             ray.cancel(ref)  # the client left or the try timed out: free the replica's batch slot too
             raise
         except RayError as error:
-            raise self._failed(error) from None
+            raise self.failed(error) from None
         if not ok:
             raise error_from_wire(payload)
         return payload
@@ -87,7 +87,8 @@ class RayReplica:
             raise ReplicaUnavailable(f"replica {self.replica_id} is not ready")
         return RayGenerationStream(asyncio.get_running_loop(), self._actor.generate.remote(request), self)
 
-    def _failed(self, error: RayError) -> StrataError:
+    def failed(self, error: RayError) -> StrataError:
+        """The error a caller raises for a failed remote call; marks this replica down when it is gone."""
         if isinstance(error, ActorDiedError):
             self._dead = True  # out of routing now; the controller replaces it
         elif isinstance(error, RayActorError):
@@ -124,6 +125,6 @@ class RayGenerationStream(GenerationStream):
                     return
         except RayError as error:
             self._finished = True
-            raise self._replica._failed(error) from None
+            raise self._replica.failed(error) from None
         finally:
             self.close()

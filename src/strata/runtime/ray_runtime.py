@@ -159,6 +159,10 @@ class RayRuntime:
             if route is not None and split["revision"] > self._route_revisions.get(name, 0):
                 self._route_revisions[name] = split["revision"]
                 route.follow_weights(split["weights"])
+        for name in self._route_revisions.keys() - splits.keys():
+            # The controller forgot a split it had (it restarted): hand it ours again, so gateways that
+            # start from now on get it too. Every gateway holds the same split, so whichever lands wins.
+            self._publish_weights(name, dict(self._routes[name].split.weights))
 
     def metrics_targets(self) -> list[dict[str, Any]]:
         """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
