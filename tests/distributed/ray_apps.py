@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import inspect
 import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import ray
 
 from strata.errors import StrataError
 from strata.observability.metrics import Metrics
@@ -35,32 +40,35 @@ def echo_app(name: str, *deployments: dict[str, Any], control_interval_ms: float
     )
 
 
-async def start_server(spec: AppSpec, address: str) -> ModelServer:
-    server = ModelServer(spec, RayRuntime(spec, address=address), Metrics())
-    await server.start()
-    return server
+@contextlib.asynccontextmanager
+async def serving(spec: AppSpec, address: str) -> AsyncIterator[ModelServer]:
+    """A gateway-side ModelServer on the Ray runtime; on exit it stops, and so do the app's actors
+    (they are detached: the cluster outlives the test)."""
+    runtime = RayRuntime(spec, address=address)
+    server = ModelServer(spec, runtime, Metrics())
+    try:
+        await server.start()
+        yield server
+    finally:
+        await server.stop()
+        await runtime.controller.shutdown.remote()
+        ray.kill(runtime.controller, no_restart=True)
 
 
-async def stop_server(server: ModelServer) -> None:
-    """Stop the gateway side and the app's actors (the cluster outlives the test)."""
+def ray_runtime(server: ModelServer) -> RayRuntime:
     runtime = server.runtime
     assert isinstance(runtime, RayRuntime)
-    await server.stop()
-    await runtime.controller.shutdown.remote()
-    import ray
-
-    ray.kill(runtime.controller, no_restart=True)
+    return runtime
 
 
 def replica_nodes(server: ModelServer, deployment: str) -> dict[str, str]:
     """replica id -> node id, as the controller last reported it."""
-    runtime = server.runtime
-    assert isinstance(runtime, RayRuntime)
-    return {r["replica_id"]: r["node_id"] for r in runtime.view[deployment]["replicas"] if r["node_id"]}
+    return {r["replica_id"]: r["node_id"] for r in ray_runtime(server).view[deployment]["replicas"] if r["node_id"]}
 
 
 class Load:
-    """``clients`` concurrent callers sending requests in a loop until stopped; every outcome counted."""
+    """``clients`` concurrent callers sending requests in a loop from entering the block until ``stop``
+    (or leaving the block); every outcome counted."""
 
     def __init__(self, server: ModelServer, deployment: str, clients: int) -> None:
         self._deployment = server.deployments[deployment]
@@ -70,11 +78,15 @@ class Load:
         self.failures: list[str] = []
         self._tasks: list[asyncio.Task[None]] = []
 
-    def start(self) -> None:
+    async def __aenter__(self) -> Load:
         self._tasks = [asyncio.create_task(self._client(i)) for i in range(self._clients)]
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
 
     async def stop(self) -> None:
-        """Idempotent: tests call it once the load has done its job, and again in ``finally``."""
+        """Idempotent: a test stops the load once it has done its job; leaving the block stops it too."""
         self._stop.set()
         await asyncio.gather(*self._tasks)
 
@@ -94,9 +106,14 @@ class Load:
                 self.ok += 1
 
 
-async def wait_until(condition: Any, timeout_s: float, what: str) -> None:
+async def wait_until(condition: Callable[[], object], timeout_s: float, what: str) -> None:
+    """Poll ``condition`` (a plain or an async callable) until it is true."""
     deadline = time.monotonic() + timeout_s
-    while not condition():
+    while not await _truth(condition()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def _truth(value: object) -> bool:
+    return bool(await value) if inspect.isawaitable(value) else bool(value)

@@ -3,13 +3,11 @@ controller and one set of replicas, one rate limit, keys made on one gateway val
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import ray
@@ -17,7 +15,7 @@ import yaml
 from ray_apps import ECHO
 
 from strata.runtime.ray_controller import controller_name
-from strata.testing import MetricSamples, ServerProcess
+from strata.testing import MetricSamples, ServerProcess, predict_round_robin
 from strata.testing.databases import temporary_postgres_database
 from strata.testing.ray_cluster import LocalCluster
 
@@ -143,13 +141,7 @@ async def test_a_rate_limit_holds_across_the_two_gateways(gateways: list[ServerP
     with gateways[0].http() as admin:  # made on the first gateway, stored in PostgreSQL
         created = admin.post("/v1/admin/keys", json={"tenant": "shared", "scopes": ["infer"]})
         assert created.status_code == 201, created.text
-    headers = {"Authorization": f"Bearer {created.json()['key']}"}
-    clients = [httpx.AsyncClient(base_url=g.url, headers=headers, timeout=30) for g in gateways]
-    try:
-        calls = [clients[i % 2].post("/v1/models/echo/predict", json={"inputs": [i]}) for i in range(80)]
-        responses = await asyncio.gather(*calls)
-    finally:
-        await asyncio.gather(*(c.aclose() for c in clients))
+    responses = await predict_round_robin(gateways, created.json()["key"], "echo", 80)
     admitted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(admitted) == REQUESTS_PER_MINUTE

@@ -10,13 +10,15 @@ from pathlib import Path
 import pytest
 import ray
 import yaml
-from ray_apps import echo_app, start_server, stop_server
+from ray_apps import echo_app, ray_runtime, serving
 from typer.testing import CliRunner
 
 from strata.cli.main import app as cli
 from strata.errors import SpecError
+from strata.observability.metrics import Metrics
 from strata.runtime.ray_controller import controller_name
 from strata.runtime.ray_runtime import RayRuntime
+from strata.serving.server import ModelServer
 from strata.testing.ray_cluster import LocalCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.distributed]
@@ -26,7 +28,9 @@ async def test_a_gateway_with_another_spec_version_is_refused_and_cluster_down_r
     cluster: LocalCluster, app_name: str, tmp_path: Path
 ) -> None:
     spec = echo_app(app_name, {"name": "echo", "replicas": 2, "resources": {"cpus": 0.2}})
-    server = await start_server(spec, cluster.address)
+    # Not `serving`: the test takes the app off the cluster itself, with `strata cluster down`.
+    server = ModelServer(spec, RayRuntime(spec, address=cluster.address), Metrics())
+    await server.start()
     replicas = [r.replica.replica_id for r in server.deployments["echo"].slots]
     changed = echo_app(app_name, {"name": "echo", "replicas": 3, "resources": {"cpus": 0.2}})
     with pytest.raises(SpecError, match="already runs on this cluster") as refused:
@@ -63,15 +67,10 @@ async def test_a_model_that_cannot_load_is_reported_and_retried_with_back_off(
     spec = echo_app(app_name, {"name": "echo", "replicas": 1, "resources": {"cpus": 0.2}})
     broken_model = spec.models[0].model_copy(update={"options": {"no_such_option": 1}})
     spec = spec.model_copy(update={"models": [broken_model]})
-    server = await start_server(spec, cluster.address)  # returns: the failure is the answer
-    try:
+    async with serving(spec, cluster.address) as server:  # starting returns: the failure is the answer
         deployment = server.deployments["echo"]
         assert not deployment.ready
         assert any("rejected its options" in error for error in deployment.load_errors.values())
         await asyncio.sleep(3.0)
-        runtime = server.runtime
-        assert isinstance(runtime, RayRuntime)
         # Back-off doubles from 2 s: in ~3 s at most two more tries, not one per control interval (0.2 s).
-        assert len(runtime.view["echo"]["load_errors"]) <= 3
-    finally:
-        await stop_server(server)
+        assert len(ray_runtime(server).view["echo"]["load_errors"]) <= 3

@@ -1,6 +1,5 @@
 """Two gateway processes sharing PostgreSQL and Redis: one rate limit, one revocation list."""
 
-import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -9,7 +8,7 @@ import httpx
 import pytest
 import yaml
 
-from strata.testing import ServerProcess
+from strata.testing import ServerProcess, predict_round_robin
 from strata.testing.databases import temporary_postgres_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -46,14 +45,7 @@ def _new_key(gateway: ServerProcess) -> dict[str, str]:
 
 
 async def test_a_rate_limit_holds_across_two_gateways(gateways: tuple[ServerProcess, ServerProcess]) -> None:
-    key = _new_key(gateways[0])["key"]
-    headers = {"Authorization": f"Bearer {key}"}
-    clients = [httpx.AsyncClient(base_url=g.url, headers=headers, timeout=30) for g in gateways]
-    try:
-        calls = [clients[i % 2].post("/v1/models/echo/predict", json={"inputs": [i]}) for i in range(80)]
-        responses = await asyncio.gather(*calls)
-    finally:
-        await asyncio.gather(*(c.aclose() for c in clients))
+    responses = await predict_round_robin(gateways, _new_key(gateways[0])["key"], "echo", 80)
     admitted = [r for r in responses if r.status_code == 200]
     refused = [r for r in responses if r.status_code == 429]
     assert len(admitted) == REQUESTS_PER_MINUTE  # a moving window in Redis: exact, no tolerance needed

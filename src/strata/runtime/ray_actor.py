@@ -13,11 +13,12 @@ class, since only some classes are safe to retry.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
+
+import ray
 
 from strata import errors
 from strata.errors import StrataError
@@ -49,8 +50,7 @@ def error_from_wire(wire: WireError) -> StrataError:
 
 
 class ReplicaActor:
-    """Decorated with ``ray.remote`` by the runtime (this module never imports Ray itself, so the
-    replica logic stays testable in one process). Async actor: many requests are in flight at
+    """Decorated with ``ray.remote`` by the controller. Async actor: many requests are in flight at
     once, which is what lets the batcher inside form batches."""
 
     def __init__(
@@ -61,6 +61,7 @@ class ReplicaActor:
         from strata.runtime.local import LocalRuntime
 
         self.replica_id = replica_id
+        self._node_id: str = ray.get_runtime_context().get_node_id()
         self._deployment = deployment.name
         self._metrics = Metrics()  # the replica's own: batch sizes, queue waits, tokens (see status)
         self._metrics_url = None if metrics_port is None else self._serve_metrics(metrics_port)
@@ -78,12 +79,10 @@ class ReplicaActor:
     async def start(self) -> tuple[float, str]:
         """Load and warm the model; returns the seconds it took and the node it runs on. Raises if the
         model cannot load."""
-        import ray
-
         started = time.perf_counter()
         await self._replica.start()
         self._started = True
-        return time.perf_counter() - started, ray.get_runtime_context().get_node_id()
+        return time.perf_counter() - started, self._node_id
 
     async def stop(self) -> None:
         await self._replica.stop()
@@ -91,8 +90,6 @@ class ReplicaActor:
     def status(self, since: int = 0) -> dict[str, Any]:
         """What the gateway routes on and the controller scales on; cheap, called a few times a second.
         ``latencies_s`` holds the requests finished after the caller's last look (``finished`` then)."""
-        import ray  # here only: the class is usable without Ray for tests of the logic
-
         return {
             "replica_id": self.replica_id,
             "ready": self._started and self._replica.ready,
@@ -105,8 +102,7 @@ class ReplicaActor:
             "finished": self._finished_count,
             "tokens_out": self._tokens("out"),
             "latencies_s": [seconds for count, seconds in self._latencies if count > since],
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "pid": os.getpid(),
+            "node_id": self._node_id,
             "metrics_url": self._metrics_url,
         }
 
@@ -147,7 +143,6 @@ class ReplicaActor:
         """The batcher runs here, in the replica's process, so its metrics are scraped here: one endpoint
         per replica (Prometheus sums them), never re-exported by gateways, which would count them once
         per gateway."""
-        import ray
         from prometheus_client import start_http_server
 
         host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]

@@ -15,10 +15,9 @@ from typing import Any
 import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayError
 
-from strata.errors import InvalidRequest, ModelFailed, ReplicaUnavailable, StrataError
+from strata.errors import ModelFailed, ReplicaUnavailable, StrataError
 from strata.runtime.ray_actor import error_from_wire
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
-from strata.spec import ModelSpec
 
 
 def _remote_failure(replica_id: str, error: RayError) -> StrataError:
@@ -29,10 +28,9 @@ def _remote_failure(replica_id: str, error: RayError) -> StrataError:
 
 
 class RayReplica:
-    def __init__(self, replica_id: str, actor: Any, model: ModelSpec) -> None:
+    def __init__(self, replica_id: str, actor: Any) -> None:
         self.replica_id = replica_id
         self._actor = actor
-        self._model = model
         self._ready = False
         self._dead = False
         self._queue_depth = 0
@@ -65,9 +63,10 @@ class RayReplica:
     async def stop(self) -> None:
         return None  # the controller drains and stops it
 
+    # A request of the wrong kind (infer on a text model, or the reverse) is refused inside the actor by
+    # the local replica, and its InvalidRequest crosses back as such: no second check here.
+
     async def infer(self, item: Any) -> Any:
-        if self._model.task == "generate":
-            raise InvalidRequest(f"model '{self._model.name}' only generates text", param="model")
         ref = self._actor.infer.remote(item)
         try:
             ok, payload = await ref
@@ -81,8 +80,6 @@ class RayReplica:
         return payload
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
-        if self._model.task != "generate":
-            raise InvalidRequest(f"model '{self._model.name}' does not generate text", param="model")
         if not self.ready:
             raise ReplicaUnavailable(f"replica {self.replica_id} is not ready")
         return RayGenerationStream(asyncio.get_running_loop(), self._actor.generate.remote(request), self)

@@ -179,7 +179,11 @@ class DeploymentController:
             else:
                 record.misses = 0
                 record.status = result
-                if result["stalled_s"] > self.spec.health.stall_timeout_s and self.spec.health.restart:
+                if not self.spec.health.restart:
+                    continue
+                if not result["alive"]:  # the actor answers, but its batcher's worker died
+                    self._replace(record, "its worker died")
+                elif result["stalled_s"] > self.spec.health.stall_timeout_s:
                     self._replace(record, f"no progress for {result['stalled_s']:.1f} s")
 
     def _replace(self, record: ReplicaRecord, why: str) -> None:

@@ -228,7 +228,7 @@ class RayRuntime:
             for entry in self.view.get(name, {}).get("replicas", []):
                 if entry["state"] == "draining":
                     continue  # no new requests; those it holds finish on the slot they started on
-                replica = self._replicas.get(entry["replica_id"]) or await self._handle(entry["replica_id"], deployment)
+                replica = self._replicas.get(entry["replica_id"]) or await self._handle(entry["replica_id"])
                 if replica is None:
                     continue
                 replica.mark(ready=entry["ready"], queue_depth=entry["queue_depth"], stalled_s=entry["stalled_s"])
@@ -239,12 +239,12 @@ class RayRuntime:
         live = {r.replica_id for d in self._deployments.values() for r in (s.replica for s in d.slots)}
         self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
 
-    async def _handle(self, replica_id: str, deployment: Deployment) -> RayReplica | None:
+    async def _handle(self, replica_id: str) -> RayReplica | None:
         try:
             actor = await asyncio.to_thread(ray.get_actor, replica_id, namespace=self.app.ray.namespace)
         except ValueError:  # removed between the controller's answer and now
             return None
-        replica = RayReplica(replica_id, actor, deployment.model)
+        replica = RayReplica(replica_id, actor)
         self._replicas[replica_id] = replica
         return replica
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import secrets
 import shutil
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -140,3 +142,19 @@ class ServerProcess:
     ) -> None:
         self.stop()
         shutil.rmtree(self._state_dir, ignore_errors=True)
+
+
+async def predict_round_robin(
+    servers: Sequence[ServerProcess], api_key: str, route: str, count: int
+) -> list[httpx.Response]:
+    """``count`` predict calls sent at once, taking turns over ``servers`` (call ``i`` sends input ``[i]``):
+    how tests check that several gateways share one limit."""
+    headers = {"Authorization": f"Bearer {api_key}"}
+    clients = [httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) for server in servers]
+    try:
+        calls = [
+            clients[i % len(clients)].post(f"/v1/models/{route}/predict", json={"inputs": [i]}) for i in range(count)
+        ]
+        return list(await asyncio.gather(*calls))
+    finally:
+        await asyncio.gather(*(client.aclose() for client in clients))
