@@ -76,13 +76,13 @@ class ReplicaActor:
         self._latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_WINDOW)  # (finished_count, seconds)
         self._last_arrival = time.monotonic()
 
-    async def start(self) -> tuple[float, str]:
-        """Load and warm the model; returns the seconds it took and the node it runs on. Raises if the
-        model cannot load."""
+    async def start(self) -> dict[str, Any]:
+        """Load and warm the model; returns the seconds it took and where the replica is (its node, its
+        metrics endpoint), so it is known from the moment it is ready. Raises if the model cannot load."""
         started = time.perf_counter()
         await self._replica.start()
         self._started = True
-        return time.perf_counter() - started, self._node_id
+        return {"seconds": time.perf_counter() - started, "node_id": self._node_id, "metrics_url": self._metrics_url}
 
     async def stop(self) -> None:
         await self._replica.stop()

@@ -48,7 +48,8 @@ class ReplicaRecord:
     state: str = "starting"  # starting -> ready -> draining; gone once removed
     started_at: float = field(default_factory=time.monotonic)
     draining_since: float | None = None
-    node_id: str | None = None
+    node_id: str | None = None  # known once loaded (before the first status): where it runs
+    metrics_url: str | None = None
     status: dict[str, Any] = field(default_factory=dict)
     misses: int = 0
     seen_finished: int = 0
@@ -65,7 +66,7 @@ class ReplicaRecord:
             "stalled_s": float(self.status.get("stalled_s", 0.0)),
             "in_flight": int(self.status.get("in_flight", 0)),
             "node_id": self.status.get("node_id", self.node_id),
-            "metrics_url": self.status.get("metrics_url"),
+            "metrics_url": self.status.get("metrics_url", self.metrics_url),
             # A replica that stays "starting" is loading a big model - or waiting for a node with the
             # resources it asks for, which Ray does silently: the age tells an operator which to suspect.
             "starting_for_s": round(time.monotonic() - self.started_at, 1) if self.state == "starting" else None,
@@ -141,7 +142,7 @@ class DeploymentController:
 
     async def _load(self, record: ReplicaRecord) -> None:
         try:
-            seconds, record.node_id = await record.handle.start.remote()
+            loaded = await record.handle.start.remote()
         except RayError as error:  # the model cannot load: the replica goes, the reason stays visible
             if record.replica_id not in self.records:
                 return  # drained or replaced while loading: killed on purpose, not a load failure
@@ -152,9 +153,10 @@ class DeploymentController:
             self.kill(record)
             return
         self.load_failures = 0
+        record.node_id, record.metrics_url = loaded["node_id"], loaded["metrics_url"]
         if record.state == "starting":
             record.state = "ready"
-        log.info("%s: replica %s ready in %.2f s", self.spec.name, record.replica_id, seconds)
+        log.info("%s: replica %s ready in %.2f s", self.spec.name, record.replica_id, loaded["seconds"])
 
     def kill(self, record: ReplicaRecord) -> None:
         self.records.pop(record.replica_id, None)
