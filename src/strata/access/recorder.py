@@ -27,6 +27,7 @@ class Recorder:
         self._audit: list[AuditEvent] = []
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self._stopping = asyncio.Event()
 
     def usage(self, record: Usage, cost: float) -> None:
         self._usage.append((record, cost))
@@ -38,15 +39,20 @@ class Recorder:
         self._task = asyncio.create_task(self._loop(), name="access-recorder")
 
     async def stop(self) -> None:
+        # The loop is asked to stop, not cancelled: a flush cancelled mid-write leaves its SQLite write
+        # transaction behind in the driver's thread, and the final flush below then finds the database
+        # locked and loses the rows (seen under load at shutdown).
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await self._task
         await self.flush()
 
     async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+            if self._stopping.is_set():
+                return  # stop() writes what is left
             try:
                 await self.flush()
             except Exception:  # the task loop is the boundary: rows stay buffered and are retried
