@@ -182,3 +182,18 @@ class QuotaExceeded(StrataError):
     status = 429
     error_type = "insufficient_quota"
     code = "insufficient_quota"
+
+
+class MethodNotAllowed(StrataError):
+    """The path exists but not with this method; ``Allow`` lists the methods it takes."""
+
+    status = 405
+    error_type = "invalid_request_error"
+    code = "method_not_allowed"
+
+    def __init__(self, message: str, *, allow: list[str]) -> None:
+        super().__init__(message)
+        self.allow = allow
+
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}

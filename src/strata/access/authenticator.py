@@ -23,9 +23,9 @@ from datetime import UTC
 
 from strata.access.jwt import JWTVerifier
 from strata.access.keystore import KeyInfo, KeyStore
-from strata.access.principal import Principal
 from strata.access.secrets import KEY_PREFIX, hash_key
 from strata.errors import Unauthenticated
+from strata.principal import Principal
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 
-from strata.access.principal import SCOPES, Principal
 from strata.errors import SpecError, Unauthenticated
+from strata.principal import SCOPES, Principal
 from strata.spec.models import JWTSpec
 
 _FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP", "HS": "oct"}

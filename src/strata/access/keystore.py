@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from strata.access.principal import SCOPES
 from strata.access.secrets import display_prefix, hash_key, new_key
 from strata.access.tables import ApiKey, KeysVersion
 from strata.errors import InvalidRequest
+from strata.principal import SCOPES
 from strata.store import Database
 
 BOOTSTRAP_TENANT = "admin"

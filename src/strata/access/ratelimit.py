@@ -20,8 +20,8 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
-from strata.access.principal import Principal
 from strata.errors import RateLimited
+from strata.principal import Principal
 from strata.spec.models import RateLimitSpec
 
 

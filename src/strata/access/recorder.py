@@ -1,51 +1,131 @@
-"""Buffers usage rows and audit events, and writes them in the background so requests never wait on
-the database. Stopping flushes what is left: a graceful shutdown loses nothing."""
+"""Usage and audit bookkeeping, kept off the request path.
+
+On the event loop a finished request costs a dictionary update (usage, summed per tenant, key,
+model and minute) and an append to a bounded buffer (its audit row, still a record: the row is
+built later). Every ``interval_s`` the buffers are swapped out and handed to a writer thread with
+its own event loop and its own database engine, which builds the rows, chains the audit hashes and
+writes both in one bulk insert each. The loop never waits on the database or builds rows.
+
+The audit buffer is bounded: when a database stall fills it, further audit rows are counted as
+dropped (``dropped_audit``, exported as a metric) and, once rows flow again, an ``audit.overflow``
+alert row records how many were lost, so the trail itself says where it has a gap.
+
+Stopping flushes what is left: a graceful shutdown loses nothing.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import threading
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar
 
 from strata.access import audit, usage
 from strata.access.audit import AuditEvent
-from strata.access.usage import Totals, Usage
+from strata.access.usage import Totals, UsageKey
+from strata.record import RequestRecord
 from strata.store import Database
 
 log = logging.getLogger(__name__)
 
 AfterFlush = Callable[[dict[str, Totals]], Awaitable[None]]
+AuditSource = AuditEvent | RequestRecord
+ToEvent = Callable[[RequestRecord], AuditEvent]
+T = TypeVar("T")
+
+DEFAULT_MAX_AUDIT_BUFFER = 100_000
+
+
+class _Writer:
+    """A thread running its own event loop and database engine: where rows are built and written."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="access-writer", daemon=True)
+        self._thread.start()
+        self.database = self.run_sync(self._open())
+
+    async def _open(self) -> Database:
+        return Database(self._url, pool_size=1)
+
+    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.run_sync(self.database.close())
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
 
 
 class Recorder:
-    def __init__(self, database: Database, *, interval_s: float = 0.5, after_flush: AfterFlush | None = None) -> None:
+    def __init__(
+        self,
+        database: Database,
+        *,
+        interval_s: float = 0.5,
+        after_flush: AfterFlush | None = None,
+        to_event: ToEvent | None = None,
+        max_audit_buffer: int = DEFAULT_MAX_AUDIT_BUFFER,
+    ) -> None:
         self.database = database
         self.interval_s = interval_s
         self.after_flush = after_flush
-        self._usage: list[tuple[Usage, float]] = []
-        self._audit: list[AuditEvent] = []
+        self.to_event = to_event
+        self.max_audit_buffer = max_audit_buffer
+        self.dropped_audit = 0  # audit rows lost to a full buffer since start (a metric reads it)
+        self._unreported_drops = 0
+        self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
+        self._audit: list[AuditSource] = []
+        self._writer: _Writer | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
 
-    def usage(self, record: Usage, cost: float) -> None:
-        self._usage.append((record, cost))
+    def usage(
+        self, tenant: str, key_id: str | None, model: str, at: float, used: tuple[int, int, float, float]
+    ) -> None:
+        """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum."""
+        key = (tenant, key_id, model, int(at // 60) * 60)
+        total = self._usage.get(key)
+        if total is None:
+            self._usage[key] = [1, *used]
+        else:
+            total[0] += 1
+            total[1] += used[0]
+            total[2] += used[1]
+            total[3] += used[2]
+            total[4] += used[3]
 
-    def audit(self, event: AuditEvent) -> None:
+    def audit(self, event: AuditSource) -> None:
+        if len(self._audit) >= self.max_audit_buffer:
+            self.dropped_audit += 1
+            self._unreported_drops += 1
+            return
         self._audit.append(event)
 
     def start(self) -> None:
+        self._writer = _Writer(self.database.url.render_as_string(hide_password=False))
         self._task = asyncio.create_task(self._loop(), name="access-recorder")
 
     async def stop(self) -> None:
-        # The loop is asked to stop, not cancelled: a flush cancelled mid-write leaves its SQLite write
-        # transaction behind in the driver's thread, and the final flush below then finds the database
-        # locked and loses the rows (seen under load at shutdown).
+        # The loop is asked to stop, not cancelled: a flush cancelled mid-write would leave its write
+        # transaction behind, and the final flush below would find the database locked.
         self._stopping.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            if self._writer is not None:
+                await asyncio.to_thread(self._writer.close)
+                self._writer = None
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -60,22 +140,53 @@ class Recorder:
 
     async def flush(self) -> None:
         async with self._lock:  # one writer per gateway keeps the audit order
-            rows, events = self._usage, self._audit
-            self._usage, self._audit = [], []
+            sums, sources = self._usage, self._audit
+            self._usage, self._audit = {}, []
+            drops, self._unreported_drops = self._unreported_drops, 0
+            rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
             try:
-                await usage.write(self.database, rows)
+                await self._write(rows, sources, drops)
             except BaseException:
-                self._usage = rows + self._usage
-                self._audit = events + self._audit
+                self._merge_back(sums, sources, drops)
                 raise
-            try:
-                await audit.append(self.database, events)
-            except BaseException:
-                self._audit = events + self._audit
-                raise
-            if self.after_flush is not None:
+            if self.after_flush is not None and rows:
                 written: dict[str, Totals] = {}
-                for record, cost in rows:
-                    one = Totals(1, record.tokens_in, record.tokens_out, record.compute_s, cost)
-                    written[record.tenant] = written.get(record.tenant, Totals()).plus(one)
+                for key, total in rows.items():
+                    written[key.tenant] = written.get(key.tenant, Totals()).plus(total)
                 await self.after_flush(written)
+
+    async def _write(self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
+        if not rows and not sources and not drops:
+            return
+        if self._writer is None:  # not started (a tool writing once): write from here
+            await _write_all(self.database, rows, sources, drops, self.to_event)
+            return
+        await self._writer.run(_write_all(self._writer.database, rows, sources, drops, self.to_event))
+
+    def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
+                    drops: int) -> None:  # fmt: skip
+        for key, total in self._usage.items():  # what arrived during the failed write
+            mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0])
+            for index, value in enumerate(total):
+                mine[index] += value
+        self._usage = sums
+        self._audit = sources + self._audit
+        self._unreported_drops += drops
+
+
+async def _write_all(
+    database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int, to_event: ToEvent | None
+) -> None:
+    """Runs on the writer thread: build the rows and write usage, then the audit chain."""
+    await usage.write(database, rows)
+    events = [source if isinstance(source, AuditEvent) else _event(source, to_event) for source in sources]
+    if drops:
+        message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
+        events.append(AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message}))
+    await audit.append(database, events)
+
+
+def _event(record: RequestRecord, to_event: ToEvent | None) -> AuditEvent:
+    if to_event is None:
+        raise TypeError("a request record reached the audit buffer without a way to describe it")
+    return to_event(record)

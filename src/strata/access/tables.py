@@ -36,6 +36,8 @@ class KeysVersion(Base):
 
 
 class UsageRecord(Base):
+    """Usage of one tenant, key and model in one minute (``at`` is the minute's start)."""
+
     __tablename__ = "access_usage"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -43,6 +45,7 @@ class UsageRecord(Base):
     tenant: Mapped[str] = mapped_column(String(128), index=True)
     key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     model: Mapped[str] = mapped_column(String(128))
+    requests: Mapped[int] = mapped_column(Integer, server_default="1")  # a row aggregates a minute of requests
     tokens_in: Mapped[int] = mapped_column(Integer)
     tokens_out: Mapped[int] = mapped_column(Integer)
     compute_s: Mapped[float] = mapped_column(Float)

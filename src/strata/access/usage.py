@@ -1,4 +1,5 @@
-"""Usage records: what each request cost, written in batches; and the totals budgets and /v1/usage read."""
+"""Usage: what requests cost, aggregated per tenant, key, model and minute and written in bulk; and the
+totals budgets and /v1/usage read."""
 
 from __future__ import annotations
 
@@ -13,24 +14,23 @@ from strata.store import Database
 
 
 @dataclass(frozen=True, slots=True)
-class Usage:
+class UsageKey:
+    """What usage is aggregated by: one row per tenant, key, model and minute."""
+
     tenant: str
     key_id: str | None
     model: str
-    deployment: str
-    tokens_in: int
-    tokens_out: int
-    compute_s: float
-    at: datetime
+    minute: int  # unix seconds at the start of the minute
 
-    def cost(self, price: PriceSpec | None) -> float:
-        if price is None:
-            return 0.0
-        return (
-            self.tokens_in / 1000 * price.per_1k_input_tokens
-            + self.tokens_out / 1000 * price.per_1k_output_tokens
-            + self.compute_s * price.per_compute_second
-        )
+
+def cost_of(price: PriceSpec | None, tokens_in: int, tokens_out: int, compute_s: float) -> float:
+    if price is None:
+        return 0.0
+    return (
+        tokens_in / 1000 * price.per_1k_input_tokens
+        + tokens_out / 1000 * price.per_1k_output_tokens
+        + compute_s * price.per_compute_second
+    )
 
 
 def period_start(period: str, now: datetime) -> datetime:
@@ -38,16 +38,18 @@ def period_start(period: str, now: datetime) -> datetime:
     return day if period == "day" else day.replace(day=1)
 
 
-async def write(database: Database, rows: list[tuple[Usage, float]]) -> None:
+async def write(database: Database, rows: dict[UsageKey, Totals]) -> None:
+    """One row per aggregate; a minute flushed twice (or by two gateways) is two rows, summed on read."""
     if not rows:
         return
     values = [
-        {"at": u.at, "tenant": u.tenant, "key_id": u.key_id, "model": u.model, "tokens_in": u.tokens_in,
-         "tokens_out": u.tokens_out, "compute_s": u.compute_s, "cost": cost}
-        for u, cost in rows
+        {"at": datetime.fromtimestamp(k.minute, UTC), "tenant": k.tenant, "key_id": k.key_id, "model": k.model,
+         "requests": t.requests, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out, "compute_s": t.compute_s,
+         "cost": t.cost}
+        for k, t in rows.items()
     ]  # fmt: skip
     async with database.session() as session:
-        await session.execute(insert(UsageRecord), values)  # one executemany, no ORM objects: cheap per row
+        await session.execute(insert(UsageRecord), values)  # one executemany, no ORM objects
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,7 +91,7 @@ async def totals(
     query = select(
         UsageRecord.tenant,
         model_column,
-        func.count(),
+        func.sum(UsageRecord.requests),
         func.sum(UsageRecord.tokens_in),
         func.sum(UsageRecord.tokens_out),
         func.sum(UsageRecord.compute_s),
@@ -102,7 +104,7 @@ async def totals(
         result = await session.execute(query)
         return {
             (row[0], row[1] if by_model else "*"): Totals(
-                int(row[2]), int(row[3] or 0), int(row[4] or 0), float(row[5] or 0), float(row[6] or 0)
+                int(row[2] or 0), int(row[3] or 0), int(row[4] or 0), float(row[5] or 0), float(row[6] or 0)
             )
             for row in result.all()
         }

@@ -21,7 +21,7 @@ from strata.runtime import runtime_for
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
 from strata.store import Database
-from strata.workflows.service import Workflows, access_usage
+from strata.workflows.service import Workflows
 
 console = Console()
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool) -> None:
     await database.migrate()
     access = AccessControl(spec, database)  # only its usage recorder: bills generate steps to the job's tenant
     server = ModelServer(spec, runtime_for(spec), Metrics()) if models else None
-    workflows = Workflows(spec, database, server=server, usage=access_usage(access))
+    workflows = Workflows(spec, database, server=server, usage=access.finish)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -8,14 +8,13 @@ from typing import Annotated
 
 from fastapi import FastAPI
 from pydantic import Field, ValidationError
-from starlette.requests import Request
 from starlette.responses import Response
 
 from strata.errors import Conflict, InvalidRequest
-from strata.gateway.errors import invalid_request_from
-from strata.gateway.parsing import parse_body
+from strata.gateway.call import Call
 from strata.gateway.responses import json_response
-from strata.gateway.schemas import RequestModel
+from strata.protocol.errors import invalid_request_from
+from strata.protocol.requests import RequestModel
 from strata.serving.route import Route
 from strata.serving.server import ModelServer
 from strata.spec.resilience import RolloutSpec
@@ -42,18 +41,18 @@ class TrafficAdminAPI:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    def _route(self, request: Request) -> Route:
-        return self.server.resolve(request.path_params["route"])
+    def _route(self, call: Call) -> Route:
+        return self.server.resolve(call.params["route"])
 
-    async def list_routes(self, request: Request) -> Response:
+    async def list_routes(self, call: Call) -> Response:
         return json_response({"routes": [route.snapshot() for route in self.server.routes.values()]})
 
-    async def list_deployments(self, request: Request) -> Response:
+    async def list_deployments(self, call: Call) -> Response:
         return json_response({"deployments": {name: d.snapshot() for name, d in self.server.deployments.items()}})
 
-    async def set_weights(self, request: Request) -> Response:
-        route = self._route(request)
-        body = await parse_body(request, WeightsRequest)
+    async def set_weights(self, call: Call) -> Response:
+        route = self._route(call)
+        body = call.parse(WeightsRequest)
         try:
             route.set_weights(body.weights)
         except KeyError as error:
@@ -62,9 +61,9 @@ class TrafficAdminAPI:
             raise InvalidRequest(str(error), param="weights") from None
         return json_response(route.snapshot())
 
-    async def start_rollout(self, request: Request) -> Response:
-        route = self._route(request)
-        body = await parse_body(request, RolloutRequest)
+    async def start_rollout(self, call: Call) -> Response:
+        route = self._route(call)
+        body = call.parse(RolloutRequest)
         overrides = body.model_dump(exclude={"canary"}, exclude_none=True)
         try:
             spec = RolloutSpec.model_validate(route.spec.rollout.model_dump() | overrides)
@@ -78,35 +77,35 @@ class TrafficAdminAPI:
             raise Conflict(str(error)) from None
         return json_response(rollout.status(), 201)
 
-    async def rollout_status(self, request: Request) -> Response:
-        route = self._route(request)
+    async def rollout_status(self, call: Call) -> Response:
+        route = self._route(call)
         if route.rollout is None:
             return json_response({"route": route.name, "rollout": None, "weights": route.split.weights})
         return json_response({"route": route.name, "rollout": route.rollout.status(), "weights": route.split.weights})
 
-    async def promote(self, request: Request) -> Response:
-        route = self._route(request)
+    async def promote(self, call: Call) -> Response:
+        route = self._route(call)
         try:
             rollout = route.promote()
         except ValueError as error:
             raise Conflict(str(error)) from None
         return json_response(rollout.status())
 
-    async def abort(self, request: Request) -> Response:
-        route = self._route(request)
+    async def abort(self, call: Call) -> Response:
+        route = self._route(call)
         try:
             rollout = route.abort()
         except ValueError as error:
             raise Conflict(str(error)) from None
         return json_response(rollout.status())
 
-    async def cluster(self, request: Request) -> Response:
+    async def cluster(self, call: Call) -> Response:
         """The runtime's view: for Ray, this gateway's sync state and the controller's replicas and
         recent autoscaling decisions per deployment."""
         snapshot = getattr(self.server.runtime, "snapshot", None)
         return json_response(snapshot() if snapshot is not None else {"runtime": "local"})
 
-    async def metrics_targets(self, request: Request) -> Response:
+    async def metrics_targets(self, call: Call) -> Response:
         """Prometheus HTTP service discovery (``http_sd_configs``): every replica's own metrics endpoint,
         labelled with its deployment and replica. Empty on the local runtime, whose /metrics has it all."""
         targets = getattr(self.server.runtime, "metrics_targets", None)

@@ -7,61 +7,42 @@ import time
 from collections.abc import AsyncIterator
 
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.types import Scope
 
-from strata.access.metering import note_usage
 from strata.errors import DeadlineExceeded, StrataError
+from strata.gateway.call import Call, require_task
 from strata.gateway.disconnect import cancel_on_disconnect
-from strata.gateway.errors import error_body
-from strata.gateway.formats import ChatFormat, CompletionFormat, ResponseFormat
-from strata.gateway.parsing import parse_body, require_task
 from strata.gateway.request_context import request_context
-from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.observability.metrics import DeploymentMetrics
+from strata.protocol.errors import error_body
+from strata.protocol.formats import ChatFormat, CompletionFormat, ResponseFormat
+from strata.protocol.generation import generation_request
+from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
+from strata.record import RequestRecord
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
-from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
-
-# Chat templates know system/user/assistant; OpenAI's newer "developer" role means system.
-TEMPLATE_ROLE = {"developer": "system"}
-
-
-def _sampling(body: ChatCompletionRequest | CompletionRequest, max_tokens: int | None) -> SamplingParams:
-    return SamplingParams(
-        max_tokens=max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_strings(),
-        seed=body.seed,
-        ignore_eos=body.ignore_eos,
-    )
 
 
 class CompletionsAPI:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    async def chat(self, request: Request) -> Response:
+    async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
-        body = await parse_body(request, ChatCompletionRequest)
-        messages = tuple({"role": TEMPLATE_ROLE.get(m.role, m.role), "content": m.text()} for m in body.messages)
-        generation = GenerationRequest(params=_sampling(body, body.token_limit()), messages=messages)
-        return await self._serve(request, body, generation, started, "chat completions", ChatFormat)
+        body = call.parse(ChatCompletionRequest)
+        return await self._serve(call, body, generation_request(body), started, "chat completions", ChatFormat)
 
-    async def completions(self, request: Request) -> Response:
+    async def completions(self, call: Call) -> Response:
         started = time.perf_counter()
-        body = await parse_body(request, CompletionRequest)
-        generation = GenerationRequest(params=_sampling(body, body.max_tokens), prompt=body.prompt_text())
-        return await self._serve(request, body, generation, started, "completions", CompletionFormat)
+        body = call.parse(CompletionRequest)
+        return await self._serve(call, body, generation_request(body), started, "completions", CompletionFormat)
 
     async def _serve(
         self,
-        request: Request,
+        call: Call,
         body: ChatCompletionRequest | CompletionRequest,
         generation: GenerationRequest,
         started: float,
@@ -70,8 +51,8 @@ class CompletionsAPI:
     ) -> Response:
         route = self.server.resolve(body.model)
         require_task(route, "generate", endpoint)
-        receive = request.receive
-        context = request_context(request, body.user)
+        receive = call.receive
+        context = request_context(call, body.user)
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
 
         async def work(
@@ -87,11 +68,11 @@ class CompletionsAPI:
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             body_events = _stream_body(
-                fmt, first, _until(events, context.deadline), include_usage, metrics, request.scope
+                fmt, first, _until(events, context.deadline), include_usage, metrics, call.record
             )
             return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
-        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics, request.scope)
+        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics, call.record)
         response = await cancel_on_disconnect(receive, whole)
         response.headers.update(served.headers())
         return response
@@ -122,7 +103,7 @@ async def _whole_response(
     first: GenerationEvent,
     events: AsyncIterator[GenerationEvent],
     metrics: DeploymentMetrics,
-    scope: Scope,
+    record: RequestRecord,
 ) -> Response:
     parts = [first.text]
     last = first
@@ -131,7 +112,7 @@ async def _whole_response(
         last = event
     started = time.perf_counter()
     assert last.finish_reason is not None
-    note_usage(scope, last.prompt_tokens, last.completion_tokens)
+    record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
     payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
@@ -144,7 +125,7 @@ async def _stream_body(
     events: AsyncIterator[GenerationEvent],
     include_usage: bool,
     metrics: DeploymentMetrics,
-    scope: Scope,
+    record: RequestRecord,
 ) -> AsyncIterator[bytes]:
     try:
         opening = fmt.opening_chunk()
@@ -157,7 +138,7 @@ async def _stream_body(
             if event.text:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
             if event.finish_reason is not None:
-                note_usage(scope, event.prompt_tokens, event.completion_tokens)
+                record.tokens_in, record.tokens_out = event.prompt_tokens, event.completion_tokens
                 chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
                 if include_usage:
                     usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)

@@ -12,14 +12,12 @@ from typing import Any
 
 import numpy as np
 import orjson
-from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.access.metering import note_usage
 from strata.errors import InvalidRequest, ModelFailed
-from strata.gateway.parsing import parse_body, require_task
+from strata.gateway.call import Call, require_task
 from strata.gateway.request_context import request_context
-from strata.gateway.schemas import EmbeddingRequest, PredictRequest
+from strata.protocol.requests import EmbeddingRequest, PredictRequest
 from strata.serving.deployment import Deployment
 from strata.serving.route import RequestContext, Route, Served
 from strata.serving.server import ModelServer
@@ -47,14 +45,14 @@ class BatchedAPI:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
 
-    async def embeddings(self, request: Request) -> Response:
+    async def embeddings(self, call: Call) -> Response:
         started = time.perf_counter()
-        body = await parse_body(request, EmbeddingRequest)
+        body = call.parse(EmbeddingRequest)
         route = self.server.resolve(body.model)
         require_task(route, "embed", "embeddings")
         metrics = route.deployment.metrics
         metrics.parse.observe(time.perf_counter() - started)
-        results, served = await _infer_all(route, request_context(request, body.user), body.texts())
+        results, served = await _infer_all(route, request_context(call, body.user), body.texts())
         started = time.perf_counter()
         dimensions = len(results[0].vector)
         if body.dimensions is not None and body.dimensions != dimensions:
@@ -64,7 +62,7 @@ class BatchedAPI:
                 param="dimensions",
             )
         tokens = sum(result.tokens for result in results)
-        note_usage(request.scope, tokens, 0)
+        call.record.tokens_in = tokens
         data = [
             {"object": "embedding", "index": index, "embedding": _encode(result.vector, body.encoding_format)}
             for index, result in enumerate(results)
@@ -81,14 +79,14 @@ class BatchedAPI:
         metrics.postprocess.observe(time.perf_counter() - started)
         return response
 
-    async def predict(self, request: Request) -> Response:
+    async def predict(self, call: Call) -> Response:
         started = time.perf_counter()
-        body = await parse_body(request, PredictRequest)
-        route = self.server.resolve(request.path_params["model"])
+        body = call.parse(PredictRequest)
+        route = self.server.resolve(call.params["model"])
         require_task(route, "predict", "predict")
         metrics = route.deployment.metrics
         metrics.parse.observe(time.perf_counter() - started)
-        outputs, served = await _infer_all(route, request_context(request), body.inputs)
+        outputs, served = await _infer_all(route, request_context(call), body.inputs)
         started = time.perf_counter()
         try:
             payload = orjson.dumps({"model": route.name, "outputs": outputs}, option=orjson.OPT_SERIALIZE_NUMPY)

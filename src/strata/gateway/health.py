@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
-from starlette.requests import Request
 from starlette.responses import Response
 
+from strata.gateway.call import Call
 from strata.serving.server import ModelServer
 
 
@@ -20,11 +21,12 @@ class OperationsAPI:
     def __init__(self, server: ModelServer) -> None:
         self.server = server
         self.started_at = int(time.time())
+        self.before_scrape: list[Callable[[], None]] = []  # gauges read from their owners at each scrape
 
-    async def healthz(self, request: Request) -> Response:
+    async def healthz(self, call: Call) -> Response:
         return _json({"status": "alive"})
 
-    async def readyz(self, request: Request) -> Response:
+    async def readyz(self, call: Call) -> Response:
         deployments = {
             d.name: {
                 "ready_replicas": d.ready_replicas,
@@ -41,7 +43,9 @@ class OperationsAPI:
         ready = self.server.ready
         return _json({"status": "ready" if ready else "not_ready", "deployments": deployments}, 200 if ready else 503)
 
-    async def metrics(self, request: Request) -> Response:
+    async def metrics(self, call: Call) -> Response:
+        for refresh in self.before_scrape:
+            refresh()
         for deployment in self.server.deployments.values():
             self.server.metrics.replicas_ready.labels(deployment=deployment.name).set(deployment.ready_replicas)
         return Response(self.server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
@@ -57,11 +61,11 @@ class OperationsAPI:
             "ready": route.deployment.ready,
         }
 
-    async def list_models(self, request: Request) -> Response:
-        principal = getattr(request.state, "principal", None)  # a key limited to some models lists only those
-        names = [n for n in self.server.routes if principal is None or principal.allows_model(n)]
+    async def list_models(self, call: Call) -> Response:
+        caller = call.caller  # a key limited to some models lists only those
+        names = [n for n in self.server.routes if caller.allows_model(n)]
         return _json({"object": "list", "data": [self._model_card(name) for name in names]})
 
-    async def get_model(self, request: Request) -> Response:
-        route = self.server.resolve(request.path_params["model"])
+    async def get_model(self, call: Call) -> Response:
+        route = self.server.resolve(call.params["model"])
         return _json(self._model_card(route.name))

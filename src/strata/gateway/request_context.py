@@ -5,25 +5,34 @@ from __future__ import annotations
 
 import math
 
-from starlette.requests import Request
-
 from strata.errors import InvalidRequest
+from strata.gateway.call import Call
 from strata.serving.admission import Priority
-from strata.serving.deadline import Deadline
+from strata.serving.deadline import NO_DEADLINE, Deadline
 from strata.serving.route import RequestContext
 
 DEADLINE_HEADER = "x-strata-deadline-ms"
 PRIORITY_HEADER = "x-strata-priority"
 SESSION_HEADER = "x-strata-session"
 MAX_DEADLINE_MS = 3_600_000.0
+_DEADLINE, _PRIORITY, _SESSION = (h.encode() for h in (DEADLINE_HEADER, PRIORITY_HEADER, SESSION_HEADER))
 
 
-def request_context(request: Request, user: str | None = None) -> RequestContext:
+def request_context(call: Call, user: str | None = None) -> RequestContext:
+    deadline = priority = session = None
+    for name, value in call.scope["headers"]:  # one pass; most requests send none of these
+        if name.startswith(b"x-strata-"):
+            if name == _DEADLINE:
+                deadline = value.decode("latin-1")
+            elif name == _PRIORITY:
+                priority = value.decode("latin-1")
+            elif name == _SESSION:
+                session = value.decode("latin-1")
     return RequestContext(
-        deadline=Deadline.after_ms(_deadline_ms(request.headers.get(DEADLINE_HEADER))),
-        priority=_priority(request.headers.get(PRIORITY_HEADER)),
+        deadline=Deadline.after_ms(_deadline_ms(deadline)) if deadline is not None else NO_DEADLINE,
+        priority=_priority(priority),
         user=user,
-        session=request.headers.get(SESSION_HEADER),
+        session=session,
     )
 
 

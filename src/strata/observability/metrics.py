@@ -81,6 +81,11 @@ class Metrics:
             "strata_running_sequences", "Sequences in the running decode batch", ["deployment"], registry=r
         )
         self.tokens = Counter("strata_tokens", "Tokens processed", ["deployment", "direction"], registry=r)
+        self.audit_dropped = Gauge(
+            "strata_audit_dropped_rows",
+            "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",
+            registry=r,
+        )
         self.replicas_ready = Gauge(
             "strata_replicas_ready", "Replicas loaded, warmed and taking traffic", ["deployment"], registry=r
         )

@@ -18,22 +18,21 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from strata.errors import ModelNotFound, Overloaded, StrataError
-from strata.gateway.errors import invalid_request_from
-from strata.gateway.formats import ChatFormat, CompletionFormat
-from strata.gateway.schemas import ChatCompletionRequest, CompletionRequest
-from strata.serving.generation import GenerationRequest
-from strata.serving.sampling import SamplingParams
+from strata.protocol.errors import invalid_request_from
+from strata.protocol.formats import ChatFormat, CompletionFormat
+from strata.protocol.generation import generation_request
+from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
+from strata.record import RecordKind
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
 from strata.workflows.generation import generate
-from strata.workflows.steps import StepContext, StepError, UsageNote
+from strata.workflows.steps import StepContext, StepError, job_record
 from strata.workflows.tables import BatchResult, File
 
 ENDPOINTS: dict[str, type[ChatCompletionRequest] | type[CompletionRequest]] = {
     "/v1/chat/completions": ChatCompletionRequest,
     "/v1/completions": CompletionRequest,
 }
-TEMPLATE_ROLE = {"developer": "system"}
 OVERLOAD_TRIES = 5  # a line shed by admission control waits and tries again before it counts as failed
 
 BATCH_PIPELINE = PipelineSpec(
@@ -121,19 +120,7 @@ async def run_requests(value: Any, context: StepContext) -> Any:
 async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> tuple[int, Any]:
     """One request's status code and body, as the endpoint would have answered it."""
     body = ENDPOINTS[line.url].model_validate(line.body)
-    params = SamplingParams(
-        max_tokens=body.token_limit() if isinstance(body, ChatCompletionRequest) else body.max_tokens,
-        temperature=body.temperature,
-        top_p=body.top_p,
-        stop=body.stop_strings(),
-        seed=body.seed,
-        ignore_eos=body.ignore_eos,
-    )
-    if isinstance(body, ChatCompletionRequest):
-        messages = tuple({"role": TEMPLATE_ROLE.get(m.role, m.role), "content": m.text()} for m in body.messages)
-        request = GenerationRequest(params=params, messages=messages)
-    else:
-        request = GenerationRequest(params=params, prompt=body.prompt_text())
+    request = generation_request(body)
     for tries in range(1, OVERLOAD_TRIES + 1):
         try:
             generated = await generate(server, body.model, request)
@@ -145,9 +132,7 @@ async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> 
         except StrataError as error:
             return error.status, _error_body(error)
     if context.services.usage is not None:
-        await context.services.usage(
-            UsageNote(context.tenant, context.key_id, context.job_id, "requests", generated, body.model)
-        )
+        await context.services.usage(job_record(context, "requests", body.model, generated, RecordKind.BATCH_LINE))
     fmt = (
         ChatFormat(model=body.model) if isinstance(body, ChatCompletionRequest) else CompletionFormat(model=body.model)
     )

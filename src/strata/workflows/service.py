@@ -12,8 +12,6 @@ import contextlib
 import random
 from collections.abc import Callable, Iterator
 
-from strata.access.control import AccessControl, Exchange
-from strata.access.principal import Principal
 from strata.data import ArtifactStore
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.serving.server import ModelServer
@@ -23,7 +21,7 @@ from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
 from strata.workflows.file_store import FileStore
 from strata.workflows.pipeline import Pipeline, bind
-from strata.workflows.steps import Services, UsageNote, UsageSink
+from strata.workflows.steps import Services, UsageSink
 from strata.workflows.store import JobStore
 
 
@@ -33,31 +31,6 @@ def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
     pipelines = {p.name: bind(p, f"pipelines[{index}]") for index, p in enumerate(spec.pipelines)}
     pipelines[BATCH_PIPELINE.name] = bind(BATCH_PIPELINE, "openai-batch", needs_models=True)
     return pipelines
-
-
-def access_usage(access: AccessControl) -> UsageSink:
-    """Bill a job's generation to its tenant exactly as a request would be: usage row, budget, audit."""
-
-    async def record(note: UsageNote) -> None:
-        generated = note.generated
-        exchange = Exchange(
-            method="JOB",
-            path=f"/v1/jobs/{note.job_id}/steps/{note.step}",
-            status=200,
-            latency_s=generated.compute_s,
-            model=note.model,
-            tokens_in=generated.prompt_tokens,
-            tokens_out=generated.completion_tokens,
-            request_bytes=0,
-            request_sha256=None,
-            response_bytes=len(generated.text.encode()),
-            response_sha256=None,
-            served_route=generated.served.route,
-            served_version=generated.served.version,
-        )
-        await access.finish(Principal(note.tenant, note.key_id, frozenset({"jobs"})), exchange)
-
-    return record
 
 
 class JobWatch:

@@ -26,7 +26,9 @@ import jsonschema
 from strata.data import ArtifactStore, StoredArtifact
 from strata.errors import SpecError, StrataError
 from strata.models.python_model import load_entrypoint
-from strata.serving.generation import GenerationRequest
+from strata.principal import Principal
+from strata.protocol.generation import step_request
+from strata.record import RecordKind, RequestRecord
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
@@ -46,19 +48,23 @@ class StepError(Exception):
         self.param = param
 
 
-@dataclass(frozen=True, slots=True)
-class UsageNote:
-    """Billable work a job did (a generate step): the access layer records it for the job's tenant."""
-
-    tenant: str
-    key_id: str | None
-    job_id: str
-    step: str
-    generated: Generated
-    model: str
+UsageSink = Callable[[RequestRecord], Awaitable[None]]
+"""Takes the record of billable work a job did (a generate step, a batch line): the access layer
+records usage, budget and audit from it exactly as for an HTTP request."""
 
 
-UsageSink = Callable[[UsageNote], Awaitable[None]]
+def job_record(context: StepContext, step: str, model: str, generated: Generated, kind: RecordKind) -> RequestRecord:
+    """The request record of one generation a job made: the same record an HTTP request produces."""
+    record = RequestRecord(
+        "JOB", f"/v1/jobs/{context.job_id}/steps/{step}", route="/v1/jobs/{job_id}/steps/{step}", kind=kind,
+        caller=Principal(context.tenant, context.key_id, frozenset({"jobs"})), model=model,
+        served_route=generated.served.route, served_version=generated.served.version,
+        deployment=generated.served.deployment or None, tokens_in=generated.prompt_tokens,
+        tokens_out=generated.completion_tokens, status=200, response_bytes=len(generated.text.encode()),
+        compute_s=generated.compute_s,
+    )  # fmt: skip
+    record.last_byte = record.received + generated.compute_s
+    return record
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,18 +216,13 @@ def _generate_step(prompt: jinja2.Template | None) -> StepFunction:
         spec = context.step
         assert spec.model is not None
         params = SamplingParams(max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
-        request = (
-            GenerationRequest(params=params, messages=({"role": "user", "content": text},))
-            if spec.chat
-            else GenerationRequest(params=params, prompt=text)
-        )
+        request = step_request(text, chat=spec.chat, params=params)
         try:
             generated = await generate(server, spec.model, request, JOB_CONTEXT if context.durable else INLINE_CONTEXT)
         except StrataError as error:  # a bad prompt will not get better; overload and failures may
             raise StepError(error.message, retryable=error.status >= 500 or error.status == 429) from None
         if context.services.usage is not None:
-            note = UsageNote(context.tenant, context.key_id, context.job_id, spec.name, generated, spec.model)
-            await context.services.usage(note)
+            await context.services.usage(job_record(context, spec.name, spec.model, generated, RecordKind.JOB_STEP))
         return {
             "text": generated.text,
             "finish_reason": generated.finish_reason,

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from strata.access.policy import model_in_path, required_scope
-from strata.access.principal import Principal
+from strata.principal import Principal
 from strata.access.quotas import Budgets
 from strata.access.ratelimit import RateLimiter, limit_storage
 from strata.access.usage import Totals

@@ -19,18 +19,15 @@ import os
 import socket
 import time
 from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import asynccontextmanager
 from typing import Any
 
 import numpy as np
 import orjson
 import redis.asyncio as redis
-from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.access.metering import authorize_model
 from strata.apps.autonomy.conditioning import telemetry_windows
 from strata.apps.autonomy.planner import Plan, PlanGroup, PlanItem
 from strata.apps.autonomy.scene import SceneSettings, build_items
@@ -38,8 +35,10 @@ from strata.apps.autonomy.stream import StreamConsumer, run_forever
 from strata.apps.autonomy.telemetry import EventBatch, decode, events_of, parse_events
 from strata.data.features import FeatureStore
 from strata.errors import SpecError, StrataError
-from strata.gateway.parsing import parse_body
+from strata.gateway.call import Call
+from strata.gateway.extensions import Extension
 from strata.gateway.request_context import request_context
+from strata.gateway.routing import Endpoint, Scope
 from strata.serving.deployment import Deployment
 from strata.serving.route import Served
 from strata.serving.server import ModelServer
@@ -104,14 +103,14 @@ class AutonomyService:
         counts = {"accepted": result.accepted, "late": result.late, "duplicate": result.duplicate}
         return batch, counts
 
-    async def telemetry(self, request: Request) -> Response:
-        events = events_of(decode(await request.body(), request.headers.get("content-type")))
+    async def telemetry(self, call: Call) -> Response:
+        events = events_of(decode(call.body, call.headers.get("content-type")))
         batch, counts = self.ingest(events)
         body = {**counts, "rejected": [r.as_json() for r in batch.rejected]}
         return Response(orjson.dumps(body), media_type="application/json")
 
-    async def features(self, request: Request) -> Response:
-        vehicle_id = request.path_params["vehicle_id"]
+    async def features(self, call: Call) -> Response:
+        vehicle_id = call.params["vehicle_id"]
         found = self.store.get(vehicle_id)
         if found is None:
             raise VehicleNotFound(vehicle_id)
@@ -124,7 +123,7 @@ class AutonomyService:
         }
         return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
-    async def stats(self, request: Request) -> Response:
+    async def stats(self, call: Call) -> Response:
         stats = self.store.stats
         body = {
             "vehicles": len(self.store), "max_vehicles": self.store.spec.max_keys, "memory_bytes": self.store.nbytes(),
@@ -135,9 +134,9 @@ class AutonomyService:
 
     # -- plans -------------------------------------------------------------------------------------
 
-    async def plan(self, request: Request) -> Response:
-        body = await parse_body(request, PlanRequest)
-        (results, served), missing, timings = await self._plans(request, [body])
+    async def plan(self, call: Call) -> Response:
+        body = call.parse(PlanRequest)
+        (results, served), missing, timings = await self._plans(call, [body])
         if missing:
             raise VehicleNotFound(body.vehicle_id)
         started = time.perf_counter()
@@ -145,9 +144,9 @@ class AutonomyService:
         timings["postprocess"] += time.perf_counter() - started
         return self._respond(payload, timings, served)
 
-    async def plans(self, request: Request) -> Response:
-        body = await parse_body(request, FleetPlanRequest)
-        (results, served), missing, timings = await self._plans(request, body.vehicles)
+    async def plans(self, call: Call) -> Response:
+        body = call.parse(FleetPlanRequest)
+        (results, served), missing, timings = await self._plans(call, body.vehicles)
         errors = [
             {"index": i, "vehicle_id": body.vehicles[i].vehicle_id,
              "error": {"message": VehicleNotFound(body.vehicles[i].vehicle_id).message, "code": "vehicle_not_found",
@@ -163,10 +162,10 @@ class AutonomyService:
         return self._respond(payload, timings, served)
 
     async def _plans(
-        self, request: Request, wanted: list[PlanRequest]
+        self, call: Call, wanted: list[PlanRequest]
     ) -> tuple[tuple[list[Plan], Served | None], list[int], dict[str, float]]:
         route = self.server.resolve(self.options.planner_route)
-        authorize_model(request, route.name)
+        call.use_model(route.name)
         started = time.perf_counter()
         obstacles = [np.array([[o.x, o.y, o.radius] for o in w.obstacles]).reshape(-1, 3) for w in wanted]
         items, missing = build_items(self.store, [w.vehicle_id for w in wanted], obstacles, self.scene)
@@ -174,7 +173,7 @@ class AutonomyService:
         served: Served | None = None
         plans: list[Plan] = []
         if items:
-            plans, _, served = await route.serve(request_context(request), lambda d: _infer(d, items))
+            plans, _, served = await route.serve(request_context(call), lambda d: _infer(d, items))
         inferred = time.perf_counter()
         timings = {"feature_read": read - started, "inference": inferred - read, "postprocess": 0.0}
         return (plans, served), missing, timings
@@ -234,7 +233,7 @@ async def _infer(deployment: Deployment, items: list[PlanItem]) -> list[Plan]:
     return plans
 
 
-def install(app: FastAPI, server: ModelServer, options: dict[str, Any]) -> AbstractAsyncContextManager[None]:
+def install(server: ModelServer, options: dict[str, Any]) -> Extension:
     """The gateway extension entrypoint (``strata.apps.autonomy.api:install``)."""
     try:
         parsed = AutonomyOptions.model_validate(options)
@@ -245,10 +244,19 @@ def install(app: FastAPI, server: ModelServer, options: dict[str, Any]) -> Abstr
     if parsed.planner_route not in server.routes:
         raise SpecError(f"options.planner_route: no route '{parsed.planner_route}'", param="options.planner_route")
     service = AutonomyService(server, parsed)
-    app.state.autonomy = service
-    app.add_api_route("/v1/telemetry", service.telemetry, methods=["POST"])
-    app.add_api_route("/v1/autonomy/vehicles/{vehicle_id}/features", service.features, methods=["GET"])
-    app.add_api_route("/v1/autonomy/plan", service.plan, methods=["POST"])
-    app.add_api_route("/v1/autonomy/plans", service.plans, methods=["POST"])
-    app.add_api_route("/v1/autonomy/stats", service.stats, methods=["GET"])
-    return service.lifetime(parsed.redis_url or server.spec.store.redis_url)
+    endpoints = [
+        Endpoint("POST", "/v1/telemetry", service.telemetry, Scope.INFER, "Ingest a batch of telemetry events",
+                 TAG),
+        Endpoint("GET", "/v1/autonomy/vehicles/{vehicle_id}/features", service.features, Scope.INFER,
+                 "One vehicle's window features", TAG),
+        Endpoint("POST", "/v1/autonomy/plan", service.plan, Scope.INFER, "Plan one vehicle's path", TAG,
+                 request=PlanRequest, metered=True),
+        Endpoint("POST", "/v1/autonomy/plans", service.plans, Scope.INFER, "Plan many vehicles' paths", TAG,
+                 request=FleetPlanRequest, metered=True),
+        Endpoint("GET", "/v1/autonomy/stats", service.stats, Scope.INFER, "What the feature store holds", TAG),
+    ]  # fmt: skip
+    lifetime = service.lifetime(parsed.redis_url or server.spec.store.redis_url)
+    return Extension(endpoints, lifetime, {"autonomy": service})
+
+
+TAG = "autonomy"

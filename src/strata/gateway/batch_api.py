@@ -9,12 +9,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
-from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.access.principal import principal_of
 from strata.errors import Conflict, InvalidRequest, NotFound
-from strata.gateway.parsing import parse_body
+from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
 from strata.workflows.records import JobState, NewJob
@@ -100,8 +98,8 @@ class BatchAPI:
         self.store = workflows.store
         self.files = workflows.files
 
-    async def upload_file(self, request: Request) -> Response:
-        form = await request.form(max_files=1, max_fields=8)
+    async def upload_file(self, call: Call) -> Response:
+        form = await call.request().form(max_files=1, max_fields=8)
         try:
             upload, purpose = form.get("file"), form.get("purpose")
             if purpose != "batch":
@@ -116,7 +114,7 @@ class BatchAPI:
             parse_batch_file(data)
         except StepError as error:
             raise InvalidRequest(f"The file is not a valid batch input: {error.message}", param="file") from None
-        tenant = principal_of(request).tenant
+        tenant = call.caller.tenant
         stored = await self.workflows.artifacts.put(tenant, data)
         file = File(
             id=f"file-{secrets.token_hex(12)}", tenant=tenant, purpose=purpose, filename=filename,
@@ -125,24 +123,24 @@ class BatchAPI:
         await self.files.add_file(file)
         return json_response(file_json(file))
 
-    async def _file(self, request: Request) -> File:
-        file_id = request.path_params["file_id"]
-        file = await self.files.file(principal_of(request).tenant, file_id)
+    async def _file(self, call: Call) -> File:
+        file_id = call.params["file_id"]
+        file = await self.files.file(call.caller.tenant, file_id)
         if file is None:
             raise NotFound(f"No such File object: {file_id}", param="file_id", code="file_not_found")
         return file
 
-    async def get_file(self, request: Request) -> Response:
-        return json_response(file_json(await self._file(request)))
+    async def get_file(self, call: Call) -> Response:
+        return json_response(file_json(await self._file(call)))
 
-    async def file_content(self, request: Request) -> Response:
-        file = await self._file(request)
+    async def file_content(self, call: Call) -> Response:
+        file = await self._file(call)
         data = await self.workflows.artifacts.get(file.tenant, file.sha256)
         return Response(data, media_type="application/jsonl")
 
-    async def create_batch(self, request: Request) -> Response:
-        body = await parse_body(request, CreateBatch)
-        caller = principal_of(request)
+    async def create_batch(self, call: Call) -> Response:
+        body = call.parse(CreateBatch)
+        caller = call.caller
         self.workflows.budget_check(caller.tenant)
         file = await self.files.file(caller.tenant, body.input_file_id)
         if file is None or file.purpose != "batch":
@@ -160,28 +158,28 @@ class BatchAPI:
         self.workflows.wake()
         return json_response(batch_json(job, (0, 0)))
 
-    async def _batch(self, request: Request) -> JobState:
-        batch_id = request.path_params["batch_id"]
-        job = await self.store.get(principal_of(request).tenant, batch_id)
+    async def _batch(self, call: Call) -> JobState:
+        batch_id = call.params["batch_id"]
+        job = await self.store.get(call.caller.tenant, batch_id)
         if job is None or job.pipeline != BATCH_PIPELINE.name:
             raise NotFound(f"No batch '{batch_id}'.", param="batch_id", code="batch_not_found")
         return job
 
-    async def get_batch(self, request: Request) -> Response:
-        job = await self._batch(request)
+    async def get_batch(self, call: Call) -> Response:
+        job = await self._batch(call)
         counts = await self.files.batch_counts([job.id])
         return json_response(batch_json(job, counts.get(job.id, (0, 0))))
 
-    async def list_batches(self, request: Request) -> Response:
-        jobs = await self.store.list_jobs(principal_of(request).tenant, limit=100, pipeline=BATCH_PIPELINE.name)
+    async def list_batches(self, call: Call) -> Response:
+        jobs = await self.store.list_jobs(call.caller.tenant, limit=100, pipeline=BATCH_PIPELINE.name)
         counts = await self.files.batch_counts([j.id for j in jobs])
         data = [batch_json(j, counts.get(j.id, (0, 0))) for j in jobs]
         return json_response({"object": "list", "data": data, "has_more": False,
                               "first_id": data[0]["id"] if data else None,
                               "last_id": data[-1]["id"] if data else None})  # fmt: skip
 
-    async def cancel_batch(self, request: Request) -> Response:
-        job = await self._batch(request)
+    async def cancel_batch(self, call: Call) -> Response:
+        job = await self._batch(call)
         if job.status in TERMINAL:
             raise Conflict(f"The batch '{job.id}' already finished ({_batch_status(job)}).", param="batch_id")
         updated = await self.store.request_cancel(job.tenant, job.id)

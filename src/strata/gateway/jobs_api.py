@@ -14,15 +14,14 @@ from typing import Any
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
 from starlette.responses import Response
 
-from strata.access.principal import Principal, principal_of
 from strata.data.artifacts import ArtifactNotFound
 from strata.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
-from strata.gateway.parsing import parse_body
+from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 from strata.gateway.sse import SSEResponse
+from strata.principal import Principal
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.pipeline import Pipeline, run_inline
 from strata.workflows.records import JobState, NewJob, StepState
@@ -103,22 +102,22 @@ class JobsAPI:
             raise NotFound(f"The pipeline '{name}' does not exist.", param="pipeline", code="pipeline_not_found")
         return pipeline
 
-    async def _job(self, request: Request) -> JobState:
-        job_id = request.path_params["job_id"]
-        job = await self.store.get(principal_of(request).tenant, job_id)
+    async def _job(self, call: Call) -> JobState:
+        job_id = call.params["job_id"]
+        job = await self.store.get(call.caller.tenant, job_id)
         if job is None:
             raise NotFound(f"No job '{job_id}'.", param="job_id", code="job_not_found")
         return job
 
-    async def list_pipelines(self, request: Request) -> Response:
+    async def list_pipelines(self, call: Call) -> Response:
         data = [p.describe() for name, p in self.workflows.pipelines.items() if name != BATCH_PIPELINE.name]
         return json_response({"object": "list", "data": data})
 
-    async def run_pipeline(self, request: Request) -> Response:
+    async def run_pipeline(self, call: Call) -> Response:
         """Run the pipeline now, inside this request: same steps, nothing persisted but artifacts."""
-        pipeline = self._pipeline(request.path_params["name"])
-        body = await parse_body(request, RunPipeline)
-        caller = principal_of(request)
+        pipeline = self._pipeline(call.params["name"])
+        body = call.parse(RunPipeline)
+        caller = call.caller
         _check_models(pipeline, caller)
         pipeline.check_input(body.input)
         if pipeline.needs_models:
@@ -129,11 +128,11 @@ class JobsAPI:
         )  # fmt: skip
         return json_response({"object": "pipeline.run", "pipeline": pipeline.name, **result})
 
-    async def submit(self, request: Request) -> Response:
-        body = await parse_body(request, SubmitJob)
-        key = _idempotency_key(request, body.idempotency_key)
+    async def submit(self, call: Call) -> Response:
+        body = call.parse(SubmitJob)
+        key = _idempotency_key(call, body.idempotency_key)
         pipeline = self._pipeline(body.pipeline)
-        caller = principal_of(request)
+        caller = call.caller
         _check_models(pipeline, caller)
         pipeline.check_input(body.input)
         if pipeline.needs_models:  # billable work: a tenant past its budget is refused before it queues
@@ -154,20 +153,20 @@ class JobsAPI:
             return json_response(job_json(job), 202, {"location": f"/v1/jobs/{job.id}"})
         return json_response(job_json(job), 200, {"idempotent-replayed": "true", "location": f"/v1/jobs/{job.id}"})
 
-    async def list_jobs(self, request: Request) -> Response:
-        limit = _limit(request)
-        pipeline = request.query_params.get("pipeline")
-        tenant = principal_of(request).tenant
+    async def list_jobs(self, call: Call) -> Response:
+        limit = _limit(call)
+        pipeline = call.query.get("pipeline")
+        tenant = call.caller.tenant
         jobs = await self.store.list_jobs(tenant, limit=limit, pipeline=pipeline, exclude=BATCH_PIPELINE.name)
         return json_response({"object": "list", "data": [job_json(j) for j in jobs]})
 
-    async def get(self, request: Request) -> Response:
-        job = await self._job(request)
+    async def get(self, call: Call) -> Response:
+        job = await self._job(call)
         steps, artifacts = await self.store.steps(job.id), await self.store.artifacts(job.id)
         return json_response(job_json(job, steps, artifacts))
 
-    async def cancel(self, request: Request) -> Response:
-        job = await self._job(request)
+    async def cancel(self, call: Call) -> Response:
+        job = await self._job(call)
         if job.status in TERMINAL:
             raise Conflict(f"The job '{job.id}' already finished ({job.status}).", param="job_id", code="job_finished")
         updated = await self.store.request_cancel(job.tenant, job.id)
@@ -175,20 +174,20 @@ class JobsAPI:
         self.workflows.note_cancel(job.id)
         return json_response(job_json(updated), 202)
 
-    async def result(self, request: Request) -> Response:
-        job = await self._job(request)
+    async def result(self, call: Call) -> Response:
+        job = await self._job(call)
         if job.status != "succeeded":
             detail = f": {job.error}" if job.error else ""
             raise Conflict(f"The job '{job.id}' has no result ({job.status}{detail}).", code="job_not_succeeded")
         return json_response(job.result)
 
-    async def artifacts(self, request: Request) -> Response:
-        job = await self._job(request)
+    async def artifacts(self, call: Call) -> Response:
+        job = await self._job(call)
         return json_response({"object": "list", "data": [artifact_json(a) for a in await self.store.artifacts(job.id)]})
 
-    async def artifact(self, request: Request) -> Response:
-        job = await self._job(request)
-        artifact_id = request.path_params["artifact_id"]
+    async def artifact(self, call: Call) -> Response:
+        job = await self._job(call)
+        artifact_id = call.params["artifact_id"]
         known = {a.artifact_id: a for a in await self.store.artifacts(job.id)}
         missing = NotFound(f"The job '{job.id}' has no artifact '{artifact_id}'.", code="artifact_not_found")
         if artifact_id not in known:
@@ -199,10 +198,10 @@ class JobsAPI:
             raise missing from None
         return Response(data, media_type=known[artifact_id].media_type)
 
-    async def events(self, request: Request) -> Response:
+    async def events(self, call: Call) -> Response:
         """Server-sent events of the job's progress, from the start or after ``Last-Event-ID``."""
-        job = await self._job(request)
-        after = _last_event_id(request.headers.get("last-event-id") or request.query_params.get("after"))
+        job = await self._job(call)
+        after = _last_event_id(call.headers.get("last-event-id") or call.query.get("after"))
         return SSEResponse(self._event_stream(job, after))
 
     async def _event_stream(self, job: JobState, after: int) -> AsyncIterator[bytes]:
@@ -235,8 +234,8 @@ def _check_models(pipeline: Pipeline, caller: Principal) -> None:
             )
 
 
-def _idempotency_key(request: Request, in_body: str | None) -> str | None:
-    header = request.headers.get(IDEMPOTENCY_HEADER)
+def _idempotency_key(call: Call, in_body: str | None) -> str | None:
+    header = call.headers.get(IDEMPOTENCY_HEADER)
     if header is not None and in_body is not None and header != in_body:
         raise InvalidRequest(
             "The Idempotency-Key header and the idempotency_key field differ; send one.", param="idempotency_key"
@@ -246,8 +245,8 @@ def _idempotency_key(request: Request, in_body: str | None) -> str | None:
     return in_body if in_body is not None else header
 
 
-def _limit(request: Request) -> int:
-    text = request.query_params.get("limit", "20")
+def _limit(call: Call) -> int:
+    text = call.query.get("limit", "20")
     if not text.isdigit() or not 1 <= int(text) <= 100:
         raise InvalidRequest(f"limit must be an integer from 1 to 100, got {text!r}.", param="limit")
     return int(text)

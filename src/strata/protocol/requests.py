@@ -88,6 +88,9 @@ class CompletionRequest(_GenerationFields):
     max_tokens: Annotated[int, Field(ge=1)] | None = 16
     echo: Literal[False] = False
 
+    def token_limit(self) -> int | None:
+        return self.max_tokens
+
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]
 

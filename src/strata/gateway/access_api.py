@@ -9,16 +9,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel, ConfigDict, Field
-from starlette.requests import Request
 from starlette.responses import Response
 
 from strata.access import audit
 from strata.access.audit import AuditEvent
 from strata.access.control import AccessControl
-from strata.access.principal import principal_of
 from strata.access.usage import period_start, totals
 from strata.errors import InvalidRequest, StrataError
-from strata.gateway.parsing import parse_body
+from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 
 
@@ -42,52 +40,52 @@ class AccessAPI:
     def __init__(self, control: AccessControl) -> None:
         self.control = control
 
-    def _audit_admin(self, request: Request, action: str, status: int, detail: dict[str, object]) -> None:
-        caller = principal_of(request)
+    def _audit_admin(self, call: Call, action: str, status: int, detail: dict[str, object]) -> None:
+        caller = call.caller
         self.control.audit(AuditEvent("admin", action, status, caller.tenant, caller.key_id, detail))
 
-    async def create_key(self, request: Request) -> Response:
-        body = await parse_body(request, CreateKeyRequest)
+    async def create_key(self, call: Call) -> Response:
+        body = call.parse(CreateKeyRequest)
         expires_at = None if body.expires_in_s is None else datetime.now(UTC) + timedelta(seconds=body.expires_in_s)
         info, secret = await self.control.keys.create(
             body.tenant, body.scopes, models=body.models, name=body.name, expires_at=expires_at
         )
         self._audit_admin(
-            request,
+            call,
             "keys.create",
             201,
             {"key_id": info.key_id, "for_tenant": info.tenant, "scopes": info.scopes, "models": info.models},
         )
         return json_response({**info.as_dict(), "key": secret}, 201)
 
-    async def list_keys(self, request: Request) -> Response:
-        keys = await self.control.keys.list(request.query_params.get("tenant"))
+    async def list_keys(self, call: Call) -> Response:
+        keys = await self.control.keys.list(call.query.get("tenant"))
         return json_response({"object": "list", "data": [k.as_dict() for k in keys]})
 
-    async def get_key(self, request: Request) -> Response:
-        info = await self.control.keys.get(request.path_params["key_id"])
+    async def get_key(self, call: Call) -> Response:
+        info = await self.control.keys.get(call.params["key_id"])
         if info is None:
-            raise KeyNotFound(f"No API key '{request.path_params['key_id']}'.", param="key_id")
+            raise KeyNotFound(f"No API key '{call.params['key_id']}'.", param="key_id")
         return json_response(info.as_dict())
 
-    async def revoke_key(self, request: Request) -> Response:
-        key_id = request.path_params["key_id"]
+    async def revoke_key(self, call: Call) -> Response:
+        key_id = call.params["key_id"]
         info = await self.control.keys.revoke(key_id)
         if info is None:
             raise KeyNotFound(f"No API key '{key_id}'.", param="key_id")
         self.control.authenticator.invalidate()  # this gateway refuses the key from its very next request
-        self._audit_admin(request, "keys.revoke", 200, {"key_id": key_id, "for_tenant": info.tenant})
+        self._audit_admin(call, "keys.revoke", 200, {"key_id": key_id, "for_tenant": info.tenant})
         return json_response(info.as_dict())
 
-    async def usage(self, request: Request) -> Response:
+    async def usage(self, call: Call) -> Response:
         """The caller's tenant only: a tenant never learns another's usage, nor that it exists."""
-        return await self._usage(request, principal_of(request).tenant)
+        return await self._usage(call, call.caller.tenant)
 
-    async def admin_usage(self, request: Request) -> Response:
-        return await self._usage(request, request.query_params.get("tenant"))
+    async def admin_usage(self, call: Call) -> Response:
+        return await self._usage(call, call.query.get("tenant"))
 
-    async def _usage(self, request: Request, tenant: str | None) -> Response:
-        period = request.query_params.get("period", "month")
+    async def _usage(self, call: Call, tenant: str | None) -> Response:
+        period = call.query.get("period", "month")
         if period not in ("day", "month"):
             raise InvalidRequest("period: must be 'day' or 'month'", param="period")
         since = period_start(period, datetime.now(UTC))
@@ -96,15 +94,15 @@ class AccessAPI:
         data = [{"tenant": t, "model": m, **total.as_dict()} for (t, m), total in sorted(rows.items())]
         return json_response({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data})
 
-    async def audit_log(self, request: Request) -> Response:
-        limit = request.query_params.get("limit", "100")
+    async def audit_log(self, call: Call) -> Response:
+        limit = call.query.get("limit", "100")
         if not limit.isdigit() or not 1 <= int(limit) <= 1000:
             raise InvalidRequest("limit: must be an integer from 1 to 1000", param="limit")
         await self.control.recorder.flush()
-        rows = await audit.recent(self.control.database, tenant=request.query_params.get("tenant"), limit=int(limit))
+        rows = await audit.recent(self.control.database, tenant=call.query.get("tenant"), limit=int(limit))
         return json_response({"object": "list", "data": rows})
 
-    async def audit_verify(self, request: Request) -> Response:
+    async def audit_verify(self, call: Call) -> Response:
         await self.control.recorder.flush()
         verdict = await audit.verify(self.control.database)
         return json_response({"ok": verdict.ok, "rows": verdict.rows, "problems": verdict.problems})

@@ -1,27 +1,16 @@
-"""The one place that turns every error into OpenAI's error JSON with the right status."""
+"""OpenAI's error body, and the InvalidRequest that names the first bad field of a pydantic error."""
 
 from __future__ import annotations
 
-import logging
-
 import orjson
 from pydantic import ValidationError
-from starlette.requests import Request
-from starlette.responses import Response
 
-from strata.errors import InvalidRequest, StrataError
+from strata.errors import InvalidRequest
 from strata.spec.loader import field_path
-
-log = logging.getLogger(__name__)
 
 
 def error_body(message: str, error_type: str, param: str | None, code: str | None) -> bytes:
     return orjson.dumps({"error": {"message": message, "type": error_type, "param": param, "code": code}})
-
-
-def error_response(error: StrataError) -> Response:
-    body = error_body(error.message, error.error_type, error.param, error.code)
-    return Response(body, status_code=error.status, media_type="application/json", headers=error.headers())
 
 
 def invalid_request_from(error: ValidationError) -> InvalidRequest:
@@ -51,14 +40,3 @@ def _drop_union_branches(location: tuple[int | str, ...]) -> tuple[int | str, ..
 
 
 _BRANCH_NAMES = {"str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after"}
-
-
-async def strata_error_handler(request: Request, error: Exception) -> Response:
-    assert isinstance(error, StrataError)
-    return error_response(error)
-
-
-async def unexpected_error_handler(request: Request, error: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    body = error_body("The server had an error while processing your request.", "server_error", None, "internal_error")
-    return Response(body, status_code=500, media_type="application/json")

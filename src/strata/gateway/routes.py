@@ -1,0 +1,170 @@
+"""The route table: every HTTP route of the platform, declared once.
+
+Each line says the method and path, who may call it (scope), what it does, and its typed request
+and response bodies. Dispatch, the access check, the metric label and the OpenAPI document are all
+read from here; nothing else lists routes. The handlers are plain async functions over a ``Call``;
+the access, workflow and serving layers below them never import the gateway.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from strata.gateway.access_api import AccessAPI, CreateKeyRequest
+from strata.gateway.admin_traffic import RolloutRequest, TrafficAdminAPI, WeightsRequest
+from strata.gateway.batch_api import BatchAPI, CreateBatch
+from strata.gateway.completions import CompletionsAPI
+from strata.gateway.docs import DocsAPI
+from strata.gateway.embeddings import BatchedAPI
+from strata.gateway.health import OperationsAPI
+from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
+from strata.gateway.routing import Endpoint, Scope
+from strata.protocol import responses as out
+from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
+
+ADMIN = "/v1/admin"
+
+
+class UploadForm(BaseModel):
+    """multipart/form-data fields of a file upload."""
+
+    file: bytes = Field(description="The JSON Lines file.")
+    purpose: Literal["batch"]
+
+
+class UsageQuery(BaseModel):
+    period: Literal["day", "month"] = "month"
+
+
+class AdminUsageQuery(UsageQuery):
+    tenant: str | None = None
+
+
+class AuditQuery(BaseModel):
+    tenant: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
+class ListQuery(BaseModel):
+    limit: int = Field(default=20, ge=1, le=100)
+    pipeline: str | None = None
+
+
+class KeyListQuery(BaseModel):
+    tenant: str | None = None
+
+
+def openai_routes(completions: CompletionsAPI, batched: BatchedAPI, ops: OperationsAPI) -> list[Endpoint]:
+    tag = "openai"
+    return [
+        Endpoint("POST", "/v1/chat/completions", completions.chat, Scope.INFER, "Create a chat completion", tag,
+                 request=ChatCompletionRequest, response=out.ChatCompletion, metered=True),
+        Endpoint("POST", "/v1/completions", completions.completions, Scope.INFER, "Create a text completion", tag,
+                 request=CompletionRequest, response=out.Completion, metered=True),
+        Endpoint("POST", "/v1/embeddings", batched.embeddings, Scope.INFER, "Create embeddings", tag,
+                 request=EmbeddingRequest, response=out.EmbeddingList, metered=True),
+        Endpoint("GET", "/v1/models", ops.list_models, Scope.INFER, "List the models the key may use", tag,
+                 response=out.ModelList),
+        Endpoint("POST", "/v1/models/{model:path}/predict", batched.predict, Scope.INFER,
+                 "Run a model on inputs (dynamically batched)", "models", request=PredictRequest,
+                 response=out.Predictions, metered=True, model_param="model"),
+        Endpoint("GET", "/v1/models/{model:path}", ops.get_model, Scope.INFER, "Describe one model", tag,
+                 response=out.ModelCard, model_param="model"),
+    ]  # fmt: skip
+
+
+def operations_routes(ops: OperationsAPI, docs: DocsAPI) -> list[Endpoint]:
+    tag = "operations"
+    return [
+        Endpoint("GET", "/healthz", ops.healthz, Scope.OPEN, "Liveness", tag, response=out.Health),
+        Endpoint("GET", "/readyz", ops.readyz, Scope.OPEN, "Readiness: every replica loaded and warmed", tag,
+                 response=out.Readiness, errors=(503,)),
+        Endpoint("GET", "/metrics", ops.metrics, Scope.ADMIN, "Prometheus metrics", tag,
+                 response_media="text/plain"),
+        Endpoint("GET", "/openapi.json", docs.openapi, Scope.OPEN, "This OpenAPI document", tag),
+        Endpoint("GET", "/docs", docs.swagger, Scope.OPEN, "Interactive API documentation", tag,
+                 response_media="text/html"),
+    ]  # fmt: skip
+
+
+def access_routes(api: AccessAPI) -> list[Endpoint]:
+    tag = "access"
+    return [
+        Endpoint("GET", "/v1/usage", api.usage, Scope.ANY, "The caller's tenant's usage", tag,
+                 query=UsageQuery, response=out.UsageReport),
+        Endpoint("POST", f"{ADMIN}/keys", api.create_key, Scope.ADMIN, "Create an API key", tag,
+                 request=CreateKeyRequest, response=out.CreatedKey, status=201),
+        Endpoint("GET", f"{ADMIN}/keys", api.list_keys, Scope.ADMIN, "List API keys", tag,
+                 query=KeyListQuery, response=out.KeyList),
+        Endpoint("GET", f"{ADMIN}/keys/{{key_id}}", api.get_key, Scope.ADMIN, "Describe an API key", tag,
+                 response=out.KeyInfo),
+        Endpoint("DELETE", f"{ADMIN}/keys/{{key_id}}", api.revoke_key, Scope.ADMIN, "Revoke an API key", tag,
+                 response=out.KeyInfo),
+        Endpoint("GET", f"{ADMIN}/usage", api.admin_usage, Scope.ADMIN, "Usage of every tenant", tag,
+                 query=AdminUsageQuery, response=out.UsageReport),
+        Endpoint("GET", f"{ADMIN}/audit", api.audit_log, Scope.ADMIN, "Recent audit rows", tag,
+                 query=AuditQuery, response=out.AuditLog),
+        Endpoint("GET", f"{ADMIN}/audit/verify", api.audit_verify, Scope.ADMIN, "Verify the audit hash chain", tag,
+                 response=out.AuditVerdict),
+    ]  # fmt: skip
+
+
+def traffic_routes(api: TrafficAdminAPI) -> list[Endpoint]:
+    tag, routes = "traffic", f"{ADMIN}/routes"
+    return [
+        Endpoint("GET", routes, api.list_routes, Scope.ADMIN, "Routes, versions and weights", tag),
+        Endpoint("PUT", f"{routes}/{{route:path}}/traffic", api.set_weights, Scope.ADMIN,
+                 "Set a route's traffic split", tag, request=WeightsRequest),
+        Endpoint("POST", f"{routes}/{{route:path}}/rollout/promote", api.promote, Scope.ADMIN,
+                 "Promote a running rollout", tag, errors=(409,)),
+        Endpoint("POST", f"{routes}/{{route:path}}/rollout/abort", api.abort, Scope.ADMIN,
+                 "Abort a running rollout", tag, errors=(409,)),
+        Endpoint("POST", f"{routes}/{{route:path}}/rollout", api.start_rollout, Scope.ADMIN,
+                 "Start a progressive rollout", tag, request=RolloutRequest, status=201, errors=(409,)),
+        Endpoint("GET", f"{routes}/{{route:path}}/rollout", api.rollout_status, Scope.ADMIN,
+                 "A route's rollout", tag),
+        Endpoint("GET", f"{ADMIN}/deployments", api.list_deployments, Scope.ADMIN,
+                 "Replicas, breakers, admission and retry budgets", tag),
+        Endpoint("GET", f"{ADMIN}/cluster", api.cluster, Scope.ADMIN, "The runtime's view of the cluster", tag),
+        Endpoint("GET", f"{ADMIN}/cluster/targets", api.metrics_targets, Scope.ADMIN,
+                 "Prometheus HTTP service discovery of replica metrics", tag),
+    ]  # fmt: skip
+
+
+def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
+    tag = "jobs"
+    return [
+        Endpoint("GET", "/v1/pipelines", jobs.list_pipelines, Scope.JOBS, "List pipelines", tag),
+        Endpoint("POST", "/v1/pipelines/{name}/run", jobs.run_pipeline, Scope.JOBS,
+                 "Run a pipeline now, inside this request", tag, request=RunPipeline),
+        Endpoint("POST", "/v1/jobs", jobs.submit, Scope.JOBS, "Submit a durable job", tag, request=SubmitJob,
+                 response=out.Job, status=202, also_ok=(200,), errors=(409,)),
+        Endpoint("GET", "/v1/jobs", jobs.list_jobs, Scope.JOBS, "List the tenant's jobs", tag, query=ListQuery,
+                 response=out.JobList),
+        Endpoint("GET", "/v1/jobs/{job_id}", jobs.get, Scope.JOBS, "A job with its steps", tag, response=out.Job),
+        Endpoint("GET", "/v1/jobs/{job_id}/events", jobs.events, Scope.JOBS, "A job's progress (server-sent events)",
+                 tag, response_media="text/event-stream"),
+        Endpoint("POST", "/v1/jobs/{job_id}/cancel", jobs.cancel, Scope.JOBS, "Cancel a job", tag,
+                 response=out.Job, status=202, errors=(409,)),
+        Endpoint("GET", "/v1/jobs/{job_id}/result", jobs.result, Scope.JOBS, "A finished job's result", tag,
+                 errors=(409,)),
+        Endpoint("GET", "/v1/jobs/{job_id}/artifacts", jobs.artifacts, Scope.JOBS, "A job's artifacts", tag),
+        Endpoint("GET", "/v1/jobs/{job_id}/artifacts/{artifact_id}", jobs.artifact, Scope.JOBS,
+                 "One artifact's content", tag, response_media="application/octet-stream"),
+        Endpoint("POST", "/v1/files", batches.upload_file, Scope.JOBS, "Upload a batch input file", "batches",
+                 request=UploadForm, multipart=True, response=out.FileObject),
+        Endpoint("GET", "/v1/files/{file_id}", batches.get_file, Scope.JOBS, "Describe a file", "batches",
+                 response=out.FileObject),
+        Endpoint("GET", "/v1/files/{file_id}/content", batches.file_content, Scope.JOBS, "A file's content",
+                 "batches", response_media="application/jsonl"),
+        Endpoint("POST", "/v1/batches", batches.create_batch, Scope.JOBS, "Create a batch", "batches",
+                 request=CreateBatch, response=out.BatchObject),
+        Endpoint("GET", "/v1/batches", batches.list_batches, Scope.JOBS, "List batches", "batches",
+                 response=out.BatchList),
+        Endpoint("GET", "/v1/batches/{batch_id}", batches.get_batch, Scope.JOBS, "Describe a batch", "batches",
+                 response=out.BatchObject),
+        Endpoint("POST", "/v1/batches/{batch_id}/cancel", batches.cancel_batch, Scope.JOBS, "Cancel a batch",
+                 "batches", response=out.BatchObject),
+    ]  # fmt: skip

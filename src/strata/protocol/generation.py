@@ -1,0 +1,33 @@
+"""The one translation from an OpenAI generation request (chat or text completion) to the serving
+layer's ``GenerationRequest``: the HTTP routes, batch lines and pipeline steps all build it here."""
+
+from __future__ import annotations
+
+from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
+from strata.serving.generation import GenerationRequest
+from strata.serving.sampling import SamplingParams
+
+# Chat templates know system/user/assistant; OpenAI's newer "developer" role means system.
+TEMPLATE_ROLE = {"developer": "system"}
+
+
+def generation_request(body: ChatCompletionRequest | CompletionRequest) -> GenerationRequest:
+    params = SamplingParams(
+        max_tokens=body.token_limit(),
+        temperature=body.temperature,
+        top_p=body.top_p,
+        stop=body.stop_strings(),
+        seed=body.seed,
+        ignore_eos=body.ignore_eos,
+    )
+    if isinstance(body, ChatCompletionRequest):
+        messages = tuple({"role": TEMPLATE_ROLE.get(m.role, m.role), "content": m.text()} for m in body.messages)
+        return GenerationRequest(params=params, messages=messages)
+    return GenerationRequest(params=params, prompt=body.prompt_text())
+
+
+def step_request(text: str, *, chat: bool, params: SamplingParams) -> GenerationRequest:
+    """A pipeline step's prompt: one user message for a chat model, else the raw text."""
+    if chat:
+        return GenerationRequest(params=params, messages=({"role": "user", "content": text},))
+    return GenerationRequest(params=params, prompt=text)
