@@ -62,6 +62,8 @@ class _Writer:
             self.run_sync(self.database.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 class Recorder:

@@ -80,6 +80,8 @@ class LocalBatchReplica(_LocalReplica[DynamicBatcher]):
             executor=self._executor,
             metrics=self._metrics,
             name=self.replica_id,
+            inline=batching.inline,
+            inline_below_us=batching.inline_below_us,
         )
         batcher.start()
         self._batcher = batcher

@@ -3,6 +3,12 @@
 A batch closes when it holds ``max_batch_size`` requests or when its first request has
 waited ``max_wait_ms``, whichever comes first. Requests that arrive while the model is busy
 wait in a bounded queue, so under load batches leave full and without extra waiting.
+
+A cheap model (a call of microseconds) runs inline on the event loop instead of on its thread:
+the hop to the thread and back would cost more than the call. With no wait configured and
+nothing queued or running, a request's batch of one is formed and run at once in the caller's
+own task - exactly the batch the loop would form, without two task switches. Each item carries
+its request's record, stamped when it is queued, batched and run.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 
 from strata.errors import ModelFailed, Overloaded, ReplicaUnavailable
 from strata.observability.metrics import DeploymentMetrics
+from strata.record import RequestRecord, current_record
 
 BatchFn = Callable[[Sequence[Any]], Sequence[Any]]
 
@@ -25,7 +32,31 @@ BatchFn = Callable[[Sequence[Any]], Sequence[Any]]
 class _Pending:
     item: Any
     future: asyncio.Future[Any]
+    record: RequestRecord | None
     enqueued_at: float = field(default_factory=time.perf_counter)
+
+
+INLINE_STREAK = 16  # calls in a row under the threshold before 'auto' runs a model inline
+
+
+class _InlinePolicy:
+    """Whether the next model call runs on the event loop: always, never, or while calls stay cheap."""
+
+    def __init__(self, mode: str, below_s: float) -> None:
+        self.mode = mode
+        self.below_s = below_s
+        self.inline = mode == "always"
+        self._streak = 0
+
+    def measured(self, seconds: float) -> None:
+        if self.mode != "auto":
+            return
+        if seconds >= self.below_s:  # one slow call sends the model back to its thread at once
+            self._streak, self.inline = 0, False
+            return
+        self._streak += 1
+        if self._streak >= INLINE_STREAK:
+            self.inline = True
 
 
 class DynamicBatcher:
@@ -39,6 +70,8 @@ class DynamicBatcher:
         executor: Executor,
         metrics: DeploymentMetrics,
         name: str = "batcher",
+        inline: str = "never",
+        inline_below_us: float = 200.0,
     ) -> None:
         self._fn = fn
         self._max_batch_size = max_batch_size
@@ -52,6 +85,7 @@ class DynamicBatcher:
         self._task: asyncio.Task[None] | None = None
         self._in_model: list[_Pending] = []  # the batch the model is running now
         self._model_started_at: float | None = None
+        self._inline = _InlinePolicy(inline, inline_below_us / 1e6)
 
     @property
     def queue_depth(self) -> int:
@@ -95,8 +129,14 @@ class DynamicBatcher:
             raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
         if len(self._queue) >= self._max_queue:
             raise Overloaded(f"{self._name}: queue is full ({self._max_queue} waiting)")
+        record = current_record.get()
+        if self._inline.inline and self._max_wait_s == 0 and not self._queue and not self._in_model:
+            return self._run_now(item, record)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(item, future))
+        pending = _Pending(item, future, record)
+        if record is not None:
+            record.queued = pending.enqueued_at
+        self._queue.append(pending)
         self._metrics.queue_depth.inc()
         self._arrived.set()
         return await future
@@ -111,16 +151,42 @@ class DynamicBatcher:
             self._metrics.batch_size.observe(len(batch))
             started = self._model_started_at = time.perf_counter()
             self._in_model = batch
+            inline = self._inline.inline
             try:
-                outputs = await loop.run_in_executor(self._executor, self._fn, [p.item for p in batch])
+                items = [p.item for p in batch]
+                outputs = self._fn(items) if inline else await loop.run_in_executor(self._executor, self._fn, items)
             except Exception as error:  # boundary: a model error fails this batch, not the replica
                 self._fail(batch, error)
                 continue
             finally:
-                self._metrics.inference.observe(time.perf_counter() - started)
+                ended = time.perf_counter()
+                self._metrics.inference.observe(ended - started)
+                self._inline.measured(ended - started)
                 self._model_started_at = None
+                _stamp(batch, started, ended)
             self._in_model = []
             self._deliver(batch, outputs)
+
+    def _run_now(self, item: Any, record: RequestRecord | None) -> Any:
+        """A batch of one, formed and run at once in the caller's task (inline model, no gate, idle)."""
+        started = time.perf_counter()
+        self._metrics.batch_size.observe(1)
+        try:
+            outputs = self._fn([item])
+        except ModelFailed:
+            raise
+        except Exception as error:  # boundary: the model's error is this request's, not the replica's
+            raise ModelFailed(f"{self._name}: model raised {error!r}") from error
+        finally:
+            ended = time.perf_counter()
+            self._metrics.inference.observe(ended - started)
+            self._inline.measured(ended - started)
+            if record is not None:
+                record.queued = record.batch_formed = record.inference_started = started
+                record.inference_ended = ended
+        if len(outputs) != 1:
+            raise ModelFailed(f"{self._name}: model returned {len(outputs)} outputs for 1 input")
+        return outputs[0]
 
     async def _form_batch(self) -> tuple[list[_Pending], float]:
         # 1. Sleep until the first request arrives.
@@ -149,6 +215,8 @@ class DynamicBatcher:
                 continue
             # Time spent queued before this batch began forming; later arrivals waited only on the gate.
             self._metrics.queue_wait.observe(max(0.0, started - pending.enqueued_at))
+            if pending.record is not None:
+                pending.record.batch_formed = now
             batch.append(pending)
         return batch, now - started
 
@@ -168,3 +236,9 @@ class DynamicBatcher:
         for pending in batch:
             if not pending.future.done():
                 pending.future.set_exception(failure)
+
+
+def _stamp(batch: list[_Pending], started: float, ended: float) -> None:
+    for pending in batch:
+        if pending.record is not None:
+            pending.record.inference_started, pending.record.inference_ended = started, ended

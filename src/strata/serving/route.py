@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -21,6 +22,7 @@ from strata.errors import (
     StrataError,
 )
 from strata.observability.resilience_metrics import ResilienceMetrics
+from strata.record import current_record
 from strata.serving.admission import Permit, Priority
 from strata.serving.breaker import BreakerState
 from strata.serving.clock import MONOTONIC, Clock
@@ -121,7 +123,11 @@ class Route:
             if position > 0:
                 self._metrics.fallbacks.labels(route=self.name, fallback=route.name).inc()
             fallback_from = self.name if position > 0 else None
-            return result, permit, Served(route.name, version, fallback_from, route.versions[version].name)
+            served = Served(route.name, version, fallback_from, route.versions[version].name)
+            record = current_record.get()
+            if record is not None:
+                record.served_route, record.served_version, record.deployment = route.name, version, served.deployment
+            return result, permit, served
         raise AssertionError("the chain always has this route")
 
     async def _serve_version(
@@ -134,6 +140,9 @@ class Route:
             raise CircuitOpen(f"{deployment.name}: circuit open after repeated failures", retry_after_s=retry_after)
         try:
             permit = await deployment.admission.acquire(context.priority, context.deadline)
+            record = current_record.get()
+            if record is not None:
+                record.admitted = time.perf_counter()
         except BaseException as refused:  # shed, deadline passed, or the client left: no verdict on the version
             deployment.breaker.release_probe()
             if isinstance(refused, StrataError):

@@ -12,7 +12,7 @@ from strata.access.keystore import KeyStore
 from strata.access.recorder import Recorder
 from strata.access.secrets import KEY_PREFIX, hash_key
 from strata.access.tables import ApiKey, AuditRecord
-from strata.access.usage import Usage, totals
+from strata.access.usage import totals
 from strata.errors import InvalidRequest, Unauthenticated
 from strata.store import Database
 
@@ -179,13 +179,53 @@ async def test_stopping_the_recorder_writes_every_buffered_row(database: Databas
     recorder.start()
     now = datetime.now(UTC)
     for index in range(25):
-        recorder.usage(Usage("acme", "k1", "m", "d", 10, index, 0.01, now), cost=0.5)
+        recorder.usage("acme", "k1", "m", now.timestamp(), (10, index, 0.01, 0.5))
         recorder.audit(AuditEvent("inference", "POST /v1/embeddings", 200, "acme", "k1", {"n": index}))
     await recorder.stop()
-    [total] = (await totals(database, now - timedelta(seconds=5))).values()
+    [total] = (await totals(database, now - timedelta(seconds=120))).values()
     assert total.requests == 25
     assert total.tokens_out == sum(range(25))
     assert total.cost == pytest.approx(12.5)
     verdict = await verify(database)
     assert verdict.ok
     assert verdict.rows == 25
+
+
+async def test_usage_is_one_row_per_tenant_key_model_and_minute(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600)
+    minute = 60 * int(datetime.now(UTC).timestamp() // 60)
+    for index in range(100):  # two keys, two minutes: four rows, however many requests
+        recorder.usage("acme", f"k{index % 2}", "m", minute - 60 * (index // 50) + 1, (1, 2, 0.0, 0.0))
+    await recorder.flush()
+    async with database.session() as session:
+        rows = (await session.execute(text("SELECT key_id, requests, tokens_in FROM access_usage"))).all()
+    assert sorted(rows) == [("k0", 25, 25), ("k0", 25, 25), ("k1", 25, 25), ("k1", 25, 25)]
+    [total] = (await totals(database, datetime.fromtimestamp(minute - 60, UTC))).values()
+    assert (total.requests, total.tokens_in, total.tokens_out) == (100, 100, 200)
+
+
+async def test_a_full_audit_buffer_counts_its_losses_and_the_trail_says_so(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600, max_audit_buffer=10)
+    for index in range(15):
+        recorder.audit(AuditEvent("inference", "POST /v1/embeddings", 200, "acme", "k1", {"n": index}))
+    assert recorder.dropped_audit == 5
+    await recorder.flush()
+    verdict = await verify(database)
+    assert verdict.ok and verdict.rows == 11  # ten events and the overflow row
+    async with database.session() as session:
+        [detail] = (await session.execute(select(AuditRecord.detail).where(AuditRecord.action == "audit.overflow"))).one()
+    assert '"dropped":5' in detail
+
+
+async def test_rows_that_fail_to_write_stay_buffered_and_are_written_later(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600)
+    now = datetime.now(UTC).timestamp()
+    recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))
+    recorder.audit(AuditEvent("admin", "keys.create", 201, "acme", "k1"))
+    async with database.session() as session:  # an audit head that cannot be locked: the write fails
+        await session.execute(text("DROP TABLE access_audit_head"))
+    with pytest.raises(Exception):
+        await recorder.flush()
+    recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))  # arrives while the write is failing
+    assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60)][0] == 2
+    assert len(recorder._audit) == 1

@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from strata.access.policy import model_in_path, required_scope
 from strata.principal import Principal
 from strata.access.quotas import Budgets
 from strata.access.ratelimit import RateLimiter, limit_storage
@@ -87,19 +86,6 @@ async def test_redis_limits_hold_across_two_gateways(strategy: str) -> None:
     finally:
         await first.close()
         await second.close()
-
-
-def test_scopes_by_path() -> None:
-    assert required_scope("/v1/admin/keys") == "admin"
-    for path in ("/v1/jobs", "/v1/jobs/j1", "/v1/files", "/v1/batches/b", "/v1/pipelines/p"):
-        assert required_scope(path) == "jobs"
-    for path in ("/v1/chat/completions", "/v1/embeddings", "/v1/models", "/v1/models/m/predict", "/v1/telemetry"):
-        assert required_scope(path) == "infer"
-    assert required_scope("/v1/usage") is None
-    assert required_scope("/docs") == "admin"  # anything unnamed is closed
-    assert model_in_path("/v1/models/m1/predict") == "m1"
-    assert model_in_path("/v1/models/org/m1") == "org/m1"
-    assert model_in_path("/v1/chat/completions") is None
 
 
 def test_budgets_stop_hard_and_alert_once() -> None:

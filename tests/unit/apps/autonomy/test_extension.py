@@ -22,7 +22,7 @@ def _spec(**extension: Any) -> AppSpec:
 
 def test_the_shipped_spec_installs_its_routes() -> None:
     app = create_app(_spec())
-    paths = {getattr(route, "path", "") for route in app.routes}
+    paths = {endpoint.path for endpoint in app.table.endpoints}
     assert {"/v1/telemetry", "/v1/autonomy/plan", "/v1/autonomy/plans", "/v1/autonomy/stats"} <= paths
     assert "/v1/autonomy/vehicles/{vehicle_id}/features" in paths
 
