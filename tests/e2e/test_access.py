@@ -81,6 +81,7 @@ def test_nothing_but_health_is_open(server: ServerProcess) -> None:
             ("GET", "/v1/admin/keys"),
             ("GET", "/v1/usage"),
             ("GET", "/docs"),
+            ("GET", "/openapi.json"),
         ]:
             response = anonymous.request(method, path, json={"inputs": [1]})
             _error(response, 401, "missing_api_key")

@@ -20,6 +20,7 @@ from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimite
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 
+from strata.access.memory_windows import MemoryWindows
 from strata.errors import RateLimited
 from strata.principal import Principal
 from strata.spec.models import RateLimitSpec
@@ -81,6 +82,8 @@ class RateLimiter:
             for level, spec in (("key", per_key), ("tenant", per_tenant))
         ]
         self.levels = [s for s in self.levels if s.requests is not None or s.tokens is not None]
+        # One gateway's own counters: plain arithmetic, nothing awaited (see memory_windows).
+        self.local = MemoryWindows() if storage.pool is None and strategy != "moving-window" else None
 
     async def close(self) -> None:
         await self.storage.close()
@@ -91,6 +94,9 @@ class RateLimiter:
 
     async def admit(self, principal: Principal) -> None:
         """Take one request from every level's budget, or raise RateLimited naming the level."""
+        if self.local is not None:
+            self._admit_local(self.local, principal)
+            return
         for scope in self.levels:
             identity = scope.identity(principal)
             if scope.tokens is not None and not await self.tokens.test(scope.tokens, scope.level, identity):
@@ -98,8 +104,43 @@ class RateLimiter:
             if scope.requests is not None and not await self.requests.hit(scope.requests, scope.level, identity):
                 raise await self._refusal(scope, identity, "requests")
 
+    def _admit_local(self, local: MemoryWindows, principal: Principal) -> None:
+        for scope in self.levels:
+            identity = scope.identity(principal)
+            if scope.tokens is not None and not local.fixed_test(
+                f"tokens/{scope.level}/{identity}", scope.tokens.amount
+            ):
+                raise self._local_refusal(local, scope, identity, "tokens")
+            if scope.requests is not None and not local.sliding_hit(
+                f"requests/{scope.level}/{identity}", scope.requests.amount
+            ):
+                raise self._local_refusal(local, scope, identity, "requests")
+
+    def _local_refusal(self, local: MemoryWindows, scope: _Scope, identity: str, unit: str) -> RateLimited:
+        headers: dict[str, str] = {}
+        retry_after_s = 1.0
+        for kind, item in (("requests", scope.requests), ("tokens", scope.tokens)):
+            if item is None:
+                continue
+            key = f"{kind}/{scope.level}/{identity}"
+            stats = local.sliding_stats if kind == "requests" else local.fixed_stats
+            remaining, reset_s = stats(key, item.amount)
+            headers |= {
+                f"x-ratelimit-limit-{kind}": str(item.amount),
+                f"x-ratelimit-remaining-{kind}": str(remaining),
+                f"x-ratelimit-reset-{kind}": f"{reset_s:.3f}s",
+            }
+            if kind == unit:
+                retry_after_s = reset_s
+        return _refused(scope, unit, retry_after_s, headers)
+
     async def charge_tokens(self, principal: Principal, tokens: int) -> None:
         if tokens <= 0:
+            return
+        if self.local is not None:
+            for scope in self.levels:
+                if scope.tokens is not None:
+                    self.local.fixed_charge(f"tokens/{scope.level}/{scope.identity(principal)}", tokens)
             return
         for scope in self.levels:
             if scope.tokens is not None:
@@ -123,10 +164,14 @@ class RateLimiter:
             }
             if kind == unit:
                 retry_after_s = reset_s
-        limit = scope.requests if unit == "requests" else scope.tokens
-        assert limit is not None
-        message = f"Rate limit reached for {unit} per minute (per {scope.level}): limit {limit.amount}."
-        return RateLimited(message, retry_after_s=retry_after_s, limit_headers=headers)
+        return _refused(scope, unit, retry_after_s, headers)
+
+
+def _refused(scope: _Scope, unit: str, retry_after_s: float, headers: dict[str, str]) -> RateLimited:
+    limit = scope.requests if unit == "requests" else scope.tokens
+    assert limit is not None
+    message = f"Rate limit reached for {unit} per minute (per {scope.level}): limit {limit.amount}."
+    return RateLimited(message, retry_after_s=retry_after_s, limit_headers=headers)
 
 
 def _item(amount: int | None, unit: str) -> RateLimitItem | None:

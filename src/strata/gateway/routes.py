@@ -83,8 +83,9 @@ def operations_routes(ops: OperationsAPI, docs: DocsAPI) -> list[Endpoint]:
                  response=out.Readiness, errors=(503,)),
         Endpoint("GET", "/metrics", ops.metrics, Scope.ADMIN, "Prometheus metrics", tag,
                  response_media="text/plain"),
-        Endpoint("GET", "/openapi.json", docs.openapi, Scope.OPEN, "This OpenAPI document", tag),
-        Endpoint("GET", "/docs", docs.swagger, Scope.OPEN, "Interactive API documentation", tag,
+        # Any valid key may read the API's description; nothing but the probes is open.
+        Endpoint("GET", "/openapi.json", docs.openapi, Scope.ANY, "This OpenAPI document", tag),
+        Endpoint("GET", "/docs", docs.swagger, Scope.ANY, "Interactive API documentation", tag,
                  response_media="text/html"),
     ]  # fmt: skip
 

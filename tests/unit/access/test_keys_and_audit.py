@@ -5,6 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from strata.access.audit import AuditEvent, append, verify
 from strata.access.authenticator import Authenticator
@@ -211,9 +212,11 @@ async def test_a_full_audit_buffer_counts_its_losses_and_the_trail_says_so(datab
     assert recorder.dropped_audit == 5
     await recorder.flush()
     verdict = await verify(database)
-    assert verdict.ok and verdict.rows == 11  # ten events and the overflow row
+    assert verdict.ok
+    assert verdict.rows == 11  # ten events and the overflow row
     async with database.session() as session:
-        [detail] = (await session.execute(select(AuditRecord.detail).where(AuditRecord.action == "audit.overflow"))).one()
+        query = select(AuditRecord.detail).where(AuditRecord.action == "audit.overflow")
+        [detail] = (await session.execute(query)).one()
     assert '"dropped":5' in detail
 
 
@@ -224,7 +227,7 @@ async def test_rows_that_fail_to_write_stay_buffered_and_are_written_later(datab
     recorder.audit(AuditEvent("admin", "keys.create", 201, "acme", "k1"))
     async with database.session() as session:  # an audit head that cannot be locked: the write fails
         await session.execute(text("DROP TABLE access_audit_head"))
-    with pytest.raises(Exception):
+    with pytest.raises(DBAPIError, match="access_audit_head"):
         await recorder.flush()
     recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))  # arrives while the write is failing
     assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60)][0] == 2

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
-from strata.principal import Principal
 from strata.access.quotas import Budgets
 from strata.access.ratelimit import RateLimiter, limit_storage
 from strata.access.usage import Totals
 from strata.errors import QuotaExceeded, RateLimited
+from strata.principal import Principal
 from strata.spec import AppSpec, BudgetSpec, RateLimitSpec
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
