@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.gateway import SPEC as NOOP_SPEC
-from benchmarks.harness import Row, load, percentile, pinned_here, served
+from benchmarks.harness import Row, load, percentile, pinned_here, served, tenant_key
 from strata.access import AccessControl, AccessMiddleware
 from strata.spec import AppSpec
 from strata.store import Database
@@ -99,9 +99,7 @@ def _served_p50_ms(duration_s: float, access: dict[str, Any]) -> float:
     spec = {**NOOP_SPEC, "access": access}
     with served(spec) as server:
         if access.get("enabled", True):
-            with server.http() as admin:
-                created = admin.post("/v1/admin/keys", json={"tenant": "bench", "scopes": ["infer"]}).json()
-            server.api_key = created["key"]  # the load generator sends server.api_key: a tenant key under limits
+            server.api_key = tenant_key(server, "bench")  # the load generator sends server.api_key
         result = load(server, "/v1/models/noop/predict", {"inputs": ["ping"]}, concurrency=1, duration_s=duration_s)
         assert result.errors == 0, result.statuses
         return result.percentile_ms(50)

@@ -10,6 +10,7 @@ from strata.models.paths import resolve_model_path
 
 SENTENCE = "Strata batches requests from many clients into one forward pass of the embedding model."
 BATCH = 32
+BODY = {"model": "minilm", "input": SENTENCE, "encoding_format": "base64"}
 TARGET_RATIO = 0.85
 SPEC = {
     "name": "bench-embeddings",
@@ -26,9 +27,13 @@ SPEC = {
 }
 
 
-def ceiling(seconds: float) -> float:
+def load_model() -> HFEmbeddingModel:
+    return HFEmbeddingModel(resolve_model_path("builtin:all-MiniLM-L6-v2"))
+
+
+def ceiling(seconds: float, model: HFEmbeddingModel | None = None) -> float:
     """Inputs per second of the bare model on full batches: what serving can at best approach."""
-    model = HFEmbeddingModel(resolve_model_path("builtin:all-MiniLM-L6-v2"))
+    model = model if model is not None else load_model()
     batch = [SENTENCE] * BATCH
     with pinned_here():
         model.predict_batch(batch)
@@ -42,10 +47,9 @@ def ceiling(seconds: float) -> float:
 def run(duration_s: float) -> list[Row]:
     best = ceiling(duration_s)
     rows = [Row("embeddings", "in-process ceiling (batch 32)", best, "inputs/s")]
-    body = {"model": "minilm", "input": SENTENCE, "encoding_format": "base64"}
     with served(SPEC) as server:
         for concurrency in (1, 16, 64):
-            result = load(server, "/v1/embeddings", body, concurrency=concurrency, duration_s=duration_s)
+            result = load(server, "/v1/embeddings", BODY, concurrency=concurrency, duration_s=duration_s)
             ratio = result.throughput / best
             target = f">= {TARGET_RATIO:.0%} of ceiling" if concurrency == 64 else ""
             rows += [

@@ -2,7 +2,19 @@
 
 Raw asyncio streams with keep-alive connections and a pre-built request: the client's own
 cost per request is a few tens of microseconds, so it neither starves the server nor
-inflates the latencies it reports. Run as a module; it prints one JSON object.
+inflates the latencies it reports. Run as a module; it prints one JSON object with the raw
+latencies, plus a summary of their percentiles both raw and corrected for coordinated omission.
+
+Coordinated omission: each connection is a closed loop (send, wait for the answer, send again), so
+while the server stalls the generator sends nothing and the requests a steady client would have
+sent during the stall are never measured - a 100 ms stall counts once, not as the hundred 1 ms
+requests that would have queued behind it. The correction is HdrHistogram's
+``recordValueWithExpectedInterval``: for each latency L, with E the expected interval between two
+requests of one connection, also record L-E, L-2E, ... while they are >= E. A closed-loop
+connection sends its next request as soon as the previous one returns, so E is its service time:
+we take the run's own median latency at that concurrency, computed after the run (the same E for
+every connection of the run, since they all see the same server). The raw latencies and the
+maximum (never corrected) stay available.
 """
 
 from __future__ import annotations
@@ -11,7 +23,9 @@ import argparse
 import asyncio
 import json
 import os
+import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -20,6 +34,48 @@ class Tally:
     latencies_s: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     bodies: list[bytes] = field(default_factory=list)
+
+
+def expected_interval_s(latencies_s: Sequence[float]) -> float:
+    """E for the correction: the run's median latency, i.e. how often one closed-loop connection sends."""
+    return statistics.median(latencies_s) if latencies_s else 0.0
+
+
+def corrected_for_coordinated_omission(latencies_s: Sequence[float], expected_interval_s: float) -> list[float]:
+    """Each latency L, then L-E, L-2E, ... while >= E (HdrHistogram's recordValueWithExpectedInterval).
+
+    ``E <= 0`` means no expected interval: the latencies come back unchanged.
+    """
+    corrected: list[float] = []
+    for latency in latencies_s:
+        corrected.append(latency)
+        if expected_interval_s <= 0:
+            continue
+        missed = 1
+        # L - k*E rather than repeated subtraction, so long stalls do not accumulate rounding error.
+        while (backfill := latency - missed * expected_interval_s) >= expected_interval_s:
+            corrected.append(backfill)
+            missed += 1
+    return corrected
+
+
+def _at_rank(ordered: Sequence[float], q: float) -> float:
+    if not ordered:
+        return float("nan")
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100.0 * (len(ordered) - 1))))]
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The nearest-rank ``q``-th percentile (0-100); NaN for no values."""
+    return _at_rank(sorted(values), q)
+
+
+def summary_ms(latencies_s: Sequence[float]) -> dict[str, float]:
+    """p50, p90, p99, p99.9 and max of ``latencies_s``, in milliseconds."""
+    ordered = sorted(latencies_s)
+    if not ordered:
+        return {}
+    return {**{f"p{q:g}": _at_rank(ordered, q) * 1000.0 for q in (50, 90, 99, 99.9)}, "max": ordered[-1] * 1000.0}
 
 
 def build_request(host: str, port: int, path: str, body: bytes, headers: list[str] | None = None) -> bytes:
@@ -86,8 +142,14 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         )
     )
     elapsed = time.perf_counter() - started
+    interval = expected_interval_s(tally.latencies_s)
     return {
         "elapsed_s": elapsed,
+        "expected_interval_s": interval,
+        "summary_ms": {
+            "raw": summary_ms(tally.latencies_s),
+            "corrected": summary_ms(corrected_for_coordinated_omission(tally.latencies_s, interval)),
+        },
         "requests": len(tally.latencies_s),
         "statuses": {str(k): v for k, v in tally.statuses.items()},
         "latencies_s": tally.latencies_s,

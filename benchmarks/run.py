@@ -11,8 +11,18 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import access, autonomy, autoscaling, distributed, embeddings, gateway, textgen, workflows
-from benchmarks.harness import Row, cpu_count
+from benchmarks import (
+    access,
+    autonomy,
+    autoscaling,
+    distributed,
+    embeddings,
+    gateway,
+    request_path,
+    textgen,
+    workflows,
+)
+from benchmarks.harness import Row, cpu_count, placement
 
 BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "embeddings": embeddings.run,
@@ -23,6 +33,11 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "workflows": workflows.run,
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
+    "request_path": request_path.run,
+}
+# How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
+SETUPS: dict[str, Callable[[], str]] = {
+    "request_path": request_path.setup,
 }
 
 
@@ -31,6 +46,12 @@ def run(names: list[str], duration_s: float, output: Path, console: Console) -> 
     for name in names:
         console.print(f"[bold]running {name}[/] ({duration_s:g} s per case)...")
         rows += BENCHMARKS[name](duration_s)
+    report(rows, {name: SETUPS[name]() for name in names if name in SETUPS}, output, console)
+    return rows
+
+
+def report(rows: list[Row], setups: dict[str, str], output: Path, console: Console) -> None:
+    """Print the rows as one table, then how each benchmark was run; write both as JSON to ``output``."""
     table = Table(title="strata bench")
     for column in ("benchmark", "case", "value", "unit", "target", "met"):
         table.add_column(column)
@@ -38,17 +59,19 @@ def run(names: list[str], duration_s: float, output: Path, console: Console) -> 
         met = "" if row.met is None else ("[green]yes[/]" if row.met else "[red]no[/]")
         table.add_row(row.benchmark, row.case, f"{row.value:,.3f}", row.unit, row.target, met)
     console.print(table)
+    for name, text in setups.items():
+        console.print(f"[bold]{name}[/]: {text}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    report = {
+    document = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "machine": {
             "cpus": cpu_count(),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "placement": "server and in-process baselines on core 0 with 1 torch thread; load generator on core 1",
+        "placement": placement(),
+        "setup": setups,
         "rows": [row.as_dict() for row in rows],
     }
-    output.write_text(json.dumps(report, indent=2))
+    output.write_text(json.dumps(document, indent=2))
     console.print(f"wrote {output}")
-    return rows
