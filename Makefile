@@ -1,15 +1,18 @@
 # Two commands do all the set-up on a fresh machine:
 #   make serve   - create .venv, install torch==2.13.0 first, then Strata, then serve the default app
 #   make test    - same set-up, then run the whole test suite
+# and one to read about it:
+#   make docs    - the documentation site in build/docs-site (reference pages generated from the code)
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.strata-installed
+DOCS_STAMP := $(VENV)/.strata-docs-installed
 APP ?=
 ARGS ?=
 
 # make serve keeps its state (metadata database) in ./.strata unless the spec or --database-url says otherwise.
-.PHONY: serve test lint typecheck bench install clean
+.PHONY: serve test lint typecheck bench docs install clean
 
 install: $(STAMP)
 
@@ -29,8 +32,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -38,5 +41,16 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/strata bench $(ARGS)
 
+# Doc tooling (the `docs` extra: MkDocs and its Material theme) goes into the same venv.
+$(DOCS_STAMP): $(STAMP) pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+# The reference pages (spec fields, CLI commands, HTTP routes) are written from the code first; --strict
+# then fails the build on a broken link or anchor, or a page left out of the nav. Nothing is fetched.
+docs: $(DOCS_STAMP)
+	$(BIN)/python tools/gen_docs.py docs/reference
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info docs/reference/spec.md docs/reference/cli.md docs/reference/http.md

@@ -9,7 +9,7 @@ What is rendered, in the order ``kubectl apply`` should create it:
 5. ``PodDisruptionBudget`` - gateways leave one at a time on node drains;
 6. ``Deployment`` - workflow job workers (`strata worker`), unless ``workers`` is 0.
 
-The Secret with the store URLs is not rendered (it holds credentials): README says how to make it.
+The Secret with the store URLs is not rendered (it holds credentials): docs/guides/kubernetes.md says how to make it.
 """
 
 from __future__ import annotations

@@ -311,7 +311,7 @@ def compare(
     ]
 
 
-# The deployment the benchmark and README numbers use: 4 slots x 100 ms = 40 requests/s per replica
+# The deployment the benchmark and docs/guides/autoscaling.md numbers use: 4 slots x 100 ms = 40 requests/s per replica
 # at full batches; 3 in flight per replica is 75% of that, so a replica at target has room for noise.
 SIMULATION_SPEC = AutoscalingSpec(min_replicas=1, max_replicas=16, target_in_flight=3.0, target_queue=4.0)
 SIMULATION_LATENCY_TARGET_S = 0.3
