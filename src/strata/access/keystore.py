@@ -146,8 +146,8 @@ class KeyStore:
             return None if row is None else KeyInfo.of(row)
 
     async def version(self) -> int:
-        async with self.database.session() as session:
-            return int(await session.scalar(select(KeysVersion.version).where(KeysVersion.id == 1)) or 0)
+        """The key-change counter, read on the database's own thread (gateways poll it often)."""
+        return await self.database.off_loop(_read_version)
 
     async def bootstrap(self, admin_key: str | None) -> str | None:
         """Make sure an admin key exists. Uses ``admin_key`` (STRATA_ADMIN_KEY) when given, else generates
@@ -183,3 +183,8 @@ class KeyStore:
 
 async def _bump_version(session: AsyncSession) -> None:
     await session.execute(update(KeysVersion).where(KeysVersion.id == 1).values(version=KeysVersion.version + 1))
+
+
+async def _read_version(database: Database) -> int:
+    async with database.session() as session:
+        return int(await session.scalar(select(KeysVersion.version).where(KeysVersion.id == 1)) or 0)

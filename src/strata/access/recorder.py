@@ -2,9 +2,10 @@
 
 On the event loop a finished request costs a dictionary update (usage, summed per tenant, key,
 model and minute) and an append to a bounded buffer (its audit row, still a record: the row is
-built later). Every ``interval_s`` the buffers are swapped out and handed to a writer thread with
-its own event loop and its own database engine, which builds the rows, chains the audit hashes and
-writes both in one bulk insert each. The loop never waits on the database or builds rows.
+built later). Every ``interval_s`` the buffers are swapped out and handed to the database's own
+thread (``Database.off_loop``: its own event loop and engine), which builds the rows, chains the
+audit hashes and writes both in one bulk insert each. The loop never waits on the database or
+builds rows.
 
 The audit buffer is bounded: when a database stall fills it, further audit rows are counted as
 dropped (``dropped_audit``, exported as a metric) and, once rows flow again, an ``audit.overflow``
@@ -18,9 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 from strata.access import audit, usage
 from strata.access.audit import AuditEvent
@@ -36,34 +36,6 @@ ToEvent = Callable[[RequestRecord], AuditEvent]
 T = TypeVar("T")
 
 DEFAULT_MAX_AUDIT_BUFFER = 100_000
-
-
-class _Writer:
-    """A thread running its own event loop and database engine: where rows are built and written."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="access-writer", daemon=True)
-        self._thread.start()
-        self.database = self.run_sync(self._open())
-
-    async def _open(self) -> Database:
-        return Database(self._url, pool_size=1)
-
-    def run_sync(self, coro: Coroutine[Any, Any, T]) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
-
-    async def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
-
-    def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.run_sync(self.database.close())
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        if not self._thread.is_alive():
-            self._loop.close()
 
 
 class Recorder:
@@ -85,7 +57,6 @@ class Recorder:
         self._unreported_drops = 0
         self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
         self._audit: list[AuditSource] = []
-        self._writer: _Writer | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -113,7 +84,6 @@ class Recorder:
         self._audit.append(event)
 
     def start(self) -> None:
-        self._writer = _Writer(self.database.url.render_as_string(hide_password=False))
         self._task = asyncio.create_task(self._loop(), name="access-recorder")
 
     async def stop(self) -> None:
@@ -122,12 +92,7 @@ class Recorder:
         self._stopping.set()
         if self._task is not None:
             await self._task
-        try:
-            await self.flush()
-        finally:
-            if self._writer is not None:
-                await asyncio.to_thread(self._writer.close)
-                self._writer = None
+        await self.flush()
 
     async def _loop(self) -> None:
         while not self._stopping.is_set():
@@ -160,10 +125,8 @@ class Recorder:
     async def _write(self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
         if not rows and not sources and not drops:
             return
-        if self._writer is None:  # not started (a tool writing once): write from here
-            await _write_all(self.database, rows, sources, drops, self.to_event)
-            return
-        await self._writer.run(_write_all(self._writer.database, rows, sources, drops, self.to_event))
+        to_event = self.to_event
+        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops, to_event))
 
     def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from strata.store.background import DatabaseThread
 from strata.store.urls import async_database_url
+
+T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any fixed 64-bit number: PostgreSQL serialises concurrent migrations of several gateways on it.
@@ -48,6 +51,9 @@ class Database:
         if self.dialect == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self._pool_size = pool_size
+        self._thread: DatabaseThread | None = None
+        self._thread_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
         return f"Database({self.url.render_as_string(hide_password=True)!r})"
@@ -62,6 +68,19 @@ class Database:
     async def connect(self) -> AsyncIterator[AsyncConnection]:
         async with self.engine.begin() as connection:
             yield connection
+
+    async def off_loop(self, work: Callable[[Database], Awaitable[T]]) -> T:
+        """Run ``work`` on a database thread of its own (see store.background), with its own engine on
+        the same database; the calling loop only awaits the result. An in-memory SQLite database cannot
+        be opened twice, so there the work runs here."""
+        if self.url.database in (None, "", ":memory:") and self.dialect == "sqlite":
+            return await work(self)
+        if self._thread is None:
+            async with self._thread_lock:
+                if self._thread is None:
+                    url = self.url.render_as_string(hide_password=False)
+                    self._thread = await asyncio.to_thread(DatabaseThread, lambda: Database(url, pool_size=2))
+        return await self._thread.run(work)
 
     async def migrate(self) -> None:
         """Apply every migration head; safe to call from several processes at once."""
@@ -95,6 +114,9 @@ class Database:
             return await connection.run_sync(_current_heads)
 
     async def close(self) -> None:
+        if self._thread is not None:
+            thread, self._thread = self._thread, None
+            await asyncio.to_thread(thread.close)
         await self.engine.dispose()
 
 

@@ -20,7 +20,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -200,9 +200,10 @@ class JobStore:
             )
             .returning(*_JOB_COLUMNS)
         )
-        async with self.database.session() as session:  # an idle poll reads only: no write lock, no row locks
-            if (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is None:
-                return []
+        # An idle poll reads only (no write lock, no row locks), on the database's own thread: polling
+        # workers in a gateway cost its request loop nothing while there is no work.
+        if not await self.database.off_loop(lambda database: _any_due(database, due)):
+            return []
         async with self.writing() as session:
             jobs = [_job(row) for row in (await session.execute(statement)).all()]
             if not jobs:
@@ -410,3 +411,8 @@ async def _event(
     session: AsyncSession, job_id: str, kind: str, step: str | None, detail: dict[str, Any] | None, now: float
 ) -> None:
     await session.execute(insert(EVENTS).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
+
+
+async def _any_due(database: Database, due: tuple[ColumnElement[bool], ...]) -> bool:
+    async with database.session() as session:
+        return (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is not None
