@@ -118,6 +118,8 @@ class Gateway:
         try:
             record.caller = await self.access.authenticate(authorization)
             model = params.get(endpoint.model_param) if endpoint.model_param else None
+            if model is not None:
+                record.model = model
             await self.access.authorize(record.caller, endpoint.scope.value, record.method, record.path, model)
         except StrataError as error:
             self.access.deny(record, error)
@@ -131,17 +133,17 @@ class Gateway:
                 raise RequestTooLarge(f"The request body exceeds the limit of {limit} bytes.")
         message = await receive()
         body: bytes = message.get("body", b"")
-        if not message.get("more_body", False):
+        size = len(body)
+        if size <= limit and not message.get("more_body", False):
             return body  # the common case: one message holds the whole body
         chunks = [body]
-        size = len(body)
-        while message.get("more_body", False):
+        while size <= limit and message.get("more_body", False):
             message = await receive()
             chunk = message.get("body", b"")
             size += len(chunk)
-            if size > limit:  # a chunked body that never declared its length
-                raise RequestTooLarge(f"The request body exceeds the limit of {limit} bytes.")
             chunks.append(chunk)
+        if size > limit:  # a chunked body that never declared its length
+            raise RequestTooLarge(f"The request body exceeds the limit of {limit} bytes.")
         return b"".join(chunks)
 
     def _note_request(self, record: RequestRecord, body: bytes) -> None:
