@@ -14,6 +14,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
+from prometheus_client import Gauge
+
 from strata.errors import (
     CircuitOpen,
     ModelFailed,
@@ -82,6 +84,13 @@ class Route:
         self.versions = {v.name: deployments[v.deployment] for v in spec.traffic_versions()}
         self.split = TrafficSplit({v.name: v.weight for v in spec.traffic_versions()})
         self.outcomes = {name: OutcomeWindow(clock=clock) for name in self.versions}
+        # Metric children bound once: the request path does no label lookups.
+        self._version_counters = {
+            (name, ok): metrics.version_requests.labels(route=spec.name, version=name, outcome="ok" if ok else "error")
+            for name in self.versions
+            for ok in (True, False)
+        }
+        self._breaker_gauges: dict[str, Gauge] = {}
         self.rollout: Rollout | None = None
         self.fallbacks: list[Route] = []  # wired by the model server once every route exists
         # Told of every split this gateway decides (an operator's weights, each rollout step), so a
@@ -179,10 +188,15 @@ class Route:
 
     def _update_breaker_gauge(self, deployment: Deployment) -> None:
         is_open = deployment.breaker.state is not BreakerState.CLOSED
-        self._metrics.breaker_open.labels(deployment=deployment.name).set(1 if is_open else 0)
+        gauge = self._breaker_gauges.get(deployment.name)
+        if gauge is None:
+            gauge = self._breaker_gauges[deployment.name] = self._metrics.breaker_open.labels(
+                deployment=deployment.name
+            )
+        gauge.set(1 if is_open else 0)
 
     def _record(self, version: str, *, ok: bool, latency_s: float) -> None:
-        self._metrics.version_requests.labels(route=self.name, version=version, outcome="ok" if ok else "error").inc()
+        self._version_counters[(version, ok)].inc()
         self.outcomes[version].record(ok=ok, latency_s=latency_s)
         if self.rollout is not None and version == self.rollout.canary:
             self.analyse()  # judge the canary at once: a bad one must not wait for the next tick
