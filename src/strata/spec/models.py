@@ -214,8 +214,9 @@ class ExtensionSpec(SpecModel):
 
     entrypoint: str = Field(
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="'package.module:function' called as function(fastapi_app, model_server, options) when the "
-        "gateway is built; it adds routes and may return an async context manager run for the server's lifetime.",
+        description="'package.module:function' called as function(model_server, options) when the gateway is "
+        "built; it returns a strata.gateway.extensions.Extension: its routes (Endpoints, like the gateway's own) "
+        "and optionally an async context manager run for the server's lifetime.",
     )
     options: dict[str, Any] = Field(default_factory=dict, description="Passed to the entrypoint as its options.")
 
