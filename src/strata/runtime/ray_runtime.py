@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -24,9 +25,9 @@ from ray.exceptions import GetTimeoutError, RayError
 from strata.errors import SpecError, StrataError
 from strata.observability.cluster_metrics import register_cluster_metrics
 from strata.observability.metrics import DeploymentMetrics
-from strata.runtime.base import Replica
 from strata.runtime.ray_controller import Controller, controller_name, spec_fingerprint
 from strata.runtime.ray_replica import RayReplica
+from strata.serving.runtime import MetricsTarget, Replica
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -90,7 +91,7 @@ class RayRuntime:
         )
         self._check_same_app(app)
         self._deployments: dict[str, Deployment] = {}
-        self._routes: dict[str, Route] = {}
+        self._routes: Mapping[str, Route] = {}
         self._route_revisions: dict[str, int] = {}  # the newest split applied (or published) per route
         self._publishing: set[asyncio.Task[None]] = set()
         self._replicas: dict[str, RayReplica] = {}
@@ -132,12 +133,12 @@ class RayRuntime:
             "deployments": self.view,
         }
 
-    def share_routes(self, routes: dict[str, Route]) -> None:
+    def share_routes(self, routes: Mapping[str, Route]) -> None:
         """Traffic splits are cluster-wide: a split decided here (operator weights, rollout steps) goes
         to the controller, and the others' splits are applied here at each sync."""
         self._routes = routes
         for route in routes.values():
-            route.on_weights = self._publish_weights
+            route.publish_splits(self._publish_weights)
 
     def _publish_weights(self, route: str, weights: dict[str, float]) -> None:
         task = asyncio.get_running_loop().create_task(self._send_weights(route, weights))
@@ -162,11 +163,11 @@ class RayRuntime:
         for name in self._route_revisions.keys() - splits.keys():
             # The controller forgot a split it had (it restarted): hand it ours again, so gateways that
             # start from now on get it too. Every gateway holds the same split, so whichever lands wins.
-            self._publish_weights(name, dict(self._routes[name].split.weights))
+            self._publish_weights(name, self._routes[name].weights)
 
-    def metrics_targets(self) -> list[dict[str, Any]]:
+    def metrics_targets(self) -> list[MetricsTarget]:
         """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
-        entries = []
+        entries: list[MetricsTarget] = []
         for deployment, view in self.view.items():
             for replica in view.get("replicas", []):
                 url = replica.get("metrics_url")
@@ -233,10 +234,9 @@ class RayRuntime:
                     continue
                 replica.mark(ready=entry["ready"], queue_depth=entry["queue_depth"], stalled_s=entry["stalled_s"])
                 replicas.append(replica)
-            deployment.follow(replicas)
-            deployment.load_errors = dict(self.view.get(name, {}).get("load_errors", {}))
+            deployment.follow(replicas, load_errors=self.view.get(name, {}).get("load_errors", {}))
         self._follow_routes(view.get("routes", {}))
-        live = {r.replica_id for d in self._deployments.values() for r in (s.replica for s in d.slots)}
+        live = {r.replica_id for d in self._deployments.values() for r in d.replicas}
         self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
 
     async def _handle(self, replica_id: str) -> RayReplica | None:
