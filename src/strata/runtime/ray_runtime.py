@@ -26,6 +26,7 @@ from strata.errors import SpecError, StrataError
 from strata.observability.cluster_metrics import register_cluster_metrics
 from strata.observability.metrics import DeploymentMetrics
 from strata.runtime.ray_controller import Controller, controller_name, spec_fingerprint
+from strata.runtime.ray_messages import DeploymentView, ReplicaSet, RouteSplit
 from strata.runtime.ray_replica import RayReplica
 from strata.serving.runtime import MetricsTarget, Replica
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec
@@ -97,7 +98,7 @@ class RayRuntime:
         self._replicas: dict[str, RayReplica] = {}
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.view: dict[str, Any] = {}  # the controller's last answer: replicas, decisions (for /metrics)
+        self.view: dict[str, DeploymentView] = {}  # the controller's last answer: replicas, decisions (for /metrics)
         self.sync_failures = 0
         self.syncs = 0
 
@@ -130,7 +131,7 @@ class RayRuntime:
             "gateway": self.gateway_id,
             "syncs": self.syncs,
             "sync_failures": self.sync_failures,
-            "deployments": self.view,
+            "deployments": {name: view.json() for name, view in self.view.items()},
         }
 
     def share_routes(self, routes: Mapping[str, Route]) -> None:
@@ -154,12 +155,12 @@ class RayRuntime:
         # Ours now: not applied again when the next sync brings it back.
         self._route_revisions[route] = max(revision, self._route_revisions.get(route, 0))
 
-    def _follow_routes(self, splits: dict[str, dict[str, Any]]) -> None:
+    def _follow_routes(self, splits: dict[str, RouteSplit]) -> None:
         for name, split in splits.items():
             route = self._routes.get(name)
-            if route is not None and split["revision"] > self._route_revisions.get(name, 0):
-                self._route_revisions[name] = split["revision"]
-                route.follow_weights(split["weights"])
+            if route is not None and split.revision > self._route_revisions.get(name, 0):
+                self._route_revisions[name] = split.revision
+                route.follow_weights(split.weights)
         for name in self._route_revisions.keys() - splits.keys():
             # The controller forgot a split it had (it restarted): hand it ours again, so gateways that
             # start from now on get it too. Every gateway holds the same split, so whichever lands wins.
@@ -169,13 +170,13 @@ class RayRuntime:
         """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
         entries: list[MetricsTarget] = []
         for deployment, view in self.view.items():
-            for replica in view.get("replicas", []):
-                url = replica.get("metrics_url")
+            for replica in view.replicas:
+                url = replica.metrics_url
                 if not url:
                     continue
                 address, _, path = url.removeprefix("http://").partition("/")
                 labels = {"__metrics_path__": f"/{path}", "app": self.app.name, "deployment": deployment}
-                entries.append({"targets": [address], "labels": {**labels, "replica": replica["replica_id"]}})
+                entries.append({"targets": [address], "labels": {**labels, "replica": replica.replica_id}})
         return entries
 
     def create_replica(
@@ -194,18 +195,18 @@ class RayRuntime:
         while True:
             await self._synced.wait()
             self._synced.clear()
-            view = self.view.get(deployment.name, {})
-            for replica in view.get("replicas", []):
-                rid = replica["replica_id"]
+            view = self.view.get(deployment.name)
+            for replica in view.replicas if view else ():
+                rid = replica.replica_id
                 if progress and rid not in announced:
                     announced.add(rid)
                     progress(rid, "loading")
-                if progress and replica["ready"] and rid + ":ready" not in announced:
+                if progress and replica.ready and rid + ":ready" not in announced:
                     announced.add(rid + ":ready")
                     progress(rid, "ready")
             if deployment.ready_replicas >= wanted or deployment.load_errors:
                 return  # a model that cannot load is reported by /readyz; the controller retries with backoff
-            if view.get("desired") == 0:
+            if view is not None and view.desired == 0:
                 return  # scaled to zero before its first replica was up: requests will start one
 
     async def _sync_forever(self) -> None:
@@ -221,21 +222,24 @@ class RayRuntime:
 
     async def sync(self) -> None:
         held = {name: d.held for name, d in self._deployments.items()}
-        view = await asyncio.wait_for(self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S)
-        self.view = view["deployments"]
+        answer: ReplicaSet = await asyncio.wait_for(
+            self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S
+        )
+        self.view = answer.deployments
         self.syncs += 1
         for name, deployment in self._deployments.items():
+            view = self.view.get(name)
             replicas = []
-            for entry in self.view.get(name, {}).get("replicas", []):
-                if entry["state"] == "draining":
+            for entry in view.replicas if view else ():
+                if entry.state == "draining":
                     continue  # no new requests; those it holds finish on the slot they started on
-                replica = self._replicas.get(entry["replica_id"]) or await self._handle(entry["replica_id"])
+                replica = self._replicas.get(entry.replica_id) or await self._handle(entry.replica_id)
                 if replica is None:
                     continue
-                replica.mark(ready=entry["ready"], queue_depth=entry["queue_depth"], stalled_s=entry["stalled_s"])
+                replica.mark(ready=entry.ready, queue_depth=entry.queue_depth, stalled_s=entry.stalled_s)
                 replicas.append(replica)
-            deployment.follow(replicas, load_errors=self.view.get(name, {}).get("load_errors", {}))
-        self._follow_routes(view.get("routes", {}))
+            deployment.follow(replicas, load_errors=view.load_errors if view else {})
+        self._follow_routes(answer.routes)
         live = {r.replica_id for d in self._deployments.values() for r in d.replicas}
         self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
 
