@@ -6,6 +6,8 @@ that one handler can render any of them without knowing where it came from.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class StrataError(Exception):
     """Base of every error Strata raises on purpose."""
@@ -24,6 +26,17 @@ class StrataError(Exception):
     def headers(self) -> dict[str, str]:
         """Extra response headers this error asks for (e.g. Retry-After)."""
         return {}
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the same class with every attribute (message, param, code, retry_after_s, ...), so
+        an error crosses a process boundary (a Ray replica's answer) as itself. The default would call
+        ``__init__`` with the message alone, which subclasses with other signatures cannot take."""
+        return _restore, (type(self), self.args), self.__dict__
+
+
+def _restore(cls: type[StrataError], args: tuple[Any, ...]) -> StrataError:
+    """Unpickling: the instance without its ``__init__``; pickle then sets its attributes."""
+    return cls.__new__(cls, *args)
 
 
 class InvalidRequest(StrataError):

@@ -63,7 +63,7 @@ def ray_runtime(server: ModelServer) -> RayRuntime:
 
 def replica_nodes(server: ModelServer, deployment: str) -> dict[str, str]:
     """replica id -> node id, as the controller last reported it."""
-    return {r["replica_id"]: r["node_id"] for r in ray_runtime(server).view[deployment]["replicas"] if r["node_id"]}
+    return {r.replica_id: r.node_id for r in ray_runtime(server).view[deployment].replicas if r.node_id}
 
 
 class Load:

@@ -73,4 +73,4 @@ async def test_a_model_that_cannot_load_is_reported_and_retried_with_back_off(
         assert any("rejected its options" in error for error in deployment.load_errors.values())
         await asyncio.sleep(3.0)
         # Back-off doubles from 2 s: in ~3 s at most two more tries, not one per control interval (0.2 s).
-        assert len(ray_runtime(server).view["echo"]["load_errors"]) <= 3
+        assert len(ray_runtime(server).view["echo"].load_errors) <= 3

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
@@ -11,6 +10,7 @@ import ray
 from ray_apps import NODES, Load, echo_app, ray_runtime, replica_nodes, serving, wait_until
 
 from strata.runtime.ray_controller import controller_name
+from strata.runtime.ray_messages import ReplicaSet, ReplicaStatus
 from strata.serving.generation import GenerationRequest
 from strata.serving.sampling import SamplingParams
 from strata.spec import parse_spec
@@ -61,7 +61,7 @@ async def test_a_node_killed_under_load_fails_no_request_and_its_replicas_come_b
                 cluster.kill("cpu")
                 await wait_until(
                     lambda: (
-                        ray_runtime(server).view["echo"]["replaced"] >= 1
+                        ray_runtime(server).view["echo"].replaced >= 1
                         and server.deployments["echo"].ready_replicas == 3
                     ),
                     60,
@@ -85,7 +85,7 @@ async def test_scaling_down_drains_replicas_without_dropping_a_request(cluster: 
             await asyncio.sleep(0.5)
             removed = set(replica_nodes(server, "echo"))
             await runtime.controller.scale.remote("echo", 1)
-            await wait_until(lambda: len(runtime.view["echo"]["replicas"]) == 1, 20, "two replicas drained, removed")
+            await wait_until(lambda: len(runtime.view["echo"].replicas) == 1, 20, "two replicas drained, removed")
             await asyncio.sleep(0.5)
         assert load.failures == []
         kept = set(replica_nodes(server, "echo"))
@@ -99,29 +99,29 @@ async def test_the_controller_restarts_and_adopts_the_running_replicas(cluster: 
     async with serving(spec, cluster.address) as server:
         runtime = ray_runtime(server)
 
-        async def controller_view() -> dict[str, Any]:
-            view: dict[str, Any] = await runtime.controller.replica_set.remote("test", {})
+        async def controller_view() -> ReplicaSet:
+            view: ReplicaSet = await runtime.controller.replica_set.remote("test", {})
             return view
 
         async def split_shared() -> bool:
-            return "echo" in (await controller_view())["routes"]
+            return "echo" in (await controller_view()).routes
 
         async with Load(server, "echo", clients=8) as load:
             replicas = set(replica_nodes(server, "echo"))
             server.routes["echo"].set_weights({"echo": 100})  # an operator's split, shared through the controller
             await wait_until(split_shared, 5, "the split to reach the controller")
             first = await controller_view()
-            assert first["routes"]["echo"]["weights"] == {"echo": 100.0}
+            assert first.routes["echo"].weights == {"echo": 100.0}
             ray.kill(ray.get_actor(controller_name(app_name), namespace=app_name), no_restart=False)
             await wait_until(lambda: runtime.sync_failures > 0, 10, "a sync to fail while the controller restarts")
             syncs = runtime.syncs
             await wait_until(lambda: runtime.syncs > syncs, 30, "a sync with the restarted controller")
             await asyncio.sleep(1.0)
             second = await controller_view()
-        assert second["started_at"] > first["started_at"]  # a new incarnation...
+        assert second.started_at > first.started_at  # a new incarnation...
         assert set(replica_nodes(server, "echo")) == replicas  # ...that adopted the replicas, started none
         assert load.failures == []
-        assert second["routes"]["echo"]["weights"] == {"echo": 100.0}  # the gateway handed its split back
+        assert second.routes["echo"].weights == {"echo": 100.0}  # the gateway handed its split back
 
 
 async def test_a_generation_left_mid_stream_frees_its_batch_slot_in_the_replica(
@@ -151,9 +151,10 @@ async def test_a_generation_left_mid_stream_frees_its_batch_slot_in_the_replica(
         await wait_until(lambda: deployment.slots[0].outstanding == 0, 5, "the gateway's slot count to drop")
 
         async def idle() -> bool:
-            return bool((await replica.status.remote())["in_flight"] == 0)
+            status: ReplicaStatus = await replica.status.remote()
+            return status.in_flight == 0
 
         await wait_until(idle, 10, "the replica to hold nothing")
-        status = await replica.status.remote()
-        assert status["arrivals"] == 1
-        assert status["tokens_out"] < 50  # cancelled in the replica, not decoded to 200 tokens for nobody
+        status: ReplicaStatus = await replica.status.remote()
+        assert status.arrivals == 1
+        assert status.tokens_out < 50  # cancelled in the replica, not decoded to 200 tokens for nobody

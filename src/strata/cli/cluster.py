@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -19,6 +19,9 @@ from rich.table import Table
 from strata.cli.specs import AppArgument, load_app
 from strata.errors import StrataError
 from strata.spec import AppSpec
+
+if TYPE_CHECKING:
+    from strata.runtime.ray_messages import ReplicaSet
 
 app = typer.Typer(no_args_is_help=True, help="Status and teardown of an app on a Ray cluster (runtime: ray).")
 console = Console()
@@ -55,28 +58,26 @@ def status(
     import ray
 
     _, controller = _controller(spec_path, address)
-    view = ray.get(controller.replica_set.remote(f"cli:{os.getpid()}", {}), timeout=TIMEOUT_S)
+    view: ReplicaSet = ray.get(controller.replica_set.remote(f"cli:{os.getpid()}", {}), timeout=TIMEOUT_S)
     if as_json:
-        print(json.dumps(view["deployments"], indent=2))
+        print(json.dumps({name: deployment.json() for name, deployment in view.deployments.items()}, indent=2))
         return
     table = Table(title="replicas")
     for column in ("deployment", "replica", "state", "node", "in flight", "desired", "last decision"):
         table.add_column(column)
-    for name, deployment in view["deployments"].items():
-        for replica in deployment["replicas"]:
+    for name, deployment in view.deployments.items():
+        for replica in deployment.replicas:
             table.add_row(
                 name,
-                replica["replica_id"],
-                replica["state"]
-                if replica["starting_for_s"] is None
-                else f"starting ({replica['starting_for_s']:.0f} s)",
-                (replica["node_id"] or "-")[:12],
-                str(replica["in_flight"]),
-                str(deployment["desired"]),
-                str(deployment["reason"]),
+                replica.replica_id,
+                replica.state if replica.starting_for_s is None else f"starting ({replica.starting_for_s:.0f} s)",
+                (replica.node_id or "-")[:12],
+                str(replica.in_flight),
+                str(deployment.desired),
+                str(deployment.reason),
             )
-        if not deployment["replicas"]:
-            table.add_row(name, "-", "scaled to zero", "-", "0", str(deployment["desired"]), str(deployment["reason"]))
+        if not deployment.replicas:
+            table.add_row(name, "-", "scaled to zero", "-", "0", str(deployment.desired), str(deployment.reason))
     console.print(table)
 
 

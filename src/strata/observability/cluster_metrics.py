@@ -7,8 +7,8 @@ cluster's scaling, and a dashboard needs no scrape of the controller (a Ray acto
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -17,8 +17,32 @@ from prometheus_client.registry import Collector
 STATES = ("starting", "ready", "draining")
 
 
+class ReplicaView(Protocol):
+    @property
+    def state(self) -> str: ...
+
+
+class DeploymentView(Protocol):
+    """What these metrics read of one deployment in the controller's answer (``ray_messages.DeploymentView``)."""
+
+    @property
+    def replicas(self) -> Sequence[ReplicaView]: ...
+
+    @property
+    def desired(self) -> int | None: ...
+
+    @property
+    def decision_counts(self) -> Mapping[str, int]: ...
+
+    @property
+    def replaced(self) -> int: ...
+
+
+ClusterView = Callable[[], Mapping[str, DeploymentView]]
+
+
 class ClusterCollector(Collector):
-    def __init__(self, view: Callable[[], dict[str, Any]], sync_failures: Callable[[], int]) -> None:
+    def __init__(self, view: ClusterView, sync_failures: Callable[[], int]) -> None:
         self._view = view
         self._sync_failures = sync_failures
 
@@ -41,13 +65,13 @@ class ClusterCollector(Collector):
         )
         for deployment, view in self._view().items():
             for state in STATES:
-                count = sum(1 for r in view.get("replicas", []) if r["state"] == state)
+                count = sum(1 for r in view.replicas if r.state == state)
                 replicas.add_metric([deployment, state], count)
-            if view.get("desired") is not None:
-                desired.add_metric([deployment], view["desired"])
-            for reason, count in view.get("decision_counts", {}).items():
+            if view.desired is not None:
+                desired.add_metric([deployment], view.desired)
+            for reason, count in view.decision_counts.items():
                 decisions.add_metric([deployment, reason], count)
-            replaced.add_metric([deployment], view.get("replaced", 0))
+            replaced.add_metric([deployment], view.replaced)
         failures = CounterMetricFamily(
             "strata_cluster_sync_failures", "Replica-set syncs with the controller that failed"
         )
@@ -55,7 +79,5 @@ class ClusterCollector(Collector):
         yield from (replicas, desired, decisions, replaced, failures)
 
 
-def register_cluster_metrics(
-    registry: CollectorRegistry, view: Callable[[], dict[str, Any]], sync_failures: Callable[[], int]
-) -> None:
+def register_cluster_metrics(registry: CollectorRegistry, view: ClusterView, sync_failures: Callable[[], int]) -> None:
     registry.register(ClusterCollector(view, sync_failures))

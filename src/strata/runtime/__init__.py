@@ -1,4 +1,6 @@
 """Runtimes decide where replicas run: in this process (local) or in Ray actors across a cluster.
+They implement the ``Replica`` and ``Runtime`` protocols that serving declares (``strata.serving.runtime``,
+re-exported here).
 
 Names load on first use: the Ray controller imports ``strata.runtime.ray_controller``, and must not
 pay for the local runtime's model backends (torch, transformers) each time it (re)starts.
@@ -10,13 +12,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from strata.runtime.base import Replica, Runtime
     from strata.runtime.local import LocalRuntime
+    from strata.serving.runtime import Replica, Runtime
     from strata.spec import AppSpec
 
 __all__ = ["LocalRuntime", "Replica", "Runtime", "runtime_for"]
 
-_LAZY = {"LocalRuntime": "strata.runtime.local", "Replica": "strata.runtime.base", "Runtime": "strata.runtime.base"}
+_LAZY = {
+    "LocalRuntime": "strata.runtime.local",
+    "Replica": "strata.serving.runtime",  # declared by serving, which consumes them
+    "Runtime": "strata.serving.runtime",
+}
 
 
 def __getattr__(name: str) -> Any:

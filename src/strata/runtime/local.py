@@ -4,18 +4,25 @@ never on the event loop (torch releases the GIL inside its kernels)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
-from strata.errors import InvalidRequest
+from prometheus_client import CollectorRegistry
+
+from strata.errors import InvalidRequest, StrataError
 from strata.models.base import BatchModel
 from strata.models.factory import build_batch_model, build_decode_engine
 from strata.observability.metrics import DeploymentMetrics
-from strata.runtime.base import Replica
 from strata.serving.batcher import DynamicBatcher
 from strata.serving.continuous import ContinuousBatcher
 from strata.serving.generation import GenerationRequest, GenerationStream
+from strata.serving.runtime import MetricsTarget, Replica
 from strata.spec import DeploymentSpec, ModelSpec
+
+if TYPE_CHECKING:
+    from strata.serving.deployment import Deployment, ProgressCallback
+    from strata.serving.route import Route
 
 
 class _Queue(Protocol):
@@ -136,12 +143,31 @@ class LocalGenerationReplica(_LocalReplica[ContinuousBatcher]):
 
 
 class LocalRuntime:
+    """Replicas in this process, owned by their deployments: everything cluster-wide is a no-op here."""
+
+    manages_replicas = False  # each deployment creates, supervises and restarts its own
+
     def create_replica(
         self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics
     ) -> Replica:
         if model.task == "generate":
             return LocalGenerationReplica(deployment, model, index, metrics)
         return LocalBatchReplica(deployment, model, index, metrics)
+
+    async def follow(self, deployment: Deployment, progress: ProgressCallback | None) -> None:
+        raise StrataError("the local runtime has no replica set to follow: deployments create their replicas")
+
+    def share_routes(self, routes: Mapping[str, Route]) -> None:
+        return None  # one gateway: its splits are the only ones
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        return None  # the server's own metrics cover every replica
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"runtime": "local"}
+
+    def metrics_targets(self) -> list[MetricsTarget]:
+        return []  # the server's /metrics has every replica's
 
     async def shutdown(self) -> None:
         return None

@@ -4,11 +4,8 @@ Inside the actor nothing is new: it holds exactly the replica the local runtime 
 and continuous batching behave the same on a laptop and on a cluster. What the actor adds is what
 the gateway and the controller need to see from outside the process: a status (ready, queue,
 requests in progress, how long the current model call has run) and a latency window for the
-autoscaler.
-
-Errors cross the process boundary as plain tuples, not pickled exceptions: a StrataError's keyword
-arguments (param, retry_after_s) would not survive pickling, and the gateway must re-raise the same
-class, since only some classes are safe to retry.
+autoscaler. What it answers is typed (``ray_messages``); a request's StrataError comes back as itself,
+wrapped in a ``Failure``.
 """
 
 from __future__ import annotations
@@ -20,33 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from strata import errors
 from strata.errors import StrataError
 from strata.observability.metrics import Metrics
+from strata.runtime.ray_messages import Failure, Loaded, ReplicaStatus
 from strata.spec import DeploymentSpec, ModelSpec
 
 if TYPE_CHECKING:  # the controller imports this module to name the class: it must not pull in torch
-    from strata.serving.generation import GenerationRequest
+    from strata.serving.generation import GenerationEvent, GenerationRequest
 
 LATENCY_WINDOW = 512  # latencies kept for the p99 the autoscaler reads: enough for a stable tail
-
-WireError = tuple[str, str, str | None, float | None]
-"""(error class name, message, param, retry_after_s)."""
-
-
-def error_to_wire(error: StrataError) -> WireError:
-    return (type(error).__name__, error.message, error.param, getattr(error, "retry_after_s", None))
-
-
-def error_from_wire(wire: WireError) -> StrataError:
-    """The gateway's side: the same class, message and field as raised in the replica."""
-    name, message, param, retry_after_s = wire
-    cls = getattr(errors, name, None)
-    if not (isinstance(cls, type) and issubclass(cls, StrataError)) or cls is errors.ModelNotFound:
-        return errors.ModelFailed(message, param=param)
-    if issubclass(cls, errors.Overloaded):
-        return cls(message, retry_after_s=retry_after_s or 1.0)
-    return cls(message, param=param)
 
 
 class ReplicaActor:
@@ -76,49 +55,48 @@ class ReplicaActor:
         self._latencies: deque[tuple[int, float]] = deque(maxlen=LATENCY_WINDOW)  # (finished_count, seconds)
         self._last_arrival = time.monotonic()
 
-    async def start(self) -> dict[str, Any]:
+    async def start(self) -> Loaded:
         """Load and warm the model; returns the seconds it took and where the replica is (its node, its
         metrics endpoint), so it is known from the moment it is ready. Raises if the model cannot load."""
         started = time.perf_counter()
         await self._replica.start()
         self._started = True
-        return {"seconds": time.perf_counter() - started, "node_id": self._node_id, "metrics_url": self._metrics_url}
+        return Loaded(time.perf_counter() - started, self._node_id, self._metrics_url)
 
     async def stop(self) -> None:
         await self._replica.stop()
 
-    def status(self, since: int = 0) -> dict[str, Any]:
-        """What the gateway routes on and the controller scales on; cheap, called a few times a second.
-        ``latencies_s`` holds the requests finished after the caller's last look (``finished`` then)."""
-        return {
-            "replica_id": self.replica_id,
-            "ready": self._started and self._replica.ready,
-            "alive": self._replica.alive,
-            "queue_depth": self._replica.queue_depth,
-            "stalled_s": self._replica.stalled_s(),
-            "in_flight": self._in_flight,
-            "arrivals": self._arrivals,
-            "idle_s": time.monotonic() - self._last_arrival,
-            "finished": self._finished_count,
-            "tokens_out": self._tokens("out"),
-            "latencies_s": [seconds for count, seconds in self._latencies if count > since],
-            "node_id": self._node_id,
-            "metrics_url": self._metrics_url,
-        }
+    def status(self, since: int = 0) -> ReplicaStatus:
+        """What the gateway routes on and the controller scales on; cheap, called a few times a second."""
+        return ReplicaStatus(
+            replica_id=self.replica_id,
+            ready=self._started and self._replica.ready,
+            alive=self._replica.alive,
+            queue_depth=self._replica.queue_depth,
+            stalled_s=self._replica.stalled_s(),
+            in_flight=self._in_flight,
+            arrivals=self._arrivals,
+            idle_s=time.monotonic() - self._last_arrival,
+            finished=self._finished_count,
+            tokens_out=self._tokens("out"),
+            latencies_s=tuple(seconds for count, seconds in self._latencies if count > since),
+            node_id=self._node_id,
+            metrics_url=self._metrics_url,
+        )
 
-    async def infer(self, item: Any) -> tuple[bool, Any]:
-        """(True, result) or (False, WireError)."""
+    async def infer(self, item: Any) -> Any:
+        """The model's result, or a Failure."""
         self._arrived()
         started = time.perf_counter()
         try:
-            return True, await self._replica.infer(item)
+            return await self._replica.infer(item)
         except StrataError as error:
-            return False, error_to_wire(error)
+            return Failure.of(error)
         finally:
             self._finished(started)
 
-    async def generate(self, request: GenerationRequest) -> AsyncIterator[tuple[bool, Any]]:
-        """A Ray streaming generator: (True, GenerationEvent) per event, or one (False, WireError).
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent | Failure]:
+        """A Ray streaming generator: a GenerationEvent per event, or one Failure that ends it.
         When the gateway cancels (its client left), this generator is cancelled and closing the
         local stream frees the sequence's batch slot before the next decode step."""
         self._arrived()
@@ -127,13 +105,13 @@ class ReplicaActor:
             try:
                 stream = self._replica.generate(request)
             except StrataError as error:
-                yield False, error_to_wire(error)
+                yield Failure.of(error)
                 return
             try:
                 async for event in stream.events():
-                    yield True, event
+                    yield event
             except StrataError as error:
-                yield False, error_to_wire(error)
+                yield Failure.of(error)
             finally:
                 stream.close()  # idempotent; when cancelled mid-stream, this is what frees the batch slot
         finally:

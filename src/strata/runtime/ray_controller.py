@@ -14,10 +14,10 @@ import contextlib
 import hashlib
 import logging
 import time
-from typing import Any
 
 import ray
 
+from strata.runtime.ray_messages import ReplicaSet, RouteSplit
 from strata.runtime.ray_replica_set import DeploymentController, FixedReplicas, replica_prefix
 from strata.spec import AppSpec
 
@@ -44,10 +44,9 @@ class Controller:
             d.name: DeploymentController(self.app, d, self.app.model(d.model)) for d in self.app.deployments
         }
         self._adopt()
-        # Route splits decided on one gateway, for all: route -> {"revision", "weights"}. Revisions come
-        # from this actor's clock (ns since the epoch, so a restarted controller still counts upwards,
-        # and gateways' clocks never matter). Kept here only: after a restart gateways keep their split.
-        self.route_weights: dict[str, dict[str, Any]] = {}
+        # Route splits decided on one gateway, for all (revisions from this actor's clock, see RouteSplit).
+        # Kept here only: after a restart gateways keep their split, and hand it back.
+        self.route_weights: dict[str, RouteSplit] = {}
         self._loop: asyncio.Task[None] | None = None
         self.started_at = time.time()
 
@@ -79,7 +78,7 @@ class Controller:
                     log.exception("%s: reconcile failed", controller.spec.name)
             await asyncio.sleep(interval)
 
-    async def replica_set(self, gateway: str, held: dict[str, int]) -> dict[str, Any]:
+    async def replica_set(self, gateway: str, held: dict[str, int]) -> ReplicaSet:
         """A gateway's sync: it reports requests it holds for a cold start, and gets every deployment's
         replicas (draining ones are left out of routing by the gateway) and the latest decisions."""
         self._ensure_loop()
@@ -87,17 +86,17 @@ class Controller:
         for name, count in held.items():
             if name in self.deployments:
                 self.deployments[name].held[gateway] = (count, now)
-        return {
-            "started_at": self.started_at,
-            "deployments": {name: c.view() for name, c in self.deployments.items()},
-            "routes": self.route_weights,
-        }
+        return ReplicaSet(
+            started_at=self.started_at,
+            deployments={name: c.view() for name, c in self.deployments.items()},
+            routes=dict(self.route_weights),
+        )
 
     async def set_route_weights(self, route: str, weights: dict[str, float]) -> int:
         """A gateway's new split for ``route``, for every gateway; returns its revision."""
         current = self.route_weights.get(route)
-        revision = max(time.time_ns(), current["revision"] + 1 if current else 0)
-        self.route_weights[route] = {"revision": revision, "weights": dict(weights)}
+        revision = max(time.time_ns(), current.revision + 1 if current else 0)
+        self.route_weights[route] = RouteSplit(revision, dict(weights))
         return revision
 
     async def scale(self, deployment: str, replicas: int) -> None:

@@ -16,7 +16,7 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayError
 
 from strata.errors import ModelFailed, ReplicaUnavailable, StrataError
-from strata.runtime.ray_actor import error_from_wire
+from strata.runtime.ray_messages import Failure
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 
 
@@ -69,15 +69,15 @@ class RayReplica:
     async def infer(self, item: Any) -> Any:
         ref = self._actor.infer.remote(item)
         try:
-            ok, payload = await ref
+            answer = await ref
         except asyncio.CancelledError:
             ray.cancel(ref)  # the client left or the try timed out: free the replica's batch slot too
             raise
         except RayError as error:
             raise self.failed(error) from None
-        if not ok:
-            raise error_from_wire(payload)
-        return payload
+        if isinstance(answer, Failure):
+            raise answer.error
+        return answer
 
     def generate(self, request: GenerationRequest) -> GenerationStream:
         if not self.ready:
@@ -110,11 +110,10 @@ class RayGenerationStream(GenerationStream):
     async def events(self) -> AsyncIterator[GenerationEvent]:
         try:
             async for ref in self._refs:
-                ok, payload = await ref
-                if not ok:
+                event: GenerationEvent | Failure = await ref
+                if isinstance(event, Failure):
                     self._finished = True
-                    raise error_from_wire(payload)
-                event: GenerationEvent = payload
+                    raise event.error
                 if event.finish_reason is not None:
                     self._finished = True
                 yield event

@@ -25,6 +25,7 @@ import ray
 from ray.exceptions import GetTimeoutError, RayActorError, RayError
 
 from strata.runtime.ray_actor import ReplicaActor
+from strata.runtime.ray_messages import Decision, DeploymentView, Loaded, ReplicaState, ReplicaStatus, ReplicaView
 from strata.scaling.policy import LoadSample, ScalingDecision, ScalingPolicy, StrataAutoscaler
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec
 
@@ -45,32 +46,37 @@ def replica_prefix(app: str, deployment: str) -> str:
 class ReplicaRecord:
     replica_id: str
     handle: Any
-    state: str = "starting"  # starting -> ready -> draining; gone once removed
+    state: ReplicaState = "starting"  # starting -> ready -> draining; gone once removed
     started_at: float = field(default_factory=time.monotonic)
     draining_since: float | None = None
     node_id: str | None = None  # known once loaded (before the first status): where it runs
     metrics_url: str | None = None
-    status: dict[str, Any] = field(default_factory=dict)
+    status: ReplicaStatus | None = None  # its latest answer to a status call
     misses: int = 0
     seen_finished: int = 0
     seen_arrivals: int = 0
     start_task: asyncio.Task[None] | None = None
     slow_start_logged: bool = False
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "replica_id": self.replica_id,
-            "state": self.state,
-            "ready": self.state == "ready" and bool(self.status.get("ready", self.start_task is not None)),
-            "queue_depth": int(self.status.get("queue_depth", 0)),
-            "stalled_s": float(self.status.get("stalled_s", 0.0)),
-            "in_flight": int(self.status.get("in_flight", 0)),
-            "node_id": self.status.get("node_id", self.node_id),
-            "metrics_url": self.status.get("metrics_url", self.metrics_url),
-            # A replica that stays "starting" is loading a big model - or waiting for a node with the
-            # resources it asks for, which Ray does silently: the age tells an operator which to suspect.
-            "starting_for_s": round(time.monotonic() - self.started_at, 1) if self.state == "starting" else None,
-        }
+    @property
+    def in_flight(self) -> int:
+        return self.status.in_flight if self.status else 0
+
+    def view(self) -> ReplicaView:
+        status = self.status
+        # Before its first status, a replica this controller loaded is ready; an adopted one is not yet.
+        ready = status.ready if status else self.start_task is not None
+        return ReplicaView(
+            replica_id=self.replica_id,
+            state=self.state,
+            ready=self.state == "ready" and ready,
+            queue_depth=status.queue_depth if status else 0,
+            stalled_s=status.stalled_s if status else 0.0,
+            in_flight=self.in_flight,
+            node_id=status.node_id if status else self.node_id,
+            metrics_url=status.metrics_url if status else self.metrics_url,
+            starting_for_s=round(time.monotonic() - self.started_at, 1) if self.state == "starting" else None,
+        )
 
 
 class FixedReplicas:
@@ -104,7 +110,7 @@ class DeploymentController:
         self.last_request_at = time.monotonic()
         self.last_tick_at = time.monotonic()
         self.decision: ScalingDecision | None = None
-        self.decisions: deque[dict[str, Any]] = deque(maxlen=DECISIONS_KEPT)
+        self.decisions: deque[Decision] = deque(maxlen=DECISIONS_KEPT)
         self.decision_counts: dict[str, int] = {}
         self.replaced = 0
         self.load_errors: dict[str, str] = {}
@@ -142,7 +148,7 @@ class DeploymentController:
 
     async def _load(self, record: ReplicaRecord) -> None:
         try:
-            loaded = await record.handle.start.remote()
+            loaded: Loaded = await record.handle.start.remote()
         except RayError as error:  # the model cannot load: the replica goes, the reason stays visible
             if record.replica_id not in self.records:
                 return  # drained or replaced while loading: killed on purpose, not a load failure
@@ -153,10 +159,10 @@ class DeploymentController:
             self.kill(record)
             return
         self.load_failures = 0
-        record.node_id, record.metrics_url = loaded["node_id"], loaded["metrics_url"]
+        record.node_id, record.metrics_url = loaded.node_id, loaded.metrics_url
         if record.state == "starting":
             record.state = "ready"
-        log.info("%s: replica %s ready in %.2f s", self.spec.name, record.replica_id, loaded["seconds"])
+        log.info("%s: replica %s ready in %.2f s", self.spec.name, record.replica_id, loaded.seconds)
 
     def kill(self, record: ReplicaRecord) -> None:
         self.records.pop(record.replica_id, None)
@@ -183,10 +189,10 @@ class DeploymentController:
                 record.status = result
                 if not self.spec.health.restart:
                     continue
-                if not result["alive"]:  # the actor answers, but its batcher's worker died
+                if not result.alive:  # the actor answers, but its batcher's worker died
                     self._replace(record, "its worker died")
-                elif result["stalled_s"] > self.spec.health.stall_timeout_s:
-                    self._replace(record, f"no progress for {result['stalled_s']:.1f} s")
+                elif result.stalled_s > self.spec.health.stall_timeout_s:
+                    self._replace(record, f"no progress for {result.stalled_s:.1f} s")
 
     def _replace(self, record: ReplicaRecord, why: str) -> None:
         log.warning("%s: replica %s is gone (%s); reconcile starts another", self.spec.name, record.replica_id, why)
@@ -196,25 +202,25 @@ class DeploymentController:
     def sample(self, now: float) -> LoadSample:
         live = [r for r in self.records.values() if r.state != "draining"]
         statuses = [r.status for r in self.records.values() if r.status]
-        latencies = sorted(s for status in statuses for s in status.get("latencies_s", []))
+        latencies = sorted(s for status in statuses for s in status.latencies_s)
         arrivals = 0
         for record in self.records.values():
             if record.status:
-                arrivals += max(0, record.status["arrivals"] - record.seen_arrivals)
-                record.seen_arrivals = record.status["arrivals"]
-                record.seen_finished = record.status["finished"]
+                arrivals += max(0, record.status.arrivals - record.seen_arrivals)
+                record.seen_arrivals = record.status.arrivals
+                record.seen_finished = record.status.finished
         held = sum(count for count, at in self.held.values() if now - at <= HELD_FRESH_S)
         if arrivals or held:
             self.last_request_at = now
-        idle = [float(s["idle_s"]) for s in statuses]
+        idle = [s.idle_s for s in statuses]
         elapsed = max(now - self.last_tick_at, 1e-3)
         self.last_tick_at = now
         return LoadSample(
             now_s=now,
             replicas=len(live),
             ready_replicas=sum(r.state == "ready" for r in live),
-            in_flight=float(sum(s.get("in_flight", 0) for s in statuses)),
-            queued=float(sum(s.get("queue_depth", 0) for s in statuses) + held),
+            in_flight=float(sum(s.in_flight for s in statuses)),
+            queued=float(sum(s.queue_depth for s in statuses) + held),
             p99_latency_s=latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] if latencies else None,
             arrivals_per_s=(arrivals + held) / elapsed,
             idle_s=min([now - self.last_request_at, *idle]),
@@ -240,7 +246,7 @@ class DeploymentController:
         surplus = len(live) - decision.desired
         if surplus > 0:
             # Cheapest to lose first: replicas still loading, then the least busy.
-            victims = sorted(live, key=lambda r: (r.state != "starting", r.status.get("in_flight", 0)))[:surplus]
+            victims = sorted(live, key=lambda r: (r.state != "starting", r.in_flight))[:surplus]
             for record in victims:
                 record.state = "draining"
                 record.draining_since = now
@@ -249,7 +255,7 @@ class DeploymentController:
         for record in [r for r in self.records.values() if r.state == "draining"]:
             assert record.draining_since is not None
             waited = now - record.draining_since
-            idle = not record.status or record.status.get("in_flight", 0) == 0
+            idle = record.in_flight == 0
             if (idle and waited >= 2 * sync_interval_s + 0.1) or waited >= drain_timeout:
                 log.info("%s: removing drained replica %s after %.2f s", self.spec.name, record.replica_id, waited)
                 self.kill(record)
@@ -258,14 +264,8 @@ class DeploymentController:
         self.decision = decision
         self.decision_counts[decision.reason] = self.decision_counts.get(decision.reason, 0) + 1
         if decision.desired != decision.current:
-            entry = {
-                "at": time.time(),
-                "deployment": self.spec.name,
-                "current": decision.current,
-                "desired": decision.desired,
-                "reason": decision.reason,
-                "terms": {k: round(v, 3) for k, v in decision.terms.items()},
-            }
+            terms = {k: round(v, 3) for k, v in decision.terms.items()}
+            entry = Decision(time.time(), self.spec.name, decision.current, decision.desired, decision.reason, terms)
             self.decisions.append(entry)
             log.info(
                 "%s: scale %d -> %d (%s) %s",
@@ -273,24 +273,24 @@ class DeploymentController:
                 decision.current,
                 decision.desired,
                 decision.reason,
-                entry["terms"],
+                entry.terms,
             )
 
-    def view(self) -> dict[str, Any]:
+    def view(self) -> DeploymentView:
         decision = self.decision
-        return {
-            "replicas": [r.view() for r in self.records.values()],
-            "desired": decision.desired if decision else None,
-            "reason": decision.reason if decision else None,
-            "decision_counts": dict(self.decision_counts),
-            "decisions": list(self.decisions)[-10:],
-            "replaced": self.replaced,
-            "load_errors": dict(self.load_errors),
-        }
+        return DeploymentView(
+            replicas=tuple(r.view() for r in self.records.values()),
+            desired=decision.desired if decision else None,
+            reason=decision.reason if decision else None,
+            decision_counts=dict(self.decision_counts),
+            decisions=tuple(self.decisions)[-10:],
+            replaced=self.replaced,
+            load_errors=dict(self.load_errors),
+        )
 
 
-async def _status(handle: Any, since: int) -> dict[str, Any]:
-    status: dict[str, Any] = await asyncio.wait_for(handle.status.remote(since), STATUS_TIMEOUT_S)
+async def _status(handle: Any, since: int) -> ReplicaStatus:
+    status: ReplicaStatus = await asyncio.wait_for(handle.status.remote(since), STATUS_TIMEOUT_S)
     return status
 
 

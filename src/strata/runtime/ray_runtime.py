@@ -15,6 +15,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -24,9 +25,10 @@ from ray.exceptions import GetTimeoutError, RayError
 from strata.errors import SpecError, StrataError
 from strata.observability.cluster_metrics import register_cluster_metrics
 from strata.observability.metrics import DeploymentMetrics
-from strata.runtime.base import Replica
 from strata.runtime.ray_controller import Controller, controller_name, spec_fingerprint
+from strata.runtime.ray_messages import DeploymentView, ReplicaSet, RouteSplit
 from strata.runtime.ray_replica import RayReplica
+from strata.serving.runtime import MetricsTarget, Replica
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec
 
 if TYPE_CHECKING:
@@ -90,13 +92,13 @@ class RayRuntime:
         )
         self._check_same_app(app)
         self._deployments: dict[str, Deployment] = {}
-        self._routes: dict[str, Route] = {}
+        self._routes: Mapping[str, Route] = {}
         self._route_revisions: dict[str, int] = {}  # the newest split applied (or published) per route
         self._publishing: set[asyncio.Task[None]] = set()
         self._replicas: dict[str, RayReplica] = {}
         self._synced = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self.view: dict[str, Any] = {}  # the controller's last answer: replicas, decisions (for /metrics)
+        self.view: dict[str, DeploymentView] = {}  # the controller's last answer: replicas, decisions (for /metrics)
         self.sync_failures = 0
         self.syncs = 0
 
@@ -129,15 +131,15 @@ class RayRuntime:
             "gateway": self.gateway_id,
             "syncs": self.syncs,
             "sync_failures": self.sync_failures,
-            "deployments": self.view,
+            "deployments": {name: view.json() for name, view in self.view.items()},
         }
 
-    def share_routes(self, routes: dict[str, Route]) -> None:
+    def share_routes(self, routes: Mapping[str, Route]) -> None:
         """Traffic splits are cluster-wide: a split decided here (operator weights, rollout steps) goes
         to the controller, and the others' splits are applied here at each sync."""
         self._routes = routes
         for route in routes.values():
-            route.on_weights = self._publish_weights
+            route.publish_splits(self._publish_weights)
 
     def _publish_weights(self, route: str, weights: dict[str, float]) -> None:
         task = asyncio.get_running_loop().create_task(self._send_weights(route, weights))
@@ -153,28 +155,28 @@ class RayRuntime:
         # Ours now: not applied again when the next sync brings it back.
         self._route_revisions[route] = max(revision, self._route_revisions.get(route, 0))
 
-    def _follow_routes(self, splits: dict[str, dict[str, Any]]) -> None:
+    def _follow_routes(self, splits: dict[str, RouteSplit]) -> None:
         for name, split in splits.items():
             route = self._routes.get(name)
-            if route is not None and split["revision"] > self._route_revisions.get(name, 0):
-                self._route_revisions[name] = split["revision"]
-                route.follow_weights(split["weights"])
+            if route is not None and split.revision > self._route_revisions.get(name, 0):
+                self._route_revisions[name] = split.revision
+                route.follow_weights(split.weights)
         for name in self._route_revisions.keys() - splits.keys():
             # The controller forgot a split it had (it restarted): hand it ours again, so gateways that
             # start from now on get it too. Every gateway holds the same split, so whichever lands wins.
-            self._publish_weights(name, dict(self._routes[name].split.weights))
+            self._publish_weights(name, self._routes[name].weights)
 
-    def metrics_targets(self) -> list[dict[str, Any]]:
+    def metrics_targets(self) -> list[MetricsTarget]:
         """Prometheus HTTP SD entries: one per replica that serves its own metrics."""
-        entries = []
+        entries: list[MetricsTarget] = []
         for deployment, view in self.view.items():
-            for replica in view.get("replicas", []):
-                url = replica.get("metrics_url")
+            for replica in view.replicas:
+                url = replica.metrics_url
                 if not url:
                     continue
                 address, _, path = url.removeprefix("http://").partition("/")
                 labels = {"__metrics_path__": f"/{path}", "app": self.app.name, "deployment": deployment}
-                entries.append({"targets": [address], "labels": {**labels, "replica": replica["replica_id"]}})
+                entries.append({"targets": [address], "labels": {**labels, "replica": replica.replica_id}})
         return entries
 
     def create_replica(
@@ -193,18 +195,18 @@ class RayRuntime:
         while True:
             await self._synced.wait()
             self._synced.clear()
-            view = self.view.get(deployment.name, {})
-            for replica in view.get("replicas", []):
-                rid = replica["replica_id"]
+            view = self.view.get(deployment.name)
+            for replica in view.replicas if view else ():
+                rid = replica.replica_id
                 if progress and rid not in announced:
                     announced.add(rid)
                     progress(rid, "loading")
-                if progress and replica["ready"] and rid + ":ready" not in announced:
+                if progress and replica.ready and rid + ":ready" not in announced:
                     announced.add(rid + ":ready")
                     progress(rid, "ready")
             if deployment.ready_replicas >= wanted or deployment.load_errors:
                 return  # a model that cannot load is reported by /readyz; the controller retries with backoff
-            if view.get("desired") == 0:
+            if view is not None and view.desired == 0:
                 return  # scaled to zero before its first replica was up: requests will start one
 
     async def _sync_forever(self) -> None:
@@ -220,23 +222,25 @@ class RayRuntime:
 
     async def sync(self) -> None:
         held = {name: d.held for name, d in self._deployments.items()}
-        view = await asyncio.wait_for(self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S)
-        self.view = view["deployments"]
+        answer: ReplicaSet = await asyncio.wait_for(
+            self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S
+        )
+        self.view = answer.deployments
         self.syncs += 1
         for name, deployment in self._deployments.items():
+            view = self.view.get(name)
             replicas = []
-            for entry in self.view.get(name, {}).get("replicas", []):
-                if entry["state"] == "draining":
+            for entry in view.replicas if view else ():
+                if entry.state == "draining":
                     continue  # no new requests; those it holds finish on the slot they started on
-                replica = self._replicas.get(entry["replica_id"]) or await self._handle(entry["replica_id"])
+                replica = self._replicas.get(entry.replica_id) or await self._handle(entry.replica_id)
                 if replica is None:
                     continue
-                replica.mark(ready=entry["ready"], queue_depth=entry["queue_depth"], stalled_s=entry["stalled_s"])
+                replica.mark(ready=entry.ready, queue_depth=entry.queue_depth, stalled_s=entry.stalled_s)
                 replicas.append(replica)
-            deployment.follow(replicas)
-            deployment.load_errors = dict(self.view.get(name, {}).get("load_errors", {}))
-        self._follow_routes(view.get("routes", {}))
-        live = {r.replica_id for d in self._deployments.values() for r in (s.replica for s in d.slots)}
+            deployment.follow(replicas, load_errors=view.load_errors if view else {})
+        self._follow_routes(answer.routes)
+        live = {r.replica_id for d in self._deployments.values() for r in d.replicas}
         self._replicas = {rid: r for rid, r in self._replicas.items() if rid in live}
 
     async def _handle(self, replica_id: str) -> RayReplica | None:

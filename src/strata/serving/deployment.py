@@ -14,13 +14,12 @@ import functools
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from strata.errors import DeadlineExceeded, ModelFailed, NotReady, Overloaded, ReplicaUnavailable, StrataError
 from strata.observability.metrics import DeploymentMetrics
 from strata.observability.resilience_metrics import ResilienceMetrics
-from strata.runtime.base import Replica, Runtime
 from strata.serving.admission import AdmissionController
 from strata.serving.breaker import CircuitBreaker
 from strata.serving.clock import MONOTONIC, Clock
@@ -28,6 +27,7 @@ from strata.serving.deadline import NO_DEADLINE, Deadline
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.retry_budget import RetryBudget
 from strata.serving.router import PowerOfTwoRouter, ReplicaSlot, probe_was_slow, slow_outliers
+from strata.serving.runtime import Replica, Runtime
 from strata.serving.supervisor import ReplicaSupervisor
 from strata.spec import DeploymentSpec, ModelSpec
 
@@ -72,7 +72,7 @@ class Deployment:
         self._resilience = resilience
         # A runtime that manages replicas itself (Ray: its controller starts, replaces and drains them)
         # hands the deployment its current set through ``follow``; otherwise the deployment owns them.
-        self.managed = bool(getattr(runtime, "manages_replicas", False))
+        self.managed = runtime.manages_replicas
         self.slots = (
             []
             if self.managed
@@ -107,9 +107,10 @@ class Deployment:
             return self._followed
         return all(slot.serving for slot in self.slots) and self.ready_replicas > 0
 
-    def follow(self, replicas: Sequence[Replica]) -> None:
+    def follow(self, replicas: Sequence[Replica], *, load_errors: Mapping[str, str] | None = None) -> None:
         """Route to exactly these replicas from now on (the managing runtime's current set). Slots of
-        replicas that stay keep their breaker and latency history; requests on a dropped slot finish."""
+        replicas that stay keep their breaker and latency history; requests on a dropped slot finish.
+        ``load_errors``: why the runtime's latest replicas failed to load (replaces the previous ones)."""
         by_id = {slot.replica.replica_id: slot for slot in self.slots}
         slots = []
         for replica in replicas:
@@ -119,9 +120,15 @@ class Deployment:
             slot.serving = True
             slots.append(slot)
         self.slots[:] = slots  # in place: the router holds this list
+        self.load_errors = dict(load_errors or {})
         self._followed = True
         if self.ready_replicas and self._capacity_changed is not None:
             self._capacity_changed.set()
+
+    @property
+    def replicas(self) -> list[Replica]:
+        """The replicas routed to now."""
+        return [slot.replica for slot in self.slots]
 
     @property
     def ready_replicas(self) -> int:
@@ -129,7 +136,7 @@ class Deployment:
 
     async def start(self, progress: ProgressCallback | None = None) -> None:
         if self.managed:
-            await self._runtime.follow(self, progress)  # type: ignore[attr-defined]
+            await self._runtime.follow(self, progress)
             return
         await asyncio.gather(*(self._start_replica(slot, progress) for slot in self.slots))
         self._supervisor.start()

@@ -93,9 +93,7 @@ class Route:
         self._breaker_gauges: dict[str, Gauge] = {}
         self.rollout: Rollout | None = None
         self.fallbacks: list[Route] = []  # wired by the model server once every route exists
-        # Told of every split this gateway decides (an operator's weights, each rollout step), so a
-        # cluster runtime can hand it to the other gateways; None on a gateway of its own.
-        self.on_weights: Callable[[str, dict[str, float]], None] | None = None
+        self._publish: Callable[[str, dict[str, float]], None] | None = None  # see publish_splits
 
     @property
     def name(self) -> str:
@@ -110,6 +108,11 @@ class Route:
         """The deployment with the most traffic now (what /v1/models reports on)."""
         weights = self.split.weights
         return self.versions[max(weights, key=lambda name: weights[name])]
+
+    @property
+    def weights(self) -> dict[str, float]:
+        """The traffic split now: version -> weight (a copy)."""
+        return dict(self.split.weights)
 
     def pick_version(self, context: RequestContext) -> str:
         key = {"user": context.user, "session": context.session}.get(self.spec.sticky)
@@ -213,6 +216,11 @@ class Route:
         if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
             self.rollout.roll_back("weights set by an operator")
 
+    def publish_splits(self, publish: Callable[[str, dict[str, float]], None]) -> None:
+        """Call ``publish`` with (route, weights) for every split this gateway decides from now on (an
+        operator's weights, each rollout step): a cluster runtime hands them to the other gateways."""
+        self._publish = publish
+
     def follow_weights(self, weights: dict[str, float]) -> None:
         """Take a split another gateway decided (not published again). A rollout this gateway was
         running yields to it: the operator or the other gateway's rollout has the newer word."""
@@ -225,8 +233,8 @@ class Route:
 
     def _set_split(self, weights: dict[str, float]) -> None:
         self.split.set_weights(weights)
-        if self.on_weights is not None:
-            self.on_weights(self.name, dict(self.split.weights))
+        if self._publish is not None:
+            self._publish(self.name, self.weights)
 
     def start_rollout(self, canary: str, spec: RolloutSpec) -> Rollout:
         if canary not in self.versions:

@@ -17,8 +17,8 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 
 from strata.errors import NotReady, Overloaded, ReplicaUnavailable
-from strata.runtime.base import Replica
 from strata.serving.breaker import BreakerState, CircuitBreaker
+from strata.serving.runtime import Replica
 from strata.spec.resilience import BreakerSpec, OutlierSpec
 
 EWMA_ALPHA = 0.3  # weight of the newest latency sample

@@ -9,9 +9,9 @@ import random
 from strata.errors import ModelNotFound
 from strata.observability.metrics import Metrics
 from strata.observability.resilience_metrics import ResilienceMetrics
-from strata.runtime.base import Runtime
 from strata.serving.deployment import Deployment, ProgressCallback
 from strata.serving.route import Route
+from strata.serving.runtime import Runtime
 from strata.spec import AppSpec
 
 ROLLOUT_TICK_S = 0.1  # how often running rollouts check whether a step's window has passed
@@ -25,9 +25,7 @@ class ModelServer:
         self.runtime = runtime
         self.metrics = metrics
         self.resilience = ResilienceMetrics(metrics.registry)
-        register_metrics = getattr(runtime, "register_metrics", None)  # a cluster runtime exports its own state
-        if register_metrics is not None:
-            register_metrics(metrics.registry)
+        runtime.register_metrics(metrics.registry)  # a cluster runtime exports its own state
         rng = random.Random(seed)
         self.deployments = {
             d.name: Deployment(
@@ -38,9 +36,7 @@ class ModelServer:
         self.routes = {r.name: Route(r, self.deployments, self.resilience) for r in spec.routes}
         for route in self.routes.values():
             route.fallbacks = [self.routes[name] for name in route.spec.fallbacks]
-        share_routes = getattr(runtime, "share_routes", None)  # a cluster runtime: one split for every gateway
-        if share_routes is not None:
-            share_routes(self.routes)
+        runtime.share_routes(self.routes)  # a cluster runtime: one split for every gateway
         self._rollout_ticker: asyncio.Task[None] | None = None
 
     @property

@@ -28,7 +28,18 @@ from typing import Any
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.spec.pipelines import WorkflowsSpec
 from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
-from strata.workflows.records import Advanced, Claim, JobChange, JobState, LeaseLost, StepDone, StepFailed, StepState
+from strata.workflows.records import (
+    Advanced,
+    Claim,
+    JobChange,
+    JobState,
+    JobStatus,
+    LeaseLost,
+    StepDone,
+    StepFailed,
+    StepState,
+    StepStatus,
+)
 from strata.workflows.steps import Services, StepContext
 from strata.workflows.store import JobStore
 
@@ -172,9 +183,9 @@ class Worker:
     async def _run(self, claim: Claim) -> None:
         try:
             job = claim.job
-            if job.status == "compensating" or job.cancel_requested:
-                outcome = job.outcome or "cancelled"
-                outputs = {n: s.output for n, s in claim.steps.items() if s.status == "succeeded"}
+            if job.status == JobStatus.COMPENSATING or job.cancel_requested:
+                outcome = job.outcome or JobStatus.CANCELLED
+                outputs = {n: s.output for n, s in claim.steps.items() if s.status == StepStatus.SUCCEEDED}
                 await self._compensate(claim, _statuses(claim), outputs, outcome, job.error)
             else:
                 await self._execute(claim)
@@ -186,7 +197,7 @@ class Worker:
     async def _execute(self, claim: Claim) -> None:
         pipeline = self.pipelines[claim.job.pipeline]
         status = _statuses(claim)
-        outputs = {n: s.output for n, s in claim.steps.items() if s.status == "succeeded"}
+        outputs = {n: s.output for n, s in claim.steps.items() if s.status == StepStatus.SUCCEEDED}
         attempts = {n: s.attempts for n, s in claim.steps.items()}
         ready = pipeline.ready(status)
         if not ready:  # every step had finished when the previous holder died before the job did
@@ -198,13 +209,13 @@ class Worker:
             advanced = await self.store.advance(claim, self.settings.lease_s, start=ready)
         while True:
             if advanced.cancel_requested and not advanced.attempts:
-                await self._compensate(claim, status, outputs, "cancelled", "cancelled by request")
+                await self._compensate(claim, status, outputs, JobStatus.CANCELLED, "cancelled by request")
                 return
             attempts |= advanced.attempts
             outcomes = await self._attempts(claim, pipeline, ready, attempts, outputs)
             done = [StepDone(o.name, o.output, o.artifacts) for o in outcomes if o.error is None]
             for step in done:
-                outputs[step.name], status[step.name] = step.output, "succeeded"
+                outputs[step.name], status[step.name] = step.output, StepStatus.SUCCEEDED
             failures = [o for o in outcomes if o.error is not None]
             if failures:
                 await self._fail(claim, pipeline, status, outputs, attempts, done, failures)
@@ -245,16 +256,16 @@ class Worker:
 
     async def _succeed(self, claim: Claim, pipeline: Pipeline, outputs: dict[str, Any], done: list[StepDone]) -> None:
         change = JobChange(
-            "succeeded", "succeeded", result=pipeline.result(outputs), finished=True, release_at=time.time()
+            JobStatus.SUCCEEDED, "succeeded", result=pipeline.result(outputs), finished=True, release_at=time.time()
         )
         await self.store.advance(claim, self.settings.lease_s, done=done, job=change)
-        self.metrics.finished.labels(pipeline=claim.job.pipeline, status="succeeded").inc()
+        self.metrics.finished.labels(pipeline=claim.job.pipeline, status=JobStatus.SUCCEEDED).inc()
 
     async def _fail(
         self,
         claim: Claim,
         pipeline: Pipeline,
-        status: dict[str, str],
+        status: dict[str, StepStatus],
         outputs: dict[str, Any],
         attempts: dict[str, int],
         done: list[StepDone],
@@ -273,45 +284,45 @@ class Worker:
             delay = max(delay, retry_in or 0.0)
         if final_reason is None:
             change = JobChange(
-                "queued", "retry_scheduled", release_at=time.time() + delay, detail={"retry_in_s": delay}
+                JobStatus.QUEUED, "retry_scheduled", release_at=time.time() + delay, detail={"retry_in_s": delay}
             )
             await self.store.advance(claim, self.settings.lease_s, done=done, failed=records, job=change)
             return
-        change = JobChange("compensating", "compensating", error=final_reason, outcome="dead_letter")
+        change = JobChange(JobStatus.COMPENSATING, "compensating", error=final_reason, outcome=JobStatus.DEAD_LETTER)
         await self.store.advance(claim, self.settings.lease_s, done=done, failed=records, job=change)
         for record in records:
-            status[record.name] = "failed" if record.final else "pending"
-        await self._compensate(claim, status, outputs, "dead_letter", final_reason, announced=True)
+            status[record.name] = StepStatus.FAILED if record.final else StepStatus.PENDING
+        await self._compensate(claim, status, outputs, JobStatus.DEAD_LETTER, final_reason, announced=True)
 
     async def _compensate(
         self,
         claim: Claim,
-        status: dict[str, str],
+        status: dict[str, StepStatus],
         outputs: dict[str, Any],
-        outcome: str,
+        outcome: JobStatus,
         reason: str | None,
         *,
         announced: bool = False,
     ) -> None:
         """Undo what the succeeded steps did, newest first, then settle the job as ``outcome``."""
         pipeline = self.pipelines[claim.job.pipeline]
-        if not announced and claim.job.status != "compensating":
-            change = JobChange("compensating", "compensating", error=reason, outcome=outcome)
+        if not announced and claim.job.status != JobStatus.COMPENSATING:
+            change = JobChange(JobStatus.COMPENSATING, "compensating", error=reason, outcome=outcome)
             await self.store.advance(claim, self.settings.lease_s, job=change)
         problems = []
         for name in reversed(pipeline.order):
             bound = pipeline.steps[name]
-            if status.get(name) != "succeeded" or bound.compensate is None:
+            if status.get(name) != StepStatus.SUCCEEDED or bound.compensate is None:
                 continue
             job = claim.job
             context = StepContext(job.id, job.tenant, job.key_id, bound.spec, 1, job.input, outputs, self.services)
             if not await self._undo(bound.compensate, outputs.get(name), context):
                 problems.append(name)
             await self.store.advance(claim, self.settings.lease_s, compensated=[name])
-        error = reason or ("cancelled by request" if outcome == "cancelled" else None)
+        error = reason or ("cancelled by request" if outcome == JobStatus.CANCELLED else None)
         if problems:
             error = f"{error}; compensation failed for {', '.join(problems)}"
-        change = JobChange(outcome, outcome, error=error, finished=True, release_at=time.time())
+        change = JobChange(outcome, outcome.value, error=error, finished=True, release_at=time.time())
         await self.store.advance(claim, self.settings.lease_s, job=change)
         self.metrics.finished.labels(pipeline=claim.job.pipeline, status=outcome).inc()
 
@@ -329,10 +340,10 @@ class Worker:
         return False
 
 
-def _resumed(steps: dict[str, StepState]) -> dict[str, str]:
+def _resumed(steps: dict[str, StepState]) -> dict[str, StepStatus]:
     """Step states as a holder resumes them: a step left running by a dead holder runs again."""
-    return {n: ("pending" if s.status == "running" else s.status) for n, s in steps.items()}
+    return {n: (StepStatus.PENDING if s.status == StepStatus.RUNNING else s.status) for n, s in steps.items()}
 
 
-def _statuses(claim: Claim) -> dict[str, str]:
+def _statuses(claim: Claim) -> dict[str, StepStatus]:
     return _resumed(claim.steps)

@@ -16,7 +16,7 @@ import jsonschema
 
 from strata.errors import InvalidRequest, StrataError
 from strata.spec.pipelines import PipelineSpec, StepSpec
-from strata.workflows.records import NewArtifact
+from strata.workflows.records import NewArtifact, StepStatus
 from strata.workflows.steps import BoundStep, Services, StepContext, StepError, bind_pipeline, validation_problem
 
 log = logging.getLogger(__name__)
@@ -47,12 +47,13 @@ class Pipeline:
         self.order = _topological(spec)
         self.needs_models = any(s.needs_models for s in steps.values()) if needs_models is None else needs_models
 
-    def ready(self, status: Mapping[str, str]) -> list[str]:
+    def ready(self, status: Mapping[str, StepStatus]) -> list[str]:
         """Pending steps whose dependencies have all succeeded, in pipeline order."""
         return [
             name
             for name in self.order
-            if status[name] == "pending" and all(status[dep] == "succeeded" for dep in self.deps[name])
+            if status[name] == StepStatus.PENDING
+            and all(status[dep] == StepStatus.SUCCEEDED for dep in self.deps[name])
         ]
 
     def value_for(self, name: str, job_input: Any, outputs: Mapping[str, Any]) -> Any:
@@ -137,7 +138,7 @@ async def run_inline(
 ) -> dict[str, Any]:
     """Run every step now, inside the caller's request: retries with backoff, compensation on failure."""
     run_id = f"run_{secrets.token_hex(12)}"
-    status = dict.fromkeys(pipeline.order, "pending")
+    status = dict.fromkeys(pipeline.order, StepStatus.PENDING)
     outputs: dict[str, Any] = {}
     while ready := pipeline.ready(status):
         outcomes = await asyncio.gather(
@@ -149,7 +150,7 @@ async def run_inline(
         for outcome in outcomes:
             if outcome.error is None:
                 outputs[outcome.name] = outcome.output
-                status[outcome.name] = "succeeded"
+                status[outcome.name] = StepStatus.SUCCEEDED
         failed = next((o for o in outcomes if o.error is not None), None)
         if failed is not None:
             assert failed.error is not None
@@ -184,7 +185,7 @@ async def _with_retries(
 
 async def _compensate_inline(
     pipeline: Pipeline,
-    status: dict[str, str],
+    status: dict[str, StepStatus],
     outputs: dict[str, Any],
     job_input: Any,
     run_id: str,
@@ -194,7 +195,7 @@ async def _compensate_inline(
 ) -> None:
     for name in reversed(pipeline.order):
         bound = pipeline.steps[name]
-        if status[name] == "succeeded" and bound.compensate is not None:
+        if status[name] == StepStatus.SUCCEEDED and bound.compensate is not None:
             context = StepContext(run_id, tenant, key_id, bound.spec, 1, job_input, outputs, services, durable=False)
             try:
                 await bound.compensate(outputs[name], context)

@@ -5,7 +5,29 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+
+class JobStatus(StrEnum):
+    """Where a job is. The values are what the database stores and the API shows."""
+
+    QUEUED = "queued"  # waiting for a worker (new, or released until its retry is due)
+    RUNNING = "running"
+    COMPENSATING = "compensating"  # undoing what its steps did; it then settles as its ``outcome``
+    SUCCEEDED = "succeeded"
+    DEAD_LETTER = "dead_letter"  # a step failed for good
+    CANCELLED = "cancelled"
+
+
+class StepStatus(StrEnum):
+    """Where one step of a job is. The values are what the database stores and the API shows."""
+
+    PENDING = "pending"  # not started, or failed with a retry to come
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # for good: no attempt is left, or the error is not worth retrying
+    COMPENSATED = "compensated"
 
 
 class LeaseLost(Exception):
@@ -16,7 +38,7 @@ class LeaseLost(Exception):
 class StepState:
     name: str
     position: int
-    status: str
+    status: StepStatus
     attempts: int
     output: Any
     error: str | None
@@ -34,8 +56,8 @@ class JobState:
     priority: int
     idempotency_key: str | None
     request_hash: str
-    status: str
-    outcome: str | None
+    status: JobStatus
+    outcome: JobStatus | None  # where compensation ends: dead_letter or cancelled
     cancel_requested: bool
     error: str | None
     result: Any
@@ -95,11 +117,11 @@ class StepFailed:
 class JobChange:
     """What happens to the job row in the same transaction as its steps' changes."""
 
-    status: str
+    status: JobStatus
     event: str
     result: Any = None
     error: str | None = None
-    outcome: str | None = None
+    outcome: JobStatus | None = None
     release_at: float | None = None  # give up the lease; another worker may take it from then on
     finished: bool = False
     detail: dict[str, Any] = field(default_factory=dict)

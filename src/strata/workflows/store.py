@@ -31,11 +31,13 @@ from strata.workflows.records import (
     FirstSteps,
     JobChange,
     JobState,
+    JobStatus,
     LeaseLost,
     NewJob,
     StepDone,
     StepFailed,
     StepState,
+    StepStatus,
 )
 from strata.workflows.tables import ACTIVE, Artifact, Event, Job, Step
 
@@ -46,11 +48,18 @@ EVENTS = cast(Table, Event.__table__)
 
 
 def _job(row: Any) -> JobState:
-    return JobState(*(getattr(row, name) for name in JobState.__dataclass_fields__))
+    """A job row as its record: the states as enums (the database holds their values)."""
+    values = {name: getattr(row, name) for name in JobState.__dataclass_fields__}
+    values["status"] = JobStatus(values["status"])
+    if values["outcome"] is not None:
+        values["outcome"] = JobStatus(values["outcome"])
+    return JobState(**values)
 
 
 def _step(row: Any) -> StepState:
-    return StepState(*(getattr(row, name) for name in StepState.__dataclass_fields__))
+    values = {name: getattr(row, name) for name in StepState.__dataclass_fields__}
+    values["status"] = StepStatus(values["status"])
+    return StepState(**values)
 
 
 _JOB_COLUMNS = [JOBS.c[name] for name in JobState.__dataclass_fields__]
@@ -89,11 +98,11 @@ class JobStore:
         job_id = new.job_id or f"job_{secrets.token_hex(12)}"
         values = {"id": job_id, "tenant": new.tenant, "key_id": new.key_id, "pipeline": new.pipeline,
                   "input": new.input, "priority": new.priority, "idempotency_key": new.idempotency_key,
-                  "request_hash": new.request_hash, "status": "queued", "outcome": None, "cancel_requested": False,
-                  "error": None, "result": None, "created_at": now, "started_at": None, "finished_at": None,
-                  "available_at": now, "lease_owner": None, "lease_token": None}  # fmt: skip
+                  "request_hash": new.request_hash, "status": JobStatus.QUEUED, "outcome": None,
+                  "cancel_requested": False, "error": None, "result": None, "created_at": now, "started_at": None,
+                  "finished_at": None, "available_at": now, "lease_owner": None, "lease_token": None}  # fmt: skip
         steps = [
-            {"job_id": job_id, "name": name, "position": index, "status": "pending", "attempts": 0}
+            {"job_id": job_id, "name": name, "position": index, "status": StepStatus.PENDING, "attempts": 0}
             for index, name in enumerate(new.steps)
         ]
         try:
@@ -136,10 +145,10 @@ class JobStore:
             rows = (await session.execute(query.order_by(JOBS.c.created_at.desc()).limit(limit))).all()
         return [_job(row) for row in rows]
 
-    async def status_counts(self, tenant: str) -> dict[str, int]:
+    async def status_counts(self, tenant: str) -> dict[JobStatus, int]:
         query = select(JOBS.c.status, func.count()).where(JOBS.c.tenant == tenant).group_by(JOBS.c.status)
         async with self.database.session() as session:
-            return {status: int(count) for status, count in (await session.execute(query)).all()}
+            return {JobStatus(status): int(count) for status, count in (await session.execute(query)).all()}
 
     async def steps(self, job_id: str) -> list[StepState]:
         async with self.database.session() as session:
@@ -195,7 +204,8 @@ class JobStore:
                 lease_owner=owner,
                 lease_token=token,
                 available_at=now + lease_s,
-                status=case((JOBS.c.status == "queued", "running"), else_=JOBS.c.status),
+                # .value: a bare enum in a CASE would be bound untyped (a column comparison takes the column's type)
+                status=case((JOBS.c.status == JobStatus.QUEUED, JobStatus.RUNNING.value), else_=JOBS.c.status),
                 started_at=func.coalesce(JOBS.c.started_at, now),
             )
             .returning(*_JOB_COLUMNS)
@@ -214,10 +224,10 @@ class JobStore:
                 steps[row.job_id][row.name] = _step(row)
             started: dict[str, tuple[str, ...]] = {}
             for job in jobs:
-                in_flight = [name for name, step in steps[job.id].items() if step.status == "running"]
+                in_flight = [name for name, step in steps[job.id].items() if step.status == StepStatus.RUNNING]
                 if in_flight:  # the previous holder died or stalled mid-step: its lease expired
                     await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
-                if first_steps is not None and job.status == "running" and not job.cancel_requested:
+                if first_steps is not None and job.status == JobStatus.RUNNING and not job.cancel_requested:
                     started[job.id] = tuple(first_steps(job, steps[job.id]))
                     await _start_steps(session, job.id, started[job.id], steps[job.id], now)
         jobs.sort(key=lambda job: (-job.priority, job.created_at))
@@ -250,7 +260,7 @@ class JobStore:
                 await session.execute(
                     update(STEPS)
                     .where(STEPS.c.job_id == job_id, STEPS.c.name == step.name)
-                    .values(status="succeeded", output=step.output, error=None, finished_at=now)
+                    .values(status=StepStatus.SUCCEEDED, output=step.output, error=None, finished_at=now)
                 )
                 await _add_artifacts(session, claim, step, now)
                 event("step_succeeded", step.name)
@@ -258,12 +268,14 @@ class JobStore:
                 await session.execute(
                     update(STEPS)
                     .where(STEPS.c.job_id == job_id, STEPS.c.name == failure.name)
-                    .values(status="failed" if failure.final else "pending", error=failure.error, finished_at=now)
+                    .values(status=_failed_status(failure), error=failure.error, finished_at=now)
                 )
                 event("step_failed", failure.name, {"error": failure.error, "retry_in_s": failure.retry_in_s})
             for name in compensated:
                 await session.execute(
-                    update(STEPS).where(STEPS.c.job_id == job_id, STEPS.c.name == name).values(status="compensated")
+                    update(STEPS)
+                    .where(STEPS.c.job_id == job_id, STEPS.c.name == name)
+                    .values(status=StepStatus.COMPENSATED)
                 )
                 event("step_compensated", name)
             attempts = await _start_steps(session, job_id, start, claim.steps, now)
@@ -312,14 +324,14 @@ class JobStore:
             row = (await session.execute(statement)).one_or_none()
             if row is not None:
                 await _event(session, job_id, "cancel_requested", None, None, now)
-                if row.lease_token is None and row.status == "queued":
+                if row.lease_token is None and row.status == JobStatus.QUEUED:
                     ran = await session.scalar(
-                        select(func.count()).where(STEPS.c.job_id == job_id, STEPS.c.status == "succeeded")
+                        select(func.count()).where(STEPS.c.job_id == job_id, STEPS.c.status == StepStatus.SUCCEEDED)
                     )
                     values: dict[str, Any] = (
-                        {"status": "cancelled", "finished_at": now}
+                        {"status": JobStatus.CANCELLED, "finished_at": now}
                         if not ran
-                        else {"status": "compensating", "outcome": "cancelled", "available_at": now}
+                        else {"status": JobStatus.COMPENSATING, "outcome": JobStatus.CANCELLED, "available_at": now}
                     )
                     await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**values))
                     await _event(session, job_id, values["status"], None, None, now)
@@ -357,13 +369,17 @@ async def _start_steps(
     await session.execute(
         update(STEPS)
         .where(STEPS.c.job_id == job_id, STEPS.c.name.in_(list(names)))
-        .values(status="running", attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
+        .values(status=StepStatus.RUNNING, attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
     )
     attempts = {name: claimed[name].attempts + 1 for name in names}
     events = [{"job_id": job_id, "at": now, "kind": "step_started", "step": name, "detail": {"attempt": attempts[name]}}
               for name in names]  # fmt: skip
     await session.execute(insert(EVENTS), events)
     return attempts
+
+
+def _failed_status(failure: StepFailed) -> StepStatus:
+    return StepStatus.FAILED if failure.final else StepStatus.PENDING  # pending: a retry follows
 
 
 def _job_values(change: JobChange, now: float) -> dict[str, Any]:

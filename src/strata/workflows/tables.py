@@ -11,9 +11,10 @@ from sqlalchemy import JSON, BigInteger, Boolean, Float, ForeignKey, Index, Inte
 from sqlalchemy.orm import Mapped, mapped_column
 
 from strata.store import Base
+from strata.workflows.records import JobStatus
 
-ACTIVE = ("queued", "running", "compensating")  # a worker may claim these
-TERMINAL = ("succeeded", "dead_letter", "cancelled")
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.COMPENSATING)  # a worker may claim these
+TERMINAL = (JobStatus.SUCCEEDED, JobStatus.DEAD_LETTER, JobStatus.CANCELLED)
 
 
 class Job(Base):
@@ -32,8 +33,8 @@ class Job(Base):
     priority: Mapped[int] = mapped_column(Integer)
     idempotency_key: Mapped[str | None] = mapped_column(String(255), nullable=True)
     request_hash: Mapped[str] = mapped_column(String(64))  # a reused idempotency key must carry the same request
-    status: Mapped[str] = mapped_column(String(16))  # queued | running | compensating | succeeded | dead_letter ...
-    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # where compensation ends
+    status: Mapped[str] = mapped_column(String(16))  # a JobStatus value
+    outcome: Mapped[str | None] = mapped_column(String(16), nullable=True)  # where compensation ends: a JobStatus
     cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     result: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
@@ -54,7 +55,7 @@ class Step(Base):
     )
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     position: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16))  # pending | running | succeeded | failed | compensated
+    status: Mapped[str] = mapped_column(String(16))  # a StepStatus value
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     output: Mapped[Any] = mapped_column(JSON(none_as_null=True), nullable=True)
     error: Mapped[str | None] = mapped_column(Text, nullable=True)

@@ -1,19 +1,29 @@
 """The parts of the Ray runtime that need no cluster: placement options, errors across the
-process boundary, the spec fingerprint, and a managed deployment following its replica set
-(holding requests while it has none)."""
+process boundary, the controller's view as JSON, the spec fingerprint, and a managed deployment
+following its replica set (holding requests while it has none)."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
+from ray import cloudpickle
 
-from strata.errors import InvalidRequest, ModelFailed, NotReady, Overloaded, ReplicaUnavailable
+from strata.errors import (
+    InvalidRequest,
+    ModelFailed,
+    ModelNotFound,
+    NotReady,
+    Overloaded,
+    ReplicaUnavailable,
+    StrataError,
+)
 from strata.observability.metrics import Metrics
 from strata.runtime.local import LocalRuntime
-from strata.runtime.ray_actor import error_from_wire, error_to_wire
 from strata.runtime.ray_controller import spec_fingerprint
+from strata.runtime.ray_messages import Decision, DeploymentView, Failure, ReplicaView
 from strata.runtime.ray_replica_set import actor_resources
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
@@ -53,23 +63,51 @@ def test_placement_options_carry_every_resource_the_deployment_asks_for() -> Non
     [
         InvalidRequest("prompt is too long", param="messages"),
         Overloaded("queue full", retry_after_s=3.0),
+        NotReady("loading", retry_after_s=2.0),
         ReplicaUnavailable("gone"),
         ModelFailed("boom"),
     ],
 )
-def test_errors_cross_the_process_boundary_as_the_same_class_field_and_retry_hint(error: Exception) -> None:
-    assert isinstance(error, InvalidRequest | Overloaded | ReplicaUnavailable | ModelFailed)
-    back = error_from_wire(error_to_wire(error))
+def test_errors_cross_the_process_boundary_as_the_same_class_field_and_retry_hint(error: StrataError) -> None:
+    answer = cloudpickle.loads(cloudpickle.dumps(Failure.of(error)))  # as Ray carries the actor's answer
+    back = answer.error
     assert type(back) is type(error)
     assert back.message == error.message
     assert back.param == error.param
     assert getattr(back, "retry_after_s", None) == getattr(error, "retry_after_s", None)
 
 
-def test_an_error_class_the_gateway_does_not_know_becomes_a_model_failure() -> None:
-    back = error_from_wire(("SomethingNew", "odd", None, None))
+class SomethingNew(StrataError):
+    """A model's own error class: the gateway may not be able to import its module."""
+
+
+@pytest.mark.parametrize("error", [SomethingNew("odd", param="inputs"), ModelNotFound("inner")])
+def test_an_error_class_from_outside_strata_errors_or_a_model_not_found_becomes_a_model_failure(
+    error: StrataError,
+) -> None:
+    back = Failure.of(error).error
     assert type(back) is ModelFailed
-    assert back.message == "odd"
+    assert (back.message, back.param) == (error.message, error.param)
+
+
+def test_a_deployment_view_reaches_json_with_the_keys_and_order_it_always_had() -> None:
+    replica = ReplicaView("a:echo:0", "starting", False, 0, 0.0, 0, None, None, 1.5)
+    decision = Decision(1.0, "echo", 0, 1, "cold_start", {"queued": 1.0})
+    view = DeploymentView((replica,), 1, "cold_start", {"cold_start": 1}, (decision,), 0, {})
+    expected = {
+        "replicas": [{
+            "replica_id": "a:echo:0", "state": "starting", "ready": False, "queue_depth": 0, "stalled_s": 0.0,
+            "in_flight": 0, "node_id": None, "metrics_url": None, "starting_for_s": 1.5,
+        }],
+        "desired": 1,
+        "reason": "cold_start",
+        "decision_counts": {"cold_start": 1},
+        "decisions": [{"at": 1.0, "deployment": "echo", "current": 0, "desired": 1, "reason": "cold_start",
+                       "terms": {"queued": 1.0}}],
+        "replaced": 0,
+        "load_errors": {},
+    }  # fmt: skip
+    assert json.dumps(view.json()) == json.dumps(expected)  # the same keys, in the same order
 
 
 def test_the_fingerprint_ignores_where_a_gateway_listens_and_changes_with_what_replicas_run() -> None:

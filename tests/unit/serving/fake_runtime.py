@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
+
+from prometheus_client import CollectorRegistry
 
 from strata.errors import InvalidRequest, ModelFailed
 from strata.observability.metrics import DeploymentMetrics
+from strata.serving.deployment import Deployment, ProgressCallback
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.route import Route
+from strata.serving.runtime import MetricsTarget
 from strata.spec import DeploymentSpec, ModelSpec
 
 
@@ -64,6 +70,10 @@ class ScriptedReplica:
 
 
 class ScriptedRuntime:
+    """Deployments own its replicas, as on the local runtime."""
+
+    manages_replicas = False
+
     def __init__(self) -> None:
         self.created: list[ScriptedReplica] = []
 
@@ -73,6 +83,21 @@ class ScriptedRuntime:
         replica = ScriptedReplica(f"{deployment.name}-{index}")
         self.created.append(replica)
         return replica
+
+    async def follow(self, deployment: Deployment, progress: ProgressCallback | None) -> None:
+        raise AssertionError("deployments own the scripted runtime's replicas")
+
+    def share_routes(self, routes: Mapping[str, Route]) -> None:
+        return None
+
+    def register_metrics(self, registry: CollectorRegistry) -> None:
+        return None
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"runtime": "scripted"}
+
+    def metrics_targets(self) -> list[MetricsTarget]:
+        return []
 
     async def shutdown(self) -> None:
         return None
