@@ -61,6 +61,7 @@ def _example(cls: type[StrataError]) -> StrataError:
         "code": "custom_code",
         "retry_after_s": 7.5,
         "limit_headers": {"x-ratelimit-limit-requests": "10"},
+        "allow": ["GET", "POST"],
     }
     parameters = inspect.signature(cls.__init__).parameters
     positional = [p for name, p in parameters.items() if name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]

@@ -102,14 +102,12 @@ class TrafficAdminAPI:
     async def cluster(self, call: Call) -> Response:
         """The runtime's view: for Ray, this gateway's sync state and the controller's replicas and
         recent autoscaling decisions per deployment."""
-        snapshot = getattr(self.server.runtime, "snapshot", None)
-        return json_response(snapshot() if snapshot is not None else {"runtime": "local"})
+        return json_response(self.server.runtime.snapshot())
 
     async def metrics_targets(self, call: Call) -> Response:
         """Prometheus HTTP service discovery (``http_sd_configs``): every replica's own metrics endpoint,
         labelled with its deployment and replica. Empty on the local runtime, whose /metrics has it all."""
-        targets = getattr(self.server.runtime, "metrics_targets", None)
-        return json_response(targets() if targets is not None else [])
+        return json_response(self.server.runtime.metrics_targets())
 
 
 def add_traffic_admin_routes(app: FastAPI, server: ModelServer) -> None:

@@ -36,15 +36,25 @@ class DatabaseThread:
 
     async def run(self, work: Callable[[Database], Awaitable[T]]) -> T:
         """``work(database)`` on the thread; the caller's loop only waits for its result."""
-        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(_call(work, self.database), self._loop))
+        # Shielded: a caller that stops waiting (cancelled at shutdown) must not cancel the work midway
+        # on the other loop, where it would leave a session or a transaction open; it finishes there.
+        done = asyncio.run_coroutine_threadsafe(_call(work, self.database), self._loop)
+        return await asyncio.shield(asyncio.wrap_future(done))
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
-            self._run_sync(self.database.close())
+            self._run_sync(_drain_and_close(self.database))
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
         if not self._thread.is_alive():
             self._loop.close()
+
+
+async def _drain_and_close(database: Database) -> None:
+    """Let work already started finish, then close the engine."""
+    running = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    await asyncio.gather(*running, return_exceptions=True)
+    await database.close()
 
 
 async def _awaited(work: Awaitable[T]) -> T:
