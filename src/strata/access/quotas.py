@@ -6,6 +6,7 @@ recorded and not yet flushed; the check itself is a dictionary lookup on the req
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -96,7 +97,9 @@ class Budgets:
         periods = {b.period for b in self.by_tenant.values()}
         for period in periods:
             since = period_start(period, now)
-            for (tenant, _), total in (await totals(database, since)).items():
+            # Read on the database's own thread: this runs after every flush, beside live requests.
+            flushed = await database.off_loop(functools.partial(_totals_since, since))
+            for (tenant, _), total in flushed.items():
                 budget = self.budget_for(tenant)
                 if budget is None or budget.period != period:
                     continue
@@ -113,3 +116,7 @@ def _minus(a: Totals, b: Totals) -> Totals:
         a.compute_s - b.compute_s,
         a.cost - b.cost,
     )
+
+
+async def _totals_since(since: datetime, database: Database) -> dict[tuple[str, str], Totals]:
+    return await totals(database, since)
