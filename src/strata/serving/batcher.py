@@ -151,19 +151,21 @@ class DynamicBatcher:
             self._metrics.batch_size.observe(len(batch))
             started = self._model_started_at = time.perf_counter()
             self._in_model = batch
-            inline = self._inline.inline
+            items = [p.item for p in batch]
             try:
-                items = [p.item for p in batch]
-                outputs = self._fn(items) if inline else await loop.run_in_executor(self._executor, self._fn, items)
+                if self._inline.inline:
+                    outputs, call_s = _timed(self._fn, items)
+                else:
+                    outputs, call_s = await loop.run_in_executor(self._executor, _timed, self._fn, items)
             except Exception as error:  # boundary: a model error fails this batch, not the replica
                 self._fail(batch, error)
                 continue
             finally:
                 ended = time.perf_counter()
                 self._metrics.inference.observe(ended - started)
-                self._inline.measured(ended - started)
                 self._model_started_at = None
                 _stamp(batch, started, ended)
+            self._inline.measured(call_s)  # the call alone: a thread hop must not count against the model
             self._in_model = []
             self._deliver(batch, outputs)
 
@@ -242,3 +244,10 @@ def _stamp(batch: list[_Pending], started: float, ended: float) -> None:
     for pending in batch:
         if pending.record is not None:
             pending.record.inference_started, pending.record.inference_ended = started, ended
+
+
+def _timed(fn: BatchFn, items: list[Any]) -> tuple[Sequence[Any], float]:
+    """The model's call and how long it took, measured where it runs."""
+    started = time.perf_counter()
+    outputs = fn(items)
+    return outputs, time.perf_counter() - started

@@ -8,7 +8,8 @@ import pytest
 
 from strata.errors import ModelFailed, Overloaded
 from strata.observability.metrics import Metrics
-from strata.serving.batcher import DynamicBatcher
+from strata.record import RequestRecord, current_record
+from strata.serving.batcher import INLINE_STREAK, DynamicBatcher, _InlinePolicy
 
 
 class RecordingModel:
@@ -34,9 +35,10 @@ def _batcher(model: RecordingModel, **kwargs: Any) -> DynamicBatcher:
     )
 
 
-async def test_full_batch_leaves_without_waiting() -> None:
+@pytest.mark.parametrize("inline", ["never", "always"])
+async def test_full_batch_leaves_without_waiting(inline: str) -> None:
     model = RecordingModel()
-    batcher = _batcher(model, max_wait_ms=10_000)
+    batcher = _batcher(model, inline=inline, max_wait_ms=10_000)
     batcher.start()
     started = time.perf_counter()
     results = await asyncio.gather(*(batcher.submit(i) for i in range(4)))
@@ -46,9 +48,10 @@ async def test_full_batch_leaves_without_waiting() -> None:
     await batcher.stop()
 
 
-async def test_partial_batch_leaves_after_max_wait() -> None:
+@pytest.mark.parametrize("inline", ["never", "always"])
+async def test_partial_batch_leaves_after_max_wait(inline: str) -> None:
     model = RecordingModel()
-    batcher = _batcher(model, max_wait_ms=30)
+    batcher = _batcher(model, inline=inline, max_wait_ms=30)
     batcher.start()
     started = time.perf_counter()
     results = await asyncio.gather(batcher.submit("a"), batcher.submit("b"))
@@ -106,4 +109,61 @@ async def test_cancelled_request_is_skipped() -> None:
     assert await first == "out:first"
     assert await batcher.submit("next") == "out:next"
     assert ["abandoned"] not in model.batches
+    await batcher.stop()
+
+
+def test_auto_goes_inline_after_a_streak_of_cheap_calls_and_back_at_the_first_slow_one() -> None:
+    policy = _InlinePolicy("auto", below_s=0.0002)
+    for _ in range(INLINE_STREAK - 1):
+        policy.measured(0.00001)
+    assert not policy.inline
+    policy.measured(0.00001)
+    assert policy.inline
+    policy.measured(0.001)  # one slow call: back to the thread at once
+    assert not policy.inline
+    policy.measured(0.00001)
+    assert not policy.inline  # and a new streak is needed
+    never, always = _InlinePolicy("never", 0.0002), _InlinePolicy("always", 0.0002)
+    for _ in range(2 * INLINE_STREAK):
+        never.measured(0.0)
+        always.measured(1.0)
+    assert not never.inline
+    assert always.inline
+
+
+async def test_an_inline_idle_batcher_runs_a_batch_of_one_in_the_callers_task() -> None:
+    model = RecordingModel()
+    batcher = _batcher(model, inline="always", max_wait_ms=0)
+    batcher.start()
+    record = RequestRecord("POST", "/v1/models/m/predict")
+    token = current_record.set(record)
+    try:
+        assert await batcher.submit("x") == "out:x"
+    finally:
+        current_record.reset(token)
+    assert model.batches == [["x"]]
+    assert record.queued == record.batch_formed == record.inference_started > 0
+    assert record.inference_ended >= record.inference_started
+    with pytest.raises(ModelFailed, match="boom"):  # the model's error is the request's, the batcher lives
+        await batcher.submit("boom")
+    assert await batcher.submit("y") == "out:y"
+    assert batcher.alive
+    await batcher.stop()
+
+
+async def test_queued_requests_get_their_stage_times_on_their_records() -> None:
+    model = RecordingModel()
+    batcher = _batcher(model, max_wait_ms=20)
+    batcher.start()
+
+    async def one(item: str) -> RequestRecord:
+        record = RequestRecord("POST", "/v1/embeddings")
+        current_record.set(record)  # this task's own context
+        await batcher.submit(item)
+        return record
+
+    records = await asyncio.gather(*(asyncio.create_task(one(x)) for x in "ab"))
+    for record in records:
+        assert 0 < record.queued <= record.batch_formed <= record.inference_started <= record.inference_ended
+    assert model.batches == [["a", "b"]]
     await batcher.stop()
