@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from strata.access.usage import Totals, period_start, totals
+from strata.access.usage import Totals, period_end, period_start, totals
 from strata.errors import QuotaExceeded
 from strata.spec.models import BudgetSpec
 from strata.store import Database
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class _Spent:
     start: datetime
+    ends_at: float  # unix time the period ends: the request path compares floats, builds no dates
     flushed: Totals = field(default_factory=Totals)
     pending: Totals = field(default_factory=Totals)
     alerted: bool = False
@@ -67,10 +68,12 @@ class Budgets:
         return self._alert(tenant, budget, spent)
 
     def _period(self, tenant: str, budget: BudgetSpec, now: datetime) -> _Spent:
-        start = period_start(budget.period, now)
         spent = self._spent.get(tenant)
+        if spent is not None and now.timestamp() < spent.ends_at:
+            return spent
+        start = period_start(budget.period, now)
         if spent is None or spent.start != start:  # a new period starts from zero
-            spent = self._spent[tenant] = _Spent(start)
+            spent = self._spent[tenant] = _Spent(start, period_end(budget.period, start).timestamp())
         return spent
 
     def _alert(self, tenant: str, budget: BudgetSpec, spent: _Spent) -> str | None:

@@ -4,7 +4,7 @@ totals budgets and /v1/usage read."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, insert, literal_column, select
 
@@ -36,6 +36,13 @@ def cost_of(price: PriceSpec | None, tokens_in: int, tokens_out: int, compute_s:
 def period_start(period: str, now: datetime) -> datetime:
     day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return day if period == "day" else day.replace(day=1)
+
+
+def period_end(period: str, start: datetime) -> datetime:
+    """The start of the period after the one that starts at ``start``."""
+    if period == "day":
+        return start + timedelta(days=1)
+    return start.replace(year=start.year + 1, month=1) if start.month == 12 else start.replace(month=start.month + 1)
 
 
 async def write(database: Database, rows: dict[UsageKey, Totals]) -> None:

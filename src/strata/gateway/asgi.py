@@ -17,7 +17,6 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from prometheus_client import Counter, Histogram
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -27,6 +26,7 @@ from strata.gateway.call import Call
 from strata.gateway.openapi import document
 from strata.gateway.routing import Endpoint, Match, RouteTable
 from strata.gateway.routing import Scope as Needs
+from strata.observability.lean import CounterChild, HistogramChild
 from strata.observability.metrics import Metrics
 from strata.protocol.errors import error_body
 from strata.record import RequestRecord, current_record
@@ -61,7 +61,7 @@ class Gateway:
         self.title, self.version = title, version
         self.state: dict[str, Any] = {}  # what extensions keep on the app (e.g. the autonomy service)
         self._openapi: dict[str, Any] | None = None
-        self._children: dict[tuple[str, int], tuple[Counter, Histogram, Counter | None]] = {}
+        self._children: dict[tuple[str, int], tuple[CounterChild, HistogramChild, CounterChild | None]] = {}
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every route in the table (built once)."""
@@ -241,7 +241,7 @@ class Gateway:
             except Exception:  # boundary: bookkeeping must never fail a request that was answered
                 log.exception("recording %s %s failed", record.method, record.path)
 
-    def _children_for(self, route: str, status: int) -> tuple[Counter, Histogram, Counter | None]:
+    def _children_for(self, route: str, status: int) -> tuple[CounterChild, HistogramChild, CounterChild | None]:
         # Metric children bound once per (route, status): the request path does no label lookups.
         children = self._children.get((route, status))
         if children is None:

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from strata.errors import InvalidRequest, ModelFailed
 from strata.gateway.call import Call, require_task
 from strata.gateway.request_context import request_context
+from strata.gateway.responses import JSONBytes
 from strata.protocol.requests import EmbeddingRequest, PredictRequest
 from strata.serving.deployment import Deployment
 from strata.serving.route import RequestContext, Route, Served
@@ -74,7 +75,7 @@ class BatchedAPI:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
         content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        response = Response(content, media_type="application/json", headers=served.headers())
+        response = JSONBytes(content, headers=served.headers())
         metrics.tokens_in.inc(tokens)
         metrics.postprocess.observe(time.perf_counter() - started)
         return response
@@ -93,4 +94,4 @@ class BatchedAPI:
         except TypeError as error:
             raise ModelFailed(f"The model '{route.name}' returned output that is not JSON: {error}") from None
         metrics.postprocess.observe(time.perf_counter() - started)
-        return Response(payload, media_type="application/json", headers=served.headers())
+        return JSONBytes(payload, headers=served.headers())

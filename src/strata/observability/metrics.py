@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Gauge, generate_latest
+
+from strata.observability.lean import CounterChild, HistogramChild, LeanCounter, LeanHistogram
 
 LATENCY_BUCKETS_S = (
     0.0001,
@@ -37,39 +39,42 @@ STAGES = ("parse", "queue_wait", "batch_formation", "inference", "postprocess")
 class DeploymentMetrics:
     """The metric children one deployment writes to, bound to its labels once (hot path: no lookups)."""
 
-    parse: Histogram
-    queue_wait: Histogram
-    batch_formation: Histogram
-    inference: Histogram
-    postprocess: Histogram
-    batch_size: Histogram
+    parse: HistogramChild
+    queue_wait: HistogramChild
+    batch_formation: HistogramChild
+    inference: HistogramChild
+    postprocess: HistogramChild
+    batch_size: HistogramChild
     queue_depth: Gauge
     running: Gauge
-    tokens_in: Counter
-    tokens_out: Counter
+    tokens_in: CounterChild
+    tokens_out: CounterChild
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.requests = Counter("strata_requests", "HTTP requests answered", ["route", "status"], registry=r)
-        self.errors = Counter("strata_request_errors", "Requests answered with an error", ["route", "code"], registry=r)
-        self.request_latency = Histogram(
+        # The request path's metrics are lean (see lean.py); the rest are prometheus_client's own.
+        self.requests = LeanCounter("strata_requests", "HTTP requests answered", ["route", "status"], registry=r)
+        self.errors = LeanCounter(
+            "strata_request_errors", "Requests answered with an error", ["route", "code"], registry=r
+        )
+        self.request_latency = LeanHistogram(
             "strata_request_latency_seconds",
             "Whole-request latency at the gateway",
             ["route"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
-        self.stage_latency = Histogram(
+        self.stage_latency = LeanHistogram(
             "strata_stage_latency_seconds",
             "Latency of one pipeline stage",
             ["deployment", "stage"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
         )
-        self.batch_size = Histogram(
+        self.batch_size = LeanHistogram(
             "strata_batch_size",
             "Requests (or sequences) per model call",
             ["deployment"],
@@ -80,7 +85,7 @@ class Metrics:
         self.running = Gauge(
             "strata_running_sequences", "Sequences in the running decode batch", ["deployment"], registry=r
         )
-        self.tokens = Counter("strata_tokens", "Tokens processed", ["deployment", "direction"], registry=r)
+        self.tokens = LeanCounter("strata_tokens", "Tokens processed", ["deployment", "direction"], registry=r)
         self.audit_dropped = Gauge(
             "strata_audit_dropped_rows",
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",

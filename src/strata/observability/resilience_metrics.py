@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from strata.observability.lean import LeanCounter
+
 
 class ResilienceMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -30,7 +32,7 @@ class ResilienceMetrics:
         self.fallbacks = Counter(
             "strata_fallbacks", "Requests served by a fallback route", ["route", "fallback"], registry=r
         )
-        self.version_requests = Counter(
+        self.version_requests = LeanCounter(  # counted on every request: lean (see lean.py)
             "strata_version_requests",
             "Requests per route version and outcome",
             ["route", "version", "outcome"],
