@@ -33,6 +33,48 @@ class AuditEvent:
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
+InferenceEntry = tuple[
+    float,
+    str,
+    int,
+    str,
+    str | None,
+    float,
+    int,
+    str | None,
+    int,
+    str | None,
+    int,
+    int,
+    str | None,
+    str | None,
+    str | None,
+]
+"""An inference request's trail entry while it waits to be written: (received_at, action, status,
+tenant, actor, latency_ms, request_bytes, request_sha256, response_bytes, response_sha256, tokens_in,
+tokens_out, model, template, prompt). A plain tuple of atoms on purpose: the garbage collector stops
+tracking it, so thousands of buffered entries add nothing to each collection; the row (and its
+detail dict) is built on the writer thread by ``inference_event``."""
+
+
+def inference_event(entry: InferenceEntry) -> AuditEvent:
+    (at, action, status, tenant, actor, latency_ms, request_bytes, request_sha256, response_bytes, response_sha256,
+     tokens_in, tokens_out, model, template, prompt) = entry  # fmt: skip
+    detail: dict[str, Any] = {
+        "latency_ms": latency_ms,
+        "request_bytes": request_bytes,
+        "request_sha256": request_sha256,
+        "response_bytes": response_bytes,
+        "response_sha256": response_sha256,
+        "tokens_in": tokens_in,
+        "tokens_out": tokens_out,
+    }
+    for name, value in (("model", model), ("template", template), ("prompt", prompt)):
+        if value is not None:
+            detail[name] = value
+    return AuditEvent("inference", action, status, tenant, actor, detail, datetime.fromtimestamp(at, UTC))
+
+
 def _canonical_at(moment: datetime) -> str:
     aware = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     return aware.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 
-from strata.access.audit import AuditEvent
+from strata.access.audit import AuditEvent, InferenceEntry
 from strata.access.authenticator import Authenticator
 from strata.access.jwt import JWTVerifier
 from strata.access.keystore import KeyStore
@@ -40,7 +40,7 @@ class AccessControl:
         storage = limit_storage(spec.store.redis_url, f"strata:{access.rate_limit_namespace}")
         self.limiter = RateLimiter(storage, access.per_key, access.per_tenant, access.rate_limit_strategy)
         self.budgets = Budgets(access.budgets)
-        self.recorder = Recorder(database, after_flush=self._after_flush, to_event=self.inference_event)
+        self.recorder = Recorder(database, after_flush=self._after_flush)
         # What priced the work: the deployment behind the version that served, else the route's first version.
         self.deployment_of = {f"{r.name}@{v.name}": v.deployment for r in spec.routes for v in r.traffic_versions()} | {
             r.name: r.traffic_versions()[0].deployment for r in spec.routes
@@ -119,7 +119,7 @@ class AccessControl:
                                    {"message": alert})
                     )  # fmt: skip
         if self.spec.audit_inference:
-            self.recorder.audit(record)  # described as an audit row on the writer thread
+            self.recorder.audit(self.inference_entry(record))
 
     async def _after_flush(self, written: dict[str, Totals]) -> None:
         if self.budgets.by_tenant:
@@ -129,27 +129,15 @@ class AccessControl:
         budget = self.budgets.budget_for(tenant)
         return budget is not None and budget.store_prompts
 
-    def inference_event(self, record: RequestRecord) -> AuditEvent:
-        """The audit row of a finished request (built on the recorder's writer thread)."""
-        detail: dict[str, object] = {
-            "latency_ms": round(record.latency_s * 1000, 3),
-            "request_bytes": record.request_bytes,
-            "request_sha256": record.request_sha256,
-            "response_bytes": record.response_bytes,
-            "response_sha256": record.response_sha256,
-            "tokens_in": record.tokens_in,
-            "tokens_out": record.tokens_out,
-        }
+    def inference_entry(self, record: RequestRecord) -> InferenceEntry:
+        """The audit trail's entry for a finished request (its row is built on the writer thread)."""
+        model = None
         if record.model is not None:
             served = record.served_as()
-            detail["model"] = (
-                served if served != record.model else f"{record.model}@{self.deployment_of.get(record.model)}"
-            )
-        if record.template is not None:
-            detail["template"] = record.template
-        if record.prompt is not None:
-            detail["prompt"] = record.prompt
-        at = datetime.fromtimestamp(record.received_at, UTC)
+            model = served if served != record.model else f"{record.model}@{self.deployment_of.get(record.model)}"
         principal = record.caller
-        action = f"{record.method} {record.path}"
-        return AuditEvent("inference", action, record.status, principal.tenant, principal.key_id, detail, at)
+        return (
+            record.received_at, f"{record.method} {record.path}", record.status, principal.tenant, principal.key_id,
+            round(record.latency_s * 1000, 3), record.request_bytes, record.request_sha256, record.response_bytes,
+            record.response_sha256, record.tokens_in, record.tokens_out, model, record.template, record.prompt,
+        )  # fmt: skip

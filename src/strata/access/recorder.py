@@ -1,9 +1,9 @@
 """Usage and audit bookkeeping, kept off the request path.
 
 On the event loop a finished request costs a dictionary update (usage, summed per tenant, key,
-model and minute) and an append to a bounded buffer (its audit row, still a record: the row is
-built later). Every ``interval_s`` the buffers are swapped out and handed to the database's own
-thread (``Database.off_loop``: its own event loop and engine), which builds the rows, chains the
+model and minute) and an append to a bounded buffer (its audit entry, a tuple: the row is built
+later, see audit.InferenceEntry). Every ``interval_s`` the buffers are swapped out and handed to the
+database's own thread (``Database.off_loop``: its own event loop and engine), which builds the rows, chains the
 audit hashes and writes both in one bulk insert each. The loop never waits on the database or
 builds rows.
 
@@ -23,16 +23,14 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from strata.access import audit, usage
-from strata.access.audit import AuditEvent
+from strata.access.audit import AuditEvent, InferenceEntry, inference_event
 from strata.access.usage import Totals, UsageKey
-from strata.record import RequestRecord
 from strata.store import Database
 
 log = logging.getLogger(__name__)
 
 AfterFlush = Callable[[dict[str, Totals]], Awaitable[None]]
-AuditSource = AuditEvent | RequestRecord
-ToEvent = Callable[[RequestRecord], AuditEvent]
+AuditSource = AuditEvent | InferenceEntry
 T = TypeVar("T")
 
 DEFAULT_MAX_AUDIT_BUFFER = 100_000
@@ -45,13 +43,11 @@ class Recorder:
         *,
         interval_s: float = 0.5,
         after_flush: AfterFlush | None = None,
-        to_event: ToEvent | None = None,
         max_audit_buffer: int = DEFAULT_MAX_AUDIT_BUFFER,
     ) -> None:
         self.database = database
         self.interval_s = interval_s
         self.after_flush = after_flush
-        self.to_event = to_event
         self.max_audit_buffer = max_audit_buffer
         self.dropped_audit = 0  # audit rows lost to a full buffer since start (a metric reads it)
         self._unreported_drops = 0
@@ -125,8 +121,7 @@ class Recorder:
     async def _write(self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
         if not rows and not sources and not drops:
             return
-        to_event = self.to_event
-        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops, to_event))
+        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops))
 
     def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
@@ -139,19 +134,11 @@ class Recorder:
         self._unreported_drops += drops
 
 
-async def _write_all(
-    database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int, to_event: ToEvent | None
-) -> None:
+async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
     """Runs on the writer thread: build the rows and write usage, then the audit chain."""
     await usage.write(database, rows)
-    events = [source if isinstance(source, AuditEvent) else _event(source, to_event) for source in sources]
+    events = [source if isinstance(source, AuditEvent) else inference_event(source) for source in sources]
     if drops:
         message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
         events.append(AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message}))
     await audit.append(database, events)
-
-
-def _event(record: RequestRecord, to_event: ToEvent | None) -> AuditEvent:
-    if to_event is None:
-        raise TypeError("a request record reached the audit buffer without a way to describe it")
-    return to_event(record)

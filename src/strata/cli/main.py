@@ -106,6 +106,7 @@ def serve(
     except StrataError as error:  # e.g. access.jwt names a secret variable that is not set
         errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
         raise typer.Exit(SPEC_ERROR_EXIT) from None
+    sys.setswitchinterval(gateway.gil_switch_interval_ms / 1000)  # bounds the loop's wait for the GIL
     config = uvicorn.Config(
         asgi,
         host=gateway.host,

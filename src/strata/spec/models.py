@@ -189,6 +189,14 @@ class GatewaySpec(SpecModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests with a larger body get 413.")
+    gil_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0,
+        le=100,
+        description="`strata serve` sets Python's thread switch interval to this: how long the request loop can "
+        "wait for the GIL while a background thread (database writes, model threads in Python code) holds it. "
+        "Python's own default, 5 ms, shows up as 5 ms stalls in p99.",
+    )
 
 
 class StoreSpec(SpecModel):
