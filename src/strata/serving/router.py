@@ -68,6 +68,11 @@ class PowerOfTwoRouter:
     def choose(self, exclude: Collection[int] = ()) -> ReplicaSlot:
         """A ready, admitted replica not in ``exclude`` (``id()`` of the slots already tried: the slot list
         of a deployment whose runtime manages its replicas can change between two tries)."""
+        if len(self.slots) == 1:  # one replica: the choice below, without building its lists
+            only = self.slots[0]
+            if (only.replica.ready and id(only) not in exclude and only.outstanding < self._capacity
+                    and only.breaker.state is BreakerState.CLOSED):  # fmt: skip
+                return only
         ready = [slot for slot in self.slots if slot.replica.ready]
         if not ready:
             raise NotReady("no replica is ready yet (loading, warming up or restarting)", retry_after_s=2.0)
