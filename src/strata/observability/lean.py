@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Generic, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -55,21 +56,43 @@ class CounterChild:
         return self._value
 
 
-class _Family(Collector):
-    def __init__(self, name: str, documentation: str, labelnames: Sequence[str], registry: CollectorRegistry) -> None:
+ChildT = TypeVar("ChildT")
+
+
+class _Family(Collector, Generic[ChildT]):
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: CollectorRegistry,
+        new_child: Callable[[], ChildT],
+    ) -> None:
         self.name = name
         self.documentation = documentation
         self.labelnames = tuple(labelnames)
+        self._new_child = new_child
+        self._children: dict[tuple[str, ...], ChildT] = {}
         self._lock = threading.Lock()
         registry.register(self)
 
-    def _key(self, labels: dict[str, str]) -> tuple[str, ...]:
+    def labels(self, **labels: str) -> ChildT:
+        """The child for these label values, made on first use (bind it once; the request path holds it)."""
         if set(labels) != set(self.labelnames):
             raise ValueError(f"{self.name} takes the labels {self.labelnames}, got {sorted(labels)}")
-        return tuple(str(labels[name]) for name in self.labelnames)
+        key = tuple(str(labels[name]) for name in self.labelnames)
+        with self._lock:
+            child = self._children.get(key)
+            if child is None:
+                child = self._children[key] = self._new_child()
+            return child
+
+    def _items(self) -> list[tuple[tuple[str, ...], ChildT]]:
+        with self._lock:
+            return list(self._children.items())
 
 
-class LeanHistogram(_Family):
+class LeanHistogram(_Family[HistogramChild]):
     def __init__(
         self,
         name: str,
@@ -79,23 +102,13 @@ class LeanHistogram(_Family):
         buckets: Sequence[float],
         registry: CollectorRegistry,
     ) -> None:
-        self.bounds = tuple(float(b) for b in buckets if b != float("inf"))
-        self._children: dict[tuple[str, ...], HistogramChild] = {}
-        super().__init__(name, documentation, labelnames, registry)
-
-    def labels(self, **labels: str) -> HistogramChild:
-        key = self._key(labels)
-        with self._lock:
-            child = self._children.get(key)
-            if child is None:
-                child = self._children[key] = HistogramChild(self.bounds)
-            return child
+        bounds = tuple(float(b) for b in buckets if b != float("inf"))
+        self.bounds = bounds
+        super().__init__(name, documentation, labelnames, registry, lambda: HistogramChild(bounds))
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        with self._lock:
-            children = list(self._children.items())
-        for key, child in children:
+        for key, child in self._items():
             counts, total = child.snapshot()
             cumulative, buckets = 0, []
             for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
@@ -105,25 +118,14 @@ class LeanHistogram(_Family):
         yield family
 
 
-class LeanCounter(_Family):
+class LeanCounter(_Family[CounterChild]):
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], *, registry: CollectorRegistry
     ) -> None:
-        self._children: dict[tuple[str, ...], CounterChild] = {}
-        super().__init__(name, documentation, labelnames, registry)
-
-    def labels(self, **labels: str) -> CounterChild:
-        key = self._key(labels)
-        with self._lock:
-            child = self._children.get(key)
-            if child is None:
-                child = self._children[key] = CounterChild()
-            return child
+        super().__init__(name, documentation, labelnames, registry, CounterChild)
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        with self._lock:
-            children = list(self._children.items())
-        for key, child in children:
+        for key, child in self._items():
             family.add_metric(list(key), child.value)
         yield family
