@@ -204,7 +204,9 @@ class Deployment:
             started = self._clock()
             slot.outstanding += 1
             try:
-                result = await asyncio.wait_for(slot.replica.infer(item), self._try_timeout(deadline))
+                timeout_s = self._try_timeout(deadline)
+                call = slot.replica.infer(item)
+                result = await (call if timeout_s is None else asyncio.wait_for(call, timeout_s))
             except TimeoutError:
                 error = self._timeout_error(deadline)
             except RETRYABLE as failure:

@@ -115,7 +115,8 @@ class Route:
         return dict(self.split.weights)
 
     def pick_version(self, context: RequestContext) -> str:
-        key = {"user": context.user, "session": context.session}.get(self.spec.sticky)
+        sticky = self.spec.sticky
+        key = context.user if sticky == "user" else context.session if sticky == "session" else None
         return self.split.pick(key)
 
     # Serving
