@@ -186,7 +186,10 @@ def baseline_served(module: str = "benchmarks.baseline_app", ready_timeout_s: fl
 def load(
     server: Target, path: str, body: dict[str, Any], *, concurrency: int, duration_s: float, keep_bodies: int = 2
 ) -> Load:
-    with tempfile.NamedTemporaryFile("wb", suffix=".json") as body_file:
+    with (
+        tempfile.NamedTemporaryFile("wb", suffix=".json") as body_file,
+        tempfile.NamedTemporaryFile("rb", suffix=".json") as result_file,
+    ):
         body_file.write(json.dumps(body).encode())
         body_file.flush()
         command = [
@@ -207,8 +210,11 @@ def load(
             str(keep_bodies),
             "--header",
             f"Authorization: Bearer {server.api_key}",
+            "--output",
+            result_file.name,
         ]
         if cpu_count() > 1:
             command += ["--cpu", str(LOADGEN_CPU)]
-        output = subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=duration_s + 120).stdout
+        subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=duration_s + 120)
+        output = result_file.read()
     return Load(**json.loads(output))

@@ -169,6 +169,7 @@ def main() -> None:
     parser.add_argument("--cpu", type=int, default=None, help="pin this process to one core")
     parser.add_argument("--keep-bodies", type=int, default=0)
     parser.add_argument("--header", action="append", default=[], help="extra 'Name: value' header (repeatable)")
+    parser.add_argument("--output", default=None, help="write the JSON here instead of stdout")
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
@@ -178,7 +179,13 @@ def main() -> None:
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(run(args))))
+    result = json.dumps(asyncio.run(run(args)))
+    if args.output is None:
+        print(result)
+        return
+    # A file, not a pipe: a result of megabytes arrives whole (a pipe once delivered it broken at 64 KiB).
+    with open(args.output, "w") as handle:
+        handle.write(result)
 
 
 if __name__ == "__main__":
