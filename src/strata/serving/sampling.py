@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+# A temperature below this samples the argmax anyway, and dividing logits by it overflows float32
+# (5e-324 is 0.0 there): such a row is greedy. vLLM draws the line at the same place.
+GREEDY_BELOW = 1e-5
+
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
@@ -19,7 +23,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
