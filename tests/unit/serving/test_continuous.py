@@ -164,12 +164,15 @@ async def test_a_dead_decode_thread_fails_its_streams_and_reports_not_alive(engi
     await asyncio.to_thread(scheduler.stop)
 
 
-async def test_a_vanishing_temperature_is_greedy(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+async def test_a_vanishing_temperature_or_top_p_is_greedy(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
     # 5e-324 is 0.0 in float32: dividing the logits by it gave NaN probabilities and killed the thread.
     scheduler, _ = batcher
     greedy = await _text(scheduler, _chat("What is Strata?", temperature=0.0))
     for tiny in (5e-324, 1e-40, 1e-6):
         assert await asyncio.wait_for(_text(scheduler, _chat("What is Strata?", temperature=tiny)), 30) == greedy
+        # A vanishing nucleus keeps its most likely token: sampling from it is greedy too.
+        nucleus = _chat("What is Strata?", temperature=1.0, top_p=tiny)
+        assert await asyncio.wait_for(_text(scheduler, nucleus), 30) == greedy
     assert scheduler.alive
 
 
