@@ -12,7 +12,7 @@ APP ?=
 ARGS ?=
 
 # make serve keeps its state (metadata database) in ./.strata unless the spec or --database-url says otherwise.
-.PHONY: serve test lint typecheck bench docs install clean
+.PHONY: serve test fuzz lint typecheck bench docs install clean
 
 install: $(STAMP)
 
@@ -30,6 +30,13 @@ serve: $(STAMP)
 test: $(STAMP)
 	.ci/services
 	$(BIN)/python -m pytest -q $(ARGS)
+
+# Contract fuzzing: Schemathesis against a real server, from the OpenAPI document it serves, every
+# operation and its links, over 10,000 cases; fails on any server error or response that breaks the
+# document (tests/fuzz/contract_fuzz.py). `make test` runs a short fixed-seed run of the same.
+FUZZ_SEED ?= 1
+fuzz: $(STAMP)
+	$(BIN)/python tests/fuzz/contract_fuzz.py --examples 300 --seed $(FUZZ_SEED) --min-cases 10000
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks tools

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
-SCOPES = frozenset({"infer", "jobs", "admin"})
+ScopeName = Literal["infer", "jobs", "admin"]
+SCOPES: frozenset[str] = frozenset(get_args(ScopeName))
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,7 +147,7 @@ def test_jwt_bearer_tokens_map_to_tenants_and_scopes(server: ServerProcess, sign
 def test_bad_admin_input_names_the_field(admin: httpx.Client) -> None:
     for body, param in [
         ({"scopes": ["infer"]}, "tenant"),
-        ({"tenant": "a", "scopes": ["root"]}, "scopes"),
+        ({"tenant": "a", "scopes": ["root"]}, "scopes[0]"),  # the element: scopes are typed in the document
         ({"tenant": "a", "scopes": ["infer"], "expires_in_s": -1}, "expires_in_s"),
         ({"tenant": "a", "scopes": ["infer"], "colour": 1}, "colour"),
     ]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -67,7 +68,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=UTC)
 
 
-def validate_key_fields(tenant: str, scopes: list[str], models: list[str] | None) -> None:
+def validate_key_fields(tenant: str, scopes: Sequence[str], models: list[str] | None) -> None:
     if not tenant or len(tenant) > 128:
         raise InvalidRequest("tenant: must be 1 to 128 characters", param="tenant")
     unknown = sorted(set(scopes) - SCOPES)
@@ -89,7 +90,7 @@ class KeyStore:
     async def create(
         self,
         tenant: str,
-        scopes: list[str],
+        scopes: Sequence[str],
         *,
         models: list[str] | None = None,
         name: str | None = None,

@@ -7,8 +7,9 @@ caller's own tenant.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from strata.access import audit
@@ -18,6 +19,10 @@ from strata.access.usage import period_start, totals
 from strata.errors import InvalidRequest, StrataError
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
+from strata.principal import ScopeName
+from strata.protocol.requests import WHOLE, RequestModel
+
+MAX_KEY_LIFETIME_S = 100 * 366 * 86_400  # a longer one does not fit the database's dates
 
 
 class KeyNotFound(StrataError):
@@ -26,14 +31,14 @@ class KeyNotFound(StrataError):
     code = "key_not_found"
 
 
-class CreateKeyRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateKeyRequest(RequestModel):
     tenant: str = Field(min_length=1, max_length=128)
-    scopes: list[str] = Field(min_length=1)
-    models: list[str] | None = None
+    scopes: list[ScopeName] = Field(min_length=1)
+    models: list[str] | None = Field(default=None, min_length=1, description="Leave it out for every model.")
     name: str | None = Field(default=None, max_length=128)
-    expires_in_s: int | None = Field(default=None, ge=1, description="Seconds until the key stops working.")
+    expires_in_s: Annotated[int, Field(ge=1, le=MAX_KEY_LIFETIME_S), WHOLE] | None = Field(
+        default=None, description="Seconds until the key stops working."
+    )
 
 
 class AccessAPI:

@@ -14,7 +14,7 @@ from strata.errors import Conflict, InvalidRequest
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 from strata.protocol.errors import invalid_request_from
-from strata.protocol.requests import RequestModel
+from strata.protocol.requests import WHOLE, RequestModel
 from strata.serving.route import Route
 from strata.serving.server import ModelServer
 from strata.spec.resilience import RolloutSpec
@@ -27,13 +27,16 @@ class WeightsRequest(RequestModel):
 
 
 class RolloutRequest(RequestModel):
+    """The canary, and overrides of the route's rollout defaults (bounded as in ``RolloutSpec``; the
+    steps must also rise strictly to 100)."""
+
     canary: str = Field(min_length=1)
-    steps: list[float] | None = None
-    window_s: float | None = None
-    min_requests: int | None = None
-    max_error_rate_increase: float | None = None
-    max_p99_ratio: float | None = None
-    p99_slack_ms: float | None = None
+    steps: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1)] | None = None
+    window_s: Annotated[float, Field(gt=0)] | None = None
+    min_requests: Annotated[int, Field(ge=1), WHOLE] | None = None
+    max_error_rate_increase: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_p99_ratio: Annotated[float, Field(gt=1)] | None = None
+    p99_slack_ms: Annotated[float, Field(ge=0)] | None = None
     auto_promote: bool | None = None
 
 

@@ -7,13 +7,15 @@ import secrets
 import time
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
 from starlette.responses import Response
 
 from strata.errors import Conflict, InvalidRequest, NotFound
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
+from strata.protocol.requests import RequestModel
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
 from strata.workflows.records import JobState, NewJob
 from strata.workflows.service import Workflows
@@ -24,9 +26,7 @@ PURPOSES = ("batch", "batch_output")
 WINDOW_S = 86_400
 
 
-class CreateBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CreateBatch(RequestModel):
     input_file_id: str = Field(min_length=1, max_length=64)
     endpoint: Literal["/v1/chat/completions", "/v1/completions"]
     completion_window: Literal["24h"]
@@ -99,7 +99,12 @@ class BatchAPI:
         self.files = workflows.files
 
     async def upload_file(self, call: Call) -> Response:
-        form = await call.request().form(max_files=1, max_fields=8)
+        try:
+            form = await call.request().form(max_files=1, max_fields=8)
+        except MultiPartException as error:  # no boundary, broken parts, too many fields or files
+            raise InvalidRequest(
+                f"The body is not a valid multipart/form-data upload: {error.message}", code="invalid_multipart"
+            ) from None
         try:
             upload, purpose = form.get("file"), form.get("purpose")
             if purpose != "batch":

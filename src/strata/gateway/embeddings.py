@@ -17,7 +17,7 @@ from starlette.responses import Response
 from strata.errors import InvalidRequest, ModelFailed
 from strata.gateway.call import Call, require_task
 from strata.gateway.request_context import request_context
-from strata.gateway.responses import JSONBytes
+from strata.gateway.responses import JSONBytes, dumps
 from strata.protocol.requests import EmbeddingRequest, PredictRequest
 from strata.serving.deployment import Deployment
 from strata.serving.route import RequestContext, Route, Served
@@ -90,8 +90,8 @@ class BatchedAPI:
         outputs, served = await _infer_all(route, request_context(call), body.inputs)
         started = time.perf_counter()
         try:
-            payload = orjson.dumps({"model": route.name, "outputs": outputs}, option=orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError as error:
+            payload = dumps({"model": route.name, "outputs": outputs}, orjson.OPT_SERIALIZE_NUMPY)
+        except (TypeError, ValueError) as error:
             raise ModelFailed(f"The model '{route.name}' returned output that is not JSON: {error}") from None
         metrics.postprocess.observe(time.perf_counter() - started)
         return JSONBytes(payload, headers=served.headers())

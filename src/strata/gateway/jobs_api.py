@@ -10,18 +10,19 @@ import asyncio
 import contextlib
 import hashlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.responses import Response
 
 from strata.data.artifacts import ArtifactNotFound
 from strata.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from strata.gateway.call import Call
-from strata.gateway.responses import json_response
+from strata.gateway.responses import dumps, json_response
 from strata.gateway.sse import SSEResponse
 from strata.principal import Principal
+from strata.protocol.requests import WHOLE, RequestModel
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.pipeline import Pipeline, run_inline
 from strata.workflows.records import JobState, NewJob, StepState
@@ -32,20 +33,16 @@ EVENT_POLL_S = 0.25
 IDEMPOTENCY_HEADER = "idempotency-key"
 
 
-class SubmitJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SubmitJob(RequestModel):
     pipeline: str = Field(min_length=1, max_length=128, description="Name of a pipeline of the app.")
     input: Any = Field(default=None, description="The pipeline's input (any JSON).")
-    priority: int = Field(default=0, ge=-1000, le=1000, description="Higher runs first.")
+    priority: Annotated[int, Field(ge=-1000, le=1000), WHOLE] = Field(default=0, description="Higher runs first.")
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=255, description="A retried submission with it returns the first job."
     )
 
 
-class RunPipeline(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RunPipeline(RequestModel):
     input: Any = None
 
 
@@ -85,9 +82,7 @@ def artifact_json(artifact: Artifact) -> dict[str, Any]:
 
 
 def request_hash(pipeline: str, job_input: Any, priority: int) -> str:
-    canonical = orjson.dumps(
-        {"pipeline": pipeline, "input": job_input, "priority": priority}, option=orjson.OPT_SORT_KEYS
-    )
+    canonical = dumps({"pipeline": pipeline, "input": job_input, "priority": priority}, orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from pydantic.json_schema import models_json_schema
 
-from strata.gateway.routing import Endpoint, RouteTable, Scope
+from strata.gateway.routing import Endpoint, Handler, RouteTable, Scope
 
 REF = "#/components/schemas/{model}"
 
@@ -53,10 +53,11 @@ def document(table: RouteTable, *, title: str, version: str) -> dict[str, Any]:
         ref_template=REF,
     )
     refs = {model: keyed[(model, "validation")] for model in models}
+    operation_ids = {endpoint.handler: _operation_id(endpoint) for endpoint in table.endpoints}
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in table.endpoints:
         path = endpoint.path.replace(":path}", "}")
-        paths.setdefault(path, {})[endpoint.method.lower()] = _operation(endpoint, refs)
+        paths.setdefault(path, {})[endpoint.method.lower()] = _operation(endpoint, refs, operation_ids)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},
@@ -71,18 +72,24 @@ def document(table: RouteTable, *, title: str, version: str) -> dict[str, Any]:
 def _models(endpoints: list[Endpoint]) -> list[type[BaseModel]]:
     found: dict[type[BaseModel], None] = {ErrorResponse: None}
     for endpoint in endpoints:
-        for model in (endpoint.request, endpoint.response):
+        for model in (endpoint.request, endpoint.response, endpoint.events):
             if model is not None:
                 found[model] = None
     return list(found)
 
 
-def _operation(endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _operation_id(endpoint: Endpoint) -> str:
+    return f"{endpoint.method.lower()}_{endpoint.operation_id}"
+
+
+def _operation(
+    endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]], operation_ids: dict[Handler, str]
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "operationId": f"{endpoint.method.lower()}_{endpoint.operation_id}",
+        "operationId": _operation_id(endpoint),
         "summary": endpoint.summary,
         "tags": [endpoint.tag],
-        "responses": _responses(endpoint, refs),
+        "responses": _responses(endpoint, refs, operation_ids),
     }
     description = (endpoint.handler.__doc__ or "").strip()
     if description:
@@ -104,20 +111,23 @@ def _operation(endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) 
     return operation
 
 
-def _responses(endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) -> dict[str, Any]:
+def _responses(
+    endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]], operation_ids: dict[Handler, str]
+) -> dict[str, Any]:
     if endpoint.response is not None:
         content = {endpoint.response_media: {"schema": refs[endpoint.response]}}
+        if endpoint.events is not None:  # ``stream: true`` answers server-sent events instead
+            content["text/event-stream"] = {"schema": _event_schema(refs[endpoint.events], refs[ErrorResponse])}
+    elif endpoint.events is not None:
+        content = {"text/event-stream": {"schema": _event_schema(refs[endpoint.events], None)}}
     elif endpoint.response_media == "application/json":
-        content = {"application/json": {"schema": {"type": "object"}}}
+        content = {"application/json": {"schema": {"description": "Any JSON value."}}}
     else:
         content = {endpoint.response_media: {"schema": {"type": "string"}}}
-    responses: dict[str, Any] = {
-        str(status): {"description": endpoint.summary, "content": content}
-        for status in (endpoint.status, *endpoint.also_ok)
-    }
-    if endpoint.path.endswith("/completions") and endpoint.response is not None:
-        # ``stream: true`` answers server-sent events instead of one JSON body.
-        content["text/event-stream"] = {"schema": {"type": "string"}}
+    success: dict[str, Any] = {"description": endpoint.summary, "content": content}
+    if endpoint.links:
+        success["links"] = _links(endpoint, operation_ids)
+    responses: dict[str, Any] = {str(status): success for status in (endpoint.status, *endpoint.also_ok)}
     errors = dict(_COMMON_ERRORS)
     if endpoint.scope is not Scope.OPEN:
         errors |= _KEYED_ERRORS
@@ -129,6 +139,33 @@ def _responses(endpoint: Endpoint, refs: dict[type[BaseModel], dict[str, Any]]) 
     for status, description in sorted(errors.items()):
         responses[str(status)] = {"description": description, "content": error_content}
     return responses
+
+
+def _event_schema(data: dict[str, Any], error: dict[str, Any] | None) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1 has a stream's ``schema`` describe each event): its fields,
+    with ``data`` the JSON of ``data``. Given the ``error`` body, the stream is OpenAI's: ``data`` may
+    instead be that error (reported in-band once the 200 is sent), and the last event is ``[DONE]``."""
+    payload: dict[str, Any] = {"type": "string", "contentMediaType": "application/json", "contentSchema": data}
+    if error is not None:
+        payload = {"if": {"const": "[DONE]"}, "else": {**payload, "contentSchema": {"anyOf": [data, error]}}}
+    properties = {"data": payload, "event": {"type": "string"}, "id": {"type": "string"}}
+    return {"type": "object", "required": ["data"], "properties": properties}
+
+
+def _links(endpoint: Endpoint, operation_ids: dict[Handler, str]) -> dict[str, Any]:
+    """The OpenAPI links of a success response, each named after the handler it leads to (get_key)."""
+    links: dict[str, Any] = {}
+    for link in endpoint.links:
+        target = operation_ids.get(link.target)
+        if target is None:
+            raise ValueError(f"{endpoint.method} {endpoint.path} links to {link.target!r}, which serves no route")
+        described: dict[str, Any] = {"operationId": target}
+        if link.params:
+            described["parameters"] = dict(link.params)
+        if link.body:
+            described["requestBody"] = dict(link.body)
+        links[target.split("_", 1)[1]] = described
+    return links
 
 
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:

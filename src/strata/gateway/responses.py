@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
+import numpy as np
 import orjson
 from starlette.background import BackgroundTask
 from starlette.responses import Response
@@ -26,4 +31,29 @@ class JSONBytes(Response):
 
 
 def json_response(payload: object, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return JSONBytes(orjson.dumps(payload), status, headers)
+    return JSONBytes(dumps(payload), status, headers)
+
+
+def dumps(payload: object, option: int = 0) -> bytes:
+    """``payload`` as JSON bytes: orjson, or the standard library for an integer beyond 64 bits, which
+    orjson refuses but JSON allows (a client's job input or a model's output may well hold one).
+    Raises TypeError or ValueError for what is not JSON at all (a set, an object)."""
+    try:
+        return orjson.dumps(payload, option=option)
+    except TypeError:
+        sort_keys = bool(option & orjson.OPT_SORT_KEYS)
+        text = json.dumps(_plain(payload), ensure_ascii=False, separators=(",", ":"), sort_keys=sort_keys)
+        return text.encode()
+
+
+def _plain(value: Any) -> Any:
+    """JSON types only, non-finite floats as null (as orjson writes them)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.ndarray | np.generic):
+        return _plain(value.tolist())
+    return value

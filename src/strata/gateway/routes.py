@@ -20,7 +20,7 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
-from strata.gateway.routing import Endpoint, Scope
+from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
@@ -60,13 +60,14 @@ def openai_routes(completions: CompletionsAPI, batched: BatchedAPI, ops: Operati
     tag = "openai"
     return [
         Endpoint("POST", "/v1/chat/completions", completions.chat, Scope.INFER, "Create a chat completion", tag,
-                 request=ChatCompletionRequest, response=out.ChatCompletion, metered=True),
+                 request=ChatCompletionRequest, response=out.ChatCompletion, events=out.ChatCompletionChunk,
+                 metered=True),
         Endpoint("POST", "/v1/completions", completions.completions, Scope.INFER, "Create a text completion", tag,
-                 request=CompletionRequest, response=out.Completion, metered=True),
+                 request=CompletionRequest, response=out.Completion, events=out.CompletionChunk, metered=True),
         Endpoint("POST", "/v1/embeddings", batched.embeddings, Scope.INFER, "Create embeddings", tag,
                  request=EmbeddingRequest, response=out.EmbeddingList, metered=True),
         Endpoint("GET", "/v1/models", ops.list_models, Scope.INFER, "List the models the key may use", tag,
-                 response=out.ModelList),
+                 response=out.ModelList, links=(Link(ops.get_model, {"model": from_response("data/0/id")}),)),
         Endpoint("POST", "/v1/models/{model:path}/predict", batched.predict, Scope.INFER,
                  "Run a model on inputs (dynamically batched)", "models", request=PredictRequest,
                  response=out.Predictions, metered=True, model_param="model"),
@@ -91,16 +92,17 @@ def operations_routes(ops: OperationsAPI, docs: DocsAPI) -> list[Endpoint]:
 
 
 def access_routes(api: AccessAPI) -> list[Endpoint]:
-    tag = "access"
+    tag, key = "access", {"key_id": from_response("id")}
     return [
         Endpoint("GET", "/v1/usage", api.usage, Scope.ANY, "The caller's tenant's usage", tag,
                  query=UsageQuery, response=out.UsageReport),
         Endpoint("POST", f"{ADMIN}/keys", api.create_key, Scope.ADMIN, "Create an API key", tag,
-                 request=CreateKeyRequest, response=out.CreatedKey, status=201),
+                 request=CreateKeyRequest, response=out.CreatedKey, status=201,
+                 links=(Link(api.get_key, key), Link(api.revoke_key, key))),
         Endpoint("GET", f"{ADMIN}/keys", api.list_keys, Scope.ADMIN, "List API keys", tag,
                  query=KeyListQuery, response=out.KeyList),
         Endpoint("GET", f"{ADMIN}/keys/{{key_id}}", api.get_key, Scope.ADMIN, "Describe an API key", tag,
-                 response=out.KeyInfo),
+                 response=out.KeyInfo, links=(Link(api.revoke_key, key),)),
         Endpoint("DELETE", f"{ADMIN}/keys/{{key_id}}", api.revoke_key, Scope.ADMIN, "Revoke an API key", tag,
                  response=out.KeyInfo),
         Endpoint("GET", f"{ADMIN}/usage", api.admin_usage, Scope.ADMIN, "Usage of every tenant", tag,
@@ -113,59 +115,77 @@ def access_routes(api: AccessAPI) -> list[Endpoint]:
 
 
 def traffic_routes(api: TrafficAdminAPI) -> list[Endpoint]:
-    tag, routes = "traffic", f"{ADMIN}/routes"
+    tag, routes, route = "traffic", f"{ADMIN}/routes", {"route": from_request_path("route")}
     return [
-        Endpoint("GET", routes, api.list_routes, Scope.ADMIN, "Routes, versions and weights", tag),
+        Endpoint("GET", routes, api.list_routes, Scope.ADMIN, "Routes, versions and weights", tag,
+                 response=out.RouteList, links=(Link(api.rollout_status, {"route": from_response("routes/0/name")}),)),
         Endpoint("PUT", f"{routes}/{{route:path}}/traffic", api.set_weights, Scope.ADMIN,
-                 "Set a route's traffic split", tag, request=WeightsRequest),
+                 "Set a route's traffic split", tag, request=WeightsRequest, response=out.RouteInfo),
         Endpoint("POST", f"{routes}/{{route:path}}/rollout/promote", api.promote, Scope.ADMIN,
-                 "Promote a running rollout", tag, errors=(409,)),
+                 "Promote a running rollout", tag, response=out.RolloutStatus, errors=(409,)),
         Endpoint("POST", f"{routes}/{{route:path}}/rollout/abort", api.abort, Scope.ADMIN,
-                 "Abort a running rollout", tag, errors=(409,)),
+                 "Abort a running rollout", tag, response=out.RolloutStatus, errors=(409,)),
         Endpoint("POST", f"{routes}/{{route:path}}/rollout", api.start_rollout, Scope.ADMIN,
-                 "Start a progressive rollout", tag, request=RolloutRequest, status=201, errors=(409,)),
+                 "Start a progressive rollout", tag, request=RolloutRequest, response=out.RolloutStatus, status=201,
+                 errors=(409,), links=(Link(api.rollout_status, route), Link(api.promote, route),
+                                       Link(api.abort, route))),
         Endpoint("GET", f"{routes}/{{route:path}}/rollout", api.rollout_status, Scope.ADMIN,
-                 "A route's rollout", tag),
+                 "A route's rollout", tag, response=out.RouteRollout),
         Endpoint("GET", f"{ADMIN}/deployments", api.list_deployments, Scope.ADMIN,
-                 "Replicas, breakers, admission and retry budgets", tag),
-        Endpoint("GET", f"{ADMIN}/cluster", api.cluster, Scope.ADMIN, "The runtime's view of the cluster", tag),
+                 "Replicas, breakers, admission and retry budgets", tag, response=out.DeploymentList),
+        Endpoint("GET", f"{ADMIN}/cluster", api.cluster, Scope.ADMIN, "The runtime's view of the cluster", tag,
+                 response=out.ClusterView),
         Endpoint("GET", f"{ADMIN}/cluster/targets", api.metrics_targets, Scope.ADMIN,
-                 "Prometheus HTTP service discovery of replica metrics", tag),
+                 "Prometheus HTTP service discovery of replica metrics", tag, response=out.MetricsTargets),
     ]  # fmt: skip
 
 
 def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
     tag = "jobs"
+    pipeline = from_response("data/0/name")
+    job, job_path = {"job_id": from_response("id")}, {"job_id": from_request_path("job_id")}
+    file, batch = {"file_id": from_response("id")}, {"batch_id": from_response("id")}
+    # A submitted job: read it, follow it, cancel it, fetch its result and artifacts.
+    job_links = tuple(Link(to, job) for to in (jobs.get, jobs.events, jobs.cancel, jobs.result, jobs.artifacts))
     return [
-        Endpoint("GET", "/v1/pipelines", jobs.list_pipelines, Scope.JOBS, "List pipelines", tag),
+        Endpoint("GET", "/v1/pipelines", jobs.list_pipelines, Scope.JOBS, "List pipelines", tag,
+                 response=out.PipelineList,
+                 links=(Link(jobs.run_pipeline, {"name": pipeline}), Link(jobs.submit, body={"pipeline": pipeline}))),
         Endpoint("POST", "/v1/pipelines/{name}/run", jobs.run_pipeline, Scope.JOBS,
-                 "Run a pipeline now, inside this request", tag, request=RunPipeline),
+                 "Run a pipeline now, inside this request", tag, request=RunPipeline, response=out.PipelineRun),
         Endpoint("POST", "/v1/jobs", jobs.submit, Scope.JOBS, "Submit a durable job", tag, request=SubmitJob,
-                 response=out.Job, status=202, also_ok=(200,), errors=(409,)),
+                 response=out.Job, status=202, also_ok=(200,), errors=(409,), links=job_links),
         Endpoint("GET", "/v1/jobs", jobs.list_jobs, Scope.JOBS, "List the tenant's jobs", tag, query=ListQuery,
                  response=out.JobList),
-        Endpoint("GET", "/v1/jobs/{job_id}", jobs.get, Scope.JOBS, "A job with its steps", tag, response=out.Job),
+        Endpoint("GET", "/v1/jobs/{job_id}", jobs.get, Scope.JOBS, "A job with its steps", tag, response=out.Job,
+                 links=(Link(jobs.cancel, job), Link(jobs.result, job))),
         Endpoint("GET", "/v1/jobs/{job_id}/events", jobs.events, Scope.JOBS, "A job's progress (server-sent events)",
-                 tag, response_media="text/event-stream"),
+                 tag, response_media="text/event-stream", events=out.JobEvent),
         Endpoint("POST", "/v1/jobs/{job_id}/cancel", jobs.cancel, Scope.JOBS, "Cancel a job", tag,
-                 response=out.Job, status=202, errors=(409,)),
-        Endpoint("GET", "/v1/jobs/{job_id}/result", jobs.result, Scope.JOBS, "A finished job's result", tag,
-                 errors=(409,)),
-        Endpoint("GET", "/v1/jobs/{job_id}/artifacts", jobs.artifacts, Scope.JOBS, "A job's artifacts", tag),
+                 response=out.Job, status=202, errors=(409,), links=(Link(jobs.get, job),)),
+        Endpoint("GET", "/v1/jobs/{job_id}/result", jobs.result, Scope.JOBS, "A finished job's result (any JSON)",
+                 tag, errors=(409,)),
+        Endpoint("GET", "/v1/jobs/{job_id}/artifacts", jobs.artifacts, Scope.JOBS, "A job's artifacts", tag,
+                 response=out.ArtifactList,
+                 links=(Link(jobs.artifact, {**job_path, "artifact_id": from_response("data/0/id")}),)),
+        # An artifact is served with the media type it was stored with (JSON, text, bytes).
         Endpoint("GET", "/v1/jobs/{job_id}/artifacts/{artifact_id}", jobs.artifact, Scope.JOBS,
-                 "One artifact's content", tag, response_media="application/octet-stream"),
+                 "One artifact's content", tag, response_media="*/*"),
         Endpoint("POST", "/v1/files", batches.upload_file, Scope.JOBS, "Upload a batch input file", "batches",
-                 request=UploadForm, multipart=True, response=out.FileObject),
+                 request=UploadForm, multipart=True, response=out.FileObject,
+                 links=(Link(batches.get_file, file), Link(batches.file_content, file),
+                        Link(batches.create_batch, body={"input_file_id": from_response("id")}))),
         Endpoint("GET", "/v1/files/{file_id}", batches.get_file, Scope.JOBS, "Describe a file", "batches",
                  response=out.FileObject),
         Endpoint("GET", "/v1/files/{file_id}/content", batches.file_content, Scope.JOBS, "A file's content",
                  "batches", response_media="application/jsonl"),
         Endpoint("POST", "/v1/batches", batches.create_batch, Scope.JOBS, "Create a batch", "batches",
-                 request=CreateBatch, response=out.BatchObject),
+                 request=CreateBatch, response=out.BatchObject,
+                 links=(Link(batches.get_batch, batch), Link(batches.cancel_batch, batch))),
         Endpoint("GET", "/v1/batches", batches.list_batches, Scope.JOBS, "List batches", "batches",
                  response=out.BatchList),
         Endpoint("GET", "/v1/batches/{batch_id}", batches.get_batch, Scope.JOBS, "Describe a batch", "batches",
-                 response=out.BatchObject),
+                 response=out.BatchObject, links=(Link(batches.cancel_batch, batch),)),
         Endpoint("POST", "/v1/batches/{batch_id}/cancel", batches.cancel_batch, Scope.JOBS, "Cancel a batch",
-                 "batches", response=out.BatchObject),
+                 "batches", response=out.BatchObject, errors=(409,)),
     ]  # fmt: skip

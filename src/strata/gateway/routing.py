@@ -35,6 +35,27 @@ class Scope(StrEnum):
 _PARAM = re.compile(r"\{(\w+)(:path)?\}")
 
 
+def from_response(pointer: str) -> str:
+    """A link value: a field of the linking route's JSON response (a JSON pointer below the body)."""
+    return f"$response.body#/{pointer}"
+
+
+def from_request_path(name: str) -> str:
+    """A link value: a path parameter of the linking route's own request."""
+    return f"$request.path.{name}"
+
+
+@dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: what one route's successful response lets a client call next (create a key, then
+    get or revoke it). Values are OpenAPI runtime expressions (``from_response``, ``from_request_path``);
+    a contract fuzzer follows links to chain real calls on real objects."""
+
+    target: Handler  # the handler of the route called next (its operation)
+    params: dict[str, str] = field(default_factory=dict)  # its path parameters
+    body: dict[str, str] = field(default_factory=dict)  # fields of its JSON body
+
+
 @dataclass(frozen=True)
 class Endpoint:
     method: str
@@ -49,10 +70,15 @@ class Endpoint:
     status: int = 200
     also_ok: tuple[int, ...] = ()  # other success statuses with the same body (e.g. an idempotent replay)
     response_media: str = "application/json"
+    # The JSON data of each server-sent event. With a JSON ``response`` too, the stream is OpenAI's
+    # ``stream: true`` alternative (chunks, an in-band error once the 200 is sent, then ``[DONE]``);
+    # without, the route answers only the stream (``response_media`` text/event-stream).
+    events: type[BaseModel] | None = None
     multipart: bool = False  # the body is multipart/form-data (file uploads)
     metered: bool = False  # inference work: usage, tokens and the audit row are recorded for it
     model_param: str | None = None  # the path parameter that names a model (checked against the key's models)
     errors: tuple[int, ...] = ()  # error statuses this route documents beyond the common ones
+    links: tuple[Link, ...] = ()  # the routes its successful response leads to
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,21 +120,23 @@ class RouteTable:
         self._templates.append((pattern, {endpoint.method: endpoint}))
 
     def match(self, method: str, path: str) -> Match | set[str] | None:
-        """The match; or the set of methods the path allows (a 405); or None (a 404)."""
+        """The match; or the set of methods the path allows (a 405); or None (a 404).
+
+        A path belongs to the first template that matches it (templates are declared most specific
+        first): ``/v1/models/m/predict`` is model m's predict resource, so a GET of it is a 405 that
+        allows POST, never the card of a model named ``m/predict``. A method is never looked for in a
+        later, less specific template, so the Allow header lists exactly what the resource serves.
+        """
         methods = self._fixed.get(path)
-        if methods is not None:
-            endpoint = methods.get(method)
-            return Match(endpoint, {}) if endpoint is not None else set(methods)
-        allowed: set[str] = set()
-        for pattern, by_method in self._templates:
-            found = pattern.fullmatch(path)
-            if found is None:
-                continue
-            endpoint = by_method.get(method)
-            if endpoint is not None:
-                return Match(endpoint, found.groupdict())
-            allowed |= set(by_method)
-        return allowed or None
+        if methods is None:
+            for pattern, by_method in self._templates:
+                found = pattern.fullmatch(path)
+                if found is not None:
+                    endpoint = by_method.get(method)
+                    return Match(endpoint, found.groupdict()) if endpoint is not None else set(by_method)
+            return None
+        endpoint = methods.get(method)
+        return Match(endpoint, {}) if endpoint is not None else set(methods)
 
 
 def _compile(template: str) -> re.Pattern[str]:

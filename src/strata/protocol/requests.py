@@ -1,19 +1,34 @@
 """OpenAI request bodies, validated strictly: an unknown or misspelt field is an error that
-names it, rather than a silently ignored setting."""
+names it, rather than a silently ignored setting, and a value of the wrong JSON type (``"5"`` or
+``true`` for an integer) is refused rather than coerced - the request is what the schema says."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
 
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer; strict validation alone would refuse it.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+# A JSON integer: 2 or 2.0, never "2" or true. Bounds go before it, so they reach the JSON Schema:
+# ``Annotated[int, Field(ge=1), WHOLE]``.
+WHOLE = BeforeValidator(_whole_number)
+Int = Annotated[int, WHOLE]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0)]
 Stop = str | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)] | None
+# OpenAI's types, with the one value Strata supports documented as the range (the validators below
+# refuse others with a message that says so).
+_ONLY_ONE: dict[str, Any] = {"minimum": 1, "maximum": 1, "description": "Only 1 is supported."}
+_ONLY_ZERO: dict[str, Any] = {"minimum": 0, "maximum": 0, "description": "Not supported yet: only 0."}
 
 
 class RequestModel(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class StreamOptions(RequestModel):
@@ -43,7 +58,7 @@ class _GenerationFields(RequestModel):
     model: str = Field(min_length=1)
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
-    n: int = 1
+    n: Int = Field(default=1, json_schema_extra=_ONLY_ONE)
 
     @field_validator("n")
     @classmethod
@@ -55,11 +70,12 @@ class _GenerationFields(RequestModel):
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: Stop = None
-    seed: int | None = None
+    # OpenAI's int64 range (a torch generator takes no larger seed).
+    seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1), WHOLE] | None = None
     user: str | None = None
     ignore_eos: bool = Field(default=False, description="Strata extension (as in vLLM): generate past EOS.")
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
+    presence_penalty: float = Field(default=0.0, json_schema_extra=_ONLY_ZERO)
+    frequency_penalty: float = Field(default=0.0, json_schema_extra=_ONLY_ZERO)
 
     @field_validator("presence_penalty", "frequency_penalty")
     @classmethod
@@ -76,8 +92,8 @@ class _GenerationFields(RequestModel):
 
 class ChatCompletionRequest(_GenerationFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
@@ -85,7 +101,7 @@ class ChatCompletionRequest(_GenerationFields):
 
 class CompletionRequest(_GenerationFields):
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
-    max_tokens: Annotated[int, Field(ge=1)] | None = 16
+    max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = 16
     echo: Literal[False] = False
 
     def token_limit(self) -> int | None:
@@ -97,9 +113,20 @@ class CompletionRequest(_GenerationFields):
 
 class EmbeddingRequest(RequestModel):
     model: str = Field(min_length=1)
-    input: str | Annotated[list[str], Field(min_length=1, max_length=2048)]
+    input: Annotated[
+        str | Annotated[list[str], Field(min_length=1, max_length=2048)],
+        # As validated: no empty string, alone or in the list (the validator names the field).
+        WithJsonSchema(
+            {
+                "anyOf": [
+                    {"type": "string", "minLength": 1},
+                    {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1, "maxItems": 2048},
+                ]
+            }
+        ),
+    ]
     encoding_format: Literal["float", "base64"] = "float"
-    dimensions: Annotated[int, Field(ge=1)] | None = None
+    dimensions: Annotated[int, Field(ge=1), WHOLE] | None = None
     user: str | None = None
 
     @field_validator("input")

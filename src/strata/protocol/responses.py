@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, RootModel
+
+FinishReason = Literal["stop", "length"]
 
 
 class Usage(BaseModel):
@@ -24,7 +26,7 @@ class ChatChoice(BaseModel):
     index: int
     message: ChatMessageOut
     logprobs: None
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
 
 
 class ChatCompletion(BaseModel):
@@ -40,7 +42,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     logprobs: None
-    finish_reason: Literal["stop", "length"]
+    finish_reason: FinishReason
 
 
 class Completion(BaseModel):
@@ -50,6 +52,48 @@ class Completion(BaseModel):
     model: str
     choices: list[CompletionChoice]
     usage: Usage
+
+
+class ChatDelta(BaseModel):
+    role: Literal["assistant"] | None = None
+    content: str | None = None
+
+
+class ChatChunkChoice(BaseModel):
+    index: int
+    delta: ChatDelta
+    logprobs: None
+    finish_reason: FinishReason | None
+
+
+class ChatCompletionChunk(BaseModel):
+    """One server-sent event of a streamed chat completion; with ``include_usage`` the last has no
+    choices and the usage."""
+
+    id: str
+    object: Literal["chat.completion.chunk"]
+    created: int
+    model: str
+    choices: list[ChatChunkChoice]
+    usage: Usage | None = None
+
+
+class CompletionChunkChoice(BaseModel):
+    index: int
+    text: str
+    logprobs: None
+    finish_reason: FinishReason | None
+
+
+class CompletionChunk(BaseModel):
+    """One server-sent event of a streamed text completion."""
+
+    id: str
+    object: Literal["text_completion"]
+    created: int
+    model: str
+    choices: list[CompletionChunkChoice]
+    usage: Usage | None = None
 
 
 class Embedding(BaseModel):
@@ -184,9 +228,60 @@ class Job(BaseModel):
     artifacts: list[dict[str, Any]] | None = None
 
 
+class JobEvent(BaseModel):
+    """One server-sent event of a job's progress (its SSE ``event`` is ``type``, its ``id`` is ``id``)."""
+
+    id: int
+    job_id: str
+    type: str
+    step: str | None
+    detail: dict[str, Any] | None
+    at: float
+
+
 class JobList(BaseModel):
     object: Literal["list"]
     data: list[Job]
+
+
+class PipelineStep(BaseModel):
+    name: str
+    kind: str
+    after: list[str]
+
+
+class Pipeline(BaseModel):
+    name: str
+    object: Literal["pipeline"]
+    description: str | None
+    steps: list[PipelineStep]
+    output: str
+
+
+class PipelineList(BaseModel):
+    object: Literal["list"]
+    data: list[Pipeline]
+
+
+class PipelineRun(BaseModel):
+    object: Literal["pipeline.run"]
+    pipeline: str
+    output: Any  # the output step's value
+    steps: dict[str, Any]  # every step's output, by step name
+
+
+class ArtifactInfo(BaseModel):
+    id: str
+    object: Literal["artifact"]
+    step: str
+    bytes: int
+    media_type: str
+    url: str
+
+
+class ArtifactList(BaseModel):
+    object: Literal["list"]
+    data: list[ArtifactInfo]
 
 
 class FileObject(BaseModel):
@@ -196,21 +291,133 @@ class FileObject(BaseModel):
     created_at: int
     filename: str
     purpose: str
+    status: Literal["processed"]
+    status_details: None
+
+
+class BatchError(BaseModel):
+    code: str
+    message: str
+    param: str | None
+    line: int | None
+
+
+class BatchErrors(BaseModel):
+    object: Literal["list"]
+    data: list[BatchError]
+
+
+class BatchRequestCounts(BaseModel):
+    total: int
+    completed: int
+    failed: int
 
 
 class BatchObject(BaseModel):
     id: str
     object: Literal["batch"]
     endpoint: str
+    errors: BatchErrors | None
     input_file_id: str
     completion_window: str
-    status: str
+    status: Literal["validating", "in_progress", "cancelling", "failed", "completed", "cancelled"]
     output_file_id: str | None
     error_file_id: str | None
     created_at: int
-    request_counts: dict[str, int]
+    in_progress_at: int | None
+    expires_at: int
+    finalizing_at: int | None
+    completed_at: int | None
+    failed_at: int | None
+    expired_at: int | None
+    cancelling_at: int | None
+    cancelled_at: int | None
+    request_counts: BatchRequestCounts
+    metadata: dict[str, str] | None
 
 
 class BatchList(BaseModel):
     object: Literal["list"]
     data: list[BatchObject]
+    has_more: bool
+    first_id: str | None
+    last_id: str | None
+
+
+# Traffic administration (/v1/admin/...): operational views; nested detail stays loosely typed.
+
+
+class RolloutEvent(BaseModel):
+    after_s: float
+    what: str
+
+
+class RolloutStatus(BaseModel):
+    stable: str
+    canary: str
+    phase: Literal["running", "promoted", "rolled_back"]
+    canary_weight: float
+    step: int
+    steps: list[float]
+    window_s: float
+    reason: str
+    elapsed_s: float
+    events: list[RolloutEvent]
+
+
+class RouteVersion(BaseModel):
+    name: str
+    deployment: str
+    weight: float
+
+
+class RouteInfo(BaseModel):
+    name: str
+    task: str
+    versions: list[RouteVersion]
+    sticky: Literal["none", "user", "session"]
+    fallbacks: list[str]
+    rollout: RolloutStatus | None
+
+
+class RouteList(BaseModel):
+    routes: list[RouteInfo]
+
+
+class RouteRollout(BaseModel):
+    route: str
+    rollout: RolloutStatus | None
+    weights: dict[str, float]
+
+
+class DeploymentState(BaseModel):
+    ready_replicas: int
+    replicas: list[dict[str, Any]]
+    breaker: str
+    breaker_reason: str
+    admission: dict[str, Any]
+    retry_budget: dict[str, float]
+    restart_errors: dict[str, str]
+
+
+class DeploymentList(BaseModel):
+    deployments: dict[str, DeploymentState]
+
+
+class ClusterView(BaseModel):
+    runtime: Literal["local", "ray"]
+    # The Ray runtime's view only:
+    address: str | None = None
+    gateway: str | None = None
+    syncs: int | None = None
+    sync_failures: int | None = None
+    deployments: dict[str, Any] | None = None
+
+
+class MetricsTargetGroup(BaseModel):
+    targets: list[str]
+    labels: dict[str, str]
+
+
+class MetricsTargets(RootModel[list[MetricsTargetGroup]]):
+    """Prometheus HTTP service discovery: a JSON array of target groups."""

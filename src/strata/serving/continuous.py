@@ -173,12 +173,14 @@ class ContinuousBatcher:
             return
         try:
             state, logits = self._engine.prefill(sequence.prompt_ids)
+            # Sampled here too: outside the boundary a failure killed the decode thread, and this
+            # sequence (in neither the queue nor the batch) was never answered.
+            token = sample_next(logits, [sequence.request.params], [sequence.generator])[0]
         except Exception as error:  # boundary: one bad prompt fails only its own request
             log.exception("%s: prefill failed", self._name)
             self._publish_error(sequence, f"{self._name}: prefill failed: {error!r}")
             return
         self._metrics.tokens_in.inc(sequence.prompt_tokens)
-        token = sample_next(logits, [sequence.request.params], [sequence.generator])[0]
         if not self._advance(sequence, token):
             self._state = self._engine.join(self._state, state)
             self._running.append(sequence)

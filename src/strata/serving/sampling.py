@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 import torch
 
+# A temperature below this samples the argmax anyway, and dividing logits by it overflows float32
+# (5e-324 is 0.0 there): such a row is greedy. vLLM draws the line at the same place.
+GREEDY_BELOW = 1e-5
+
 
 @dataclass(frozen=True, slots=True)
 class SamplingParams:
@@ -19,7 +23,7 @@ class SamplingParams:
 
     @property
     def greedy(self) -> bool:
-        return self.temperature == 0.0
+        return self.temperature < GREEDY_BELOW
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
@@ -28,6 +32,7 @@ def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:
     cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
     # Drop a token when the tokens strictly before it already reach top_p; the first always stays.
     drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p.unsqueeze(1)
+    drop_sorted[:, 0] = False  # even for a top_p of 0 (5e-324 in float32): dropping all left no token to draw
     drop = torch.zeros_like(drop_sorted).scatter(1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 

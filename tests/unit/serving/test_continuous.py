@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from strata.errors import InvalidRequest, Overloaded, ReplicaUnavailable
+from strata.errors import InvalidRequest, ModelFailed, Overloaded, ReplicaUnavailable
 from strata.models.hf_causal_lm import HFCausalLM
 from strata.models.paths import resolve_model_path
 from strata.observability.metrics import Metrics
@@ -162,3 +162,39 @@ async def test_a_dead_decode_thread_fails_its_streams_and_reports_not_alive(engi
     with pytest.raises(ReplicaUnavailable):  # nobody would serve it: refused at once, never left hanging
         scheduler.submit(_chat("Hello!"))
     await asyncio.to_thread(scheduler.stop)
+
+
+async def test_a_vanishing_temperature_or_top_p_is_greedy(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    # 5e-324 is 0.0 in float32: dividing the logits by it gave NaN probabilities and killed the thread.
+    scheduler, _ = batcher
+    greedy = await _text(scheduler, _chat("What is Strata?", temperature=0.0))
+    for tiny in (5e-324, 1e-40, 1e-6):
+        assert await asyncio.wait_for(_text(scheduler, _chat("What is Strata?", temperature=tiny)), 30) == greedy
+        # A vanishing nucleus keeps its most likely token: sampling from it is greedy too.
+        nucleus = _chat("What is Strata?", temperature=1.0, top_p=tiny)
+        assert await asyncio.wait_for(_text(scheduler, nucleus), 30) == greedy
+    assert scheduler.alive
+
+
+class _UnsamplableEngine(_DyingEngine):
+    """Its prefill gives logits no sampler can draw from (as a broken model's NaNs would)."""
+
+    def prefill(self, prompt_ids: list[int]) -> tuple[object, object]:
+        state, logits = self._engine.prefill(prompt_ids)
+        return state, logits * float("nan")
+
+
+async def test_a_failure_while_admitting_fails_only_that_request(engine: HFCausalLM) -> None:
+    scheduler = ContinuousBatcher(
+        _UnsamplableEngine(engine),  # type: ignore[arg-type]
+        max_running=2,
+        max_queue=4,
+        metrics=Metrics().for_deployment("chat"),
+    )
+    scheduler.start()
+    try:
+        with pytest.raises(ModelFailed, match="prefill failed"):  # answered (a 500), not left hanging
+            await asyncio.wait_for(_text(scheduler, _chat("Hello!", temperature=1.0)), timeout=30)
+        assert scheduler.alive  # the decode thread survived it
+    finally:
+        await asyncio.to_thread(scheduler.stop)
