@@ -23,7 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from strata.access import audit, usage
-from strata.access.audit import AuditEvent, InferenceEntry, inference_event
+from strata.access.audit import AuditEvent, InferenceEntry
 from strata.access.usage import Totals, UsageKey
 from strata.store import Database
 
@@ -137,7 +137,7 @@ class Recorder:
 async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
     """Runs on the writer thread: build the rows and write usage, then the audit chain."""
     await usage.write(database, rows)
-    events = [source if isinstance(source, AuditEvent) else inference_event(source) for source in sources]
+    events = list(sources)
     if drops:
         message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
         events.append(AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message}))
