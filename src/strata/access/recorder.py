@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -34,6 +35,7 @@ AuditSource = AuditEvent | InferenceEntry
 T = TypeVar("T")
 
 DEFAULT_MAX_AUDIT_BUFFER = 100_000
+DEFAULT_AUDIT_BATCH_ROWS = 200
 
 
 class Recorder:
@@ -44,11 +46,13 @@ class Recorder:
         interval_s: float = 0.5,
         after_flush: AfterFlush | None = None,
         max_audit_buffer: int = DEFAULT_MAX_AUDIT_BUFFER,
+        audit_batch_rows: int = DEFAULT_AUDIT_BATCH_ROWS,
     ) -> None:
         self.database = database
         self.interval_s = interval_s
         self.after_flush = after_flush
         self.max_audit_buffer = max_audit_buffer
+        self.audit_batch_rows = audit_batch_rows
         self.dropped_audit = 0  # audit rows lost to a full buffer since start (a metric reads it)
         self._unreported_drops = 0
         self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
@@ -56,6 +60,7 @@ class Recorder:
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()  # set on stop, and when a batch of audit entries is waiting
 
     def usage(
         self, tenant: str, key_id: str | None, model: str, at: float, used: tuple[int, int, float, float]
@@ -78,6 +83,8 @@ class Recorder:
             self._unreported_drops += 1
             return
         self._audit.append(event)
+        if len(self._audit) == self.audit_batch_rows:
+            self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="access-recorder")
@@ -86,20 +93,43 @@ class Recorder:
         # The loop is asked to stop, not cancelled: a flush cancelled mid-write would leave its write
         # transaction behind, and the final flush below would find the database locked.
         self._stopping.set()
+        self._wake.set()
         if self._task is not None:
             await self._task
         await self.flush()
 
     async def _loop(self) -> None:
+        # 1. Every interval_s: everything (usage, audit, then the budgets' refresh).
+        # 2. Between, each time audit_batch_rows entries wait: those entries alone. Under load the
+        #    trail is written in small even batches instead of one large one per interval: a large
+        #    batch holds the interpreter on the writer thread long enough to show in p99.
+        full_at = time.monotonic() + self.interval_s
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+                await asyncio.wait_for(self._wake.wait(), max(0.0, full_at - time.monotonic()))
+            self._wake.clear()
             if self._stopping.is_set():
                 return  # stop() writes what is left
             try:
-                await self.flush()
+                if time.monotonic() >= full_at:
+                    full_at = time.monotonic() + self.interval_s
+                    await self.flush()
+                else:
+                    await self.flush_audit()
             except Exception:  # the task loop is the boundary: rows stay buffered and are retried
                 log.exception("could not write usage/audit rows; will retry")
+
+    async def flush_audit(self) -> None:
+        """Write the waiting audit entries only (usage waits for the next full flush)."""
+        async with self._lock:
+            sources, self._audit = self._audit, []
+            drops, self._unreported_drops = self._unreported_drops, 0
+            try:
+                await self._write({}, sources, drops)
+            except BaseException:
+                self._audit = sources + self._audit
+                self._unreported_drops += drops
+                raise
 
     async def flush(self) -> None:
         async with self._lock:  # one writer per gateway keeps the audit order

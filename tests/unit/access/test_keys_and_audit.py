@@ -232,3 +232,22 @@ async def test_rows_that_fail_to_write_stay_buffered_and_are_written_later(datab
     recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))  # arrives while the write is failing
     assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60)][0] == 2
     assert len(recorder._audit) == 1
+
+
+async def test_a_batch_of_audit_entries_is_written_before_the_interval_and_usage_waits(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600, audit_batch_rows=5)
+    recorder.start()
+    try:
+        recorder.usage("acme", "k1", "m", datetime.now(UTC).timestamp(), (1, 1, 0.0, 0.0))
+        for index in range(5):
+            recorder.audit(AuditEvent("inference", "POST /v1/embeddings", 200, "acme", "k1", {"n": index}))
+        for _ in range(200):  # the writer is woken by the fifth entry; never a timed assertion
+            if (await verify(database)).rows == 5:
+                break
+            await asyncio.sleep(0.05)
+        assert (await verify(database)).rows == 5
+        assert await totals(database, datetime.now(UTC) - timedelta(minutes=5)) == {}  # usage: next full flush
+    finally:
+        await recorder.stop()
+    [total] = (await totals(database, datetime.now(UTC) - timedelta(minutes=5))).values()
+    assert total.requests == 1
