@@ -15,13 +15,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 
 from strata.access.tables import AuditHead, AuditRecord
-from strata.store import Base, Database
+from strata.store import Database
 
 GENESIS = "0" * 64
-AUDIT_TABLE = Base.metadata.tables["access_audit"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +114,7 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
         await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
         head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).one()
         seq, prev = head.seq, head.hash
+        sqlite = database.dialect == "sqlite"
         values = []
         for event in events:
             seq += 1
@@ -126,14 +126,29 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
                 at, fields = _utc(event[0]), _inference_detail(event)
             detail = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
             digest = row_hash(prev, seq, at, kind, tenant, actor, action, status, detail)
-            values.append(
-                {"seq": seq, "at": at, "kind": kind, "tenant": tenant, "actor": actor, "action": action,
-                 "status": status, "detail": detail, "prev_hash": prev, "hash": digest}
-            )  # fmt: skip
+            stored_at = _sqlite_datetime(at) if sqlite else at
+            values.append((seq, stored_at, kind, tenant, actor, action, status, detail, prev, digest))
             prev = digest
-        # Core executemany on the table: the ORM's bulk path cost more per row than building the row.
-        await session.execute(insert(AUDIT_TABLE), values)
+        # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
+        # building, hashing and writing the row together (the trail gets a row per request).
+        connection = await session.connection()
+        await connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), values)
         head.seq, head.hash = seq, prev
+
+
+_COLUMNS = ("seq", "at", "kind", "tenant", "actor", "action", "status", "detail", "prev_hash", "hash")
+
+
+def _insert_sql(paramstyle: str) -> str:
+    marks = [f"${n}" if paramstyle == "numeric_dollar" else "?" for n in range(1, len(_COLUMNS) + 1)]
+    if paramstyle not in ("numeric_dollar", "qmark"):
+        raise ValueError(f"unsupported driver paramstyle {paramstyle!r}")
+    return f"INSERT INTO access_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(marks)})"
+
+
+def _sqlite_datetime(moment: datetime) -> str:
+    """The text SQLAlchemy's SQLite DateTime stores (and parses back): UTC, microseconds, no zone."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 @dataclass(frozen=True)
