@@ -109,11 +109,11 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
     AuditEvent is built for it)."""
     if not events:
         return
-    async with database.session() as session:
+    async with database.connect() as connection:  # Core, no ORM session: this runs for every batch of rows
         # Taking the row lock before reading the head: concurrent writers queue here, never fork the chain.
-        await session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=AuditHead.seq))
-        head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).one()
-        seq, prev = head.seq, head.hash
+        await connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
+        head_seq, head_hash = (await connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
+        seq, prev = head_seq, head_hash
         sqlite = database.dialect == "sqlite"
         values = []
         for event in events:
@@ -131,11 +131,11 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
             prev = digest
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # building, hashing and writing the row together (the trail gets a row per request).
-        connection = await session.connection()
         await connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), values)
-        head.seq, head.hash = seq, prev
+        await connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
 
 
+HEAD = AuditHead.__table__.c.id.table  # the Table behind the ORM class (Core statements)
 _COLUMNS = ("seq", "at", "kind", "tenant", "actor", "action", "status", "detail", "prev_hash", "hash")
 
 

@@ -35,7 +35,7 @@ AuditSource = AuditEvent | InferenceEntry
 T = TypeVar("T")
 
 DEFAULT_MAX_AUDIT_BUFFER = 100_000
-DEFAULT_AUDIT_BATCH_ROWS = 200
+DEFAULT_AUDIT_BATCH_ROWS = 1000
 
 
 class Recorder:
