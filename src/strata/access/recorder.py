@@ -2,10 +2,12 @@
 
 On the event loop a finished request costs a dictionary update (usage, summed per tenant, key,
 model and minute) and an append to a bounded buffer (its audit entry, a tuple: the row is built
-later, see audit.InferenceEntry). Every ``interval_s`` the buffers are swapped out and handed to the
-database's own thread (``Database.off_loop``: its own event loop and engine), which builds the rows, chains the
-audit hashes and writes both in one bulk insert each. The loop never waits on the database or
-builds rows.
+later, see audit.InferenceEntry). Every ``interval_s`` the buffers are swapped out and handed to
+the database's own thread (``Database.off_loop``: its own event loop and engine), which builds the
+rows, chains the audit hashes and writes both in one bulk insert each; between, every
+``audit_batch_rows`` waiting audit entries are written the same way. The loop never waits on the
+database or builds rows; the thread still shares the interpreter, so what it costs is kept small
+(the driver's own executemany, no ORM) rather than only moved.
 
 The audit buffer is bounded: when a database stall fills it, further audit rows are counted as
 dropped (``dropped_audit``, exported as a metric) and, once rows flow again, an ``audit.overflow``
