@@ -115,6 +115,8 @@ def serve(
         http="httptools",
         log_level=log_level,
         access_log=False,
+        # Strata reads no client address; uvicorn's X-Forwarded-For rewriting would wrap every request.
+        proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
     uvicorn.Server(config).run()

@@ -64,9 +64,10 @@ class Call:
             parsed = model.model_validate_json(self.body)
         except ValidationError as error:
             raise invalid_request_from(error) from None
-        named = getattr(parsed, "model", None)
-        if isinstance(named, str):
-            self.use_model(named)
+        if "model" in type(parsed).model_fields:  # not getattr: a missing field raises inside pydantic
+            named = parsed.model  # type: ignore[attr-defined]
+            if isinstance(named, str):
+                self.use_model(named)
         return parsed
 
     def parse_query(self, model: type[ModelT]) -> ModelT:
