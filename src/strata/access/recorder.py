@@ -153,7 +153,7 @@ class Recorder:
     async def _write(self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
         if not rows and not sources and not drops:
             return
-        await self.database.in_writer_process(_write_all, rows, sources, drops)
+        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops))
 
     def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip

@@ -16,7 +16,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from strata.store.background import DatabaseThread
 from strata.store.urls import async_database_url
-from strata.store.writer_process import WriterProcess
 
 T = TypeVar("T")
 
@@ -54,7 +53,6 @@ class Database:
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self._pool_size = pool_size
         self._thread: DatabaseThread | None = None
-        self._writer: WriterProcess | None = None
         self._thread_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -83,20 +81,6 @@ class Database:
                     url = self.url.render_as_string(hide_password=False)
                     self._thread = await asyncio.to_thread(DatabaseThread, lambda: Database(url, pool_size=2))
         return await self._thread.run(work)
-
-    async def in_writer_process(self, work: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """``await work(database, *args)`` in a child process with its own interpreter, at a lower CPU
-        priority (store.writer_process): for bulk writes that must not share the request loop's GIL.
-        ``work`` is a module-level function; its arguments and result pickle. A child that died is
-        replaced at the next call (the failed call raises; its caller keeps its rows and retries)."""
-        if self.url.database in (None, "", ":memory:") and self.dialect == "sqlite":
-            return await work(self, *args)
-        if self._writer is None or not self._writer.alive:
-            if self._writer is not None:
-                await asyncio.to_thread(self._writer.close)  # reap the dead one, close its pipes
-            url = self.url.render_as_string(hide_password=False)
-            self._writer = await asyncio.to_thread(WriterProcess, url)
-        return await self._writer.run(work, *args)
 
     async def migrate(self) -> None:
         """Apply every migration head; safe to call from several processes at once."""
@@ -133,9 +117,6 @@ class Database:
         if self._thread is not None:
             thread, self._thread = self._thread, None
             await asyncio.to_thread(thread.close)
-        if self._writer is not None:
-            writer, self._writer = self._writer, None
-            await asyncio.to_thread(writer.close)
         await self.engine.dispose()
 
 

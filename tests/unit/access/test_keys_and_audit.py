@@ -251,19 +251,3 @@ async def test_a_batch_of_audit_entries_is_written_before_the_interval_and_usage
         await recorder.stop()
     [total] = (await totals(database, datetime.now(UTC) - timedelta(minutes=5))).values()
     assert total.requests == 1
-
-
-async def test_a_killed_writer_process_loses_no_rows(database: Database) -> None:
-    if database.dialect == "sqlite" and database.url.database in (None, "", ":memory:"):
-        pytest.skip("an in-memory database is written in process")
-    recorder = Recorder(database, interval_s=3600)
-    recorder.audit(AuditEvent("admin", "keys.create", 201, "acme", "k1"))
-    await recorder.flush()  # starts the writer process
-    assert database._writer is not None
-    database._writer._process.kill()
-    database._writer._process.wait()
-    recorder.audit(AuditEvent("admin", "keys.revoke", 200, "acme", "k1"))
-    await recorder.flush()  # the dead child is replaced at the next write
-    verdict = await verify(database)
-    assert verdict.ok
-    assert verdict.rows == 2
