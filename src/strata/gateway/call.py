@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -64,6 +65,7 @@ class Call:
             parsed = model.model_validate_json(self.body)
         except ValidationError as error:
             raise invalid_request_from(error) from None
+        self.record.parsed = time.perf_counter()
         if "model" in type(parsed).model_fields:  # not getattr: a missing field raises inside pydantic
             named = parsed.model  # type: ignore[attr-defined]
             if isinstance(named, str):

@@ -114,7 +114,7 @@ async def test_a_request_is_dispatched_with_its_path_parameters_and_recorded(gat
     assert status == 200
     [record] = SEEN  # only metered routes reach the access layer's bookkeeping
     assert (record.route, record.status, record.tokens_in) == ("/v1/echo", 200, 1)
-    assert record.received < record.authorised <= record.first_byte <= record.last_byte
+    assert record.received < record.authorised <= record.parsed <= record.first_byte <= record.last_byte
     assert record.request_bytes == len(b'{"inputs": [3]}')
     assert record.request_sha256 is not None
     assert record.response_sha256 is not None
