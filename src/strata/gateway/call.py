@@ -49,13 +49,6 @@ class Call:
             self._query = QueryParams(self.scope["query_string"])
         return self._query
 
-    def header(self, name: bytes) -> str | None:
-        """One header by its lower-case name, without building the whole mapping."""
-        for key, value in self.scope["headers"]:
-            if key == name:
-                return str(value.decode("latin-1"))
-        return None
-
     def parse(self, model: type[ModelT]) -> ModelT:
         """The body as ``model``, or an InvalidRequest naming the first bad field. A body that names a
         model passes the caller's allow-list here (a model outside it does not exist for them)."""
@@ -71,12 +64,6 @@ class Call:
             if isinstance(named, str):
                 self.use_model(named)
         return parsed
-
-    def parse_query(self, model: type[ModelT]) -> ModelT:
-        try:
-            return model.model_validate(dict(self.query))
-        except ValidationError as error:
-            raise invalid_request_from(error) from None
 
     def use_model(self, name: str) -> None:
         """The request works on model ``name``: refused as not found when outside the caller's models."""
