@@ -117,26 +117,18 @@ class Recorder:
                     full_at = time.monotonic() + self.interval_s
                     await self.flush()
                 else:
-                    await self.flush_audit()
+                    await self.flush(with_usage=False)
             except Exception:  # the task loop is the boundary: rows stay buffered and are retried
                 log.exception("could not write usage/audit rows; will retry")
 
-    async def flush_audit(self) -> None:
-        """Write the waiting audit entries only (usage waits for the next full flush)."""
-        async with self._lock:
-            sources, self._audit = self._audit, []
-            drops, self._unreported_drops = self._unreported_drops, 0
-            try:
-                await self._write({}, sources, drops)
-            except BaseException:
-                self._audit = sources + self._audit
-                self._unreported_drops += drops
-                raise
-
-    async def flush(self) -> None:
+    async def flush(self, *, with_usage: bool = True) -> None:
+        """Write what waits; ``with_usage=False`` writes the audit entries only (usage and the budgets'
+        refresh wait for the next full flush)."""
         async with self._lock:  # one writer per gateway keeps the audit order
-            sums, sources = self._usage, self._audit
-            self._usage, self._audit = {}, []
+            sums: dict[tuple[str, str | None, str, int], list[float]] = {}
+            if with_usage:
+                sums, self._usage = self._usage, {}
+            sources, self._audit = self._audit, []
             drops, self._unreported_drops = self._unreported_drops, 0
             rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
             try:
@@ -169,8 +161,7 @@ class Recorder:
 async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
     """Runs on the writer thread: build the rows and write usage, then the audit chain."""
     await usage.write(database, rows)
-    events = list(sources)
     if drops:
         message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
-        events.append(AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message}))
-    await audit.append(database, events)
+        sources = [*sources, AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message})]
+    await audit.append(database, sources)

@@ -82,7 +82,6 @@ class Gateway:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         record = RequestRecord(scope["method"], scope["path"])
         token = current_record.set(record)
-        sent = [False]
         metered = False
         try:
             found = self.table.match(record.method, record.path)
@@ -95,12 +94,12 @@ class Gateway:
             if metered:
                 self._note_request(record, body)
             response = await endpoint.handler(Call(scope, receive, record, body, found.params))
-            await self._send(response, scope, receive, send, record, metered, sent)
+            await self._send(response, scope, receive, send, record, metered)
         except StrataError as error:
-            await self._send_error(error, record, send, sent)
+            await self._send_error(error, record, send)
         except Exception:  # the boundary: any bug becomes a 500 with the cause logged, never a dead server
             log.exception("unhandled error on %s %s", record.method, record.path)
-            if not sent[0]:
+            if not record.status:  # nothing sent yet
                 await _send_bytes(send, 500, _SERVER_ERROR, [(b"content-type", b"application/json")])
             record.status = 500
         finally:
@@ -161,14 +160,13 @@ class Gateway:
         send: Send,
         record: RequestRecord,
         metered: bool,
-        sent: list[bool],
     ) -> None:
-        record.status = response.status_code
+        """Send ``response``; ``record.status`` is set once its start has gone (a response has begun)."""
         hashing = metered and self.access.spec.audit_inference
         body = getattr(response, "body", None)
         if isinstance(body, bytes) and type(response).__call__ is Response.__call__:
             # A whole body: two messages, sent from here (no Starlette call, no wrapped send).
-            sent[0] = True
+            record.status = response.status_code
             record.first_byte = time.perf_counter()
             await send({"type": "http.response.start", "status": response.status_code,
                         "headers": response.raw_headers})  # fmt: skip
@@ -178,7 +176,7 @@ class Gateway:
             if hashing and body:
                 record.response_sha256 = hashlib.sha256(body).hexdigest()
             return
-        await self._send_streamed(response, scope, receive, send, record, hashing, sent)
+        await self._send_streamed(response, scope, receive, send, record, hashing)
 
     async def _send_streamed(
         self,
@@ -188,14 +186,12 @@ class Gateway:
         send: Send,
         record: RequestRecord,
         hashing: bool,
-        sent: list[bool],
     ) -> None:
         """A streamed response (SSE, files): its chunks are counted, hashed and timed as they leave."""
         digest = hashlib.sha256() if hashing else None
 
         async def measured(message: Message) -> None:
             if message["type"] == "http.response.start":
-                sent[0] = True
                 record.status = message["status"]
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
@@ -214,10 +210,11 @@ class Gateway:
             if digest is not None and record.response_bytes:
                 record.response_sha256 = digest.hexdigest()
 
-    async def _send_error(self, error: StrataError, record: RequestRecord, send: Send, sent: list[bool]) -> None:
-        record.status, record.error_code = error.status, error.code
-        if sent[0]:  # the response already began (a stream): its own error event told the client
+    async def _send_error(self, error: StrataError, record: RequestRecord, send: Send) -> None:
+        record.error_code = error.code
+        if record.status:  # the response already began (a stream): its own error event told the client
             return
+        record.status = error.status
         body = error_body(error.message, error.error_type, error.param, error.code)
         headers = [(b"content-type", b"application/json")]
         headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
