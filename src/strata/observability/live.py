@@ -1,0 +1,199 @@
+"""A short, bounded history of the app's own metrics, for the dashboard's live charts.
+
+Every ``interval_s`` a background task reads the Prometheus registry once (the same numbers a
+scrape sees) and keeps the cumulative values in a ring of ``keep`` samples. A point of the live
+series compares a sample with the one ``window`` samples before it: rates (requests, tokens per
+second) and latency percentiles over that window, computed as Prometheus' ``rate`` and
+``histogram_quantile`` would. Nothing here touches the request path: the cost is one registry read
+per interval, and the work of a dashboard poll is proportional to the points it asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from prometheus_client import CollectorRegistry
+
+from strata.observability.metrics import STAGES
+
+log = logging.getLogger(__name__)
+
+K = TypeVar("K")
+QUANTILES = {"p50_ms": 0.5, "p95_ms": 0.95, "p99_ms": 0.99}
+
+# (bounds, cumulative counts per bound with +Inf last)
+Buckets = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """The registry's cumulative values at one moment, keyed by label values."""
+
+    at: float  # unix time
+    stage_buckets: dict[tuple[str, str], Buckets] = field(default_factory=dict)  # (deployment, stage)
+    tokens: dict[tuple[str, str], float] = field(default_factory=dict)  # (deployment, direction)
+    requests: dict[str, float] = field(default_factory=dict)  # route -> answered
+    errors: dict[str, float] = field(default_factory=dict)  # route -> answered with an error
+    queue_depth: dict[str, float] = field(default_factory=dict)  # deployment -> waiting now
+    running: dict[str, float] = field(default_factory=dict)  # deployment -> sequences decoding now
+
+
+def read_sample(registry: CollectorRegistry, at: float) -> Sample:
+    """One pass over the registry: only the families the live charts show are kept."""
+    sample = Sample(at)
+    bounds: dict[tuple[str, str], list[float]] = {}
+    cumulative: dict[tuple[str, str], list[float]] = {}
+    for family in registry.collect():
+        for s in family.samples:
+            labels = s.labels
+            if s.name == "strata_stage_latency_seconds_bucket":
+                key = (labels["deployment"], labels["stage"])
+                bounds.setdefault(key, []).append(float(labels["le"]))
+                cumulative.setdefault(key, []).append(s.value)
+            elif s.name == "strata_tokens_total":
+                sample.tokens[(labels["deployment"], labels["direction"])] = s.value
+            elif s.name == "strata_requests_total":
+                route = labels["route"]
+                sample.requests[route] = sample.requests.get(route, 0.0) + s.value
+            elif s.name == "strata_request_errors_total":
+                route = labels["route"]
+                sample.errors[route] = sample.errors.get(route, 0.0) + s.value
+            elif s.name == "strata_queue_depth":
+                sample.queue_depth[labels["deployment"]] = s.value
+            elif s.name == "strata_running_sequences":
+                sample.running[labels["deployment"]] = s.value
+    for key, les in bounds.items():
+        sample.stage_buckets[key] = (tuple(les), tuple(cumulative[key]))
+    return sample
+
+
+def quantile(q: float, bounds: Iterable[float], cumulative: Iterable[float]) -> float | None:
+    """Prometheus' ``histogram_quantile`` over cumulative bucket counts (the last bound is +Inf):
+    linear within the bucket holding the rank; a rank in the +Inf bucket answers the highest finite
+    bound. None when the buckets hold no observation."""
+    pairs = list(zip(bounds, cumulative, strict=True))
+    if not pairs or pairs[-1][1] <= 0:
+        return None
+    rank = q * pairs[-1][1]
+    lower_bound, lower_count = 0.0, 0.0
+    for bound, count in pairs:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower_bound
+            if count == lower_count:
+                return bound
+            return lower_bound + (bound - lower_bound) * (rank - lower_count) / (count - lower_count)
+        lower_bound, lower_count = bound, count
+    return lower_bound
+
+
+def _increase(now: Mapping[K, float], before: Mapping[K, float], key: K) -> float:
+    current, previous = now.get(key, 0.0), before.get(key, 0.0)
+    # A counter that went down was reset (a restarted process): count from zero, as rate() does.
+    return current - previous if current >= previous else current
+
+
+def point(before: Sample, now: Sample, metered_routes: Collection[str]) -> dict[str, object]:
+    """The live values between two samples: per route requests and errors per second; per deployment
+    tokens per second, queue depth and running sequences (now), and each stage's percentiles."""
+    elapsed = max(now.at - before.at, 1e-9)
+    routes = {
+        route: {
+            "requests_per_s": _increase(now.requests, before.requests, route) / elapsed,
+            "errors_per_s": _increase(now.errors, before.errors, route) / elapsed,
+        }
+        for route in now.requests
+        if route in metered_routes
+    }
+    names = {d for d, _ in now.stage_buckets} | set(now.queue_depth) | {d for d, _ in now.tokens}
+    deployments: dict[str, object] = {}
+    for name in sorted(names):
+        stages: dict[str, dict[str, float | None]] = {}
+        for stage in STAGES:
+            current = now.stage_buckets.get((name, stage))
+            if current is None:
+                continue
+            les, counts = current
+            previous = before.stage_buckets.get((name, stage), (les, (0.0,) * len(counts)))[1]
+            window = [c - p for c, p in zip(counts, previous, strict=True)]
+            if window and window[-1] < 0:  # reset: the window is everything since
+                window = list(counts)
+            values: dict[str, float | None] = {
+                label: _ms(quantile(q, les, window)) for label, q in QUANTILES.items()
+            }
+            values["per_s"] = (window[-1] if window else 0.0) / elapsed
+            stages[stage] = values
+        deployments[name] = {
+            "tokens_in_per_s": _increase(now.tokens, before.tokens, (name, "in")) / elapsed,
+            "tokens_out_per_s": _increase(now.tokens, before.tokens, (name, "out")) / elapsed,
+            "queue_depth": now.queue_depth.get(name, 0.0),
+            "running": now.running.get(name, 0.0),
+            "stages": stages,
+        }
+    return {"at": round(now.at, 3), "window_s": round(elapsed, 3), "routes": routes, "deployments": deployments}
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 4)
+
+
+class LiveSeries:
+    """The ring of samples and the task that fills it (started and stopped with the gateway)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        metered_routes: Collection[str],
+        *,
+        interval_s: float = 2.0,
+        keep: int = 450,  # 15 minutes at the default interval
+        window: int = 5,  # each point spans 5 intervals (10 s): steadier percentiles than one interval
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.metered_routes = frozenset(metered_routes)
+        self.interval_s = interval_s
+        self.window = window
+        self.samples: deque[Sample] = deque(maxlen=keep)
+        self._clock = clock
+
+    def take(self) -> None:
+        self.samples.append(read_sample(self.registry, self._clock()))
+
+    def points(self, since: float = 0.0) -> list[dict[str, object]]:
+        """Points newer than ``since`` (unix time), oldest first; the first samples in the ring only
+        serve as the start of a window."""
+        samples = list(self.samples)
+        out = []
+        for index in range(1, len(samples)):
+            now = samples[index]
+            if now.at <= since:
+                continue
+            out.append(point(samples[max(0, index - self.window)], now, self.metered_routes))
+        return out
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[None]:
+        """Sample for as long as the block runs."""
+        task = asyncio.create_task(self._run(), name="live-metrics")
+        try:
+            yield
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                self.take()
+            except Exception:  # boundary: a faulty collector must not end the sampling for good
+                log.exception("reading the metrics registry for the live series failed")
+            await asyncio.sleep(self.interval_s)
