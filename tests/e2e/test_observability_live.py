@@ -84,7 +84,8 @@ def test_dashboard_overview_reports_budgets_jobs_and_the_audit_chain(server: Ser
     [dead] = overview["dead_letter"]
     assert dead["pipeline"] == "refused"
     assert "refused for good" in dead["error"]
-    assert overview["audit_chain"]["checked"] and overview["audit_chain"]["ok"]
+    assert overview["audit_chain"]["checked"]
+    assert overview["audit_chain"]["ok"]
 
 
 def test_live_series_shows_the_requests(server: ServerProcess) -> None:

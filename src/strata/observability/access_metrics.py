@@ -39,7 +39,9 @@ class GovernanceCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         used = GaugeMetricFamily(
-            "strata_budget_used_ratio", "Share of a tenant's budget used this period (1 = spent)", labels=["tenant", "limit"]
+            "strata_budget_used_ratio",
+            "Share of a tenant's budget used this period (1 = spent)",
+            labels=["tenant", "limit"],
         )
         alert = GaugeMetricFamily(
             "strata_budget_alert_ratio", "Share of its budget at which a tenant's soft alert fires", labels=["tenant"]

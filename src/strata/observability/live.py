@@ -126,9 +126,7 @@ def point(before: Sample, now: Sample, metered_routes: Collection[str]) -> dict[
             window = [c - p for c, p in zip(counts, previous, strict=True)]
             if window and window[-1] < 0:  # reset: the window is everything since
                 window = list(counts)
-            values: dict[str, float | None] = {
-                label: _ms(quantile(q, les, window)) for label, q in QUANTILES.items()
-            }
+            values: dict[str, float | None] = {label: _ms(quantile(q, les, window)) for label, q in QUANTILES.items()}
             values["per_s"] = (window[-1] if window else 0.0) / elapsed
             stages[stage] = values
         deployments[name] = {

@@ -47,15 +47,17 @@ def _fires(name: str, at: str, labels: dict[str, str]) -> dict[str, Any]:
 GATEWAY = 'instance="gw:8000", job="strata"'
 TARGET = {"instance": "gw:8000", "job": "strata"}
 CHAT = 'route="/v1/chat/completions"'
+QUEUE_WAIT = f'strata_stage_latency_seconds_bucket{{{GATEWAY}, deployment="chat", stage="queue_wait"'
 CASES: list[dict[str, Any]] = [
     {  # 1. Every chat request slower than the SLO: both burn windows fire; admin traffic is not counted.
         "interval": "1m",
         "input_series": [
-            {"series": f'strata_request_latency_seconds_bucket{{{GATEWAY}, {CHAT}, le="2.5"}}',
-             "values": "0+0x400"},
-            {"series": f'strata_request_latency_seconds_count{{{GATEWAY}, {CHAT}}}', "values": "0+60x400"},
-            {"series": f'strata_request_latency_seconds_count{{{GATEWAY}, route="/v1/admin/deployments"}}',
-             "values": "0+6000x400"},
+            {"series": f'strata_request_latency_seconds_bucket{{{GATEWAY}, {CHAT}, le="2.5"}}', "values": "0+0x400"},
+            {"series": f"strata_request_latency_seconds_count{{{GATEWAY}, {CHAT}}}", "values": "0+60x400"},
+            {
+                "series": f'strata_request_latency_seconds_count{{{GATEWAY}, route="/v1/admin/deployments"}}',
+                "values": "0+6000x400",
+            },
         ],
         "alert_rule_test": [
             _fires("StrataLatencySLOFastBurn", "70m", {}),
@@ -65,9 +67,8 @@ CASES: list[dict[str, Any]] = [
     {  # 2. Fast requests: no burn at all.
         "interval": "1m",
         "input_series": [
-            {"series": f'strata_request_latency_seconds_bucket{{{GATEWAY}, {CHAT}, le="2.5"}}',
-             "values": "0+60x100"},
-            {"series": f'strata_request_latency_seconds_count{{{GATEWAY}, {CHAT}}}', "values": "0+60x100"},
+            {"series": f'strata_request_latency_seconds_bucket{{{GATEWAY}, {CHAT}, le="2.5"}}', "values": "0+60x100"},
+            {"series": f"strata_request_latency_seconds_count{{{GATEWAY}, {CHAT}}}", "values": "0+60x100"},
         ],
         "alert_rule_test": [_alert("StrataLatencySLOFastBurn", "90m"), _alert("StrataLatencySLOSlowBurn", "90m")],
     },
@@ -77,10 +78,14 @@ CASES: list[dict[str, Any]] = [
             {"series": f'strata_requests_total{{{GATEWAY}, {CHAT}, status="200"}}', "values": "0+90x30"},
             {"series": f'strata_requests_total{{{GATEWAY}, {CHAT}, status="500"}}', "values": "0+10x30"},
             {"series": f'strata_request_errors_total{{{GATEWAY}, {CHAT}, code="500"}}', "values": "0+10x30"},
-            {"series": f'strata_requests_total{{{GATEWAY}, route="/v1/embeddings", status="400"}}',
-             "values": "0+50x30"},
-            {"series": f'strata_request_errors_total{{{GATEWAY}, route="/v1/embeddings", code="400"}}',
-             "values": "0+50x30"},
+            {
+                "series": f'strata_requests_total{{{GATEWAY}, route="/v1/embeddings", status="400"}}',
+                "values": "0+50x30",
+            },
+            {
+                "series": f'strata_request_errors_total{{{GATEWAY}, route="/v1/embeddings", code="400"}}',
+                "values": "0+50x30",
+            },
         ],
         "alert_rule_test": [_fires("StrataHighErrorRate", "20m", {"route": "/v1/chat/completions"})],
     },
@@ -92,12 +97,9 @@ CASES: list[dict[str, Any]] = [
             {"series": f'strata_replica_restarts_total{{{GATEWAY}, deployment="chat"}}', "values": "0x5 1 2 3x10"},
             {"series": f'strata_replicas_ready{{{GATEWAY}, deployment="chat"}}', "values": "0x10"},
             {"series": f'strata_deployment_breaker_open{{{GATEWAY}, deployment="chat"}}', "values": "1x10"},
-            {"series": f'strata_stage_latency_seconds_bucket{{{GATEWAY}, deployment="chat", stage="queue_wait", le="1.0"}}',
-             "values": "0+1x20"},
-            {"series": f'strata_stage_latency_seconds_bucket{{{GATEWAY}, deployment="chat", stage="queue_wait", le="5.0"}}',
-             "values": "0+100x20"},
-            {"series": f'strata_stage_latency_seconds_bucket{{{GATEWAY}, deployment="chat", stage="queue_wait", le="+Inf"}}',
-             "values": "0+100x20"},
+            {"series": f'{QUEUE_WAIT}, le="1.0"}}', "values": "0+1x20"},
+            {"series": f'{QUEUE_WAIT}, le="5.0"}}', "values": "0+100x20"},
+            {"series": f'{QUEUE_WAIT}, le="+Inf"}}', "values": "0+100x20"},
         ],
         "alert_rule_test": [
             _fires("StrataQueueBacklog", "15m", {**TARGET, "deployment": "chat"}),
@@ -111,14 +113,20 @@ CASES: list[dict[str, Any]] = [
     {  # 5. Budgets seen by two gateways: a soft alert at the tenant's own fraction, exhaustion at 1.
         "interval": "1m",
         "input_series": [
-            {"series": 'strata_budget_used_ratio{instance="a", job="strata", tenant="acme", limit="tokens"}',
-             "values": "0.5 0.85 1.0"},
-            {"series": 'strata_budget_used_ratio{instance="b", job="strata", tenant="acme", limit="tokens"}',
-             "values": "0.5 0.85 1.0"},
+            {
+                "series": 'strata_budget_used_ratio{instance="a", job="strata", tenant="acme", limit="tokens"}',
+                "values": "0.5 0.85 1.0",
+            },
+            {
+                "series": 'strata_budget_used_ratio{instance="b", job="strata", tenant="acme", limit="tokens"}',
+                "values": "0.5 0.85 1.0",
+            },
             {"series": 'strata_budget_alert_ratio{instance="a", job="strata", tenant="acme"}', "values": "0.8x2"},
             {"series": 'strata_budget_alert_ratio{instance="b", job="strata", tenant="acme"}', "values": "0.8x2"},
-            {"series": 'strata_budget_used_ratio{instance="a", job="strata", tenant="calm", limit="cost"}',
-             "values": "0.1x2"},
+            {
+                "series": 'strata_budget_used_ratio{instance="a", job="strata", tenant="calm", limit="cost"}',
+                "values": "0.1x2",
+            },
             {"series": 'strata_budget_alert_ratio{instance="a", job="strata", tenant="calm"}', "values": "0.8x2"},
         ],
         "alert_rule_test": [
@@ -184,4 +192,5 @@ def test_dashboard_uses_the_recorded_slo_series() -> None:
     text = DASHBOARD.read_text()
     recorded = {rule["record"] for g in rules()["groups"] for rule in g["rules"] if "record" in rule}
     used = set(re.findall(r"strata:[a-z0-9_:]+", text))
-    assert used and used <= recorded
+    assert used
+    assert used <= recorded
