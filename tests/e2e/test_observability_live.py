@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -95,17 +96,20 @@ def test_live_series_shows_the_requests(server: ServerProcess) -> None:
         started = time.time()
         series = {}
 
+        busy: list[dict[str, Any]] = []
+
         def has_traffic() -> bool:
             series.update(http.get("/v1/admin/dashboard/live", params={"since": started - 1}).json())
-            return any(
-                p["routes"].get("/v1/models/{model:path}/predict", {}).get("requests_per_s", 0) > 0
+            busy[:] = [
+                p for p in series["points"]
+                if p["routes"].get("/v1/models/{model:path}/predict", {}).get("requests_per_s", 0) > 0
                 and p["at"] >= started
-                for p in series["points"]
-            )
+            ]  # fmt: skip
+            return bool(busy)
 
         _wait_for(has_traffic, timeout_s=10)
         assert all(p["at"] > started - 1 for p in series["points"])  # only points after `since`
-        point = series["points"][-1]
+        point = busy[0]
         assert set(point["routes"]) <= {"/v1/models/{model:path}/predict", "/v1/chat/completions",
                                         "/v1/completions", "/v1/embeddings"}  # fmt: skip
         stages = point["deployments"]["echo"]["stages"]

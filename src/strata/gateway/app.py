@@ -72,7 +72,7 @@ def create_app(
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
         ]
     )
-    live = LiveSeries(server.metrics.registry, {e.path for e in table.endpoints if e.metered})
+    live = LiveSeries(server.metrics, {e.path for e in table.endpoints if e.metered})
     for endpoint in dashboard_routes(DashboardAPI(access, workflows.store, live)):
         table.add(endpoint)
     _export_governance(server.metrics, access)

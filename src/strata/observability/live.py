@@ -1,17 +1,18 @@
 """A short, bounded history of the app's own metrics, for the dashboard's live charts.
 
-Every ``interval_s`` a background task reads the Prometheus registry once (the same numbers a
-scrape sees) and keeps the cumulative values in a ring of ``keep`` samples. A point of the live
-series compares a sample with the one ``window`` samples before it: rates (requests, tokens per
-second) and latency percentiles over that window, computed as Prometheus' ``rate`` and
-``histogram_quantile`` would. Nothing here touches the request path: the cost is one registry read
-per interval, and the work of a dashboard poll is proportional to the points it asks for.
+Every ``interval_s`` a background task reads the app's metrics (the numbers a scrape would show,
+read from the metric children directly) and computes one point: it compares the new sample with
+the one ``window`` samples before it, giving rates (requests, tokens per second) and latency
+percentiles over that window as Prometheus' ``rate`` and ``histogram_quantile`` would. The last
+``keep`` points are kept. Nothing here touches the request path: the cost is one read and one point
+per interval, and a dashboard poll only copies the points it has not seen.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import math
 import time
@@ -20,9 +21,7 @@ from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mappi
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from prometheus_client import CollectorRegistry
-
-from strata.observability.metrics import STAGES
+from strata.observability.metrics import STAGES, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +34,7 @@ Buckets = tuple[tuple[float, ...], tuple[float, ...]]
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """The registry's cumulative values at one moment, keyed by label values."""
+    """The metrics' cumulative values at one moment, keyed by label values."""
 
     at: float  # unix time
     stage_buckets: dict[tuple[str, str], Buckets] = field(default_factory=dict)  # (deployment, stage)
@@ -46,32 +45,23 @@ class Sample:
     running: dict[str, float] = field(default_factory=dict)  # deployment -> sequences decoding now
 
 
-def read_sample(registry: CollectorRegistry, at: float) -> Sample:
-    """One pass over the registry: only the families the live charts show are kept."""
+def read_sample(metrics: Metrics, at: float) -> Sample:
+    """The live charts' families, read from their children directly: no text rendering, no sample
+    objects, so a read costs microseconds per series rather than a scrape's milliseconds."""
     sample = Sample(at)
-    bounds: dict[tuple[str, str], list[float]] = {}
-    cumulative: dict[tuple[str, str], list[float]] = {}
-    for family in registry.collect():
-        for s in family.samples:
-            labels = s.labels
-            if s.name == "strata_stage_latency_seconds_bucket":
-                key = (labels["deployment"], labels["stage"])
-                bounds.setdefault(key, []).append(float(labels["le"]))
-                cumulative.setdefault(key, []).append(s.value)
-            elif s.name == "strata_tokens_total":
-                sample.tokens[(labels["deployment"], labels["direction"])] = s.value
-            elif s.name == "strata_requests_total":
-                route = labels["route"]
-                sample.requests[route] = sample.requests.get(route, 0.0) + s.value
-            elif s.name == "strata_request_errors_total":
-                route = labels["route"]
-                sample.errors[route] = sample.errors.get(route, 0.0) + s.value
-            elif s.name == "strata_queue_depth":
-                sample.queue_depth[labels["deployment"]] = s.value
-            elif s.name == "strata_running_sequences":
-                sample.running[labels["deployment"]] = s.value
-    for key, les in bounds.items():
-        sample.stage_buckets[key] = (tuple(les), tuple(cumulative[key]))
+    bounds = (*metrics.stage_latency.bounds, math.inf)
+    for (deployment, stage), histogram in metrics.stage_latency.items():
+        counts, _ = histogram.snapshot()
+        sample.stage_buckets[(deployment, stage)] = (bounds, tuple(itertools.accumulate(counts, initial=0))[1:])
+    for (deployment, direction), counter in metrics.tokens.items():
+        sample.tokens[(deployment, direction)] = counter.value
+    for totals, counters in ((sample.requests, metrics.requests), (sample.errors, metrics.errors)):
+        for (route, _), counter in counters.items():
+            totals[route] = totals.get(route, 0.0) + counter.value
+    for gauges, gauge in ((sample.queue_depth, metrics.queue_depth), (sample.running, metrics.running)):
+        for family in gauge.collect():
+            for s in family.samples:
+                gauges[s.labels["deployment"]] = s.value
     return sample
 
 
@@ -107,8 +97,8 @@ def point(before: Sample, now: Sample, metered_routes: Collection[str]) -> dict[
     elapsed = max(now.at - before.at, 1e-9)
     routes = {
         route: {
-            "requests_per_s": _increase(now.requests, before.requests, route) / elapsed,
-            "errors_per_s": _increase(now.errors, before.errors, route) / elapsed,
+            "requests_per_s": _rate(_increase(now.requests, before.requests, route), elapsed),
+            "errors_per_s": _rate(_increase(now.errors, before.errors, route), elapsed),
         }
         for route in now.requests
         if route in metered_routes
@@ -126,12 +116,14 @@ def point(before: Sample, now: Sample, metered_routes: Collection[str]) -> dict[
             window = [c - p for c, p in zip(counts, previous, strict=True)]
             if window and window[-1] < 0:  # reset: the window is everything since
                 window = list(counts)
+            if not window or window[-1] <= 0:
+                continue  # nothing passed the stage in the window: left out, which keeps idle points small
             values: dict[str, float | None] = {label: _ms(quantile(q, les, window)) for label, q in QUANTILES.items()}
-            values["per_s"] = (window[-1] if window else 0.0) / elapsed
+            values["per_s"] = _rate(window[-1], elapsed)
             stages[stage] = values
         deployments[name] = {
-            "tokens_in_per_s": _increase(now.tokens, before.tokens, (name, "in")) / elapsed,
-            "tokens_out_per_s": _increase(now.tokens, before.tokens, (name, "out")) / elapsed,
+            "tokens_in_per_s": _rate(_increase(now.tokens, before.tokens, (name, "in")), elapsed),
+            "tokens_out_per_s": _rate(_increase(now.tokens, before.tokens, (name, "out")), elapsed),
             "queue_depth": now.queue_depth.get(name, 0.0),
             "running": now.running.get(name, 0.0),
             "stages": stages,
@@ -140,15 +132,20 @@ def point(before: Sample, now: Sample, metered_routes: Collection[str]) -> dict[
 
 
 def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 4)
+    return None if seconds is None else round(seconds * 1000, 3)
+
+
+def _rate(increase: float, elapsed_s: float) -> float:
+    return round(increase / elapsed_s, 3)
 
 
 class LiveSeries:
-    """The ring of samples and the task that fills it (started and stopped with the gateway)."""
+    """The ring of points and the task that fills it (started and stopped with the gateway). Each point
+    is computed once, when its sample is read; a poll only picks the points newer than it has."""
 
     def __init__(
         self,
-        registry: CollectorRegistry,
+        metrics: Metrics,
         metered_routes: Collection[str],
         *,
         interval_s: float = 2.0,
@@ -156,27 +153,22 @@ class LiveSeries:
         window: int = 5,  # each point spans 5 intervals (10 s): steadier percentiles than one interval
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.registry = registry
+        self.metrics = metrics
         self.metered_routes = frozenset(metered_routes)
         self.interval_s = interval_s
-        self.window = window
-        self.samples: deque[Sample] = deque(maxlen=keep)
+        self.samples: deque[Sample] = deque(maxlen=window)  # the oldest is one window before the next
+        self.kept: deque[dict[str, object]] = deque(maxlen=keep)
         self._clock = clock
 
     def take(self) -> None:
-        self.samples.append(read_sample(self.registry, self._clock()))
+        sample = read_sample(self.metrics, self._clock())
+        if self.samples:
+            self.kept.append(point(self.samples[0], sample, self.metered_routes))
+        self.samples.append(sample)
 
     def points(self, since: float = 0.0) -> list[dict[str, object]]:
-        """Points newer than ``since`` (unix time), oldest first; the first samples in the ring only
-        serve as the start of a window."""
-        samples = list(self.samples)
-        out = []
-        for index in range(1, len(samples)):
-            now = samples[index]
-            if now.at <= since:
-                continue
-            out.append(point(samples[max(0, index - self.window)], now, self.metered_routes))
-        return out
+        """Points whose window ends after ``since`` (unix time), oldest first."""
+        return [p for p in self.kept if p["at"] > since]  # type: ignore[operator]
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
@@ -192,6 +184,6 @@ class LiveSeries:
         while True:
             try:
                 self.take()
-            except Exception:  # boundary: a faulty collector must not end the sampling for good
-                log.exception("reading the metrics registry for the live series failed")
+            except Exception:  # boundary: a faulty read must not end the sampling for good
+                log.exception("reading the metrics for the live series failed")
             await asyncio.sleep(self.interval_s)
