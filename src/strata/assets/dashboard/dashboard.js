@@ -331,11 +331,14 @@ function drawUsage(rows) {
     tenants.set(r.tenant, t);
   }
   if (!tenants.size) return fill($("usage"), el("p", { class: "muted", text: "No usage this month yet." }));
-  const most = Math.max(...[...tenants.values()].map((t) => t.tokens), 1);
-  fill($("usage"), [...tenants.entries()].sort((a, b) => b[1].tokens - a[1].tokens).map(([tenant, t]) =>
+  // Bars of tokens; of requests where no tenant used tokens (models that take no text, like predict).
+  const byTokens = [...tenants.values()].some((t) => t.tokens > 0);
+  const measure = (t) => (byTokens ? t.tokens : t.requests);
+  const most = Math.max(...[...tenants.values()].map(measure), 1);
+  fill($("usage"), [...tenants.entries()].sort((a, b) => measure(b[1]) - measure(a[1])).map(([tenant, t]) =>
     el("div", { class: "tenant", data: { tenant } },
-      bar(tenant, t.tokens / most, `${fmt(t.tokens, 0)} tok`),
-      el("div", { class: "muted", text: `${fmt(t.requests, 0)} requests · cost ${fmt(t.cost, 6)}` }))));
+      bar(tenant, measure(t) / most, byTokens ? `${fmt(t.tokens, 0)} tok` : `${fmt(t.requests, 0)} req`),
+      el("div", { class: "muted", text: `${fmt(t.requests, 0)} requests · ${fmt(t.tokens, 0)} tokens · cost ${fmt(t.cost, 6)}` }))));
 }
 
 function drawBudgets(budgets) {
