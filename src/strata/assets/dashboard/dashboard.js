@@ -413,19 +413,23 @@ async function verifyNow() {
 // ---- traces ------------------------------------------------------------------------------------
 
 let tracing = true; // until the route answers 404
+const OPERATIONS = /^\/(v1\/admin\/|dashboard|healthz|readyz|metrics|openapi\.json|docs)/;
 
 async function pollTraces() {
   if (!tracing) return;
   const status = $("trace-status").value;
   let answer;
   try {
-    answer = await api(`/v1/admin/traces?limit=25${status ? `&status=${status}` : ""}`);
+    answer = await api(`/v1/admin/traces?limit=100${status ? `&status=${status}` : ""}`);
   } catch (error) {
     if (error instanceof HttpError && error.status === 404) return noTracing();
     throw error;
   }
-  fill($("trace-list"), answer.data.length
-    ? table(["started", "trace", "route", "model", "tenant", "status", "ms", "spans"], answer.data.map((t) =>
+  // This page's own polls, other admin calls and probes are traced too; they hide the traffic unless asked.
+  const operations = $("trace-operations").checked;
+  const traces = answer.data.filter((t) => operations || !OPERATIONS.test(t.route ?? "")).slice(0, 25);
+  fill($("trace-list"), traces.length
+    ? table(["started", "trace", "route", "model", "tenant", "status", "ms", "spans"], traces.map((t) =>
       row([when(t.start_unix_nano / 1e9), t.trace_id.slice(0, 12), t.route ?? t.name, t.model ?? "", t.tenant ?? "",
         t.error ? badge(String(t.status_code ?? "error"), "bad") : String(t.status_code ?? "ok"), fmt(t.duration_ms, 2),
         t.span_count], [6, 7], { class: "clickable trace", data: { traceId: t.trace_id },
@@ -503,6 +507,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("live-deployment").addEventListener("change", drawLive);
   $("live-quantile").addEventListener("change", drawLive);
   $("trace-status").addEventListener("change", () => pollTraces().catch(() => {}));
+  $("trace-operations").addEventListener("change", () => pollTraces().catch(() => {}));
   $("trace-form").addEventListener("submit", (event) => {
     event.preventDefault();
     const id = $("trace-id").value.trim().toLowerCase();
