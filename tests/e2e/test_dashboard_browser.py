@@ -130,7 +130,14 @@ def test_shows_the_platform_and_a_request_made_through_the_api(page: Page, defau
     expect(page.locator("#audit-chain")).to_contain_text("chain verified")
     page.click("#verify")
     expect(page.locator("#audit-chain")).to_contain_text("chain verified")
-    expect(page.locator("#dead-letter")).not_to_be_empty()
+    with default_server.http() as http:
+        overview = http.get("/v1/admin/dashboard/overview").json()
+    if overview["dead_letter"]:
+        expect(page.locator("#dead-letter tbody tr")).to_have_count(len(overview["dead_letter"]))
+    else:
+        expect(page.locator("#dead-letter")).to_have_text("Empty.")
+    pipelines = {job["pipeline"] for job in overview["jobs"]}
+    expect(page.locator("#job-states .pipeline")).to_have_count(len(pipelines))
 
 
 def test_a_request_trace_opens_as_a_waterfall(page: Page, default_server: ServerProcess) -> None:
