@@ -72,13 +72,14 @@ def create_app(
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
         ]
     )
-    live = LiveSeries(server.metrics, {e.path for e in table.endpoints if e.metered})
+    live = LiveSeries(server.metrics)
     for endpoint in dashboard_routes(DashboardAPI(access, workflows.store, live)):
         table.add(endpoint)
     _export_governance(server.metrics, access)
     for extension in extensions:  # after Strata's own routes, which they cannot replace
         for endpoint in extension.endpoints:
             table.add(endpoint)
+    live.metered_routes = frozenset(e.path for e in table.endpoints if e.metered)  # extensions' included
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:

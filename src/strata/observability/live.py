@@ -146,7 +146,7 @@ class LiveSeries:
     def __init__(
         self,
         metrics: Metrics,
-        metered_routes: Collection[str],
+        metered_routes: Collection[str] = (),  # the routes whose throughput is shown (inference work)
         *,
         interval_s: float = 2.0,
         keep: int = 450,  # 15 minutes at the default interval
