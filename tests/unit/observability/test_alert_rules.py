@@ -3,6 +3,7 @@ those, and the latency SLO covering exactly the gateway's inference routes."""
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -194,3 +195,30 @@ def test_dashboard_uses_the_recorded_slo_series() -> None:
     used = set(re.findall(r"strata:[a-z0-9_:]+", text))
     assert used
     assert used <= recorded
+
+
+def test_grafana_dashboard_is_well_formed() -> None:
+    """What Grafana's import needs: unique panel ids, panels inside the 24-column grid without overlap,
+    every query on the data source variable (no hard-coded data source uid) with its own refId."""
+    board = json.loads(DASHBOARD.read_text())
+    variables = {v["name"] for v in board["templating"]["list"]}
+    assert {"datasource", "deployment", "route"} <= variables
+    ids = [panel["id"] for panel in board["panels"]]
+    assert len(ids) == len(set(ids))
+    taken: set[tuple[int, int]] = set()
+    for panel in board["panels"]:
+        grid = panel["gridPos"]
+        assert grid["x"] >= 0, panel["title"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        cells = {(grid["y"] + dy, grid["x"] + dx) for dy in range(grid["h"]) for dx in range(grid["w"])}
+        assert not cells & taken, f"{panel['title']} overlaps another panel"
+        taken |= cells
+        if panel["type"] == "row":
+            continue
+        assert panel["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, panel["title"]
+        refs = [target["refId"] for target in panel["targets"]]
+        assert refs
+        assert len(refs) == len(set(refs)), panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip(), panel["title"]
+            assert target["datasource"] == panel["datasource"]
