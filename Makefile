@@ -27,7 +27,10 @@ serve: $(STAMP)
 	$(BIN)/strata serve $(APP) $(ARGS)
 
 # The tests use real PostgreSQL and Redis on 127.0.0.1: .ci/services starts them when they are down.
+# They also drive two Debian packages (chromium for the dashboard, promtool for the alert rules):
+# .ci/system-packages installs them when missing.
 test: $(STAMP)
+	.ci/system-packages
 	.ci/services
 	$(BIN)/python -m pytest -q $(ARGS)
 

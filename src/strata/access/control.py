@@ -6,6 +6,7 @@ import os
 from datetime import UTC, datetime
 
 from strata.access.audit import AuditEvent, InferenceEntry
+from strata.access.audit_watch import AuditWatch
 from strata.access.authenticator import Authenticator
 from strata.access.jwt import JWTVerifier
 from strata.access.keystore import KeyStore
@@ -41,6 +42,7 @@ class AccessControl:
         self.limiter = RateLimiter(storage, access.per_key, access.per_tenant, access.rate_limit_strategy)
         self.budgets = Budgets(access.budgets)
         self.recorder = Recorder(database, after_flush=self._after_flush)
+        self.audit_watch = AuditWatch(database, self.recorder)  # started by the gateway's lifespan
         # What priced the work: the deployment behind the version that served, else the route's first version.
         self.deployment_of = {f"{r.name}@{v.name}": v.deployment for r in spec.routes for v in r.traffic_versions()} | {
             r.name: r.traffic_versions()[0].deployment for r in spec.routes

@@ -32,6 +32,24 @@ class _Spent:
         return self.flushed.plus(self.pending)
 
 
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """Where one tenant stands against its budget this period (what the dashboard and /metrics show)."""
+
+    tenant: str
+    budget: BudgetSpec
+    spent: Totals
+
+    def used(self) -> dict[str, float]:
+        """The share of each limit the tenant has used: ``tokens``, ``cost`` (only the limits it has)."""
+        shares = {}
+        if self.budget.max_tokens is not None:
+            shares["tokens"] = self.spent.tokens / self.budget.max_tokens
+        if self.budget.max_cost is not None:
+            shares["cost"] = self.spent.cost / self.budget.max_cost
+        return shares
+
+
 class Budgets:
     def __init__(self, budgets: list[BudgetSpec]) -> None:
         self.by_tenant = {b.tenant: b for b in budgets}
@@ -39,6 +57,20 @@ class Budgets:
 
     def budget_for(self, tenant: str) -> BudgetSpec | None:
         return self.by_tenant.get(tenant) or self.by_tenant.get("*")
+
+    def standing(self) -> list[Standing]:
+        """Every tenant with a budget and what it spent this period: those seen spending, and those
+        named in the spec that have not spent yet. Read off the request path (dashboard, scrapes)."""
+        now = datetime.now(UTC).timestamp()
+        seen = {tenant: spent for tenant, spent in self._spent.items() if now < spent.ends_at}
+        tenants = sorted(set(seen) | {t for t in self.by_tenant if t != "*"})
+        out = []
+        for tenant in tenants:
+            budget = self.budget_for(tenant)
+            if budget is not None:
+                spent = seen.get(tenant)
+                out.append(Standing(tenant, budget, Totals() if spent is None else spent.total))
+        return out
 
     def check(self, tenant: str) -> None:
         """Raise QuotaExceeded when the tenant's budget for this period is spent."""

@@ -14,13 +14,23 @@ from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
 from strata.gateway.batch_api import BatchAPI
 from strata.gateway.completions import CompletionsAPI
+from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
-from strata.gateway.routes import access_routes, openai_routes, operations_routes, traffic_routes, workflow_routes
+from strata.gateway.routes import (
+    access_routes,
+    dashboard_routes,
+    openai_routes,
+    operations_routes,
+    traffic_routes,
+    workflow_routes,
+)
 from strata.gateway.routing import RouteTable
+from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
+from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import Runtime, runtime_for
@@ -62,9 +72,14 @@ def create_app(
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
         ]
     )
+    live = LiveSeries(server.metrics)
+    for endpoint in dashboard_routes(DashboardAPI(access, workflows.store, live)):
+        table.add(endpoint)
+    _export_governance(server.metrics, access)
     for extension in extensions:  # after Strata's own routes, which they cannot replace
         for endpoint in extension.endpoints:
             table.add(endpoint)
+    live.metered_routes = frozenset(e.path for e in table.endpoints if e.metered)  # extensions' included
 
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -75,7 +90,8 @@ def create_app(
         loading = asyncio.create_task(_load(server, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         try:
-            async with running([e.lifetime for e in extensions if e.lifetime is not None]):
+            lifetimes = [access.audit_watch.running(), live.running()]
+            async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:
             await workflows.stop()  # running steps finish (or their jobs are released) before models go
@@ -99,6 +115,19 @@ def create_app(
     for extension in extensions:
         gateway.state.update(extension.state)
     return gateway
+
+
+def _export_governance(metrics: Metrics, access: AccessControl) -> None:
+    """Budgets and the audit chain's verdict on /metrics, read at scrape time."""
+
+    def budgets() -> list[BudgetShare]:
+        return [BudgetShare(s.tenant, s.used(), s.budget.alert_fraction) for s in access.budgets.standing()]
+
+    def chain() -> ChainState | None:
+        last = access.audit_watch.last
+        return None if last is None else ChainState(last.verdict.ok, last.verdict.rows, last.at)
+
+    register_governance_metrics(metrics.registry, budgets, chain, lambda: access.audit_watch.failures)
 
 
 async def _load(server: ModelServer, progress: ProgressCallback | None) -> None:

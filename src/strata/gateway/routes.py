@@ -16,11 +16,13 @@ from strata.gateway.access_api import AccessAPI, CreateKeyRequest
 from strata.gateway.admin_traffic import RolloutRequest, TrafficAdminAPI, WeightsRequest
 from strata.gateway.batch_api import BatchAPI, CreateBatch
 from strata.gateway.completions import CompletionsAPI
+from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
+from strata.protocol import dashboard as board
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
@@ -54,6 +56,10 @@ class ListQuery(BaseModel):
 
 class KeyListQuery(BaseModel):
     tenant: str | None = None
+
+
+class LiveQuery(BaseModel):
+    since: float = Field(default=0.0, ge=0, description="Only points whose window ends after this unix time.")
 
 
 def openai_routes(completions: CompletionsAPI, batched: BatchedAPI, ops: OperationsAPI) -> list[Endpoint]:
@@ -188,4 +194,21 @@ def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
                  response=out.BatchObject, links=(Link(batches.cancel_batch, batch),)),
         Endpoint("POST", "/v1/batches/{batch_id}/cancel", batches.cancel_batch, Scope.JOBS, "Cancel a batch",
                  "batches", response=out.BatchObject, errors=(409,)),
+    ]  # fmt: skip
+
+
+def dashboard_routes(api: DashboardAPI) -> list[Endpoint]:
+    tag = "dashboard"
+    # The page and its two files hold no data: open, like a login page. Their data routes need admin.
+    return [
+        Endpoint("GET", "/dashboard", api.page, Scope.OPEN, "The operators' dashboard (an HTML page)", tag,
+                 response_media="text/html"),
+        Endpoint("GET", "/dashboard/{asset}", api.asset, Scope.OPEN, "The dashboard's script and style", tag,
+                 response_media="*/*"),
+        Endpoint("GET", f"{ADMIN}/dashboard/live", api.live_series, Scope.ADMIN,
+                 "Recent per-stage latency percentiles, throughput, tokens/s and queue depth", tag,
+                 query=LiveQuery, response=board.LiveSeries),
+        Endpoint("GET", f"{ADMIN}/dashboard/overview", api.overview, Scope.ADMIN,
+                 "Budgets, jobs by state, the dead-letter queue and the audit chain's last verdict", tag,
+                 response=board.DashboardOverview),
     ]  # fmt: skip

@@ -87,7 +87,8 @@ class _Family(Collector, Generic[ChildT]):
                 child = self._children[key] = self._new_child()
             return child
 
-    def _items(self) -> list[tuple[tuple[str, ...], ChildT]]:
+    def items(self) -> list[tuple[tuple[str, ...], ChildT]]:
+        """Every child with its label values (a copy: safe while requests add children)."""
         with self._lock:
             return list(self._children.items())
 
@@ -108,7 +109,7 @@ class LeanHistogram(_Family[HistogramChild]):
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for key, child in self._items():
+        for key, child in self.items():
             counts, total = child.snapshot()
             cumulative, buckets = 0, []
             for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
@@ -126,6 +127,6 @@ class LeanCounter(_Family[CounterChild]):
 
     def collect(self) -> Iterator[Metric]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
-        for key, child in self._items():
+        for key, child in self.items():
             family.add_metric(list(key), child.value)
         yield family

@@ -38,3 +38,9 @@ class ResilienceMetrics:
             ["route", "version", "outcome"],
             registry=r,
         )
+
+    def declare(self, deployment: str) -> None:
+        """Start a deployment's counters at zero: a series born at its first restart or retry has no
+        increase for ``increase()`` to see, so the alert on the first restart would never fire."""
+        for counter in (self.restarts, self.retries, self.retries_denied):
+            counter.labels(deployment=deployment)

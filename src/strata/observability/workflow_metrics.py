@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
+SETTLED = ("succeeded", "dead_letter", "cancelled")  # the status label of strata_jobs_finished
 STEP_BUCKETS_S = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0, 300.0)
 
 
@@ -25,3 +26,8 @@ class WorkflowMetrics:
         self.step_seconds = Histogram(
             "strata_job_step_seconds", "Time one step attempt ran", ["pipeline"], buckets=STEP_BUCKETS_S, registry=r
         )
+
+    def declare(self, pipeline: str) -> None:
+        """Start a pipeline's outcome counters at zero, so the first dead letter is an increase."""
+        for status in SETTLED:
+            self.finished.labels(pipeline=pipeline, status=status)

@@ -33,6 +33,8 @@ class ModelServer:
             )
             for d in spec.deployments
         }
+        for name in self.deployments:
+            self.resilience.declare(name)
         self.routes = {r.name: Route(r, self.deployments, self.resilience) for r in spec.routes}
         for route in self.routes.values():
             route.fallbacks = [self.routes[name] for name in route.spec.fallbacks]

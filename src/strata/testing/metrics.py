@@ -32,3 +32,10 @@ class MetricSamples:
     def value(self, name: str, **labels: str) -> float:
         """The sample's value; 0 for a labelled series not yet created (a counter never incremented)."""
         return self._samples.get((name, frozenset(labels.items())), 0.0)
+
+    def label_names(self) -> dict[str, set[str]]:
+        """Each sample name (``x_total``, ``x_bucket``...) and every label name its samples carry."""
+        names: dict[str, set[str]] = {}
+        for name, labels in self._samples:
+            names.setdefault(name, set()).update(label for label, _ in labels)
+        return names

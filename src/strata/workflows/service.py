@@ -87,6 +87,8 @@ class Workflows:
         self.budget_check = budget_check or (lambda tenant: None)
         self.workers: list[Worker] = []
         self.metrics = metrics or WorkflowMetrics()
+        for pipeline in self.pipelines:
+            self.metrics.declare(pipeline)
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:
         server = self.server

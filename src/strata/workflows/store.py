@@ -150,6 +150,25 @@ class JobStore:
         async with self.database.session() as session:
             return {JobStatus(status): int(count) for status, count in (await session.execute(query)).all()}
 
+    async def status_counts_all(self) -> dict[tuple[str, JobStatus], int]:
+        """Jobs per (pipeline, status) across every tenant: the operators' view (admin dashboard)."""
+        query = select(JOBS.c.pipeline, JOBS.c.status, func.count()).group_by(JOBS.c.pipeline, JOBS.c.status)
+        async with self.database.session() as session:
+            rows = (await session.execute(query)).all()
+        return {(pipeline, JobStatus(status)): int(count) for pipeline, status, count in rows}
+
+    async def dead_letters(self, *, limit: int) -> list[JobState]:
+        """The most recently failed jobs of every tenant, newest first."""
+        query = (
+            select(*_JOB_COLUMNS)
+            .where(JOBS.c.status == JobStatus.DEAD_LETTER)
+            .order_by(JOBS.c.finished_at.desc())
+            .limit(limit)
+        )
+        async with self.database.session() as session:
+            rows = (await session.execute(query)).all()
+        return [_job(row) for row in rows]
+
     async def steps(self, job_id: str) -> list[StepState]:
         async with self.database.session() as session:
             return await _steps(session, job_id)

@@ -74,7 +74,8 @@ def test_every_platform_route_is_declared_with_a_scope_that_matches_its_prefix()
         elif endpoint.path.startswith("/v1/") and endpoint.path != "/v1/usage":
             assert endpoint.scope is Scope.INFER, endpoint.path
     open_paths = {e.path for e in table.endpoints if e.scope is Scope.OPEN}
-    assert open_paths == {"/healthz", "/readyz"}
+    # The probes, and the dashboard's page and files (they hold no data: every route they call needs admin).
+    assert open_paths == {"/healthz", "/readyz", "/dashboard", "/dashboard/{asset}"}
     metered = {e.path for e in table.endpoints if e.metered}
     assert metered == {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models/{model:path}/predict"}
 

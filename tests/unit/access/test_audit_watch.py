@@ -1,0 +1,66 @@
+"""The audit watch: walks the chain when started and on demand, keeps the verdict /metrics exports,
+sees what the recorder still buffers, and counts walks that could not run."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from pathlib import Path
+
+from sqlalchemy import update
+
+from strata.access.audit import AuditEvent
+from strata.access.audit_watch import AuditWatch
+from strata.access.recorder import Recorder
+from strata.access.tables import AuditRecord
+from strata.store import Database
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    for _ in range(int(timeout_s / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"not true after {timeout_s} s")
+
+
+def _event(n: int) -> AuditEvent:
+    return AuditEvent("inference", f"POST /v1/x/{n}", 200, "acme", "k1", {"n": n})
+
+
+async def test_verify_flushes_walks_and_keeps_the_verdict(database: Database) -> None:
+    recorder = Recorder(database)
+    watch = AuditWatch(database, recorder)
+    assert watch.last is None
+    for n in range(4):
+        recorder.audit(_event(n))  # buffered, not written: the walk must flush them first
+    checked = await watch.verify()
+    assert checked.verdict.ok, checked.verdict.problems
+    assert checked.verdict.rows == 4
+    assert watch.last is checked
+    async with database.session() as session:
+        await session.execute(update(AuditRecord).where(AuditRecord.seq == 2).values(status=500))
+    broken = await watch.verify()
+    assert not broken.verdict.ok
+    assert broken.at >= checked.at
+    assert watch.last is broken
+
+
+async def test_the_background_walk_runs_at_start(database: Database) -> None:
+    watch = AuditWatch(database, Recorder(database), interval_s=0.05)
+    async with watch.running():
+        await _until(lambda: watch.last is not None)
+    assert watch.last is not None
+    assert watch.last.verdict.ok
+    assert watch.failures == 0
+
+
+async def test_a_walk_that_cannot_run_is_counted_and_retried(tmp_path: Path) -> None:
+    unreadable = Database(f"sqlite:///{tmp_path}/never-migrated.db")  # no audit tables: every walk fails
+    watch = AuditWatch(unreadable, Recorder(unreadable), interval_s=0.02)
+    try:
+        async with watch.running():
+            await _until(lambda: watch.failures >= 2)
+    finally:
+        await unreadable.close()
+    assert watch.last is None  # nothing known: /metrics exports no verdict rather than a false one
