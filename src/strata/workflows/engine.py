@@ -129,14 +129,22 @@ class Worker:
     # -- the loops --------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        busy = False  # the last claim took all it asked for: there is likely more
         while not self._stopping:
             self._wake.clear()
             try:
                 free = self.settings.concurrency - len(self._held)
                 if free > 0 and not self._stopping:
                     claims = await self.store.claim(
-                        self.name, self.settings.lease_s, self.runnable(), limit=free, first_steps=self._first_steps
+                        self.name,
+                        self.settings.lease_s,
+                        self.runnable(),
+                        limit=free,
+                        first_steps=self._first_steps,
+                        held=list(self._held),
+                        known_busy=busy,
                     )
+                    busy = len(claims) == free
                     for claim in claims:
                         self._hold(claim)
             except Exception:  # the loop is a boundary: the database may be briefly away
