@@ -20,6 +20,7 @@ from strata.store import Database
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
 from strata.workflows.file_store import FileStore
+from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
 from strata.workflows.steps import Services, UsageSink
 from strata.workflows.store import JobStore
@@ -87,9 +88,13 @@ class Workflows:
         self.budget_check = budget_check or (lambda tenant: None)
         self.workers: list[Worker] = []
         self.metrics = metrics or WorkflowMetrics()
+        # Other processes' submissions wake this one's workers at once (PostgreSQL only; see notify).
+        self.listener = JobListener(database, self.wake) if database.dialect == "postgresql" else None
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:
         server = self.server
+        if count > 0 and self.listener is not None and not self.workers:
+            self.listener.start()
         for index in range(count):
             worker = Worker(
                 self.store,
@@ -114,6 +119,8 @@ class Workflows:
             worker.wake()
 
     async def stop(self) -> None:
+        if self.listener is not None:
+            await self.listener.stop()
         for worker in self.workers:
             await worker.stop()
         self.workers = []

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from strata.store import Database
 from strata.workflows.group_commit import Advance, GroupCommitter, Tables
+from strata.workflows.notify import announce
 from strata.workflows.records import (
     Advanced,
     Claim,
@@ -119,6 +120,8 @@ class JobStore:
                 await session.execute(insert(JOBS).values(values))
                 await session.execute(insert(STEPS), steps)
                 await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
+                if self.database.dialect == "postgresql":
+                    await announce(session, new.pipeline)
         except IntegrityError:
             if new.idempotency_key is None:
                 raise
@@ -279,6 +282,8 @@ class JobStore:
             statement = update(JOBS).where(JOBS.c.id == claim.job.id).values(lease_owner=None, lease_token=None)
             await session.execute(statement)
             await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
+            if self.database.dialect == "postgresql":
+                await announce(session, claim.job.pipeline)
 
     async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> dict[str, bool]:
         """Renew the leases still held: each job still held by this worker -> whether a cancel was asked."""
