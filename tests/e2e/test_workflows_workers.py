@@ -16,12 +16,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from strata.spec import parse_spec
 from strata.store import Database
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess, free_port
 from strata.testing.databases import temporary_postgres_database
 from strata.workflows.records import NewJob
 from strata.workflows.store import JobStore
@@ -90,10 +91,23 @@ def test_two_workers_never_run_one_step_at_once(tmp_path: Path) -> None:
     with temporary_postgres_database() as url:
         ids = asyncio.run(_submit(url))  # all queued before either worker starts: they compete for every job
         command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--database-url", url, "--no-models"]
+        ports = [free_port(), free_port()]
         logs = [(tmp_path / f"worker-{i}.log").open("wb") for i in range(2)]
-        workers = [subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT) for out in logs]
+        workers = [
+            subprocess.Popen([*command, "--metrics-port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+            for out, port in zip(logs, ports, strict=True)
+        ]
         try:
             assert asyncio.run(_wait(url, ids)) == {"succeeded"}
+            claimed = 0.0
+            for port in ports:  # each worker serves its own metrics and health
+                assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+                samples = MetricSamples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+                assert samples.value("strata_jobs_by_state", state="succeeded") == JOBS
+                assert samples.value("strata_jobs_by_state", state="queued") == 0
+                claimed += samples.total("strata_jobs_claimed_total")
+                assert samples.total("strata_job_step_attempts_total") > 0
+            assert claimed >= JOBS
         finally:
             for worker in workers:
                 worker.terminate()
@@ -127,7 +141,8 @@ def test_a_worker_process_with_its_own_models_runs_generate_steps(tmp_path: Path
         job_id = client.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "workers"}}).json()["id"]
         time.sleep(0.5)
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # nobody runs it in the gateway
-        command = [sys.executable, "-m", "strata", "worker", str(spec_path)]  # models: on, a pipeline generates
+        # models: on, a pipeline generates
+        command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--metrics-port", str(free_port())]
         with (tmp_path / "worker.log").open("wb") as out:
             worker = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
             try:

@@ -32,3 +32,7 @@ class MetricSamples:
     def value(self, name: str, **labels: str) -> float:
         """The sample's value; 0 for a labelled series not yet created (a counter never incremented)."""
         return self._samples.get((name, frozenset(labels.items())), 0.0)
+
+    def total(self, name: str) -> float:
+        """The sum of every series of ``name`` (all label values)."""
+        return sum(value for (sample, _), value in self._samples.items() if sample == name)

@@ -198,6 +198,7 @@ class Worker:
             else:
                 await self._execute(claim)
         except LeaseLost:
+            self.metrics.leases_lost.labels(pipeline=claim.job.pipeline).inc()
             log.warning("worker %s: job %s was taken over by another worker", self.name, claim.job.id)
         except Exception:  # a boundary: the lease runs out and the job is retried elsewhere
             log.exception("worker %s failed while running job %s", self.name, claim.job.id)

@@ -162,6 +162,12 @@ class JobStore:
         async with self.database.session() as session:
             return {JobStatus(status): int(count) for status, count in (await session.execute(query)).all()}
 
+    async def state_counts(self) -> dict[JobStatus, int]:
+        """Jobs by state across every tenant (the worker's queue-depth metric)."""
+        query = select(JOBS.c.status, func.count()).group_by(JOBS.c.status)
+        async with self.database.session() as session:
+            return {JobStatus(status): int(count) for status, count in (await session.execute(query)).all()}
+
     async def steps(self, job_id: str) -> list[StepState]:
         async with self.database.session() as session:
             return await _steps(session, job_id)
