@@ -7,6 +7,7 @@ claim that is not exclusive shows up as the same step running in both processes,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -162,3 +163,71 @@ def test_a_worker_process_with_its_own_models_runs_generate_steps(tmp_path: Path
         usage = client.get("/v1/admin/usage").json()
         assert any(row["output_tokens"] > 0 for row in usage["data"]), usage  # billed from the worker process
     assert worker.returncode == 0
+
+
+def test_sigterm_drains_a_worker_its_health_says_so_and_the_running_step_finishes(tmp_path: Path) -> None:
+    log = tmp_path / "intervals.jsonl"
+    spec = _spec(log)
+    options = {"log": str(log), "sleep_s": 2.0}
+    spec["pipelines"] = [
+        {"name": "long", "steps": [{"name": "a", "kind": "python", "entrypoint": "workflow_steps:interval",
+                                    "options": options}]}
+    ]  # fmt: skip
+    spec["workflows"] = {"concurrency": 1, "lease_s": 10, "poll_ms": 20, "shutdown_grace_s": 10}
+    spec_path = tmp_path / "app.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    port = free_port()
+    with temporary_postgres_database() as url:
+        command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--database-url", url, "--no-models",
+                   "--metrics-port", str(port)]  # fmt: skip
+        with (tmp_path / "worker.log").open("wb") as out:
+            worker = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                health = f"http://127.0.0.1:{port}/healthz"
+                deadline = time.monotonic() + 60
+                while not _answers(health) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                job_id = asyncio.run(_submit_one(url, "long"))
+                asyncio.run(_wait_running(url, job_id))
+                worker.terminate()
+                seen = set()
+                while worker.poll() is None and time.monotonic() < deadline:
+                    with contextlib.suppress(httpx.HTTPError):
+                        seen.add(httpx.get(health, timeout=1).status_code)
+                    time.sleep(0.05)
+            finally:
+                worker.kill() if worker.poll() is None else None
+                worker.wait(timeout=30)
+        assert worker.returncode == 0, (tmp_path / "worker.log").read_text()
+        assert 503 in seen  # the probe saw the drain
+        assert asyncio.run(_wait(url, [job_id], timeout_s=10)) == {"succeeded"}  # the running step was let finish
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _wait_running(url: str, job_id: str) -> None:
+    database = Database(url)
+    try:
+        for _ in range(500):
+            if [step.status for step in await JobStore(database).steps(job_id)] == ["running"]:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the step never started")
+    finally:
+        await database.close()
+
+
+async def _submit_one(url: str, pipeline: str) -> str:
+    database = Database(url)
+    await database.migrate()
+    try:
+        job, _ = await JobStore(database).submit(NewJob("acme", None, pipeline, {"n": 0}, ["a"]))
+        return job.id
+    finally:
+        await database.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import orjson
@@ -86,6 +86,13 @@ async def _lifespan(receive: Receive, send: Send) -> None:
             return
 
 
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        # The worker owns SIGTERM: it drains (while /healthz says so), then stops this server.
+        yield
+
+
 class MonitorServer:
     """Serves a WorkerMonitor with uvicorn on this loop; ``port=None`` serves nothing."""
 
@@ -94,14 +101,13 @@ class MonitorServer:
         self._server = (
             None
             if port is None
-            else uvicorn.Server(uvicorn.Config(monitor, host=host, port=port, log_level="warning", access_log=False))
+            else _Server(uvicorn.Config(monitor, host=host, port=port, log_level="warning", access_log=False))
         )
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         if self._server is None:
             return
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # the worker owns signals
         self._task = asyncio.create_task(self._server.serve(), name="worker-monitor")
         while not self._server.started:
             if self._task.done():  # e.g. the port is taken: say so instead of waiting forever
