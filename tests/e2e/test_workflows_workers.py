@@ -102,7 +102,7 @@ def test_two_workers_never_run_one_step_at_once(tmp_path: Path) -> None:
             assert asyncio.run(_wait(url, ids)) == {"succeeded"}
             claimed = 0.0
             for port in ports:  # each worker serves its own metrics and health
-                assert httpx.get(f"http://127.0.0.1:{port}/healthz").json() == {"status": "ok"}
+                assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
                 samples = MetricSamples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
                 assert samples.value("strata_jobs_by_state", state="succeeded") == JOBS
                 assert samples.value("strata_jobs_by_state", state="queued") == 0
@@ -186,7 +186,7 @@ def test_sigterm_drains_a_worker_its_health_says_so_and_the_running_step_finishe
             try:
                 health = f"http://127.0.0.1:{port}/healthz"
                 deadline = time.monotonic() + 60
-                while not _answers(health) and time.monotonic() < deadline:
+                while not _answers(f"http://127.0.0.1:{port}/readyz") and time.monotonic() < deadline:
                     time.sleep(0.1)
                 job_id = asyncio.run(_submit_one(url, "long"))
                 asyncio.run(_wait_running(url, job_id))

@@ -61,10 +61,11 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool, monitor: Moni
             console.print(f"loading {sum(d.replicas for d in spec.deployments)} replica(s)...")
             await server.start()
         workflows.start_workers(workers)
+        endpoint.monitor.state = "ready"
         console.print(f"Strata worker for '{spec.name}': {workers} worker(s), models {'on' if models else 'off'}")
         await stop.wait()
     finally:
-        endpoint.monitor.draining = True
+        endpoint.monitor.state = "draining"
         await workflows.stop()  # running steps finish or their jobs are released to other workers
         if server is not None:
             await server.stop()

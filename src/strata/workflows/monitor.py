@@ -1,8 +1,10 @@
-"""`strata worker`'s own HTTP endpoint: ``/metrics`` and ``/healthz``, nothing else.
+"""`strata worker`'s own HTTP endpoint: ``/metrics``, ``/healthz`` and ``/readyz``, nothing else.
 
 A worker serves no API, but an operator still needs to scrape it and a supervisor (Kubernetes)
 to probe it. The endpoint binds loopback unless told otherwise (metrics name pipelines and queue
-sizes), and answers ``/healthz`` 503 once the worker drains on SIGTERM, so a probe sees the drain.
+sizes). ``/healthz`` (liveness) answers 200 from the start, while models load, and 503 once the
+worker drains on SIGTERM, so a probe sees the drain; ``/readyz`` answers 200 only while its
+workers are claiming jobs.
 The queue depth by state is read from the database at scrape time (one grouped count), never on
 a job's path.
 """
@@ -13,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import uvicorn
@@ -30,12 +32,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class WorkerMonitor:
-    """The ASGI app: ``draining`` flips /healthz to 503; each scrape refreshes the queue gauge."""
+    """The ASGI app: ``state`` drives the probes; each scrape refreshes the queue gauge."""
 
     def __init__(self, store: JobStore, registries: list[CollectorRegistry]) -> None:
         self.store = store
         self.registries = registries
-        self.draining = False
+        self.state: Literal["starting", "ready", "draining"] = "starting"
         own = CollectorRegistry()
         self.registries.append(own)
         self.queue_depth = Gauge("strata_jobs_by_state", "Jobs in the database by state (read at scrape)", ["state"],
@@ -50,9 +52,9 @@ class WorkerMonitor:
         path, method = scope["path"], scope["method"]
         if method != "GET":
             await _answer(send, 405, b'{"error":"method not allowed"}')
-        elif path == "/healthz":
-            body = {"status": "draining" if self.draining else "ok"}
-            await _answer(send, 503 if self.draining else 200, orjson.dumps(body))
+        elif path in ("/healthz", "/readyz"):
+            healthy = self.state == "ready" or (path == "/healthz" and self.state == "starting")
+            await _answer(send, 200 if healthy else 503, orjson.dumps({"status": self.state}))
         elif path == "/metrics":
             await self._refresh_queue_depth()
             text = b"".join(generate_latest(registry) for registry in self.registries)
