@@ -61,6 +61,7 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool, monitor: Moni
             console.print(f"loading {sum(d.replicas for d in spec.deployments)} replica(s)...")
             await server.start()
         workflows.start_workers(workers)
+        workflows.start_triggers()
         endpoint.monitor.state = "ready"
         console.print(f"Strata worker for '{spec.name}': {workers} worker(s), models {'on' if models else 'off'}")
         await stop.wait()

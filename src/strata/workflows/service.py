@@ -19,11 +19,13 @@ from strata.spec import AppSpec
 from strata.store import Database
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
+from strata.workflows.events import event_bus
 from strata.workflows.file_store import FileStore
 from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
 from strata.workflows.steps import Services, UsageSink
 from strata.workflows.store import JobStore
+from strata.workflows.triggers import Triggers
 
 
 def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
@@ -88,6 +90,8 @@ class Workflows:
         self.budget_check = budget_check or (lambda tenant: None)
         self.workers: list[Worker] = []
         self.metrics = metrics or WorkflowMetrics()
+        order = {name: list(pipeline.order) for name, pipeline in self.pipelines.items()}
+        self.triggers = Triggers(spec.pipelines, order, self.store, event_bus(spec.store.redis_url), wake=self.wake)
         # Other processes' submissions wake this one's workers at once (PostgreSQL only; see notify).
         self.listener = JobListener(database, self.wake) if database.dialect == "postgresql" else None
 
@@ -118,7 +122,14 @@ class Workflows:
         for worker in self.workers:
             worker.wake()
 
+    def start_triggers(self) -> None:
+        """Start the pipelines' event subscriptions and schedules (see triggers); idempotent starts, so
+        every gateway and worker of an app may run them."""
+        if self.triggers.active:
+            self.triggers.start()
+
     async def stop(self) -> None:
+        await self.triggers.stop()
         if self.listener is not None:
             await self.listener.stop()
         for worker in self.workers:
