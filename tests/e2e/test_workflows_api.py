@@ -298,3 +298,30 @@ def test_a_spent_budget_refuses_new_billable_jobs(server: ServerProcess) -> None
         assert response.status_code == 429
         assert response.json()["error"]["code"] == "insufficient_quota"
         assert broke.post("/v1/jobs", json={"pipeline": "wait", "input": 1}).status_code == 202  # no tokens in it
+
+
+def test_an_upload_and_a_published_event_start_their_pipelines_once(server: ServerProcess) -> None:
+    with server.http() as admin:
+        key = admin.post("/v1/admin/keys", json={"tenant": "initech", "scopes": ["jobs"]}).json()["key"]
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
+    body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}
+    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
+    uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+        [job] = http.get("/v1/jobs", params={"pipeline": "on-upload"}).json()["data"]
+        done = _wait(http, job["id"])
+        assert done["status"] == "succeeded"
+        assert done["result"]["type"] == "file.uploaded"
+        assert done["result"]["data"]["file_id"] == uploaded.id
+        event = {"type": "telemetry.received", "id": "vehicle-7-frame-1", "data": {"vehicle": 7}}
+        first, again = http.post("/v1/events", json=event), http.post("/v1/events", json=event)
+        assert first.status_code == again.status_code == 202
+        assert first.json()["pipelines"] == ["on-telemetry"]
+        jobs = http.get("/v1/jobs", params={"pipeline": "on-telemetry"}).json()["data"]
+        assert len(jobs) == 1  # the same event id twice: one job
+        assert _wait(http, jobs[0]["id"])["result"]["data"] == {"vehicle": 7}
+        nobody = http.post("/v1/events", json={"type": "nobody.listens"})
+        assert (nobody.status_code, nobody.json()["pipelines"]) == (202, [])
+        bad = http.post("/v1/events", json={"type": "Not A Type", "data": {}})
+        assert bad.status_code == 400
+        assert bad.json()["error"]["param"] == "type"

@@ -7,6 +7,7 @@ claim that is not exclusive shows up as the same step running in both processes,
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -16,12 +17,13 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 
 from strata.spec import parse_spec
 from strata.store import Database
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess, free_port
 from strata.testing.databases import temporary_postgres_database
 from strata.workflows.records import NewJob
 from strata.workflows.store import JobStore
@@ -90,10 +92,23 @@ def test_two_workers_never_run_one_step_at_once(tmp_path: Path) -> None:
     with temporary_postgres_database() as url:
         ids = asyncio.run(_submit(url))  # all queued before either worker starts: they compete for every job
         command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--database-url", url, "--no-models"]
+        ports = [free_port(), free_port()]
         logs = [(tmp_path / f"worker-{i}.log").open("wb") for i in range(2)]
-        workers = [subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT) for out in logs]
+        workers = [
+            subprocess.Popen([*command, "--metrics-port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
+            for out, port in zip(logs, ports, strict=True)
+        ]
         try:
             assert asyncio.run(_wait(url, ids)) == {"succeeded"}
+            claimed = 0.0
+            for port in ports:  # each worker serves its own metrics and health
+                assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
+                samples = MetricSamples(httpx.get(f"http://127.0.0.1:{port}/metrics").text)
+                assert samples.value("strata_jobs_by_state", state="succeeded") == JOBS
+                assert samples.value("strata_jobs_by_state", state="queued") == 0
+                claimed += samples.total("strata_jobs_claimed_total")
+                assert samples.total("strata_job_step_attempts_total") > 0
+            assert claimed >= JOBS
         finally:
             for worker in workers:
                 worker.terminate()
@@ -127,7 +142,8 @@ def test_a_worker_process_with_its_own_models_runs_generate_steps(tmp_path: Path
         job_id = client.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "workers"}}).json()["id"]
         time.sleep(0.5)
         assert client.get(f"/v1/jobs/{job_id}").json()["status"] == "queued"  # nobody runs it in the gateway
-        command = [sys.executable, "-m", "strata", "worker", str(spec_path)]  # models: on, a pipeline generates
+        # models: on, a pipeline generates
+        command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--metrics-port", str(free_port())]
         with (tmp_path / "worker.log").open("wb") as out:
             worker = subprocess.Popen(command, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
             try:
@@ -147,3 +163,71 @@ def test_a_worker_process_with_its_own_models_runs_generate_steps(tmp_path: Path
         usage = client.get("/v1/admin/usage").json()
         assert any(row["output_tokens"] > 0 for row in usage["data"]), usage  # billed from the worker process
     assert worker.returncode == 0
+
+
+def test_sigterm_drains_a_worker_its_health_says_so_and_the_running_step_finishes(tmp_path: Path) -> None:
+    log = tmp_path / "intervals.jsonl"
+    spec = _spec(log)
+    options = {"log": str(log), "sleep_s": 2.0}
+    spec["pipelines"] = [
+        {"name": "long", "steps": [{"name": "a", "kind": "python", "entrypoint": "workflow_steps:interval",
+                                    "options": options}]}
+    ]  # fmt: skip
+    spec["workflows"] = {"concurrency": 1, "lease_s": 10, "poll_ms": 20, "shutdown_grace_s": 10}
+    spec_path = tmp_path / "app.yaml"
+    spec_path.write_text(yaml.safe_dump(spec))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    port = free_port()
+    with temporary_postgres_database() as url:
+        command = [sys.executable, "-m", "strata", "worker", str(spec_path), "--database-url", url, "--no-models",
+                   "--metrics-port", str(port)]  # fmt: skip
+        with (tmp_path / "worker.log").open("wb") as out:
+            worker = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                health = f"http://127.0.0.1:{port}/healthz"
+                deadline = time.monotonic() + 60
+                while not _answers(f"http://127.0.0.1:{port}/readyz") and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                job_id = asyncio.run(_submit_one(url, "long"))
+                asyncio.run(_wait_running(url, job_id))
+                worker.terminate()
+                seen = set()
+                while worker.poll() is None and time.monotonic() < deadline:
+                    with contextlib.suppress(httpx.HTTPError):
+                        seen.add(httpx.get(health, timeout=1).status_code)
+                    time.sleep(0.05)
+            finally:
+                worker.kill() if worker.poll() is None else None
+                worker.wait(timeout=30)
+        assert worker.returncode == 0, (tmp_path / "worker.log").read_text()
+        assert 503 in seen  # the probe saw the drain
+        assert asyncio.run(_wait(url, [job_id], timeout_s=10)) == {"succeeded"}  # the running step was let finish
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def _wait_running(url: str, job_id: str) -> None:
+    database = Database(url)
+    try:
+        for _ in range(500):
+            if [step.status for step in await JobStore(database).steps(job_id)] == ["running"]:
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("the step never started")
+    finally:
+        await database.close()
+
+
+async def _submit_one(url: str, pipeline: str) -> str:
+    database = Database(url)
+    await database.migrate()
+    try:
+        job, _ = await JobStore(database).submit(NewJob("acme", None, pipeline, {"n": 0}, ["a"]))
+        return job.id
+    finally:
+        await database.close()

@@ -134,12 +134,21 @@ def worker(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    metrics: Annotated[
+        bool, typer.Option("--metrics/--no-metrics", help="Serve /metrics and /healthz for this worker.")
+    ] = True,
+    metrics_host: Annotated[
+        str, typer.Option(help="Interface of /metrics and /healthz (loopback unless you expose it on purpose).")
+    ] = "127.0.0.1",
+    metrics_port: Annotated[int, typer.Option(min=1, max=65535, help="Port of /metrics and /healthz.")] = 9464,
 ) -> None:
-    """Run job workers in their own process (no HTTP): they claim jobs from the metadata database."""
+    """Run job workers in their own process: they claim jobs from the metadata database. The process
+    serves only /metrics and /healthz; SIGTERM drains it (no new claims, running steps finish)."""
     spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    monitor = worker_cli.MonitorOptions(metrics_host, metrics_port if metrics else None)
     try:
-        worker_cli.run(spec, workers=workers, models=models)
+        worker_cli.run(spec, workers=workers, models=models, monitor=monitor)
     except StrataError as error:  # e.g. a custom step's entrypoint that does not import
         errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
         raise typer.Exit(SPEC_ERROR_EXIT) from None

@@ -89,6 +89,7 @@ def create_app(
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(_load(server, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
+        workflows.start_triggers()
         try:
             lifetimes = [access.audit_watch.running(), live.running()]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):

@@ -17,6 +17,7 @@ from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 from strata.protocol.requests import RequestModel
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
+from strata.workflows.events import Event
 from strata.workflows.records import JobState, NewJob
 from strata.workflows.service import Workflows
 from strata.workflows.steps import StepError
@@ -126,6 +127,8 @@ class BatchAPI:
             bytes=stored.bytes, sha256=stored.sha256, created_at=time.time(),
         )  # fmt: skip
         await self.files.add_file(file)
+        uploaded = {"file_id": file.id, "purpose": file.purpose, "filename": file.filename, "bytes": file.bytes}
+        await self.workflows.triggers.publish(Event("file.uploaded", tenant, uploaded))
         return json_response(file_json(file))
 
     async def _file(self, call: Call) -> File:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -23,7 +24,9 @@ from strata.gateway.responses import dumps, json_response
 from strata.gateway.sse import SSEResponse
 from strata.principal import Principal
 from strata.protocol.requests import WHOLE, RequestModel
+from strata.spec.pipelines import EVENT_TYPE_PATTERN
 from strata.workflows.batches import BATCH_PIPELINE
+from strata.workflows.events import Event
 from strata.workflows.pipeline import Pipeline, run_inline
 from strata.workflows.records import JobState, NewJob, StepState
 from strata.workflows.service import Workflows
@@ -40,6 +43,15 @@ class SubmitJob(RequestModel):
     idempotency_key: str | None = Field(
         default=None, min_length=1, max_length=255, description="A retried submission with it returns the first job."
     )
+
+
+class PublishEvent(RequestModel):
+    type: str = Field(pattern=EVENT_TYPE_PATTERN, description="The event's type: pipelines with a trigger on it start.")
+    data: dict[str, Any] = Field(default_factory=dict, description="Anything the pipelines should see (JSON).")
+    id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._:-]{1,64}$",
+        description="Your id for the event: publishing it again starts nothing new. Default: a fresh one.",
+    )  # fmt: skip
 
 
 class RunPipeline(RequestModel):
@@ -147,6 +159,14 @@ class JobsAPI:
             self.workflows.wake()
             return json_response(job_json(job), 202, {"location": f"/v1/jobs/{job.id}"})
         return json_response(job_json(job), 200, {"idempotent-replayed": "true", "location": f"/v1/jobs/{job.id}"})
+
+    async def publish_event(self, call: Call) -> Response:
+        body = call.parse(PublishEvent)
+        event = Event(body.type, call.caller.tenant, body.data)
+        if body.id is not None:
+            event = dataclasses.replace(event, id=body.id)
+        pipelines = await self.workflows.triggers.publish(event)
+        return json_response({"id": event.id, "object": "event", "type": event.type, "pipelines": pipelines}, 202)
 
     async def list_jobs(self, call: Call) -> Response:
         limit = _limit(call)

@@ -20,7 +20,7 @@ from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
-from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
+from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJob
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.protocol import dashboard as board
 from strata.protocol import responses as out
@@ -161,6 +161,9 @@ def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
                  "Run a pipeline now, inside this request", tag, request=RunPipeline, response=out.PipelineRun),
         Endpoint("POST", "/v1/jobs", jobs.submit, Scope.JOBS, "Submit a durable job", tag, request=SubmitJob,
                  response=out.Job, status=202, also_ok=(200,), errors=(409,), links=job_links),
+        Endpoint("POST", "/v1/events", jobs.publish_event, Scope.JOBS,
+                 "Publish an event: the pipelines triggered by its type start as jobs", tag, request=PublishEvent,
+                 response=out.EventAccepted, status=202),
         Endpoint("GET", "/v1/jobs", jobs.list_jobs, Scope.JOBS, "List the tenant's jobs", tag, query=ListQuery,
                  response=out.JobList),
         Endpoint("GET", "/v1/jobs/{job_id}", jobs.get, Scope.JOBS, "A job with its steps", tag, response=out.Job,

@@ -1,5 +1,5 @@
-"""Metrics of the workflow engine's in-process workers, in the app's own registry.
-(A `strata worker` process keeps its own registry; it serves no HTTP, so nothing scrapes it yet.)"""
+"""Metrics of the workflow engine's workers: in the app's own registry in a gateway, in the
+worker's when `strata worker` runs them (served on its own /metrics, see workflows.monitor)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ STEP_BUCKETS_S = (0.001, 0.005, 0.025, 0.1, 0.5, 2.5, 10.0, 60.0, 300.0)
 
 class WorkflowMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        r = registry or CollectorRegistry()
+        r = self.registry = registry or CollectorRegistry()
         self.claimed = Counter("strata_jobs_claimed", "Jobs claimed by a worker (reclaims included)", ["pipeline"],
                                registry=r)  # fmt: skip
         self.finished = Counter(
@@ -22,6 +22,12 @@ class WorkflowMetrics:
         )
         self.attempts = Counter(
             "strata_job_step_attempts", "Step attempts by outcome", ["pipeline", "step", "outcome"], registry=r
+        )
+        self.leases_lost = Counter(
+            "strata_job_leases_lost",
+            "Jobs a worker stopped running because its lease was taken over (it ran out: a stall)",
+            ["pipeline"],
+            registry=r,
         )
         self.step_seconds = Histogram(
             "strata_job_step_seconds", "Time one step attempt ran", ["pipeline"], buckets=STEP_BUCKETS_S, registry=r

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, RootModel
+from pydantic import BaseModel, Field, RootModel
 
 FinishReason = Literal["stop", "length"]
 
@@ -209,6 +209,13 @@ class JobStep(BaseModel):
     status: str
     attempts: int
     error: str | None
+
+
+class EventAccepted(BaseModel):
+    id: str
+    object: Literal["event"]
+    type: str
+    pipelines: list[str] = Field(description="The pipelines of the app this event starts (one job each).")
 
 
 class Job(BaseModel):

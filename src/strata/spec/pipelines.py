@@ -13,6 +13,7 @@ from typing import Any, Literal
 import jinja2
 import jinja2.sandbox
 import jsonschema
+from croniter import croniter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
@@ -81,11 +82,45 @@ class StepSpec(_Spec):
         return self
 
 
+EVENT_TYPE_PATTERN = r"^[a-z0-9][a-z0-9._-]{0,63}$"
+
+
+class TriggerSpec(_Spec):
+    """What starts a pipeline besides an API call: an event, or a cron schedule (exactly one)."""
+
+    event: str | None = Field(
+        default=None,
+        pattern=EVENT_TYPE_PATTERN,
+        description="Start a job for each event of this type (e.g. file.uploaded; POST /v1/events publishes "
+        "others), owned by the event's tenant; the job's input is the event.",
+    )
+    schedule: str | None = Field(
+        default=None, description="Start a job at each slot of this cron expression (5 fields, UTC)."
+    )
+    tenant: str = Field(default="default", description="schedule: the tenant the scheduled jobs belong to.")
+    input: dict[str, Any] = Field(
+        default_factory=dict, description="schedule: the jobs' input; the slot is added as 'scheduled_for'."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TriggerSpec:
+        if (self.event is None) == (self.schedule is None):
+            raise ValueError("a trigger names exactly one of 'event' or 'schedule'")
+        if self.schedule is not None and not croniter.is_valid(self.schedule):
+            raise ValueError(
+                f"schedule '{self.schedule}' is not a valid cron expression (5 fields, e.g. '*/5 * * * *')"
+            )
+        return self
+
+
 class PipelineSpec(_Spec):
     name: str = Field(pattern=PIPELINE_NAME_PATTERN, description="Pipeline name, unique in the app.")
     description: str | None = Field(default=None, description="Shown by GET /v1/pipelines.")
     steps: list[StepSpec] = Field(min_length=1, description="In order; `after` turns them into a DAG.")
     output: str | None = Field(default=None, description="The step whose output is the result; None: the last one.")
+    triggers: list[TriggerSpec] = Field(
+        default_factory=list, description="Events and schedules that start this pipeline as a durable job."
+    )
 
     def dependencies(self) -> dict[str, list[str]]:
         """Each step's dependencies, the in-order default filled in."""

@@ -39,3 +39,7 @@ class MetricSamples:
         for name, labels in self._samples:
             names.setdefault(name, set()).update(label for label, _ in labels)
         return names
+
+    def total(self, name: str) -> float:
+        """The sum of every series of ``name`` (all label values)."""
+        return sum(value for (sample, _), value in self._samples.items() if sample == name)

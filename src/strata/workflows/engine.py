@@ -129,14 +129,22 @@ class Worker:
     # -- the loops --------------------------------------------------------------------------------
 
     async def _claim_loop(self) -> None:
+        busy = False  # the last claim took all it asked for: there is likely more
         while not self._stopping:
             self._wake.clear()
             try:
                 free = self.settings.concurrency - len(self._held)
                 if free > 0 and not self._stopping:
                     claims = await self.store.claim(
-                        self.name, self.settings.lease_s, self.runnable(), limit=free, first_steps=self._first_steps
+                        self.name,
+                        self.settings.lease_s,
+                        self.runnable(),
+                        limit=free,
+                        first_steps=self._first_steps,
+                        held=list(self._held),
+                        known_busy=busy,
                     )
+                    busy = len(claims) == free
                     for claim in claims:
                         self._hold(claim)
             except Exception:  # the loop is a boundary: the database may be briefly away
@@ -190,6 +198,7 @@ class Worker:
             else:
                 await self._execute(claim)
         except LeaseLost:
+            self.metrics.leases_lost.labels(pipeline=claim.job.pipeline).inc()
             log.warning("worker %s: job %s was taken over by another worker", self.name, claim.job.id)
         except Exception:  # a boundary: the lease runs out and the job is retried elsewhere
             log.exception("worker %s failed while running job %s", self.name, claim.job.id)

@@ -19,10 +19,13 @@ from strata.spec import AppSpec
 from strata.store import Database
 from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
+from strata.workflows.events import event_bus
 from strata.workflows.file_store import FileStore
+from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
 from strata.workflows.steps import Services, UsageSink
 from strata.workflows.store import JobStore
+from strata.workflows.triggers import Triggers
 
 
 def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
@@ -89,9 +92,15 @@ class Workflows:
         self.metrics = metrics or WorkflowMetrics()
         for pipeline in self.pipelines:
             self.metrics.declare(pipeline)
+        order = {name: list(pipeline.order) for name, pipeline in self.pipelines.items()}
+        self.triggers = Triggers(spec.pipelines, order, self.store, event_bus(spec.store.redis_url), wake=self.wake)
+        # Other processes' submissions wake this one's workers at once (PostgreSQL only; see notify).
+        self.listener = JobListener(database, self.wake) if database.dialect == "postgresql" else None
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:
         server = self.server
+        if count > 0 and self.listener is not None and not self.workers:
+            self.listener.start()
         for index in range(count):
             worker = Worker(
                 self.store,
@@ -115,7 +124,16 @@ class Workflows:
         for worker in self.workers:
             worker.wake()
 
+    def start_triggers(self) -> None:
+        """Start the pipelines' event subscriptions and schedules (see triggers); idempotent starts, so
+        every gateway and worker of an app may run them."""
+        if self.triggers.active:
+            self.triggers.start()
+
     async def stop(self) -> None:
+        await self.triggers.stop()
+        if self.listener is not None:
+            await self.listener.stop()
         for worker in self.workers:
             await worker.stop()
         self.workers = []

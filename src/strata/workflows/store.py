@@ -20,11 +20,13 @@ import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Table, case, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from strata.store import Database
+from strata.workflows.group_commit import Advance, GroupCommitter, Tables
+from strata.workflows.notify import announce
 from strata.workflows.records import (
     Advanced,
     Claim,
@@ -74,6 +76,14 @@ class JobStore:
         # SQLite has one writer at a time: writers of one process queue here, on the event loop,
         # instead of in SQLite's busy handler, which sleeps in steps of up to 100 ms.
         self._write_lock = asyncio.Lock() if database.dialect == "sqlite" else None
+        self._commits = GroupCommitter(
+            Tables(JOBS, STEPS, EVENTS),
+            self.writing,
+            add_artifacts=_add_artifacts,
+            job_values=_job_values,
+            job_event=_change_job_event,
+            committed=self._changed,
+        )
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:
@@ -110,6 +120,8 @@ class JobStore:
                 await session.execute(insert(JOBS).values(values))
                 await session.execute(insert(STEPS), steps)
                 await _event(session, job_id, "queued", None, {"pipeline": new.pipeline}, now)
+                if self.database.dialect == "postgresql":
+                    await announce(session, new.pipeline)
         except IntegrityError:
             if new.idempotency_key is None:
                 raise
@@ -169,6 +181,13 @@ class JobStore:
             rows = (await session.execute(query)).all()
         return [_job(row) for row in rows]
 
+    async def state_counts(self) -> dict[JobStatus, int]:
+        """Jobs by state across every tenant (the worker's queue-depth metric)."""
+        counts: dict[JobStatus, int] = {}
+        for (_, status), count in (await self.status_counts_all()).items():
+            counts[status] = counts.get(status, 0) + count
+        return counts
+
     async def steps(self, job_id: str) -> list[StepState]:
         async with self.database.session() as session:
             return await _steps(session, job_id)
@@ -200,15 +219,26 @@ class JobStore:
         *,
         limit: int = 1,
         first_steps: FirstSteps | None = None,
+        held: Collection[str] = (),
+        known_busy: bool = False,
     ) -> list[Claim]:
         """Take up to ``limit`` of the most urgent free jobs (queued and due, or whose holder's lease
         ran out) in one statement. They share one lease token: the fence is per (job, token).
-        ``first_steps`` names the steps to start in the same transaction (one fewer per job)."""
+        ``first_steps`` names the steps to start in the same transaction (one fewer per job). ``held``:
+        jobs the caller runs now, never taken back by it even if a late heartbeat let their lease run
+        out (the fence stops the late holder's writes; running the step twice here would be waste).
+        ``known_busy``: the last claim was full, so skip the idle check and claim at once."""
         if not pipelines or limit < 1:
             return []
         now = time.time()
         token = secrets.token_hex(16)
-        due = (JOBS.c.status.in_(ACTIVE), JOBS.c.available_at <= now, JOBS.c.pipeline.in_(list(pipelines)))
+        due: tuple[ColumnElement[bool], ...] = (
+            JOBS.c.status.in_(ACTIVE),
+            JOBS.c.available_at <= now,
+            JOBS.c.pipeline.in_(list(pipelines)),
+        )
+        if held:
+            due += (JOBS.c.id.not_in(list(held)),)
         candidates = (
             select(JOBS.c.id)
             .where(*due)
@@ -231,7 +261,7 @@ class JobStore:
         )
         # An idle poll reads only (no write lock, no row locks), on the database's own thread: polling
         # workers in a gateway cost its request loop nothing while there is no work.
-        if not await self.database.off_loop(lambda database: _any_due(database, due)):
+        if not known_busy and not await self.database.off_loop(lambda database: _any_due(database, due)):
             return []
         async with self.writing() as session:
             jobs = [_job(row) for row in (await session.execute(statement)).all()]
@@ -242,13 +272,14 @@ class JobStore:
             for row in (await session.scalars(query)).all():
                 steps[row.job_id][row.name] = _step(row)
             started: dict[str, tuple[str, ...]] = {}
+            events: list[dict[str, Any]] = []
             for job in jobs:
                 in_flight = [name for name, step in steps[job.id].items() if step.status == StepStatus.RUNNING]
                 if in_flight:  # the previous holder died or stalled mid-step: its lease expired
-                    await _event(session, job.id, "reclaimed", None, {"in_flight": in_flight}, now)
+                    events.append(_event_row(job.id, now, "reclaimed", None, {"in_flight": in_flight}))
                 if first_steps is not None and job.status == JobStatus.RUNNING and not job.cancel_requested:
                     started[job.id] = tuple(first_steps(job, steps[job.id]))
-                    await _start_steps(session, job.id, started[job.id], steps[job.id], now)
+            await _start_steps(session, started, steps, now, events)
         jobs.sort(key=lambda job: (-job.priority, job.created_at))
         return [Claim(job, owner, token, steps[job.id], started.get(job.id, ())) for job in jobs]
 
@@ -263,48 +294,12 @@ class JobStore:
         compensated: Sequence[str] = (),
         job: JobChange | None = None,
     ) -> Advanced:
-        """One transaction: record finished and failed steps, start the next ones, change the job."""
-        now = time.time()
-        job_id = claim.job.id
-        events: list[dict[str, Any]] = []
-
-        def event(kind: str, step: str | None, detail: dict[str, Any] | None = None) -> None:
-            events.append({"job_id": job_id, "at": now, "kind": kind, "step": step, "detail": detail})
-
-        async with self.writing() as session:
-            cancel_requested = await _fence(session, claim, now + lease_s)
-            if cancel_requested and start:  # stop at this step boundary: the caller compensates instead
-                start, job = (), None
-            for step in done:
-                await session.execute(
-                    update(STEPS)
-                    .where(STEPS.c.job_id == job_id, STEPS.c.name == step.name)
-                    .values(status=StepStatus.SUCCEEDED, output=step.output, error=None, finished_at=now)
-                )
-                await _add_artifacts(session, claim, step, now)
-                event("step_succeeded", step.name)
-            for failure in failed:
-                await session.execute(
-                    update(STEPS)
-                    .where(STEPS.c.job_id == job_id, STEPS.c.name == failure.name)
-                    .values(status=_failed_status(failure), error=failure.error, finished_at=now)
-                )
-                event("step_failed", failure.name, {"error": failure.error, "retry_in_s": failure.retry_in_s})
-            for name in compensated:
-                await session.execute(
-                    update(STEPS)
-                    .where(STEPS.c.job_id == job_id, STEPS.c.name == name)
-                    .values(status=StepStatus.COMPENSATED)
-                )
-                event("step_compensated", name)
-            attempts = await _start_steps(session, job_id, start, claim.steps, now)
-            if job is not None:
-                event(*_change_job_event(job))
-                await session.execute(update(JOBS).where(JOBS.c.id == job_id).values(**_job_values(job, now)))
-            if events:
-                await session.execute(insert(EVENTS), events)
-        self._changed(job_id)
-        return Advanced(cancel_requested, attempts)
+        """Record finished and failed steps, start the next ones, change the job: one transaction,
+        shared with the other jobs' advances queued meanwhile (see group_commit)."""
+        future: asyncio.Future[Advanced] = asyncio.get_running_loop().create_future()
+        return await self._commits.submit(
+            Advance(claim, time.time() + lease_s, done, failed, start, compensated, job, future)
+        )
 
     async def release(self, claim: Claim) -> None:
         """Give the job up now (a stopping worker): another worker may claim it at once."""
@@ -313,6 +308,8 @@ class JobStore:
             statement = update(JOBS).where(JOBS.c.id == claim.job.id).values(lease_owner=None, lease_token=None)
             await session.execute(statement)
             await _event(session, claim.job.id, "released", None, {"worker": claim.owner}, time.time())
+            if self.database.dialect == "postgresql":
+                await announce(session, claim.job.pipeline)
 
     async def heartbeat(self, claims: Collection[Claim], lease_s: float) -> dict[str, bool]:
         """Renew the leases still held: each job still held by this worker -> whether a cancel was asked."""
@@ -379,26 +376,27 @@ async def _fence(session: AsyncSession, claim: Claim, lease_until: float) -> boo
 
 
 async def _start_steps(
-    session: AsyncSession, job_id: str, names: Sequence[str], claimed: dict[str, StepState], now: float
-) -> dict[str, int]:
-    """Mark steps running and count the attempt. A step starts at most once per claim (a retry
+    session: AsyncSession,
+    names: dict[str, tuple[str, ...]],
+    claimed: dict[str, dict[str, StepState]],
+    now: float,
+    events: list[dict[str, Any]],
+) -> None:
+    """Mark the claimed jobs' first steps running and count their attempts, with ``events``: one
+    statement per kind of row for the whole claim. A step starts at most once per claim (a retry
     releases the job), so its attempt number is the claimed count plus one."""
-    if not names:
-        return {}
-    await session.execute(
-        update(STEPS)
-        .where(STEPS.c.job_id == job_id, STEPS.c.name.in_(list(names)))
-        .values(status=StepStatus.RUNNING, attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
-    )
-    attempts = {name: claimed[name].attempts + 1 for name in names}
-    events = [{"job_id": job_id, "at": now, "kind": "step_started", "step": name, "detail": {"attempt": attempts[name]}}
-              for name in names]  # fmt: skip
-    await session.execute(insert(EVENTS), events)
-    return attempts
-
-
-def _failed_status(failure: StepFailed) -> StepStatus:
-    return StepStatus.FAILED if failure.final else StepStatus.PENDING  # pending: a retry follows
+    rows = [{"b_job": job_id, "b_name": name} for job_id, steps in names.items() for name in steps]
+    if rows:
+        statement = (
+            update(STEPS)
+            .where(STEPS.c.job_id == bindparam("b_job"), STEPS.c.name == bindparam("b_name"))
+            .values(status=StepStatus.RUNNING.value, attempts=STEPS.c.attempts + 1, started_at=now, finished_at=None)
+        )
+        await session.execute(statement, rows)
+    events += [_event_row(job_id, now, "step_started", name, {"attempt": claimed[job_id][name].attempts + 1})
+               for job_id, steps in names.items() for name in steps]  # fmt: skip
+    if events:
+        await session.execute(insert(EVENTS), events)
 
 
 def _job_values(change: JobChange, now: float) -> dict[str, Any]:
@@ -442,10 +440,14 @@ async def _steps(session: AsyncSession, job_id: str) -> list[StepState]:
     return [_step(row) for row in (await session.scalars(query)).all()]
 
 
+def _event_row(job_id: str, at: float, kind: str, step: str | None, detail: dict[str, Any] | None) -> dict[str, Any]:
+    return {"job_id": job_id, "at": at, "kind": kind, "step": step, "detail": detail}
+
+
 async def _event(
     session: AsyncSession, job_id: str, kind: str, step: str | None, detail: dict[str, Any] | None, now: float
 ) -> None:
-    await session.execute(insert(EVENTS).values(job_id=job_id, at=now, kind=kind, step=step, detail=detail))
+    await session.execute(insert(EVENTS).values(_event_row(job_id, now, kind, step, detail)))
 
 
 async def _any_due(database: Database, due: tuple[ColumnElement[bool], ...]) -> bool:
