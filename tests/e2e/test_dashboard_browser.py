@@ -95,49 +95,49 @@ def test_refused_without_an_admin_key(page: Page, default_server: ServerProcess)
 
 def test_shows_the_platform_and_a_request_made_through_the_api(page: Page, default_server: ServerProcess) -> None:
     tenant = f"dash-{secrets.token_hex(4)}"
-    client = openai.OpenAI(
+    with openai.OpenAI(
         base_url=f"{default_server.url}/v1", api_key=new_key(default_server, tenant, ["infer"]), max_retries=0
-    )
-    reply = client.chat.completions.create(
-        model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8, temperature=0
-    )
-    assert reply.usage is not None
+    ) as client:
+        reply = client.chat.completions.create(
+            model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8, temperature=0
+        )
+        assert reply.usage is not None
 
-    sign_in(page, default_server, default_server.api_key)
-    expect(page.locator("#board")).to_be_visible(timeout=WAIT_MS)
-    # Deployments and traffic: every model's route and its deployments' replicas, ready.
-    with default_server.http() as http:
-        models = [m["id"] for m in http.get("/v1/models").json()["data"]]
-        deployments = list(http.get("/v1/admin/deployments").json()["deployments"])
-    for model in models:
-        expect(page.locator(f'#routes [data-route="{model}"] .split span')).not_to_have_count(0, timeout=WAIT_MS)
-    for deployment in deployments:
-        expect(page.locator(f'#deployments [data-deployment="{deployment}"] .replica.ready')).not_to_have_count(0)
+        sign_in(page, default_server, default_server.api_key)
+        expect(page.locator("#board")).to_be_visible(timeout=WAIT_MS)
+        # Deployments and traffic: every model's route and its deployments' replicas, ready.
+        with default_server.http() as http:
+            models = [m["id"] for m in http.get("/v1/models").json()["data"]]
+            deployments = list(http.get("/v1/admin/deployments").json()["deployments"])
+        for model in models:
+            expect(page.locator(f'#routes [data-route="{model}"] .split span')).not_to_have_count(0, timeout=WAIT_MS)
+        for deployment in deployments:
+            expect(page.locator(f'#deployments [data-deployment="{deployment}"] .replica.ready')).not_to_have_count(0)
 
-    # The request appears: in its tenant's usage, among the recent requests, and as a throughput line.
-    usage = page.locator(f'#usage [data-tenant="{tenant}"]')
-    expect(usage).to_contain_text("1 requests", timeout=WAIT_MS)
-    expect(usage).to_contain_text(f"{reply.usage.total_tokens} tok")
-    recent = page.locator("#recent tr.recent", has_text=tenant)
-    expect(recent).to_have_count(1)
-    expect(recent).to_contain_text("POST /v1/chat/completions")
-    expect(recent).to_contain_text(f"{reply.usage.prompt_tokens}+{reply.usage.completion_tokens}")
-    throughput = page.locator('#chart-throughput path[data-series="/v1/chat/completions"]')
-    expect(throughput).to_have_count(1, timeout=WAIT_MS)  # the live series samples every 2 s
-    expect(page.locator("#chart-latency path")).not_to_have_count(0)
+        # The request appears: in its tenant's usage, among the recent requests, and as a throughput line.
+        usage = page.locator(f'#usage [data-tenant="{tenant}"]')
+        expect(usage).to_contain_text("1 requests", timeout=WAIT_MS)
+        expect(usage).to_contain_text(f"{reply.usage.total_tokens} tok")
+        recent = page.locator("#recent tr.recent", has_text=tenant)
+        expect(recent).to_have_count(1)
+        expect(recent).to_contain_text("POST /v1/chat/completions")
+        expect(recent).to_contain_text(f"{reply.usage.prompt_tokens}+{reply.usage.completion_tokens}")
+        throughput = page.locator('#chart-throughput path[data-series="/v1/chat/completions"]')
+        expect(throughput).to_have_count(1, timeout=WAIT_MS)  # the live series samples every 2 s
+        expect(page.locator("#chart-latency path")).not_to_have_count(0)
 
-    # Jobs and the audit chain are drawn from the overview route.
-    expect(page.locator("#audit-chain")).to_contain_text("chain verified")
-    page.click("#verify")
-    expect(page.locator("#audit-chain")).to_contain_text("chain verified")
-    with default_server.http() as http:
-        overview = http.get("/v1/admin/dashboard/overview").json()
-    if overview["dead_letter"]:
-        expect(page.locator("#dead-letter tbody tr")).to_have_count(len(overview["dead_letter"]))
-    else:
-        expect(page.locator("#dead-letter")).to_have_text("Empty.")
-    pipelines = {job["pipeline"] for job in overview["jobs"]}
-    expect(page.locator("#job-states .pipeline")).to_have_count(len(pipelines))
+        # Jobs and the audit chain are drawn from the overview route.
+        expect(page.locator("#audit-chain")).to_contain_text("chain verified")
+        page.click("#verify")
+        expect(page.locator("#audit-chain")).to_contain_text("chain verified")
+        with default_server.http() as http:
+            overview = http.get("/v1/admin/dashboard/overview").json()
+        if overview["dead_letter"]:
+            expect(page.locator("#dead-letter tbody tr")).to_have_count(len(overview["dead_letter"]))
+        else:
+            expect(page.locator("#dead-letter")).to_have_text("Empty.")
+        pipelines = {job["pipeline"] for job in overview["jobs"]}
+        expect(page.locator("#job-states .pipeline")).to_have_count(len(pipelines))
 
 
 def test_a_request_trace_opens_as_a_waterfall(page: Page, default_server: ServerProcess) -> None:
@@ -171,27 +171,27 @@ def test_a_request_trace_opens_as_a_waterfall(page: Page, default_server: Server
 def _a_kept_trace(server: ServerProcess) -> tuple[str, list[dict[str, object]]]:
     """A request made with the openai client whose trace the store kept. Tail sampling keeps every error
     but only a sample of the rest: a successful request is tried first, then one that fails."""
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0)
-    attempts = [
-        lambda: client.chat.completions.with_raw_response.create(
-            model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8
-        ),
-        lambda: client.chat.completions.with_raw_response.create(
-            model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=0
-        ),
-    ]
-    for attempt in attempts:
-        try:
-            headers = attempt().headers
-        except openai.APIStatusError as error:
-            headers = error.response.headers
-        traceparent = headers.get("traceparent")
-        assert traceparent is not None, "every response carries a traceparent header"
-        trace_id = traceparent.split("-")[1]
-        trace = _wait_for_trace(server, trace_id)
-        if trace is not None:
-            return trace_id, trace["spans"]
-    pytest.fail("neither a successful nor a failed request's trace was kept by the trace store")
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key, max_retries=0) as client:
+        attempts = [
+            lambda: client.chat.completions.with_raw_response.create(
+                model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=8
+            ),
+            lambda: client.chat.completions.with_raw_response.create(
+                model=CHAT, messages=[{"role": "user", "content": "Hello!"}], max_tokens=0
+            ),
+        ]
+        for attempt in attempts:
+            try:
+                headers = attempt().headers
+            except openai.APIStatusError as error:
+                headers = error.response.headers
+            traceparent = headers.get("traceparent")
+            assert traceparent is not None, "every response carries a traceparent header"
+            trace_id = traceparent.split("-")[1]
+            trace = _wait_for_trace(server, trace_id)
+            if trace is not None:
+                return trace_id, trace["spans"]
+        pytest.fail("neither a successful nor a failed request's trace was kept by the trace store")
 
 
 def _wait_for_trace(server: ServerProcess, trace_id: str) -> dict[str, list[dict[str, object]]] | None:

@@ -179,43 +179,43 @@ def test_a_running_job_is_cancelled_at_the_next_step_boundary(acme: httpx.Client
 def test_the_openai_batch_api_with_the_official_client(server: ServerProcess, globex: httpx.Client) -> None:
     with server.http() as admin:
         key = admin.post("/v1/admin/keys", json={"tenant": "batcher", "scopes": ["jobs"]}).json()["key"]
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
-    lines = [
-        {"custom_id": f"q-{n}", "method": "POST", "url": "/v1/chat/completions",
-         "body": {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": f"Count to {n}."}],
-                  "max_tokens": 8, "temperature": 0}}
-        for n in range(6)
-    ] + [{"custom_id": "bad-model", "method": "POST", "url": "/v1/chat/completions",
-          "body": {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}}]  # fmt: skip
-    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-    uploaded = client.files.create(file=("requests.jsonl", io.BytesIO(data)), purpose="batch")
-    assert uploaded.purpose == "batch"
-    assert uploaded.bytes == len(data)
-    batch = client.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"}
-    )
-    assert batch.status in ("validating", "in_progress")
-    deadline = time.monotonic() + 90
-    while batch.status not in ("completed", "failed", "cancelled") and time.monotonic() < deadline:
-        time.sleep(0.2)
-        batch = client.batches.retrieve(batch.id)
-    assert batch.status == "completed", batch
-    assert batch.request_counts is not None
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (7, 6, 1)
-    assert batch.output_file_id is not None
-    assert batch.error_file_id is not None
-    output = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
-    assert [row["custom_id"] for row in output] == [f"q-{n}" for n in range(6)]
-    for row in output:
-        assert row["response"]["status_code"] == 200
-        assert row["response"]["body"]["object"] == "chat.completion"
-        assert row["response"]["body"]["choices"][0]["message"]["content"]
-    [failed] = [json.loads(line) for line in client.files.content(batch.error_file_id).text.splitlines()]
-    assert failed["custom_id"] == "bad-model"
-    assert failed["error"]["code"] == "model_not_found"
-    assert client.files.retrieve(uploaded.id).id == uploaded.id
-    assert globex.get(f"/v1/batches/{batch.id}").status_code == 404  # another tenant's batch does not exist
-    assert globex.get(f"/v1/files/{batch.output_file_id}/content").status_code == 404
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as client:
+        lines = [
+            {"custom_id": f"q-{n}", "method": "POST", "url": "/v1/chat/completions",
+             "body": {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": f"Count to {n}."}],
+                      "max_tokens": 8, "temperature": 0}}
+            for n in range(6)
+        ] + [{"custom_id": "bad-model", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": "no-such-model", "messages": [{"role": "user", "content": "hi"}]}}]  # fmt: skip
+        data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        uploaded = client.files.create(file=("requests.jsonl", io.BytesIO(data)), purpose="batch")
+        assert uploaded.purpose == "batch"
+        assert uploaded.bytes == len(data)
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h", metadata={"run": "t"}
+        )
+        assert batch.status in ("validating", "in_progress")
+        deadline = time.monotonic() + 90
+        while batch.status not in ("completed", "failed", "cancelled") and time.monotonic() < deadline:
+            time.sleep(0.2)
+            batch = client.batches.retrieve(batch.id)
+        assert batch.status == "completed", batch
+        assert batch.request_counts is not None
+        assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (7, 6, 1)
+        assert batch.output_file_id is not None
+        assert batch.error_file_id is not None
+        output = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
+        assert [row["custom_id"] for row in output] == [f"q-{n}" for n in range(6)]
+        for row in output:
+            assert row["response"]["status_code"] == 200
+            assert row["response"]["body"]["object"] == "chat.completion"
+            assert row["response"]["body"]["choices"][0]["message"]["content"]
+        [failed] = [json.loads(line) for line in client.files.content(batch.error_file_id).text.splitlines()]
+        assert failed["custom_id"] == "bad-model"
+        assert failed["error"]["code"] == "model_not_found"
+        assert client.files.retrieve(uploaded.id).id == uploaded.id
+        assert globex.get(f"/v1/batches/{batch.id}").status_code == 404  # another tenant's batch does not exist
+        assert globex.get(f"/v1/files/{batch.output_file_id}/content").status_code == 404
 
 
 def test_bad_batch_files_are_refused_naming_the_line(server: ServerProcess, acme: httpx.Client) -> None:
@@ -241,25 +241,29 @@ def test_bad_batch_files_are_refused_naming_the_line(server: ServerProcess, acme
 def test_a_cancelled_batch_stops_sending_requests(server: ServerProcess) -> None:
     with server.http() as admin:
         key = admin.post("/v1/admin/keys", json={"tenant": "canceller", "scopes": ["jobs"]}).json()["key"]
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
-    body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Go on."}], "max_tokens": 64,
-            "ignore_eos": True}  # fmt: skip
-    lines = [{"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": body} for n in range(200)]
-    data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
-    uploaded = client.files.create(file=("many.jsonl", io.BytesIO(data)), purpose="batch")
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
-    while batch.status == "validating":
-        time.sleep(0.05)
-        batch = client.batches.retrieve(batch.id)
-    assert client.batches.cancel(batch.id).status in ("in_progress", "cancelling")
-    deadline = time.monotonic() + 60
-    while batch.status not in ("cancelled", "completed", "failed") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        batch = client.batches.retrieve(batch.id)
-    assert batch.status == "cancelled"
-    assert batch.request_counts is not None
-    assert batch.request_counts.completed < 200  # it stopped early: no more requests were sent
-    assert batch.output_file_id is None
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as client:
+        body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "Go on."}], "max_tokens": 64,
+                "ignore_eos": True}  # fmt: skip
+        lines = [
+            {"custom_id": f"r{n}", "method": "POST", "url": "/v1/chat/completions", "body": body} for n in range(200)
+        ]
+        data = b"".join(json.dumps(line).encode() + b"\n" for line in lines)
+        uploaded = client.files.create(file=("many.jsonl", io.BytesIO(data)), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        while batch.status == "validating":
+            time.sleep(0.05)
+            batch = client.batches.retrieve(batch.id)
+        assert client.batches.cancel(batch.id).status in ("in_progress", "cancelling")
+        deadline = time.monotonic() + 60
+        while batch.status not in ("cancelled", "completed", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = client.batches.retrieve(batch.id)
+        assert batch.status == "cancelled"
+        assert batch.request_counts is not None
+        assert batch.request_counts.completed < 200  # it stopped early: no more requests were sent
+        assert batch.output_file_id is None
 
 
 def test_a_model_allow_list_holds_for_jobs_and_batches(server: ServerProcess) -> None:
@@ -270,19 +274,21 @@ def test_a_model_allow_list_holds_for_jobs_and_batches(server: ServerProcess) ->
         response = narrow.post("/v1/jobs", json={"pipeline": "summarise", "input": {"topic": "x"}})
         assert _error(response, 403, "pipeline")["code"] == "insufficient_permissions"
         assert narrow.post("/v1/jobs", json={"pipeline": "wait", "input": 1}).status_code == 202  # no model used
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
-    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
-            "body": {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
-    uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
-    batch = client.batches.create(input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h")
-    deadline = time.monotonic() + 30
-    while batch.status not in ("completed", "failed") and time.monotonic() < deadline:
-        time.sleep(0.1)
-        batch = client.batches.retrieve(batch.id)
-    assert batch.status == "completed"
-    assert batch.error_file_id is not None
-    [failed] = [json.loads(row) for row in client.files.content(batch.error_file_id).text.splitlines()]
-    assert failed["error"]["code"] == "model_not_found"
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as client:
+        line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions",
+                "body": {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}}  # fmt: skip
+        uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
+        batch = client.batches.create(
+            input_file_id=uploaded.id, endpoint="/v1/chat/completions", completion_window="24h"
+        )
+        deadline = time.monotonic() + 30
+        while batch.status not in ("completed", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+            batch = client.batches.retrieve(batch.id)
+        assert batch.status == "completed"
+        assert batch.error_file_id is not None
+        [failed] = [json.loads(row) for row in client.files.content(batch.error_file_id).text.splitlines()]
+        assert failed["error"]["code"] == "model_not_found"
 
 
 def test_a_spent_budget_refuses_new_billable_jobs(server: ServerProcess) -> None:
@@ -303,25 +309,25 @@ def test_a_spent_budget_refuses_new_billable_jobs(server: ServerProcess) -> None
 def test_an_upload_and_a_published_event_start_their_pipelines_once(server: ServerProcess) -> None:
     with server.http() as admin:
         key = admin.post("/v1/admin/keys", json={"tenant": "initech", "scopes": ["jobs"]}).json()["key"]
-    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0)
-    body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}
-    line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
-    uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
-    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
-        [job] = http.get("/v1/jobs", params={"pipeline": "on-upload"}).json()["data"]
-        done = _wait(http, job["id"])
-        assert done["status"] == "succeeded"
-        assert done["result"]["type"] == "file.uploaded"
-        assert done["result"]["data"]["file_id"] == uploaded.id
-        event = {"type": "telemetry.received", "id": "vehicle-7-frame-1", "data": {"vehicle": 7}}
-        first, again = http.post("/v1/events", json=event), http.post("/v1/events", json=event)
-        assert first.status_code == again.status_code == 202
-        assert first.json()["pipelines"] == ["on-telemetry"]
-        jobs = http.get("/v1/jobs", params={"pipeline": "on-telemetry"}).json()["data"]
-        assert len(jobs) == 1  # the same event id twice: one job
-        assert _wait(http, jobs[0]["id"])["result"]["data"] == {"vehicle": 7}
-        nobody = http.post("/v1/events", json={"type": "nobody.listens"})
-        assert (nobody.status_code, nobody.json()["pipelines"]) == (202, [])
-        bad = http.post("/v1/events", json={"type": "Not A Type", "data": {}})
-        assert bad.status_code == 400
-        assert bad.json()["error"]["param"] == "type"
+    with openai.OpenAI(base_url=f"{server.url}/v1", api_key=key, max_retries=0) as client:
+        body = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "hi"}]}
+        line = {"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": body}
+        uploaded = client.files.create(file=("one.jsonl", io.BytesIO(json.dumps(line).encode())), purpose="batch")
+        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60) as http:
+            [job] = http.get("/v1/jobs", params={"pipeline": "on-upload"}).json()["data"]
+            done = _wait(http, job["id"])
+            assert done["status"] == "succeeded"
+            assert done["result"]["type"] == "file.uploaded"
+            assert done["result"]["data"]["file_id"] == uploaded.id
+            event = {"type": "telemetry.received", "id": "vehicle-7-frame-1", "data": {"vehicle": 7}}
+            first, again = http.post("/v1/events", json=event), http.post("/v1/events", json=event)
+            assert first.status_code == again.status_code == 202
+            assert first.json()["pipelines"] == ["on-telemetry"]
+            jobs = http.get("/v1/jobs", params={"pipeline": "on-telemetry"}).json()["data"]
+            assert len(jobs) == 1  # the same event id twice: one job
+            assert _wait(http, jobs[0]["id"])["result"]["data"] == {"vehicle": 7}
+            nobody = http.post("/v1/events", json={"type": "nobody.listens"})
+            assert (nobody.status_code, nobody.json()["pipelines"]) == (202, [])
+            bad = http.post("/v1/events", json={"type": "Not A Type", "data": {}})
+            assert bad.status_code == 400
+            assert bad.json()["error"]["param"] == "type"
