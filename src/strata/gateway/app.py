@@ -19,9 +19,18 @@ from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
-from strata.gateway.routes import access_routes, openai_routes, operations_routes, traffic_routes, workflow_routes
+from strata.gateway.traces_api import TracesAPI
+from strata.gateway.routes import (
+    access_routes,
+    observability_routes,
+    openai_routes,
+    operations_routes,
+    traffic_routes,
+    workflow_routes,
+)
 from strata.gateway.routing import RouteTable
 from strata.observability.metrics import Metrics
+from strata.observability.traces.pipeline import tracing_for
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import Runtime, runtime_for
 from strata.serving.deployment import ProgressCallback
@@ -52,6 +61,7 @@ def create_app(
     )
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
+    tracing = tracing_for(spec, VERSION)
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
     table = RouteTable(
         [
@@ -60,6 +70,7 @@ def create_app(
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
+            *observability_routes(TracesAPI(tracing)),
         ]
     )
     for extension in extensions:  # after Strata's own routes, which they cannot replace
@@ -83,6 +94,8 @@ def create_app(
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
             await access.stop()  # flushes buffered usage and audit rows before the database closes
+            if tracing is not None:
+                await tracing.close()  # the last batch of traces is sampled and exported
             await database.close()
 
     gateway = Gateway(
@@ -93,9 +106,10 @@ def create_app(
         lifespan=lifespan,
         title=f"Strata: {spec.name}",
         version=VERSION,
+        tracing=tracing,
     )
     docs.document = gateway.openapi
-    gateway.state.update(server=server, database=database, access=access, workflows=workflows)
+    gateway.state.update(server=server, database=database, access=access, workflows=workflows, tracing=tracing)
     for extension in extensions:
         gateway.state.update(extension.state)
     return gateway

@@ -62,6 +62,7 @@ class CompletionsAPI:
             return await deployment.generate(generation, context.deadline)
 
         (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+        call.record.first_token = time.perf_counter()
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
         metrics = self.server.deployments[served.deployment].metrics
         fmt = response_format(model=route.name)
@@ -112,6 +113,7 @@ async def _whole_response(
         last = event
     started = time.perf_counter()
     assert last.finish_reason is not None
+    record.inference_ended, record.finish_reason = started, last.finish_reason
     record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
     payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
     response = Response(payload, media_type="application/json")
@@ -138,6 +140,7 @@ async def _stream_body(
             if event.text:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
             if event.finish_reason is not None:
+                record.inference_ended, record.finish_reason = started, event.finish_reason
                 record.tokens_in, record.tokens_out = event.prompt_tokens, event.completion_tokens
                 chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
                 if include_usage:

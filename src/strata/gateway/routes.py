@@ -20,6 +20,7 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
+from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
@@ -188,4 +189,16 @@ def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
                  response=out.BatchObject, links=(Link(batches.cancel_batch, batch),)),
         Endpoint("POST", "/v1/batches/{batch_id}/cancel", batches.cancel_batch, Scope.JOBS, "Cancel a batch",
                  "batches", response=out.BatchObject, errors=(409,)),
+    ]  # fmt: skip
+
+
+def observability_routes(api: TracesAPI) -> list[Endpoint]:
+    tag = "observability"
+    return [
+        Endpoint("GET", f"{ADMIN}/traces", api.list_traces, Scope.ADMIN,
+                 "Recent traces kept by the store (every error, the slowest, a sample)", tag,
+                 query=TraceListQuery, response=TraceList,
+                 links=(Link(api.get_trace, {"trace_id": from_response("data/0/trace_id")}),)),
+        Endpoint("GET", f"{ADMIN}/traces/{{trace_id}}", api.get_trace, Scope.ADMIN, "One trace's spans", tag,
+                 response=TraceDetail),
     ]  # fmt: skip

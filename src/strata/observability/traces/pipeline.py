@@ -1,0 +1,108 @@
+"""The tracing pipeline: finished request records in, the trace store and OTLP export out.
+
+    request ends -> finish(record): append to a bounded buffer (the only per-request cost)
+    every 50 ms while records wait -> drain(): tail-sample into the store, hand sampled ones to export
+
+The request path pays for an append and, per request, its ids and the ``traceparent`` response
+header (``start``); sampling and span building happen in batches, after responses have gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Protocol
+
+from starlette.types import Scope
+
+from strata.observability.traces.context import SAMPLED, new_span_id, new_trace_id, parse_traceparent
+from strata.observability.traces.store import TraceStore
+from strata.record import RequestRecord
+from strata.spec import AppSpec
+from strata.spec.observability import TracingSpec
+
+log = logging.getLogger(__name__)
+
+DRAIN_INTERVAL_S = 0.05
+# Probes and scrapes: kept when they fail or are slow, never as part of the sample.
+QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/v1/admin/traces", "/v1/admin/traces/{trace_id}"})
+
+
+class Exporter(Protocol):
+    def export(self, records: list[RequestRecord]) -> None: ...
+
+    def shutdown(self) -> None: ...
+
+
+class Tracing:
+    def __init__(self, spec: TracingSpec, exporter: Exporter | None = None) -> None:
+        self.store = TraceStore(
+            max_errors=spec.keep_errors,
+            max_slow=spec.keep_slow,
+            max_sampled=spec.keep_sampled,
+            sample_per_s=spec.sample_per_s,
+            quiet_routes=QUIET_ROUTES,
+        )
+        self.exporter = exporter
+        self.dropped = 0  # records that found the buffer full
+        self._capacity = spec.buffer_records
+        self._buffer: list[RequestRecord] = []
+        self._drain_at: asyncio.TimerHandle | None = None
+
+    def start(self, record: RequestRecord, scope: Scope) -> None:
+        """Give the request its trace ids: the caller's trace when it sent a valid ``traceparent``."""
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                context = parse_traceparent(value)
+                if context is not None:
+                    record.trace_id, record.parent_span_id, flags = context
+                    record.trace_flags = flags & SAMPLED
+                    record.span_id = new_span_id()
+                    return
+                break
+        record.trace_id, record.span_id = new_trace_id(), new_span_id()
+
+    def finish(self, record: RequestRecord) -> None:
+        """Take a finished request's record (on the event loop, after its response went)."""
+        if len(self._buffer) >= self._capacity:
+            self.dropped += 1
+            return
+        self._buffer.append(record)
+        if self._drain_at is None:
+            self._drain_at = asyncio.get_running_loop().call_later(DRAIN_INTERVAL_S, self.drain)
+
+    def drain(self) -> None:
+        """Sample and export what waits; readers call it first, so a request that just ended is visible."""
+        if self._drain_at is not None:
+            self._drain_at.cancel()
+            self._drain_at = None
+        records, self._buffer = self._buffer, []
+        if not records:
+            return
+        self.store.offer(records, time.monotonic())
+        if self.exporter is not None:
+            try:
+                self.exporter.export(records)
+            except Exception:  # boundary: a broken exporter must not stop traces being kept
+                log.exception("exporting %d traces failed", len(records))
+
+    async def close(self) -> None:
+        """Keep and export the last batch; the exporter sends what it queued (off the loop: it blocks)."""
+        self.drain()
+        if self.exporter is not None:
+            await asyncio.to_thread(self.exporter.shutdown)
+
+
+def tracing_for(spec: AppSpec, version: str) -> Tracing | None:
+    """The app's tracing pipeline; None when tracing is off."""
+    settings = spec.observability.tracing
+    if not settings.enabled:
+        return None
+    exporter: Exporter | None = None
+    if settings.otlp is not None:
+        # Imported only when export is configured: the OpenTelemetry SDK is not free to import.
+        from strata.observability.traces.otlp import OTLPExport
+
+        exporter = OTLPExport(settings.otlp, service=f"strata-{spec.name}", version=version)
+    return Tracing(settings, exporter)

@@ -1,0 +1,61 @@
+"""The tracing pipeline: ids from a caller's traceparent, a bounded buffer, drained in batches."""
+
+from __future__ import annotations
+
+import asyncio
+
+from strata.observability.traces.pipeline import DRAIN_INTERVAL_S, Tracing
+from strata.record import RequestRecord
+from strata.spec.observability import TracingSpec
+
+
+class _Collected:
+    def __init__(self) -> None:
+        self.batches: list[list[RequestRecord]] = []
+        self.closed = False
+
+    def export(self, records: list[RequestRecord]) -> None:
+        self.batches.append(records)
+
+    def shutdown(self) -> None:
+        self.closed = True
+
+
+def _finished(tracing: Tracing, headers: list[tuple[bytes, bytes]] | None = None) -> RequestRecord:
+    record = RequestRecord("GET", "/v1/models", route="/v1/models")
+    tracing.start(record, {"headers": headers or []})
+    record.status, record.last_byte = 200, record.received + 0.001
+    tracing.finish(record)
+    return record
+
+
+async def test_records_are_drained_in_one_batch_after_the_interval() -> None:
+    exporter = _Collected()
+    tracing = Tracing(TracingSpec(), exporter)
+    records = [_finished(tracing) for _ in range(3)]
+    assert exporter.batches == []  # nothing happens on the request path
+    await asyncio.sleep(DRAIN_INTERVAL_S * 3)
+    assert exporter.batches == [records]
+    assert all(tracing.store.spans(r.trace_id) for r in records)
+    await tracing.close()
+    assert exporter.closed
+
+
+async def test_a_callers_trace_is_continued() -> None:
+    tracing = Tracing(TracingSpec())
+    header = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    record = _finished(tracing, [(b"traceparent", header)])
+    assert record.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
+    assert record.parent_span_id == 0xB7AD6B7169203331 and record.span_id not in (0, record.parent_span_id)
+    fresh = _finished(tracing, [(b"traceparent", b"not-a-traceparent")])
+    assert fresh.trace_id and not fresh.parent_span_id
+    tracing.drain()
+
+
+async def test_a_full_buffer_drops_and_counts() -> None:
+    tracing = Tracing(TracingSpec(buffer_records=16))
+    for _ in range(20):
+        _finished(tracing)
+    assert tracing.dropped == 4
+    tracing.drain()
+    assert tracing.store.offered == 16
