@@ -19,7 +19,6 @@ from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
-from strata.gateway.traces_api import TracesAPI
 from strata.gateway.routes import (
     access_routes,
     observability_routes,
@@ -29,6 +28,7 @@ from strata.gateway.routes import (
     workflow_routes,
 )
 from strata.gateway.routing import RouteTable
+from strata.gateway.traces_api import TracesAPI
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
 from strata.observability.workflow_metrics import WorkflowMetrics

@@ -20,8 +20,8 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, RunPipeline, SubmitJob
-from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
+from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 

@@ -24,7 +24,9 @@ def test_a_batched_request_has_a_span_per_stage() -> None:
     spans = spans_of(_embedding_record())
     root, *stages = spans
     assert root.name == "POST /v1/embeddings"
-    assert root.server and root.parent_span_id == 0x34 and root.span_id == 0x12
+    assert root.server
+    assert root.parent_span_id == 0x34
+    assert root.span_id == 0x12
     assert [s.name for s in stages] == ["auth", "parse", "admission", "batch", "inference", "serialise", "send"]
     assert all(s.parent_span_id == root.span_id and s.trace_id == 0xABC for s in stages)
     assert len({s.span_id for s in spans}) == len(spans)
@@ -65,6 +67,8 @@ def test_a_refused_request_is_an_error_with_only_the_stages_it_reached() -> None
     record.first_byte = record.received + 0.0001
     record.last_byte = record.received + 0.0002
     root, *stages = spans_of(record)
-    assert root.error and root.attributes["error.type"] == "invalid_api_key"
+    assert root.error
+    assert root.attributes["error.type"] == "invalid_api_key"
     assert [s.name for s in stages] == ["send"]
-    assert root.as_json()["status"] == "error" and root.as_json()["parent_span_id"] is None
+    assert root.as_json()["status"] == "error"
+    assert root.as_json()["parent_span_id"] is None

@@ -46,9 +46,11 @@ async def test_a_callers_trace_is_continued() -> None:
     header = b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
     record = _finished(tracing, [(b"traceparent", header)])
     assert record.trace_id == 0x0AF7651916CD43DD8448EB211C80319C
-    assert record.parent_span_id == 0xB7AD6B7169203331 and record.span_id not in (0, record.parent_span_id)
+    assert record.parent_span_id == 0xB7AD6B7169203331
+    assert record.span_id not in (0, record.parent_span_id)
     fresh = _finished(tracing, [(b"traceparent", b"not-a-traceparent")])
-    assert fresh.trace_id and not fresh.parent_span_id
+    assert fresh.trace_id
+    assert not fresh.parent_span_id
     tracing.drain()
 
 

@@ -49,13 +49,18 @@ class OTLPExport:
                     self._processor.on_end(self._readable(span))
 
     def shutdown(self) -> None:
-        self._processor.shutdown()  # exports what is queued first
+        self._processor.shutdown()  # type: ignore[no-untyped-call]  # exports what is queued first
 
     def _readable(self, span: SpanData) -> ReadableSpan:
         parent = None
         if span.parent_span_id:
-            parent = SpanContext(span.trace_id, span.parent_span_id, is_remote=not span.server, trace_flags=_SAMPLED_FLAGS)
-        links = [Link(SpanContext(trace, linked, is_remote=False, trace_flags=_SAMPLED_FLAGS)) for trace, linked in span.links]
+            parent = SpanContext(
+                span.trace_id, span.parent_span_id, is_remote=not span.server, trace_flags=_SAMPLED_FLAGS
+            )
+        links = [
+            Link(SpanContext(trace, linked, is_remote=False, trace_flags=_SAMPLED_FLAGS))
+            for trace, linked in span.links
+        ]
         return ReadableSpan(
             name=span.name,
             context=SpanContext(span.trace_id, span.span_id, is_remote=False, trace_flags=_SAMPLED_FLAGS),
