@@ -51,7 +51,7 @@ class TracingSpec(_Spec):
     buffer_records: int = Field(
         default=65536,
         ge=16,
-        description="Finished requests waiting to be sampled and exported (a batch every 50 ms); beyond this "
+        description="Kept or exported requests waiting to be stored and exported (a batch every 50 ms); beyond this "
         "they are dropped and counted (strata_traces_dropped_total).",
     )
     otlp: OTLPSpec | None = Field(default=None, description="Export to an OpenTelemetry collector; None: keep only.")

@@ -14,6 +14,9 @@ class _Collected:
         self.batches: list[list[RequestRecord]] = []
         self.closed = False
 
+    def sampled(self, record: RequestRecord) -> bool:
+        return True
+
     def export(self, records: list[RequestRecord]) -> None:
         self.batches.append(records)
 
@@ -55,9 +58,17 @@ async def test_a_callers_trace_is_continued() -> None:
 
 
 async def test_a_full_buffer_drops_and_counts() -> None:
-    tracing = Tracing(TracingSpec(buffer_records=16))
+    tracing = Tracing(TracingSpec(buffer_records=16), _Collected())
     for _ in range(20):
         _finished(tracing)
     assert tracing.dropped == 4
     tracing.drain()
-    assert tracing.store.offered == 16
+    assert len(tracing.store) == 16
+
+
+async def test_a_request_neither_kept_nor_exported_leaves_nothing() -> None:
+    tracing = Tracing(TracingSpec(sample_per_s=0))
+    record = _finished(tracing)
+    tracing.drain()
+    assert len(tracing.store) == 0
+    assert tracing.store.spans(record.trace_id) is None

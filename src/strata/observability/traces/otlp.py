@@ -44,9 +44,8 @@ class OTLPExport:
 
     def export(self, records: list[RequestRecord]) -> None:
         for record in records:
-            if self.sampled(record):
-                for span in spans_of(record):
-                    self._processor.on_end(self._readable(span))
+            for span in spans_of(record):
+                self._processor.on_end(self._readable(span))
 
     def shutdown(self) -> None:
         self._processor.shutdown()  # type: ignore[no-untyped-call]  # exports what is queued first

@@ -1,22 +1,24 @@
 """The tracing pipeline: finished request records in, the trace store and OTLP export out.
 
-    request ends -> finish(record): append to a bounded buffer (the only per-request cost)
-    every 50 ms while records wait -> drain(): tail-sample into the store, hand sampled ones to export
+    request starts -> start(record): its trace ids (the caller's trace, or a new one)
+    request ends   -> finish(record): the tail sampler's decision; a kept or exported record is
+                      appended to a bounded buffer, any other leaves nothing behind
+    every 50 ms while records wait -> drain(): kept records into the store, exported ones to OTLP
 
-The request path pays for an append and, per request, its ids and the ``traceparent`` response
-header (``start``); sampling and span building happen in batches, after responses have gone.
+The request path pays for its ids, the ``traceparent`` response header and a few comparisons;
+spans are built only for traces that are read or exported, in batches, after responses have gone.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Protocol
 
 from starlette.types import Scope
 
 from strata.observability.traces.context import SAMPLED, new_span_id, new_trace_id, parse_traceparent
+from strata.observability.traces.sampler import TailSampler
 from strata.observability.traces.store import TraceStore
 from strata.record import RequestRecord
 from strata.spec import AppSpec
@@ -30,6 +32,10 @@ QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/v1/admin/traces",
 
 
 class Exporter(Protocol):
+    def sampled(self, record: RequestRecord) -> bool:
+        """Whether the record's trace is exported (decided on the request path: keep it cheap)."""
+        ...
+
     def export(self, records: list[RequestRecord]) -> None: ...
 
     def shutdown(self) -> None: ...
@@ -37,17 +43,12 @@ class Exporter(Protocol):
 
 class Tracing:
     def __init__(self, spec: TracingSpec, exporter: Exporter | None = None) -> None:
-        self.store = TraceStore(
-            max_errors=spec.keep_errors,
-            max_slow=spec.keep_slow,
-            max_sampled=spec.keep_sampled,
-            sample_per_s=spec.sample_per_s,
-            quiet_routes=QUIET_ROUTES,
-        )
+        self.sampler = TailSampler(spec.sample_per_s, QUIET_ROUTES)
+        self.store = TraceStore(max_errors=spec.keep_errors, max_slow=spec.keep_slow, max_sampled=spec.keep_sampled)
         self.exporter = exporter
         self.dropped = 0  # records that found the buffer full
         self._capacity = spec.buffer_records
-        self._buffer: list[RequestRecord] = []
+        self._buffer: list[tuple[RequestRecord, str | None, bool]] = []  # (record, kept because, exported)
         self._drain_at: asyncio.TimerHandle | None = None
 
     def start(self, record: RequestRecord, scope: Scope) -> None:
@@ -65,10 +66,14 @@ class Tracing:
 
     def finish(self, record: RequestRecord) -> None:
         """Take a finished request's record (on the event loop, after its response went)."""
+        reason = self.sampler.decide(record)
+        exported = self.exporter is not None and self.exporter.sampled(record)
+        if reason is None and not exported:
+            return
         if len(self._buffer) >= self._capacity:
             self.dropped += 1
             return
-        self._buffer.append(record)
+        self._buffer.append((record, reason, exported))
         if self._drain_at is None:
             self._drain_at = asyncio.get_running_loop().call_later(DRAIN_INTERVAL_S, self.drain)
 
@@ -77,15 +82,16 @@ class Tracing:
         if self._drain_at is not None:
             self._drain_at.cancel()
             self._drain_at = None
-        records, self._buffer = self._buffer, []
-        if not records:
-            return
-        self.store.offer(records, time.monotonic())
-        if self.exporter is not None:
+        finished, self._buffer = self._buffer, []
+        for record, reason, _ in finished:
+            if reason is not None:
+                self.store.keep(record, reason)
+        exported = [record for record, _, export in finished if export]
+        if exported and self.exporter is not None:
             try:
-                self.exporter.export(records)
+                self.exporter.export(exported)
             except Exception:  # boundary: a broken exporter must not stop traces being kept
-                log.exception("exporting %d traces failed", len(records))
+                log.exception("exporting %d traces failed", len(exported))
 
     async def close(self) -> None:
         """Keep and export the last batch; the exporter sends what it queued (off the loop: it blocks)."""

@@ -1,27 +1,17 @@
-"""The in-process store of recent traces, tail-sampled: every error, the slowest, a sample of the rest.
+"""The in-process store of recent traces: what the tail sampler kept, in bounded rings, queryable.
 
-The decision is made once the request has ended (tail sampling), from its record: an error response
-goes to the error ring; a request slower than its route's recent p99 to the slow ring; of the rest,
-a token bucket keeps up to ``sample_per_s`` a second (so at low traffic every request is kept and a
-client can always look up the request it just made), and a caller that sent a sampled
-``traceparent`` has its request kept. Each ring is bounded; the oldest entry leaves first.
-
-Records are kept, not spans: spans are built only for the traces someone reads.
+Records are kept, not spans: spans are built only for the traces someone reads. Several requests
+that share a trace id (a caller's agent making several calls under one trace) are one trace.
 """
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from dataclasses import dataclass, field
 
-from strata.observability.traces.context import SAMPLED
+from strata.observability.traces.sampler import ERROR, SAMPLED_REASON, SLOW
 from strata.observability.traces.spans import SpanData, is_error, spans_of
 from strata.record import RequestRecord
-
-_SLOW_WINDOW = 512  # recent durations per route the slow threshold is read from
-_SLOW_MIN_SAMPLES = 50  # below this, no request of the route counts as slow yet
-_SLOW_QUANTILE = 0.99
 
 
 @dataclass(slots=True)
@@ -54,75 +44,22 @@ class TraceQuery:
 
 
 class TraceStore:
-    def __init__(
-        self,
-        *,
-        max_errors: int,
-        max_slow: int,
-        max_sampled: int,
-        sample_per_s: float,
-        quiet_routes: frozenset[str] = frozenset(),
-    ) -> None:
-        self._rings: dict[str, deque[Kept]] = {"error": deque(), "slow": deque(), "sampled": deque()}
-        self._capacity = {"error": max_errors, "slow": max_slow, "sampled": max_sampled}
+    """Kept traces in three bounded rings (error, slow, sampled); the oldest of a ring leaves first."""
+
+    def __init__(self, *, max_errors: int, max_slow: int, max_sampled: int) -> None:
+        self._rings: dict[str, deque[Kept]] = {ERROR: deque(), SLOW: deque(), SAMPLED_REASON: deque()}
+        self._capacity = {ERROR: max_errors, SLOW: max_slow, SAMPLED_REASON: max_sampled}
         self._by_trace: dict[int, list[Kept]] = {}
-        self._sample_per_s = sample_per_s
-        self._burst = max(1.0, sample_per_s) if sample_per_s > 0 else 0.0  # one second's worth, at least one
-        self._tokens = self._burst  # the bucket starts full
-        self._refilled_at: float | None = None
-        self._durations: dict[str, deque[float]] = {}
-        self._slow_over: dict[str, float] = {}
-        self._quiet = quiet_routes  # routes whose successes are noise to an operator (probes, scrapes)
-        self.offered = 0
 
-    # Writing (from the tracing pipeline's drain, a batch at a time)
-
-    def offer(self, records: list[RequestRecord], now: float) -> None:
-        """Keep what the sampling policy keeps of ``records``; ``now`` is a monotonic clock reading."""
-        self._refill(now)
-        touched: set[str] = set()
-        for record in records:
-            self.offered += 1
-            reason = self._reason(record, touched)
-            if reason is not None:
-                self._keep(Kept(record, reason))
-        for route in touched:
-            self._update_threshold(route)
-
-    def _reason(self, record: RequestRecord, touched: set[str]) -> str | None:
-        if is_error(record):
-            return "error"
-        latency = record.latency_s
-        durations = self._durations.get(record.route)
-        if durations is None:
-            durations = self._durations[record.route] = deque(maxlen=_SLOW_WINDOW)
-        durations.append(latency)
-        touched.add(record.route)
-        if latency > self._slow_over.get(record.route, math.inf):
-            return "slow"
-        if record.route in self._quiet:
-            return None
-        if record.parent_span_id and record.trace_flags & SAMPLED:
-            return "sampled"  # the caller traces this request: keep it for them
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
-            return "sampled"
-        return None
-
-    def _refill(self, now: float) -> None:
-        if self._refilled_at is not None:
-            self._tokens = min(self._burst, self._tokens + (now - self._refilled_at) * self._sample_per_s)
-        self._refilled_at = now
-
-    def _update_threshold(self, route: str) -> None:
-        durations = self._durations[route]
-        if len(durations) >= _SLOW_MIN_SAMPLES:
-            ordered = sorted(durations)
-            self._slow_over[route] = ordered[min(len(ordered) - 1, int(len(ordered) * _SLOW_QUANTILE))]
+    def keep(self, record: RequestRecord, reason: str) -> None:
+        """Keep a finished request the sampler chose, for ``reason`` (error, slow, sampled)."""
+        self._keep(Kept(record, reason))
 
     def _keep(self, kept: Kept) -> None:
         ring = self._rings[kept.reason]
         if len(ring) >= self._capacity[kept.reason]:
+            if not ring:
+                return  # a ring of size 0 keeps nothing
             self._forget(ring.popleft())
         ring.append(kept)
         self._by_trace.setdefault(kept.record.trace_id, []).append(kept)
