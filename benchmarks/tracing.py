@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from benchmarks import embeddings
+from benchmarks import embeddings, tracing_cost
 from benchmarks.gateway import SPEC as NOOP_SPEC
 from benchmarks.harness import Load, Row, load, median, placement
 from benchmarks.request_path import BODY, EXPECTED, PATH, WARMUP_S, strata
@@ -127,7 +127,20 @@ def run(duration_s: float, runs: int = RUNS) -> list[Row]:
                 clean and added <= TARGET_ADDED_P50_MS if target_p50 else None)
         )  # fmt: skip
         rows.append(Row(NAME, f"{case} errors (all runs, both)", off.errors + on.errors, "requests"))
-    return rows
+    return rows + in_process_rows()
+
+
+def in_process_rows(blocks: int = 20, requests: int = 2000) -> list[Row]:
+    """The event loop's CPU per no-op request, tracing off and on (benchmarks.tracing_cost)."""
+    console.print(f"  {NAME}: in-process CPU per request, {blocks} blocks of {requests} each way")
+    cost = tracing_cost.run(blocks, requests)
+    return [
+        Row(NAME, "in-process no-op loop CPU per request, tracing off", cost["off_us"], "us"),
+        Row(NAME, "in-process no-op loop CPU per request, tracing on", cost["on_us"], "us"),
+        Row(NAME, "in-process added CPU per request", cost["added_us"], "us"),
+        Row(NAME, "in-process on/off requests per CPU-second", cost["throughput_ratio"], "ratio",
+            f">= {TARGET_THROUGHPUT_RATIO:.0%} of off", cost["throughput_ratio"] >= TARGET_THROUGHPUT_RATIO),
+    ]  # fmt: skip
 
 
 def setup(runs: int = RUNS) -> str:

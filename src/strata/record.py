@@ -49,6 +49,7 @@ class RequestRecord:
     prompt: str | None = None  # kept only where the tenant's policy allows
     template: str | None = None  # the prompt template id@version that built the prompt, if any
     compute_s: float | None = None  # model time billed when not the request's own latency (job steps)
+    cost: float = 0.0  # by the deployment's price, in its currency units (set by the access layer)
     batch_size: int = 0  # how many requests the batch that served this one held (0: not batched)
     finish_reason: str | None = None  # why a generation stopped (stop, length)
     # W3C trace context: the request's own span (its root span) and the caller's span, if one was sent.

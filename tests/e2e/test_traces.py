@@ -15,7 +15,7 @@ from tests.otlp_receiver import OTLPReceiver
 from strata.observability.traces.otlp import OTLPExport
 from strata.record import RequestRecord
 from strata.spec.observability import OTLPSpec
-from strata.testing import ServerProcess
+from strata.testing import MetricSamples, ServerProcess
 
 pytestmark = pytest.mark.e2e
 
@@ -40,6 +40,7 @@ def exporting(receiver: OTLPReceiver, tmp_path_factory: pytest.TempPathFactory) 
         "deployments": [{"name": "echo", "model": "echo", "batching": {"max_batch_size": 8, "max_wait_ms": 1}}],
         "routes": [{"name": "echo", "deployment": "echo"}],
         "observability": {"tracing": {"otlp": {"endpoint": receiver.url, "headers": {"x-collector-token": "t0k"}}}},
+        "access": {"prices": [{"deployment": "echo", "per_compute_second": 1.0}]},
     }
     path: Path = tmp_path_factory.mktemp("traces") / "app.yaml"
     path.write_text(yaml.safe_dump(spec))
@@ -113,8 +114,13 @@ def test_a_callers_trace_continues_through_an_embedding(client: openai.OpenAI, s
 
 
 def test_a_stream_has_time_to_first_token_and_decode(client: openai.OpenAI, server: ServerProcess) -> None:
+    before = MetricSamples.scrape(server.url, server.headers)
     raw = client.chat.completions.with_raw_response.create(
-        model=CHAT, messages=[{"role": "user", "content": "Hello"}], max_tokens=8, stream=True
+        model=CHAT,
+        messages=[{"role": "user", "content": "Hello"}],
+        max_tokens=8,
+        stream=True,
+        extra_body={"ignore_eos": True},  # eight tokens: an inter-token latency to measure
     )
     trace_id, _, _ = _traceparent(raw.headers)
     chunks = list(raw.parse())
@@ -128,6 +134,9 @@ def test_a_stream_has_time_to_first_token_and_decode(client: openai.OpenAI, serv
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.response.finish_reasons"] == [chunks[-1].choices[0].finish_reason]
     assert attributes["gen_ai.usage.output_tokens"] >= 1
+    after = MetricSamples.scrape(server.url, server.headers)
+    for name in ("strata_time_to_first_token_seconds_count", "strata_time_per_output_token_seconds_count"):
+        assert after.value(name, deployment="chat") == before.value(name, deployment="chat") + 1, name
 
 
 def test_an_error_carries_a_traceparent_and_is_kept(client: openai.OpenAI, server: ServerProcess) -> None:
@@ -177,6 +186,9 @@ def test_traces_are_exported_to_an_otlp_receiver(exporting: ServerProcess, recei
     assert attributes["http.response.status_code"].int_value == 200
     resource = {a.key: a.value.string_value for a in receiver.resource_spans()[0].resource.attributes}
     assert resource["service.name"] == "strata-exporting"
+    costs = MetricSamples.scrape(exporting.url, exporting.headers)
+    assert costs.value("strata_request_cost_count", deployment="echo") >= 1  # priced per compute second
+    assert costs.value("strata_request_cost_sum", deployment="echo") > 0
     assert all(headers.get("x-collector-token") == "t0k" for headers in receiver.headers)
 
 
@@ -191,9 +203,10 @@ def test_the_sampling_ratio_and_the_callers_flag_decide_what_is_exported(receive
     export = OTLPExport(OTLPSpec(endpoint=receiver.url, sampling_ratio=0.5), service="unit", version="0")
     low, high = 0xAB << 64 | 1, 0xCD << 64 | (2**64 - 1)  # the ratio reads the low 64 bits
     asked, refused = 0xEF << 64 | (2**64 - 1), 0xEE << 64 | 1
-    export.export([_finished(low), _finished(high), _finished(asked, 7, 1), _finished(refused, 7, 0)])
+    records = [_finished(low), _finished(high), _finished(asked, 7, 1), _finished(refused, 7, 0)]
+    assert [export.sampled(record) for record in records] == [True, False, True, False]
+    export.export([record for record in records if export.sampled(record)])
     export.shutdown()  # flushes
     assert len(receiver.spans_of(low)) == 2  # the request and its send
     assert receiver.spans_of(high) == []
-    assert receiver.spans_of(refused) == []
     assert len(receiver.spans_of(asked)) == 2

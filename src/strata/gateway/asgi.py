@@ -66,6 +66,7 @@ class Gateway:
         self.state: dict[str, Any] = {}  # what extensions keep on the app (e.g. the autonomy service)
         self._openapi: dict[str, Any] | None = None
         self._children: dict[tuple[str, int], tuple[CounterChild, HistogramChild, CounterChild | None]] = {}
+        self._costs: dict[str, HistogramChild] = {}
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every route in the table (built once)."""
@@ -248,8 +249,16 @@ class Gateway:
                 await self.access.finish(record)
             except Exception:  # boundary: bookkeeping must never fail a request that was answered
                 log.exception("recording %s %s failed", record.method, record.path)
+            if record.cost and record.deployment is not None:
+                self._cost_of(record.deployment).observe(record.cost)
         if self.tracing is not None:
             self.tracing.finish(record)
+
+    def _cost_of(self, deployment: str) -> HistogramChild:
+        child = self._costs.get(deployment)
+        if child is None:
+            child = self._costs[deployment] = self.metrics.request_cost.labels(deployment=deployment)
+        return child
 
     def _children_for(self, route: str, status: int) -> tuple[CounterChild, HistogramChild, CounterChild | None]:
         # Metric children bound once per (route, status): the request path does no label lookups.
