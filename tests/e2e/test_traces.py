@@ -3,6 +3,7 @@ response; the trace is read at the admin routes and arrives at a real OTLP recei
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,7 @@ def exporting(receiver: OTLPReceiver, tmp_path_factory: pytest.TempPathFactory) 
         "observability": {"tracing": {"otlp": {"endpoint": receiver.url, "headers": {"x-collector-token": "t0k"}}}},
         "access": {"prices": [{"deployment": "echo", "per_compute_second": 1.0}]},
     }
+    spec["observability"]["logs"] = {"format": "json"}
     path: Path = tmp_path_factory.mktemp("traces") / "app.yaml"
     path.write_text(yaml.safe_dump(spec))
     with ServerProcess(path) as running:
@@ -186,6 +188,13 @@ def test_traces_are_exported_to_an_otlp_receiver(exporting: ServerProcess, recei
     assert attributes["http.response.status_code"].int_value == 200
     resource = {a.key: a.value.string_value for a in receiver.resource_spans()[0].resource.attributes}
     assert resource["service.name"] == "strata-exporting"
+    lines = [json.loads(line) for line in exporting.logs().splitlines() if line.startswith("{")]
+    access = [line for line in lines if line.get("kind") == "access" and line["trace_id"] == trace_id]
+    assert len(access) == 1  # the request's access line, in the one JSON schema
+    assert access[0]["span_id"] == span_id
+    assert access[0]["route"] == "/v1/models/{model:path}/predict"
+    assert access[0]["status"] == 200
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     costs = MetricSamples.scrape(exporting.url, exporting.headers)
     assert costs.value("strata_request_cost_count", deployment="echo") >= 1  # priced per compute second
     assert costs.value("strata_request_cost_sum", deployment="echo") > 0

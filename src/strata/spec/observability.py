@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -57,5 +59,21 @@ class TracingSpec(_Spec):
     otlp: OTLPSpec | None = Field(default=None, description="Export to an OpenTelemetry collector; None: keep only.")
 
 
+class LogsSpec(_Spec):
+    """How `strata serve` and `strata worker` log (the level is their --log-level option)."""
+
+    format: Literal["text", "json"] = Field(
+        default="text",
+        description="text: one readable line per entry; json: one JSON object per line, one schema for every "
+        "entry (time, level, logger, message, trace_id and span_id when logged inside a request, then fields).",
+    )
+    access_lines: bool = Field(
+        default=True,
+        description="Log an access line (logger strata.access, level INFO) for each request the trace store "
+        "keeps: every error, the slowest, a sample of the rest; with its trace id.",
+    )
+
+
 class ObservabilitySpec(_Spec):
     tracing: TracingSpec = Field(default_factory=TracingSpec, description="Request traces.")
+    logs: LogsSpec = Field(default_factory=LogsSpec, description="Log format and access lines.")

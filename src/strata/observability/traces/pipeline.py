@@ -17,6 +17,7 @@ from typing import Protocol
 
 from starlette.types import Scope
 
+from strata.observability.logs import access_log, log_access
 from strata.observability.traces.context import SAMPLED, new_span_id, new_trace_id, parse_traceparent
 from strata.observability.traces.sampler import TailSampler
 from strata.observability.traces.store import TraceStore
@@ -83,9 +84,12 @@ class Tracing:
             self._drain_at.cancel()
             self._drain_at = None
         finished, self._buffer = self._buffer, []
+        logging_access = access_log.isEnabledFor(logging.INFO)
         for record, reason, _ in finished:
             if reason is not None:
                 self.store.keep(record, reason)
+                if logging_access:
+                    log_access(record, reason)
         exported = [record for record, _, export in finished if export]
         if exported and self.exporter is not None:
             try:
