@@ -62,6 +62,8 @@ def create_app(
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     tracing = tracing_for(spec, VERSION)
+    if tracing is not None:
+        ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
     table = RouteTable(
         [

@@ -116,6 +116,9 @@ class Metrics:
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",
             registry=r,
         )
+        self.traces_dropped = Gauge(
+            "strata_traces_dropped", "Kept or exported traces lost to a full tracing buffer since start", registry=r
+        )
         self.replicas_ready = Gauge(
             "strata_replicas_ready", "Replicas loaded, warmed and taking traffic", ["deployment"], registry=r
         )

@@ -54,7 +54,7 @@ class TracingSpec(_Spec):
         default=65536,
         ge=16,
         description="Kept or exported requests waiting to be stored and exported (a batch every 50 ms); beyond this "
-        "they are dropped and counted (strata_traces_dropped_total).",
+        "they are dropped and counted (the strata_traces_dropped gauge).",
     )
     otlp: OTLPSpec | None = Field(default=None, description="Export to an OpenTelemetry collector; None: keep only.")
 
