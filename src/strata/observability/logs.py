@@ -86,6 +86,7 @@ def log_access(record: RequestRecord, reason: str) -> None:
         "kind": "access",
         "method": record.method,
         "route": record.route,
+        "path": record.path,
         "status": record.status,
         "duration_ms": duration_ms,
         "tenant": record.tenant,
@@ -96,9 +97,9 @@ def log_access(record: RequestRecord, reason: str) -> None:
         "error_code": record.error_code,
         "kept": reason,
     }
-    access_log.info(
-        "%s %s %d %.3f ms", record.method, record.path, record.status, duration_ms, extra={"fields": fields}
-    )
+    # The route's template, not the path a client sent: a bounded, clean message (a path may hold "%0A").
+    message = "%s %s %d %.3f ms"
+    access_log.info(message, record.method, record.route, record.status, duration_ms, extra={"fields": fields})
 
 
 def _iso(created: float) -> str:
