@@ -56,6 +56,8 @@ class RequestRecord:
     trace_id: int = 0
     span_id: int = 0
     parent_span_id: int = 0
+    links: tuple[tuple[int, int], ...] = ()  # (trace id, span id) it follows from: a job step, its submitter
+    attempt: int = 0  # a job step's attempt (1 for the first)
     trace_flags: int = 1  # bit 0: sampled (a caller may ask that its trace not be exported)
     # Stage times (perf_counter seconds).
     received: float = field(default_factory=time.perf_counter)

@@ -4,6 +4,8 @@ response; the trace is read at the admin routes and arrives at a real OTLP recei
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,11 +44,28 @@ def exporting(receiver: OTLPReceiver, tmp_path_factory: pytest.TempPathFactory) 
         "routes": [{"name": "echo", "deployment": "echo"}],
         "observability": {"tracing": {"otlp": {"endpoint": receiver.url, "headers": {"x-collector-token": "t0k"}}}},
         "access": {"prices": [{"deployment": "echo", "per_compute_second": 1.0}]},
+        "workflows": {"workers": 1, "poll_ms": 20},
+        "pipelines": [
+            {
+                "name": "flaky",
+                "steps": [
+                    {
+                        "name": "try",
+                        "kind": "python",
+                        "entrypoint": "workflow_steps:flaky",
+                        "options": {"failures": 1},
+                        "backoff_s": 0,
+                    },
+                ],
+            }
+        ],
     }
     spec["observability"]["logs"] = {"format": "json"}
     path: Path = tmp_path_factory.mktemp("traces") / "app.yaml"
     path.write_text(yaml.safe_dump(spec))
-    with ServerProcess(path) as running:
+    tests = Path(__file__).resolve().parent.parent  # the flaky step lives in tests/workflow_steps.py
+    env = {"PYTHONPATH": os.pathsep.join([str(tests), os.environ.get("PYTHONPATH", "")])}
+    with ServerProcess(path, env=env) as running:
         yield running
 
 
@@ -219,3 +238,25 @@ def test_the_sampling_ratio_and_the_callers_flag_decide_what_is_exported(receive
     assert len(receiver.spans_of(low)) == 2  # the request and its send
     assert receiver.spans_of(high) == []
     assert len(receiver.spans_of(asked)) == 2
+
+
+@pytest.mark.slow  # shares the exporting server
+def test_each_attempt_of_a_job_step_is_a_span_linked_to_the_submitting_request(exporting: ServerProcess) -> None:
+    with exporting.http() as http:
+        submitted = http.post("/v1/jobs", json={"pipeline": "flaky", "input": {"n": 1}})
+        assert submitted.status_code == 202, submitted.text
+        trace_id, span_id, _ = _traceparent(submitted.headers)
+        job = submitted.json()["id"]
+        deadline = time.monotonic() + 30
+        while http.get(f"/v1/jobs/{job}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline, "the job did not succeed"
+            time.sleep(0.05)
+        spans = http.get(f"/v1/admin/traces/{trace_id}").json()["spans"]
+    steps = sorted(
+        (s for s in spans if s["name"] == "job step try"), key=lambda s: s["attributes"]["strata.job.attempt"]
+    )
+    assert [s["attributes"]["strata.job.attempt"] for s in steps] == [1, 2]  # the retry is visible
+    assert [s["status"] for s in steps] == ["error", "ok"]
+    assert all(s["attributes"]["strata.job.id"] == job for s in steps)
+    assert all(s["links"] == [{"trace_id": trace_id, "span_id": span_id}] for s in steps)
+    assert any(s["name"] == "POST /v1/jobs" and s["span_id"] == span_id for s in spans)

@@ -56,12 +56,13 @@ def create_app(
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
     metrics_of_jobs = WorkflowMetrics(server.metrics.registry)
+    tracing = tracing_for(spec, VERSION)
     workflows = Workflows(
-        spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs
-    )
+        spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs,
+        trace=tracing.job_step if tracing is not None else None,
+    )  # fmt: skip
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
-    tracing = tracing_for(spec, VERSION)
     if tracing is not None:
         ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
@@ -71,7 +72,7 @@ def create_app(
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
-            *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
+            *workflow_routes(JobsAPI(workflows, tracing), BatchAPI(workflows)),
             *observability_routes(TracesAPI(tracing)),
         ]
     )

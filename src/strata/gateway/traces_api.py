@@ -44,6 +44,11 @@ class TraceList(BaseModel):
     data: list[TraceSummary]
 
 
+class SpanLink(BaseModel):
+    trace_id: str
+    span_id: str
+
+
 class SpanOut(BaseModel):
     span_id: str
     parent_span_id: str | None
@@ -52,6 +57,7 @@ class SpanOut(BaseModel):
     end_unix_nano: int
     attributes: dict[str, str | int | float | bool | list[str]]
     status: Literal["ok", "error"]
+    links: list[SpanLink] = Field(description="Spans this one follows from (a job step: the submitting request).")
 
 
 class TraceDetail(BaseModel):

@@ -72,3 +72,31 @@ async def test_a_request_neither_kept_nor_exported_leaves_nothing() -> None:
     tracing.drain()
     assert len(tracing.store) == 0
     assert tracing.store.spans(record.trace_id) is None
+
+
+def _step(job_id: str, attempt: int, status: int = 200) -> RequestRecord:
+    record = RequestRecord("JOB", f"/v1/jobs/{job_id}/steps/fetch", route="/v1/jobs/{job_id}/steps/{step}")
+    record.status, record.attempt, record.last_byte = status, attempt, record.received + 0.01
+    return record
+
+
+async def test_job_steps_join_the_submitting_requests_trace_or_one_of_their_own() -> None:
+    tracing = Tracing(TracingSpec())
+    submitter = _finished(tracing)
+    tracing.job_submitted("job_a", submitter)
+    first, second = _step("job_a", 1, 500), _step("job_a", 2)
+    tracing.job_step("job_a", first)
+    tracing.job_step("job_a", second)
+    elsewhere = [_step("job_b", 1), _step("job_b", 2)]
+    for record in elsewhere:
+        tracing.job_step("job_b", record)
+    tracing.drain()
+    assert first.trace_id == second.trace_id == submitter.trace_id
+    assert first.links == ((submitter.trace_id, submitter.span_id),)
+    spans = tracing.store.spans(submitter.trace_id)
+    assert spans is not None
+    steps = [s for s in spans if s.name == "job step fetch"]
+    assert [(s.attributes["strata.job.attempt"], s.error) for s in steps] == [(1, True), (2, False)]
+    assert steps[0].attributes["strata.job.id"] == "job_a"
+    assert not steps[0].server  # an internal span, not a request the server answered
+    assert elsewhere[0].trace_id == elsewhere[1].trace_id != submitter.trace_id  # one trace per job

@@ -12,7 +12,9 @@ spans are built only for traces that are read or exported, in batches, after res
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+from collections import OrderedDict
 from typing import Protocol
 
 from starlette.types import Scope
@@ -28,6 +30,7 @@ from strata.spec.observability import TracingSpec
 log = logging.getLogger(__name__)
 
 DRAIN_INTERVAL_S = 0.05
+_REMEMBERED_JOBS = 10_000  # submitted jobs whose submitting request this process remembers
 # Probes and scrapes: kept when they fail or are slow, never as part of the sample.
 QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics", "/v1/admin/traces", "/v1/admin/traces/{trace_id}"})
 
@@ -51,6 +54,7 @@ class Tracing:
         self._capacity = spec.buffer_records
         self._buffer: list[tuple[RequestRecord, str | None, bool]] = []  # (record, kept because, exported)
         self._drain_at: asyncio.TimerHandle | None = None
+        self._submitted: OrderedDict[str, tuple[int, int]] = OrderedDict()  # job id -> (trace id, span id)
 
     def start(self, record: RequestRecord, scope: Scope) -> None:
         """Give the request its trace ids: the caller's trace when it sent a valid ``traceparent``."""
@@ -77,6 +81,25 @@ class Tracing:
         self._buffer.append((record, reason, exported))
         if self._drain_at is None:
             self._drain_at = asyncio.get_running_loop().call_later(DRAIN_INTERVAL_S, self.drain)
+
+    def job_submitted(self, job_id: str, record: RequestRecord) -> None:
+        """The request that submitted ``job_id``: its steps run in this process join its trace."""
+        if record.trace_id:
+            self._submitted[job_id] = (record.trace_id, record.span_id)
+            if len(self._submitted) > _REMEMBERED_JOBS:
+                self._submitted.popitem(last=False)
+
+    def job_step(self, job_id: str, record: RequestRecord) -> None:
+        """One attempt of a job's step, ended: a span in the submitting request's trace, linked to that
+        request's span; a job submitted elsewhere (or before a restart) gets a trace of its own, one per
+        job, from its id."""
+        submitter = self._submitted.get(job_id)
+        if submitter is not None:
+            record.trace_id, record.links = submitter[0], (submitter,)
+        else:
+            record.trace_id = int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:16], "big") or 1
+        record.span_id = new_span_id()
+        self.finish(record)
 
     def drain(self) -> None:
         """Sample and export what waits; readers call it first, so a request that just ended is visible."""

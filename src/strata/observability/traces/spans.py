@@ -47,6 +47,7 @@ class SpanData:
             "end_unix_nano": self.end_ns,
             "attributes": self.attributes,
             "status": "error" if self.error else "ok",
+            "links": [{"trace_id": f"{trace:032x}", "span_id": f"{span:016x}"} for trace, span in self.links],
         }
 
 
@@ -68,7 +69,8 @@ def spans_of(record: RequestRecord) -> list[SpanData]:
     end = record.last_byte or record.received
     root = SpanData(
         record.trace_id, record.span_id, record.parent_span_id, _root_name(record),
-        to_ns(record.received), to_ns(end), _root_attributes(record), is_error(record), server=True,
+        to_ns(record.received), to_ns(end), _root_attributes(record), is_error(record),
+        server=record.kind is RecordKind.HTTP, links=record.links,
     )  # fmt: skip
     spans = [root]
     for name, start, stop in _stages(record):
@@ -94,6 +96,8 @@ def _clock(record: RequestRecord) -> Callable[[float], int]:
 def _root_name(record: RequestRecord) -> str:
     if record.kind is RecordKind.HTTP:
         return f"{record.method} {record.route}"
+    if record.kind is RecordKind.JOB_STEP:
+        return f"job step {record.path.rsplit('/', 1)[-1]}"
     return f"{record.kind.value} {record.route}"
 
 
@@ -133,6 +137,9 @@ def _root_attributes(record: RequestRecord) -> dict[str, AttributeValue]:
         "strata.tenant": record.tenant,
         "strata.record.kind": record.kind.value,
     }
+    if record.kind is RecordKind.JOB_STEP:
+        _, _, _, job_id, _, step = record.path.split("/", 5)  # /v1/jobs/{job_id}/steps/{step}
+        attributes.update({"strata.job.id": job_id, "strata.job.step": step, "strata.job.attempt": record.attempt})
     if record.caller.key_id:
         attributes["strata.key_id"] = record.caller.key_id
     if record.error_code:
