@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from strata.observability.traces.pipeline import DRAIN_INTERVAL_S, Tracing
-from strata.record import RequestRecord
+from strata.record import RecordKind, RequestRecord
 from strata.spec.observability import TracingSpec
 
 
@@ -75,7 +75,9 @@ async def test_a_request_neither_kept_nor_exported_leaves_nothing() -> None:
 
 
 def _step(job_id: str, attempt: int, status: int = 200) -> RequestRecord:
-    record = RequestRecord("JOB", f"/v1/jobs/{job_id}/steps/fetch", route="/v1/jobs/{job_id}/steps/{step}")
+    record = RequestRecord(
+        "JOB", f"/v1/jobs/{job_id}/steps/fetch", route="/v1/jobs/{job_id}/steps/{step}", kind=RecordKind.JOB_STEP
+    )
     record.status, record.attempt, record.last_byte = status, attempt, record.received + 0.01
     return record
 
