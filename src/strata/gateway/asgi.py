@@ -177,7 +177,8 @@ class Gateway:
             record.status = response.status_code
             headers = response.raw_headers
             if record.span_id:  # a new list: a handler may answer with a response it shares
-                headers = [*headers, *_trace_headers(record)]
+                traceparent = format_traceparent(record.trace_id, record.span_id, record.trace_flags)
+                headers = [*headers, (b"traceparent", traceparent)]
             record.first_byte = time.perf_counter()
             await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
             await send({"type": "http.response.body", "body": body})
