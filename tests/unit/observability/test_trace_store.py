@@ -103,3 +103,11 @@ def test_requests_sharing_a_trace_are_one_trace() -> None:
     assert spans is not None
     assert {s.span_id for s in spans if s.server} == {first.span_id, second.span_id}
     assert store.summaries(TraceQuery())[0]["error"] is True
+
+
+def test_a_kept_trace_holds_no_prompt_text() -> None:
+    store = _store()
+    record = _record(prompt="x" * 65_536)
+    store.keep(record, "sampled")
+    assert record.prompt is None
+    assert store.spans(record.trace_id) is not None

@@ -52,7 +52,11 @@ class TraceStore:
         self._by_trace: dict[int, list[Kept]] = {}
 
     def keep(self, record: RequestRecord, reason: str) -> None:
-        """Keep a finished request the sampler chose, for ``reason`` (error, slow, sampled)."""
+        """Keep a finished request the sampler chose, for ``reason`` (error, slow, sampled).
+
+        Its prompt text is let go: spans never show it, the audit trail already has it where the tenant's
+        policy allows, and up to 64 KiB per kept trace would make the store's bound a count, not a size."""
+        record.prompt = None
         self._keep(Kept(record, reason))
 
     def _keep(self, kept: Kept) -> None:
