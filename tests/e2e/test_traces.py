@@ -142,6 +142,8 @@ def test_a_stream_has_time_to_first_token_and_decode(client: openai.OpenAI, serv
         max_tokens=8,
         stream=True,
         extra_body={"ignore_eos": True},  # eight tokens: an inter-token latency to measure
+        # A sampled traceparent: the store keeps it whatever else the shared server is serving.
+        extra_headers={"traceparent": f"00-{'5' * 32}-{CALLER_SPAN}-01"},
     )
     trace_id, _, _ = _traceparent(raw.headers)
     chunks = list(raw.parse())
@@ -149,7 +151,7 @@ def test_a_stream_has_time_to_first_token_and_decode(client: openai.OpenAI, serv
     spans = _trace(server, trace_id)
     assert {"time_to_first_token", "decode", "send"} <= set(spans)
     root = spans["POST /v1/chat/completions"]
-    assert root["parent_span_id"] is None  # no traceparent sent: a new trace
+    assert root["parent_span_id"] == CALLER_SPAN
     attributes = root["attributes"]
     assert isinstance(attributes, dict)
     assert attributes["gen_ai.operation.name"] == "chat"
@@ -170,6 +172,7 @@ def test_an_error_carries_a_traceparent_and_is_kept(client: openai.OpenAI, serve
     assert all(row["error"] for row in failed)
     root = _trace(server, trace_id)["POST /v1/embeddings"]
     assert root["status"] == "error"
+    assert root["parent_span_id"] is None  # no traceparent sent: a new trace
 
 
 def test_unknown_traces_and_bad_queries_are_openai_errors(server: ServerProcess) -> None:
