@@ -192,7 +192,7 @@ def test_unknown_traces_and_bad_queries_are_openai_errors(server: ServerProcess)
     assert "traceparent" in anonymous.headers
 
 
-@pytest.mark.slow  # its own server: about 10 s on a quiet machine, most of it importing torch
+@pytest.mark.slow  # its own server: 30-47 s to start on the shared 2-core machine (measured), most of it imports
 def test_traces_are_exported_to_an_otlp_receiver(exporting: ServerProcess, receiver: OTLPReceiver) -> None:
     with exporting.http() as http:
         answer = http.post("/v1/models/echo/predict", json={"inputs": [1, 2, 3]})
