@@ -20,6 +20,7 @@ from benchmarks import (
     gateway,
     request_path,
     textgen,
+    tracing,
     workflows,
 )
 from benchmarks.harness import Row, cpu_count, placement
@@ -34,10 +35,12 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "tracing": tracing.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
+    "tracing": tracing.setup,
 }
 
 

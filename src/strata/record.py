@@ -49,6 +49,16 @@ class RequestRecord:
     prompt: str | None = None  # kept only where the tenant's policy allows
     template: str | None = None  # the prompt template id@version that built the prompt, if any
     compute_s: float | None = None  # model time billed when not the request's own latency (job steps)
+    cost: float = 0.0  # by the deployment's price, in its currency units (set by the access layer)
+    batch_size: int = 0  # how many requests the batch that served this one held (0: not batched)
+    finish_reason: str | None = None  # why a generation stopped (stop, length)
+    # W3C trace context: the request's own span (its root span) and the caller's span, if one was sent.
+    trace_id: int = 0
+    span_id: int = 0
+    parent_span_id: int = 0
+    links: tuple[tuple[int, int], ...] = ()  # (trace id, span id) it follows from: a job step, its submitter
+    attempt: int = 0  # a job step's attempt (1 for the first)
+    trace_flags: int = 1  # bit 0: sampled (a caller may ask that its trace not be exported)
     # Stage times (perf_counter seconds).
     received: float = field(default_factory=time.perf_counter)
     parsed: float = 0.0
@@ -58,6 +68,7 @@ class RequestRecord:
     batch_formed: float = 0.0
     inference_started: float = 0.0
     inference_ended: float = 0.0
+    first_token: float = 0.0  # generation: the first token came out of the model
     first_byte: float = 0.0
     last_byte: float = 0.0
     received_at: float = field(default_factory=time.time)  # wall clock, for rows and logs
@@ -103,6 +114,7 @@ _STAGES = (
     "batch_formed",
     "inference_started",
     "inference_ended",
+    "first_token",
     "first_byte",
     "last_byte",
 )

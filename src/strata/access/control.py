@@ -108,6 +108,7 @@ class AccessControl:
             deployment = record.deployment or self.deployment_of.get(record.served_as() or record.model, record.model)
             compute_s = record.billed_s
             cost = cost_of(self.prices.get(deployment), record.tokens_in, record.tokens_out, compute_s)
+            record.cost = cost
             self.recorder.usage(
                 principal.tenant, principal.key_id, record.model, record.received_at,
                 (record.tokens_in, record.tokens_out, compute_s, cost),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -28,6 +27,7 @@ from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
+from strata.observability.logs import configure_logging
 from strata.spec import AppSpec
 from strata.training.train_chat import DEFAULT_STEPS, train_chat_model
 
@@ -95,7 +95,7 @@ def serve(
     except StrataError as error:
         errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
         raise typer.Exit(SPEC_ERROR_EXIT) from None
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(spec.observability.logs, log_level)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
     url = f"http://{gateway.host}:{gateway.port}"
     total = sum(d.replicas for d in spec.deployments)
@@ -145,7 +145,7 @@ def worker(
     """Run job workers in their own process: they claim jobs from the metadata database. The process
     serves only /metrics and /healthz; SIGTERM drains it (no new claims, running steps finish)."""
     spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(spec.observability.logs, log_level)
     monitor = worker_cli.MonitorOptions(metrics_host, metrics_port if metrics else None)
     try:
         worker_cli.run(spec, workers=workers, models=models, monitor=monitor)

@@ -23,15 +23,18 @@ from strata.gateway.jobs_api import JobsAPI
 from strata.gateway.routes import (
     access_routes,
     dashboard_routes,
+    observability_routes,
     openai_routes,
     operations_routes,
     traffic_routes,
     workflow_routes,
 )
 from strata.gateway.routing import RouteTable
+from strata.gateway.traces_api import TracesAPI
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
+from strata.observability.traces.pipeline import tracing_for
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import Runtime, runtime_for
 from strata.serving.deployment import ProgressCallback
@@ -57,11 +60,15 @@ def create_app(
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
     metrics_of_jobs = WorkflowMetrics(server.metrics.registry)
+    tracing = tracing_for(spec, VERSION)
     workflows = Workflows(
-        spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs
-    )
+        spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs,
+        trace=tracing.job_step if tracing is not None else None,
+    )  # fmt: skip
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
+    if tracing is not None:
+        ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
     table = RouteTable(
         [
@@ -69,7 +76,8 @@ def create_app(
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
-            *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
+            *workflow_routes(JobsAPI(workflows, tracing), BatchAPI(workflows)),
+            *observability_routes(TracesAPI(tracing)),
         ]
     )
     live = LiveSeries(server.metrics)
@@ -100,6 +108,8 @@ def create_app(
             await asyncio.gather(loading, return_exceptions=True)
             await server.stop()
             await access.stop()  # flushes buffered usage and audit rows before the database closes
+            if tracing is not None:
+                await tracing.close()  # the last batch of traces is sampled and exported
             await database.close()
 
     gateway = Gateway(
@@ -110,9 +120,10 @@ def create_app(
         lifespan=lifespan,
         title=f"Strata: {spec.name}",
         version=VERSION,
+        tracing=tracing,
     )
     docs.document = gateway.openapi
-    gateway.state.update(server=server, database=database, access=access, workflows=workflows)
+    gateway.state.update(server=server, database=database, access=access, workflows=workflows, tracing=tracing)
     for extension in extensions:
         gateway.state.update(extension.state)
     return gateway

@@ -28,6 +28,8 @@ from strata.gateway.routing import Endpoint, Match, RouteTable
 from strata.gateway.routing import Scope as Needs
 from strata.observability.lean import CounterChild, HistogramChild
 from strata.observability.metrics import Metrics
+from strata.observability.traces.context import format_traceparent
+from strata.observability.traces.pipeline import Tracing
 from strata.protocol.errors import error_body
 from strata.record import RequestRecord, current_record
 
@@ -52,16 +54,19 @@ class Gateway:
         lifespan: Lifespan,
         title: str,
         version: str,
+        tracing: Tracing | None = None,
     ) -> None:
         self.table = table
         self.access = access
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.lifespan = lifespan
+        self.tracing = tracing  # None: tracing is off (no ids, no traceparent header, nothing kept)
         self.title, self.version = title, version
         self.state: dict[str, Any] = {}  # what extensions keep on the app (e.g. the autonomy service)
         self._openapi: dict[str, Any] | None = None
         self._children: dict[tuple[str, int], tuple[CounterChild, HistogramChild, CounterChild | None]] = {}
+        self._costs: dict[str, HistogramChild] = {}
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every route in the table (built once)."""
@@ -81,6 +86,8 @@ class Gateway:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         record = RequestRecord(scope["method"], scope["path"])
+        if self.tracing is not None:
+            self.tracing.start(record, scope)
         token = current_record.set(record)
         metered = False
         try:
@@ -100,7 +107,8 @@ class Gateway:
         except Exception:  # the boundary: any bug becomes a 500 with the cause logged, never a dead server
             log.exception("unhandled error on %s %s", record.method, record.path)
             if not record.status:  # nothing sent yet
-                await _send_bytes(send, 500, _SERVER_ERROR, [(b"content-type", b"application/json")])
+                headers = [(b"content-type", b"application/json"), *_trace_headers(record)]
+                await _send_bytes(send, 500, _SERVER_ERROR, headers)
             record.status = 500
         finally:
             current_record.reset(token)
@@ -167,9 +175,12 @@ class Gateway:
         if isinstance(body, bytes) and type(response).__call__ is Response.__call__:
             # A whole body: two messages, sent from here (no Starlette call, no wrapped send).
             record.status = response.status_code
+            headers = response.raw_headers
+            if record.span_id:  # a new list: a handler may answer with a response it shares
+                traceparent = format_traceparent(record.trace_id, record.span_id, record.trace_flags)
+                headers = [*headers, (b"traceparent", traceparent)]
             record.first_byte = time.perf_counter()
-            await send({"type": "http.response.start", "status": response.status_code,
-                        "headers": response.raw_headers})  # fmt: skip
+            await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             record.last_byte = time.perf_counter()
             record.response_bytes = len(body)
@@ -193,6 +204,8 @@ class Gateway:
         async def measured(message: Message) -> None:
             if message["type"] == "http.response.start":
                 record.status = message["status"]
+                if record.span_id:
+                    message = {**message, "headers": [*message.get("headers", ()), *_trace_headers(record)]}
             elif message["type"] == "http.response.body":
                 chunk = message.get("body", b"")
                 if chunk:
@@ -216,7 +229,7 @@ class Gateway:
             return
         record.status = error.status
         body = error_body(error.message, error.error_type, error.param, error.code)
-        headers = [(b"content-type", b"application/json")]
+        headers = [(b"content-type", b"application/json"), *_trace_headers(record)]
         headers += [(name.lower().encode(), value.encode()) for name, value in error.headers().items()]
         record.first_byte = time.perf_counter()
         await _send_bytes(send, error.status, body, headers)
@@ -237,6 +250,16 @@ class Gateway:
                 await self.access.finish(record)
             except Exception:  # boundary: bookkeeping must never fail a request that was answered
                 log.exception("recording %s %s failed", record.method, record.path)
+            if record.cost and record.deployment is not None:
+                self._cost_of(record.deployment).observe(record.cost)
+        if self.tracing is not None:
+            self.tracing.finish(record)
+
+    def _cost_of(self, deployment: str) -> HistogramChild:
+        child = self._costs.get(deployment)
+        if child is None:
+            child = self._costs[deployment] = self.metrics.request_cost.labels(deployment=deployment)
+        return child
 
     def _children_for(self, route: str, status: int) -> tuple[CounterChild, HistogramChild, CounterChild | None]:
         # Metric children bound once per (route, status): the request path does no label lookups.
@@ -281,6 +304,13 @@ def _no_route(record: RequestRecord, allowed: set[str] | None) -> StrataError:
             allow=sorted(allowed),
         )
     return NotFound(f"{record.method} {record.path}: no such route.", code="not_found")
+
+
+def _trace_headers(record: RequestRecord) -> list[tuple[bytes, bytes]]:
+    """The response's ``traceparent``: the caller can look its request's trace up by this trace id."""
+    if not record.span_id:
+        return []
+    return [(b"traceparent", format_traceparent(record.trace_id, record.span_id, record.trace_flags))]
 
 
 async def _send_bytes(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:

@@ -63,7 +63,10 @@ class CompletionsAPI:
 
         (stream, first, events), permit, served = await route.serve(context, work, hold=True)
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
+        record = call.record
+        record.first_token = time.perf_counter()
         metrics = self.server.deployments[served.deployment].metrics
+        metrics.time_to_first_token.observe(record.first_token - record.received)
         fmt = response_format(model=route.name)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
@@ -76,6 +79,14 @@ class CompletionsAPI:
         response = await cancel_on_disconnect(receive, whole)
         response.headers.update(served.headers())
         return response
+
+
+def _finished(record: RequestRecord, at: float, last: GenerationEvent, metrics: DeploymentMetrics) -> None:
+    """The generation's last event: its tokens, why it stopped, and the inter-token latency."""
+    record.inference_ended, record.finish_reason = at, last.finish_reason
+    record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
+    if record.first_token and last.completion_tokens > 1:
+        metrics.time_per_output_token.observe((at - record.first_token) / (last.completion_tokens - 1))
 
 
 def _until(events: AsyncIterator[GenerationEvent], deadline: Deadline) -> AsyncIterator[GenerationEvent]:
@@ -112,7 +123,7 @@ async def _whole_response(
         last = event
     started = time.perf_counter()
     assert last.finish_reason is not None
-    record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
+    _finished(record, started, last, metrics)
     payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
@@ -138,7 +149,7 @@ async def _stream_body(
             if event.text:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
             if event.finish_reason is not None:
-                record.tokens_in, record.tokens_out = event.prompt_tokens, event.completion_tokens
+                _finished(record, started, event, metrics)
                 chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
                 if include_usage:
                     usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)

@@ -22,6 +22,7 @@ from strata.errors import Conflict, InvalidRequest, NotFound, PermissionDenied
 from strata.gateway.call import Call
 from strata.gateway.responses import dumps, json_response
 from strata.gateway.sse import SSEResponse
+from strata.observability.traces.pipeline import Tracing
 from strata.principal import Principal
 from strata.protocol.requests import WHOLE, RequestModel
 from strata.spec.pipelines import EVENT_TYPE_PATTERN
@@ -99,9 +100,10 @@ def request_hash(pipeline: str, job_input: Any, priority: int) -> str:
 
 
 class JobsAPI:
-    def __init__(self, workflows: Workflows) -> None:
+    def __init__(self, workflows: Workflows, tracing: Tracing | None = None) -> None:
         self.workflows = workflows
         self.store = workflows.store
+        self.tracing = tracing
 
     def _pipeline(self, name: str) -> Pipeline:
         pipeline = self.workflows.pipelines.get(name)
@@ -156,6 +158,8 @@ class JobsAPI:
                 code="idempotency_key_reused",
             )
         if created:
+            if self.tracing is not None:
+                self.tracing.job_submitted(job.id, call.record)
             self.workflows.wake()
             return json_response(job_json(job), 202, {"location": f"/v1/jobs/{job.id}"})
         return json_response(job_json(job), 200, {"idempotent-replayed": "true", "location": f"/v1/jobs/{job.id}"})

@@ -22,6 +22,7 @@ from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJob
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
+from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.protocol import dashboard as board
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
@@ -214,4 +215,16 @@ def dashboard_routes(api: DashboardAPI) -> list[Endpoint]:
         Endpoint("GET", f"{ADMIN}/dashboard/overview", api.overview, Scope.ADMIN,
                  "Budgets, jobs by state, the dead-letter queue and the audit chain's last verdict", tag,
                  response=board.DashboardOverview),
+    ]  # fmt: skip
+
+
+def observability_routes(api: TracesAPI) -> list[Endpoint]:
+    tag = "observability"
+    return [
+        Endpoint("GET", f"{ADMIN}/traces", api.list_traces, Scope.ADMIN,
+                 "Recent traces kept by the store (every error, the slowest, a sample)", tag,
+                 query=TraceListQuery, response=TraceList,
+                 links=(Link(api.get_trace, {"trace_id": from_response("data/0/trace_id")}),)),
+        Endpoint("GET", f"{ADMIN}/traces/{{trace_id}}", api.get_trace, Scope.ADMIN, "One trace's spans", tag,
+                 response=TraceDetail),
     ]  # fmt: skip

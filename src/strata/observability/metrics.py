@@ -32,6 +32,8 @@ LATENCY_BUCKETS_S = (
     30.0,
 )
 BATCH_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+TOKEN_INTERVAL_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
+COST_BUCKETS = (1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 0.01, 0.1, 1.0, 10.0)
 STAGES = ("parse", "queue_wait", "batch_formation", "inference", "postprocess")
 
 
@@ -49,6 +51,9 @@ class DeploymentMetrics:
     running: Gauge
     tokens_in: CounterChild
     tokens_out: CounterChild
+    time_to_first_token: HistogramChild
+    time_per_output_token: HistogramChild
+    cost: HistogramChild
 
 
 class Metrics:
@@ -86,10 +91,33 @@ class Metrics:
             "strata_running_sequences", "Sequences in the running decode batch", ["deployment"], registry=r
         )
         self.tokens = LeanCounter("strata_tokens", "Tokens processed", ["deployment", "direction"], registry=r)
+        # What people expect of an LLM server (vLLM, TGI): time to first token from the request's arrival,
+        # the time between output tokens, and what each request cost (the price's currency units).
+        self.time_to_first_token = LeanHistogram(
+            "strata_time_to_first_token_seconds",
+            "From a generation request's arrival to its first token",
+            ["deployment"],
+            buckets=LATENCY_BUCKETS_S,
+            registry=r,
+        )
+        self.time_per_output_token = LeanHistogram(
+            "strata_time_per_output_token_seconds",
+            "Inter-token latency: decode time over the output tokens after the first",
+            ["deployment"],
+            buckets=TOKEN_INTERVAL_BUCKETS_S,
+            registry=r,
+        )
+        self.request_cost = LeanHistogram(
+            "strata_request_cost", "Cost of one request by the deployment's price", ["deployment"],
+            buckets=COST_BUCKETS, registry=r,
+        )  # fmt: skip
         self.audit_dropped = Gauge(
             "strata_audit_dropped_rows",
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",
             registry=r,
+        )
+        self.traces_dropped = Gauge(
+            "strata_traces_dropped", "Kept or exported traces lost to a full tracing buffer since start", registry=r
         )
         self.replicas_ready = Gauge(
             "strata_replicas_ready", "Replicas loaded, warmed and taking traffic", ["deployment"], registry=r
@@ -108,6 +136,9 @@ class Metrics:
             running=self.running.labels(deployment=name),
             tokens_in=self.tokens.labels(deployment=name, direction="in"),
             tokens_out=self.tokens.labels(deployment=name, direction="out"),
+            time_to_first_token=self.time_to_first_token.labels(deployment=name),
+            time_per_output_token=self.time_per_output_token.labels(deployment=name),
+            cost=self.request_cost.labels(deployment=name),
         )
 
     def render(self) -> bytes:

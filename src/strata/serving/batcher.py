@@ -185,7 +185,7 @@ class DynamicBatcher:
             self._inline.measured(ended - started)
             if record is not None:
                 record.queued = record.batch_formed = record.inference_started = started
-                record.inference_ended = ended
+                record.inference_ended, record.batch_size = ended, 1
         if len(outputs) != 1:
             raise ModelFailed(f"{self._name}: model returned {len(outputs)} outputs for 1 input")
         return outputs[0]
@@ -241,9 +241,11 @@ class DynamicBatcher:
 
 
 def _stamp(batch: list[_Pending], started: float, ended: float) -> None:
+    size = len(batch)
     for pending in batch:
         if pending.record is not None:
             pending.record.inference_started, pending.record.inference_ended = started, ended
+            pending.record.batch_size = size
 
 
 def _timed(fn: BatchFn, items: list[Any]) -> tuple[Sequence[Any], float]:

@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.observability import ObservabilitySpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
@@ -246,6 +247,9 @@ class AppSpec(SpecModel):
     extensions: list[ExtensionSpec] = Field(default_factory=list, description="Gateway extensions, installed in order.")
     pipelines: list[PipelineSpec] = Field(default_factory=list, description="Multi-step pipelines, run as jobs.")
     workflows: WorkflowsSpec = Field(default_factory=WorkflowsSpec, description="Job workers: leases, concurrency.")
+    observability: ObservabilitySpec = Field(
+        default_factory=ObservabilitySpec, description="Request traces: the in-process store and OTLP export."
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:

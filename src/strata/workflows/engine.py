@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strata.observability.workflow_metrics import WorkflowMetrics
+from strata.principal import Principal
+from strata.record import RecordKind, RequestRecord
 from strata.spec.pipelines import WorkflowsSpec
 from strata.workflows.pipeline import Outcome, Pipeline, attempt, backoff_s
 from strata.workflows.records import (
@@ -256,11 +258,14 @@ class Worker:
         held = self._held[job.id]
         context = StepContext(job.id, job.tenant, job.key_id, bound.spec, number, job.input, outputs, self.services)
         context.cancel_requested = lambda: held.cancel_requested
-        started = time.perf_counter()
+        started, started_at = time.perf_counter(), time.time()
         outcome = await attempt(bound, pipeline.value_for(name, job.input, outputs), context)
-        self.metrics.step_seconds.labels(pipeline=job.pipeline).observe(time.perf_counter() - started)
+        ended = time.perf_counter()
+        self.metrics.step_seconds.labels(pipeline=job.pipeline).observe(ended - started)
         result = "succeeded" if outcome.error is None else "failed"
         self.metrics.attempts.labels(pipeline=job.pipeline, step=name, outcome=result).inc()
+        if self.services.trace is not None:
+            self.services.trace(job.id, _step_record(job, name, number, outcome, started, started_at, ended))
         return outcome
 
     async def _succeed(self, claim: Claim, pipeline: Pipeline, outputs: dict[str, Any], done: list[StepDone]) -> None:
@@ -347,6 +352,20 @@ class Worker:
             if number < spec.max_attempts:
                 await asyncio.sleep(backoff_s(spec, number, self.rng))
         return False
+
+
+def _step_record(
+    job: JobState, step: str, number: int, outcome: Outcome, started: float, started_at: float, ended: float
+) -> RequestRecord:
+    """One attempt of a step, as the record tracing reads (each attempt its own span: retries show)."""
+    record = RequestRecord(
+        "JOB", f"/v1/jobs/{job.id}/steps/{step}", route="/v1/jobs/{job_id}/steps/{step}", kind=RecordKind.JOB_STEP,
+        caller=Principal(job.tenant, job.key_id, frozenset({"jobs"})), received=started, received_at=started_at,
+        status=200 if outcome.error is None else 500, attempt=number, last_byte=ended,
+    )  # fmt: skip
+    if outcome.error is not None:
+        record.error_code = "step_failed" if outcome.error.retryable else "step_failed_permanently"
+    return record
 
 
 def _resumed(steps: dict[str, StepState]) -> dict[str, StepStatus]:

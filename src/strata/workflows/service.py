@@ -23,7 +23,7 @@ from strata.workflows.events import event_bus
 from strata.workflows.file_store import FileStore
 from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
-from strata.workflows.steps import Services, UsageSink
+from strata.workflows.steps import Services, StepTraceSink, UsageSink
 from strata.workflows.store import JobStore
 from strata.workflows.triggers import Triggers
 
@@ -72,6 +72,7 @@ class Workflows:
         budget_check: Callable[[str], None] | None = None,
         metrics: WorkflowMetrics | None = None,
         seed: int | None = None,
+        trace: StepTraceSink | None = None,
     ) -> None:
         self.spec = spec
         self.settings = spec.workflows
@@ -83,7 +84,7 @@ class Workflows:
         self.server = server
         self.files = FileStore(self.store)
         self.services = Services(
-            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency
+            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency, trace
         )
         self.rng = random.Random(seed)
         # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.

@@ -48,6 +48,9 @@ class StepError(Exception):
         self.param = param
 
 
+StepTraceSink = Callable[[str, RequestRecord], None]
+"""Takes a job id and the record of one attempt of one of its steps, once it has ended (tracing)."""
+
 UsageSink = Callable[[RequestRecord], Awaitable[None]]
 """Takes the record of billable work a job did (a generate step, a batch line): the access layer
 records usage, budget and audit from it exactly as for an HTTP request."""
@@ -77,6 +80,7 @@ class Services:
     server: ModelServer | None = None  # None in a worker that loaded no models
     usage: UsageSink | None = None
     batch_concurrency: int = 8
+    trace: StepTraceSink | None = None
 
 
 @dataclass(slots=True)

@@ -20,9 +20,11 @@ from strata.gateway.call import Call
 from strata.gateway.responses import json_response
 from strata.gateway.routing import Endpoint, RouteTable, Scope
 from strata.observability.metrics import Metrics
+from strata.observability.traces.pipeline import Tracing
 from strata.protocol.requests import PredictRequest
 from strata.record import RequestRecord, current_record
 from strata.spec import AppSpec
+from strata.spec.observability import TracingSpec
 from strata.store import Database
 
 SEEN: list[RequestRecord] = []
@@ -171,3 +173,27 @@ async def test_the_lifespan_runs_startup_and_shutdown(gateway: Gateway) -> None:
     await inbox.put({"type": "lifespan.shutdown"})
     await gateway({"type": "lifespan"}, inbox.get, send)
     assert sent == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "status"),
+    [
+        ("POST", "/v1/echo", b'{"inputs": [3]}', 200),
+        ("GET", "/v1/nothing", b"", 404),
+        ("POST", "/v1/bad", b"", 400),
+        ("GET", "/v1/bug", b"", 500),
+    ],
+)
+async def test_every_response_names_its_trace(
+    gateway: Gateway, method: str, path: str, body: bytes, status: int
+) -> None:
+    gateway.tracing = Tracing(TracingSpec())
+    answered, _, headers = await _call(gateway, method, path, body)
+    assert answered == status
+    version, trace_id, span_id, flags = headers[b"traceparent"].decode().split("-")
+    assert (version, flags) == ("00", "01")
+    gateway.tracing.drain()
+    spans = gateway.tracing.store.spans(int(trace_id, 16))
+    assert spans is not None  # at low traffic every request is kept
+    assert spans[0].span_id == int(span_id, 16)
+    assert spans[0].error == (status >= 400)

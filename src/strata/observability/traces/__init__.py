@@ -1,0 +1,1 @@
+"""Traces built from request records: W3C context, spans, the in-process store, OTLP export."""
