@@ -4,7 +4,8 @@ fair between tenants, and shedding at once (503 + Retry-After) instead of timing
 1. Under the limit and nobody waiting: admitted.
 2. With a latency target (``targets.latency_p99_ms``, ``admission.slo``): predict the request's
    latency from where it would wait and the queue's drain rate (``WaitPredictor``); one that would
-   pass the target is shed now, its Retry-After the time the queue ahead of it takes to drain.
+   pass ``slo_headroom`` x the target is shed now, its Retry-After the time the queue ahead of it
+   takes to drain. A tenant with less than its share of the waiters may use the whole target.
 3. Otherwise wait in the queue of the request's class; interactive is served before batch, and
    within a class tenants take turns by weight (``FairQueue``).
 4. Queue full: an interactive request pushes out the newest batch waiter; else it is shed.
@@ -40,11 +41,12 @@ class Permit:
     """One admitted request. ``answered`` (streams: the first event went out) and ``release``
     (idempotent: frees its slot) feed the limit and the latency prediction."""
 
-    __slots__ = ("_answered", "_controller", "_started")
+    __slots__ = ("_answered", "_controller", "_load", "_started")
 
-    def __init__(self, controller: AdmissionController | None, started: float) -> None:
+    def __init__(self, controller: AdmissionController | None, started: float, load: int = 1) -> None:
         self._controller = controller
         self._started = started
+        self._load = load  # requests holding a slot when this one got its own, itself included
         self._answered: float | None = None
 
     def answered(self) -> None:
@@ -54,7 +56,7 @@ class Permit:
     def release(self, *, ok: bool = True) -> None:
         controller, self._controller = self._controller, None
         if controller is not None:
-            controller._release(self._started, self._answered, ok)
+            controller._release(self._started, self._answered, self._load, ok)
 
 
 Waiter = asyncio.Future[None]
@@ -118,7 +120,7 @@ class AdmissionController:
             return None
         if self.in_flight < self._limit.limit and not self.waiting:
             return self.predictor.answer_s
-        return self.predictor.latency_s(self._ahead(priority, tenant) + 1, self._limit.limit)
+        return self.predictor.latency_s(self._ahead(priority, tenant) + 1, self.in_flight)
 
     def snapshot(self) -> dict[str, object]:
         predicted = self.predicted_s()
@@ -127,6 +129,8 @@ class AdmissionController:
             "adaptive": self._spec.adaptive,
             "slo_target_ms": None if self._target_s is None else self._target_s * 1000,
             "predicted_ms": None if predicted is None else round(predicted * 1000, 2),
+            "drain_per_s": None if (rate := self.predictor.drain_rate) is None else round(rate, 1),
+            "answer_ms": None if (answer := self.predictor.answer_s) is None else round(answer * 1000, 2),
             "in_flight": self.in_flight,
             "waiting": self.waiting,
             "max_waiting_seen": self.max_waiting_seen,
@@ -139,7 +143,7 @@ class AdmissionController:
         # 1. A free slot and nobody ahead: in at once.
         if self.in_flight < self._limit.limit and not self.waiting:
             self.in_flight += 1
-            return Permit(self, self._clock())
+            return Permit(self, self._clock(), self.in_flight)
         # 2. It would have to wait: shed now if the wait would break the latency target.
         self._check_target(priority, tenant)
         # 4. No room to wait: make room from the batch class, or shed now.
@@ -155,10 +159,14 @@ class AdmissionController:
     def _check_target(self, priority: Priority, tenant: str) -> None:
         if self._budget_s is None or not self.predictor.ready:
             return
-        assert self._limit is not None and self._target_s is not None
+        assert self._limit is not None
+        assert self._target_s is not None
         ahead = self._ahead(priority, tenant) + 1  # and then one slot must free for this request
-        predicted = self.predictor.latency_s(ahead, self._limit.limit)
-        if predicted <= self._budget_s:
+        predicted = self.predictor.latency_s(ahead, self.in_flight)
+        # The headroom under the target is kept for tenants within their share: a flood is shed at the budget,
+        # and a quiet tenant's request, served next in fair order, may still use the whole target.
+        budget_s = self._target_s if self._waiting[priority].within_share(tenant) else self._budget_s
+        if predicted <= budget_s:
             return
         self.shed["slo"] += 1
         raise Shed(
@@ -175,8 +183,7 @@ class AdmissionController:
         return ahead
 
     def _drain_s(self, ahead: int) -> float:
-        assert self._limit is not None
-        return self.predictor.drain_s(ahead, self._limit.limit)
+        return self.predictor.drain_s(ahead)
 
     async def _wait(self, priority: Priority, tenant: str, deadline: Deadline) -> Permit:
         cap_s = None if self._spec.max_wait_ms is None else self._spec.max_wait_ms / 1000.0
@@ -196,12 +203,12 @@ class AdmissionController:
         except asyncio.CancelledError:
             self._abandon(priority, tenant, future)
             raise
-        return Permit(self, self._clock())
+        return Permit(self, self._clock(), self.in_flight)
 
     def _abandon(self, priority: Priority, tenant: str, future: Waiter) -> None:
         """A waiter gave up; if it was admitted in the same instant, hand its slot on."""
         if future.done() and not future.cancelled() and future.exception() is None:
-            self._release(self._clock(), None, True, sample=False)
+            self._release(self._clock(), None, 1, True, sample=False)
             return
         future.cancel()
         self._waiting[priority].remove(tenant, future)
@@ -216,14 +223,14 @@ class AdmissionController:
         evicted.set_exception(Shed(f"{self._name}: shed for interactive traffic", retry_after_s=2.0))
         return True
 
-    def _release(self, started: float, answered: float | None, ok: bool, *, sample: bool = True) -> None:
+    def _release(self, started: float, answered: float | None, load: int, ok: bool, *, sample: bool = True) -> None:
         assert self._limit is not None
         self.in_flight -= 1
         if sample:
             now = self._clock()
             self._limit.on_sample(now - started, ok=ok, in_flight=self.in_flight)
             answer_s = (answered or now) - started if ok else None
-            self.predictor.observe(hold_s=now - started, answer_s=answer_s)
+            self.predictor.observe(hold_s=now - started, answer_s=answer_s, load=load)
         self._admit_waiters()
 
     def _admit_waiters(self) -> None:

@@ -101,6 +101,17 @@ class FairQueue(Generic[T]):
                 ahead += min(len(line), int(rounds * self.weight(other)))
         return ahead
 
+    def within_share(self, tenant: str) -> bool:
+        """Whether ``tenant`` has fewer requests waiting than its weighted share of all that wait (False when
+        nobody else waits: alone, a tenant's share is everything and it is simply the load)."""
+        own = self.waiting(tenant)
+        if own == self._length:
+            return False
+        weights = sum(self.weight(name) for name in self._lines)
+        if own == 0:
+            weights += self.weight(tenant)
+        return own < self._length * self.weight(tenant) / weights
+
     def _drop(self, tenant: str) -> None:
         del self._lines[tenant]
         del self._pass[tenant]

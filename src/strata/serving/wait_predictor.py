@@ -1,16 +1,19 @@
 """Predicts a new request's latency from what the deployment's admission already counts: O(1), no
 clock reads of its own, no history kept.
 
-Two running averages (EWMAs over finished requests) are enough:
-- ``hold_s``: how long a request keeps its admission slot (acquire to release). With every slot
-  taken, slots free at ``limit / hold_s`` per second (Little's law), so ``ahead`` requests waiting in
-  front of a new one are through in ``ahead * hold_s / limit``: the queue's drain rate.
-- ``answer_s``: how long an admitted request takes to be answered (the whole response; a stream's
-  first event, which is what its client waits for).
+Three running averages (EWMAs over finished requests) are enough:
+- ``hold_s``: how long a request keeps its admission slot (acquire to release);
+- ``load``: how many requests held a slot, itself included, when it was admitted;
+- ``answer_s``: how long until it was answered (the whole response; a stream's first event, which
+  is what its client waits for).
 
-Predicted latency = time waiting for a slot + ``answer_s``. The averages follow the load as it
-changes: a bigger batch under more load shortens ``hold_s`` per request, a model that slows down
-lengthens it within a few dozen requests.
+Little's law gives the drain rate, ``load / hold_s`` slots freed per second, so the ``ahead``
+requests waiting in front of a new one are through in ``ahead * hold_s / load``. Once in, the new
+request is answered in ``answer_s`` scaled by how much busier the deployment is now than on average
+(``in_flight / load``): a request admitted behind a full queue inside the replica waits for it too,
+and the scaling makes that visible at once instead of after the average catches up. The averages
+follow the load as it changes: bigger batches under more load raise ``load`` more than ``hold_s``,
+a model that slows down lengthens ``hold_s`` within a few dozen requests.
 """
 
 from __future__ import annotations
@@ -20,10 +23,15 @@ from dataclasses import dataclass
 ALPHA = 0.05  # weight of the newest sample: ~20 requests of memory, a few milliseconds under load
 
 
+def _ewma(average: float | None, sample: float) -> float:
+    return sample if average is None else average + ALPHA * (sample - average)
+
+
 @dataclass(slots=True)
 class WaitPredictor:
     hold_s: float | None = None
     answer_s: float | None = None
+    load: float = 1.0
     samples: int = 0
 
     @property
@@ -31,20 +39,31 @@ class WaitPredictor:
         """Seen a request through: before that there is nothing to predict from, and nothing is shed."""
         return self.hold_s is not None and self.answer_s is not None
 
-    def observe(self, *, hold_s: float, answer_s: float | None) -> None:
+    @property
+    def drain_rate(self) -> float | None:
+        """Slots freed per second (Little's law: the requests inside over the time each stays)."""
+        if self.hold_s is None:
+            return None
+        return self.load / max(self.hold_s, 1e-6)
+
+    def observe(self, *, hold_s: float, answer_s: float | None, load: int) -> None:
         """One finished request: how long it held its slot; how long until it was answered (None when it failed:
-        a fast failure says nothing of how long an answer takes, but it did free its slot)."""
+        a fast failure says nothing of how long an answer takes, but it did free its slot); how many requests
+        held a slot, itself included, when it was admitted."""
+        self.load = load if self.samples == 0 else _ewma(self.load, load)
         self.samples += 1
-        self.hold_s = hold_s if self.hold_s is None else self.hold_s + ALPHA * (hold_s - self.hold_s)
+        self.hold_s = _ewma(self.hold_s, hold_s)
         if answer_s is not None:
-            self.answer_s = answer_s if self.answer_s is None else self.answer_s + ALPHA * (answer_s - self.answer_s)
+            self.answer_s = _ewma(self.answer_s, answer_s)
 
-    def drain_s(self, ahead: int, limit: int) -> float:
+    def drain_s(self, ahead: int) -> float:
         """How long until ``ahead`` waiting requests have all been given a slot."""
-        if self.hold_s is None or ahead <= 0:
+        rate = self.drain_rate
+        if rate is None or ahead <= 0:
             return 0.0
-        return ahead * self.hold_s / max(1, limit)
+        return ahead / rate
 
-    def latency_s(self, ahead: int, limit: int) -> float:
-        """Predicted latency of a request that joins behind ``ahead`` waiting requests."""
-        return self.drain_s(ahead, limit) + (self.answer_s or 0.0)
+    def latency_s(self, ahead: int, in_flight: int) -> float:
+        """Predicted latency of a request that waits for ``ahead`` slots to free, ``in_flight`` holding one now."""
+        answer_s = self.answer_s or 0.0
+        return self.drain_s(ahead) + answer_s * max(1.0, in_flight / max(self.load, 1.0))

@@ -76,6 +76,21 @@ def test_remove_and_pop_newest() -> None:
     assert queue.pop_newest() == "a3"  # the tenant using the most of its share gives way
     assert len(queue) == 3
     assert sorted(queue) == ["a0", "a2", "b0"]
-    assert queue.remove("b", "b0") and queue.waiting("b") == 0
+    assert queue.remove("b", "b0")
+    assert queue.waiting("b") == 0
     assert _drain(queue) == ["a0", "a2"]
     assert queue.pop_newest() is None
+
+
+def test_within_share_is_by_weight_among_the_waiting() -> None:
+    queue: FairQueue[str] = FairQueue({"gold": 3.0})
+    assert not queue.within_share("a")  # nobody waits: nothing to share
+    for index in range(4):
+        queue.push("a", f"a{index}")
+    assert not queue.within_share("a")  # alone it is the load, not a share of it
+    assert queue.within_share("b")
+    assert queue.within_share("gold")
+    queue.push("gold", "g0")
+    queue.push("gold", "g1")
+    assert queue.within_share("gold")  # 2 of 6 waiting, a share of 3/4
+    assert not queue.within_share("a")  # 4 of 6, a share of 1/4
