@@ -18,6 +18,7 @@ from benchmarks import (
     distributed,
     embeddings,
     gateway,
+    overload,
     request_path,
     textgen,
     workflows,
@@ -34,10 +35,12 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "overload": overload.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
+    "overload": overload.setup,
 }
 
 
