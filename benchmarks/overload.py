@@ -87,14 +87,22 @@ class OpenLoad:
 
 
 def start_open_loop(
-    port: int, key: str, rate: float, duration_s: float, folder: Path, name: str
+    port: int,
+    key: str,
+    rate: float,
+    duration_s: float,
+    folder: Path,
+    name: str,
+    *,
+    path: str = PATH,
+    body: dict[str, Any] = BODY,
 ) -> subprocess.Popen[bytes]:
     """Start benchmarks.loadgen_open in its own process (on the load generator's core); ``finish`` reads it."""
-    body = folder / f"{name}-body.json"
-    body.write_text(json.dumps(BODY))
+    body_file = folder / f"{name}-body.json"
+    body_file.write_text(json.dumps(body))
     command = [
-        sys.executable, "-m", "benchmarks.loadgen_open", "--port", str(port), "--path", PATH,
-        "--body-file", str(body), "--rate", f"{rate:.3f}", "--duration", str(duration_s),
+        sys.executable, "-m", "benchmarks.loadgen_open", "--port", str(port), "--path", path,
+        "--body-file", str(body_file), "--rate", f"{rate:.3f}", "--duration", str(duration_s),
         "--header", f"Authorization: Bearer {key}", "--output", str(folder / f"{name}.json"),
     ]  # fmt: skip
     if cpu_count() > 1:

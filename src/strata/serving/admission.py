@@ -30,6 +30,7 @@ from strata.spec.resilience import AdmissionSpec
 DEFAULT_TARGET_S = 1.0  # the adaptive limit's latency target when the deployment declares none
 DEFAULT_TENANT = "default"
 QUEUE_FULL_RETRY_S = 1.0  # Retry-After of a full queue before any request has been timed
+IN_DEPLOYMENT_SHARE = 0.5  # of the latency budget, what an automatic limit lets requests spend inside the deployment
 
 
 class Priority(IntEnum):
@@ -102,11 +103,25 @@ class AdmissionController:
 
     @property
     def limit(self) -> int | None:
-        return None if self._limit is None else self._limit.limit
+        """Requests let into the deployment at once. An automatic limit is also held to what the deployment drains
+        in half the latency budget (Little's law), so that a model too slow for full batches within the target
+        gets smaller ones, and the other half of the budget is left for waiting in fair order."""
+        if self._limit is None:
+            return None
+        ceiling = self._limit.limit
+        rate = self.predictor.drain_rate
+        if not self._auto or self._budget_s is None or rate is None:
+            return ceiling
+        return max(1, min(ceiling, int(rate * self._budget_s * IN_DEPLOYMENT_SHARE)))
 
     @property
     def waiting(self) -> int:
         return len(self._waiting[Priority.INTERACTIVE]) + len(self._waiting[Priority.BATCH])
+
+    def _current_limit(self) -> int:
+        limit = self.limit
+        assert limit is not None
+        return limit
 
     def resize(self, auto_limit: int) -> None:
         """The deployment's replica count changed: an automatic limit follows it (an explicit one stays)."""
@@ -118,7 +133,7 @@ class AdmissionController:
         """The latency a new request would be predicted now (None: no limit, or nothing timed yet)."""
         if self._limit is None or not self.predictor.ready:
             return None
-        if self.in_flight < self._limit.limit and not self.waiting:
+        if self.in_flight < self._current_limit() and not self.waiting:
             return self.predictor.answer_s
         return self.predictor.latency_s(self._ahead(priority, tenant) + 1, self.in_flight)
 
@@ -141,7 +156,7 @@ class AdmissionController:
         if self._limit is None:
             return Permit(None, self._clock())
         # 1. A free slot and nobody ahead: in at once.
-        if self.in_flight < self._limit.limit and not self.waiting:
+        if self.in_flight < self._current_limit() and not self.waiting:
             self.in_flight += 1
             return Permit(self, self._clock(), self.in_flight)
         # 2. It would have to wait: shed now if the wait would break the latency target.
@@ -236,7 +251,7 @@ class AdmissionController:
     def _admit_waiters(self) -> None:
         """Hand free slots to waiters, interactive first."""
         assert self._limit is not None
-        while self.in_flight < self._limit.limit:
+        while self.in_flight < self._current_limit():
             future = self._next_waiter()
             if future is None:
                 return

@@ -85,8 +85,8 @@ async def test_an_explicit_limit_wins_over_the_automatic_one_and_resize_follows_
     explicit = AdmissionController(AdmissionSpec(max_concurrency=3), target_s=TARGET_S, name="d", auto_limit=64)
     explicit.resize(128)
     assert explicit.limit == 3
-    clock = FakeClock()
-    controller = await _warm(clock)
+    controller = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", clock=FakeClock(), auto_limit=2)
+    controller.predictor.observe(hold_s=SERVICE_S, answer_s=SERVICE_S, load=16)  # drains 400/s: plenty
     held = [await controller.acquire(Priority.INTERACTIVE, NO_DEADLINE) for _ in range(2)]
     waiter = _queue(controller, "a")
     await asyncio.sleep(0)
@@ -172,3 +172,13 @@ async def test_the_headroom_under_the_target_is_kept_for_tenants_within_their_sh
         permit.release()
     for task in (*flood, quiet):
         (await task).release()
+
+
+async def test_an_automatic_limit_shrinks_to_what_drains_within_half_the_budget() -> None:
+    controller = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=64)
+    assert controller.limit == 64  # nothing timed yet
+    controller.predictor.observe(hold_s=0.5, answer_s=0.5, load=64)  # a full batch takes far past the target
+    assert controller.limit == 5  # 128/s x 40 ms
+    for _ in range(200):
+        controller.predictor.observe(hold_s=0.02, answer_s=0.02, load=64)  # fast again: back to the ceiling
+    assert controller.limit == 64
