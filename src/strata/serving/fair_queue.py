@@ -11,6 +11,7 @@ Costs: push O(1); pop and the position of a new request O(tenants waiting), not 
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterator, Mapping
 from typing import Generic, TypeVar
@@ -54,7 +55,8 @@ class FairQueue(Generic[T]):
         """The next request in fair order (the oldest of the tenant with the lowest pass), or None."""
         if not self._lines:
             return None
-        tenant = min(self._pass, key=self._pass.__getitem__)
+        # Ties (equal weights make them common) go to the tenant with fewer waiting: the lighter user.
+        tenant = min(self._pass, key=lambda name: (self._pass[name], len(self._lines[name])))
         line = self._lines[tenant]
         item = line.popleft()
         self._length -= 1
@@ -90,7 +92,8 @@ class FairQueue(Generic[T]):
 
     def ahead_of_new(self, tenant: str) -> int:
         """How many waiting requests a new request of ``tenant`` would be served after: its own tenant's
-        line, plus from each other tenant as many as that tenant gets while this one's line drains."""
+        line, plus from each busier tenant as many as it gets while this one's line drains (a tenant with
+        no more waiting than this one loses the ties, so it gets a turn fewer)."""
         own = self.waiting(tenant)
         if own == self._length:
             return own
@@ -98,7 +101,8 @@ class FairQueue(Generic[T]):
         ahead = own
         for other, line in self._lines.items():
             if other != tenant:
-                ahead += min(len(line), int(rounds * self.weight(other)))
+                turns = rounds * self.weight(other)
+                ahead += min(len(line), math.ceil(turns) - 1 if len(line) > own + 1 else int(turns))
         return ahead
 
     def within_share(self, tenant: str) -> bool:
