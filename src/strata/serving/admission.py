@@ -103,16 +103,18 @@ class AdmissionController:
 
     @property
     def limit(self) -> int | None:
-        """Requests let into the deployment at once. An automatic limit is also held to what the deployment drains
-        in half the latency budget (Little's law), so that a model too slow for full batches within the target
-        gets smaller ones, and the other half of the budget is left for waiting in fair order."""
+        """Requests let into the deployment at once. An automatic limit is also held to as many as are answered
+        within half the latency budget (answer time grows with the requests inside: Little's law), so that a
+        model too slow for full batches within the target gets smaller ones, and the other half of the budget
+        is left for waiting in fair order. A stream counts by its first event, not by how long it goes on."""
         if self._limit is None:
             return None
         ceiling = self._limit.limit
-        rate = self.predictor.drain_rate
-        if not self._auto or self._budget_s is None or rate is None:
+        answer_s = self.predictor.answer_s
+        if not self._auto or self._budget_s is None or not answer_s:
             return ceiling
-        return max(1, min(ceiling, int(rate * self._budget_s * IN_DEPLOYMENT_SHARE)))
+        fits = self.predictor.load * self._budget_s * IN_DEPLOYMENT_SHARE / answer_s
+        return max(1, min(ceiling, int(fits)))
 
     @property
     def waiting(self) -> int:

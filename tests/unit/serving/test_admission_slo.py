@@ -176,7 +176,7 @@ async def test_the_headroom_under_the_target_is_kept_for_tenants_within_their_sh
         (await task).release()
 
 
-async def test_an_automatic_limit_shrinks_to_what_drains_within_half_the_budget() -> None:
+async def test_an_automatic_limit_shrinks_to_what_is_answered_within_half_the_budget() -> None:
     controller = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=64)
     assert controller.limit == 64  # nothing timed yet
     controller.predictor.observe(hold_s=0.5, answer_s=0.5, load=64)  # a full batch takes far past the target
@@ -184,3 +184,6 @@ async def test_an_automatic_limit_shrinks_to_what_drains_within_half_the_budget(
     for _ in range(200):
         controller.predictor.observe(hold_s=0.02, answer_s=0.02, load=64)  # fast again: back to the ceiling
     assert controller.limit == 64
+    streaming = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=32)
+    streaming.predictor.observe(hold_s=5.0, answer_s=0.02, load=32)  # long streams, first tokens fast
+    assert streaming.limit == 32  # by the first event: every decode slot stays in use
