@@ -113,7 +113,13 @@ class AdmissionController:
         answer_s = self.predictor.answer_s
         if not self._auto or self._budget_s is None or not answer_s:
             return ceiling
-        fits = self.predictor.load * self._budget_s * IN_DEPLOYMENT_SHARE / answer_s
+        allowed_s = self._budget_s * IN_DEPLOYMENT_SHARE
+        # Answer time taken to grow in proportion to the requests inside: right for one replica serving one at a
+        # time, pessimistic for batches and parallel replicas - so while answers stay within the allowance the
+        # limit also probes one above the load it was measured at, and finds out.
+        fits = self.predictor.load * allowed_s / answer_s
+        if answer_s <= allowed_s:
+            fits = max(fits, round(self.predictor.load) + 1)
         return max(1, min(ceiling, int(fits)))
 
     @property

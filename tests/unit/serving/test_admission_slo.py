@@ -184,6 +184,9 @@ async def test_an_automatic_limit_shrinks_to_what_is_answered_within_half_the_bu
     for _ in range(200):
         controller.predictor.observe(hold_s=0.02, answer_s=0.02, load=64)  # fast again: back to the ceiling
     assert controller.limit == 64
+    probing = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=4)
+    probing.predictor.observe(hold_s=0.035, answer_s=0.035, load=1)  # alone, 35 ms: within the 40 ms allowance
+    assert probing.limit == 2  # would two at once be as fast (two replicas)? it tries
     streaming = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=32)
     streaming.predictor.observe(hold_s=5.0, answer_s=0.02, load=32)  # long streams, first tokens fast
     assert streaming.limit == 32  # by the first event: every decode slot stays in use
