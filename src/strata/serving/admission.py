@@ -30,6 +30,7 @@ from strata.spec.resilience import AdmissionSpec
 DEFAULT_TARGET_S = 1.0  # the adaptive limit's latency target when the deployment declares none
 DEFAULT_TENANT = "default"
 QUEUE_FULL_RETRY_S = 1.0  # Retry-After of a full queue before any request has been timed
+RESIDUAL_SLOT = 0.5  # slot releases a request waits for besides those ahead: half a hold, on average
 IN_DEPLOYMENT_SHARE = 0.5  # of the latency budget, what an automatic limit lets requests spend inside the deployment
 
 
@@ -143,7 +144,7 @@ class AdmissionController:
             return None
         if self.in_flight < self._current_limit() and not self.waiting:
             return self.predictor.answer_s
-        return self.predictor.latency_s(self._ahead(priority, tenant) + 1, self.in_flight)
+        return self.predictor.latency_s(self._ahead(priority, tenant) + RESIDUAL_SLOT, self.in_flight)
 
     def snapshot(self) -> dict[str, object]:
         predicted = self.predicted_s()
@@ -184,7 +185,7 @@ class AdmissionController:
             return
         assert self._limit is not None
         assert self._target_s is not None
-        ahead = self._ahead(priority, tenant) + 1  # and then one slot must free for this request
+        ahead = self._ahead(priority, tenant) + RESIDUAL_SLOT  # and then a slot must free for this request
         predicted = self.predictor.latency_s(ahead, self.in_flight)
         # The headroom under the target is kept for tenants within their share: a flood is shed at the budget,
         # and a quiet tenant's request, served next in fair order, may still use the whole target.
@@ -205,7 +206,7 @@ class AdmissionController:
             ahead += len(self._waiting[Priority.INTERACTIVE])
         return ahead
 
-    def _drain_s(self, ahead: int) -> float:
+    def _drain_s(self, ahead: float) -> float:
         return self.predictor.drain_s(ahead)
 
     async def _wait(self, priority: Priority, tenant: str, deadline: Deadline) -> Permit:

@@ -56,14 +56,14 @@ class WaitPredictor:
         if answer_s is not None:
             self.answer_s = _ewma(self.answer_s, answer_s)
 
-    def drain_s(self, ahead: int) -> float:
-        """How long until ``ahead`` waiting requests have all been given a slot."""
+    def drain_s(self, ahead: float) -> float:
+        """How long until ``ahead`` slots have been freed (the waiting requests' and, on average, half a hold more)."""
         rate = self.drain_rate
         if rate is None or ahead <= 0:
             return 0.0
         return ahead / rate
 
-    def latency_s(self, ahead: int, in_flight: int) -> float:
+    def latency_s(self, ahead: float, in_flight: int) -> float:
         """Predicted latency of a request that waits for ``ahead`` slots to free, ``in_flight`` holding one now."""
         answer_s = self.answer_s or 0.0
         return self.drain_s(ahead) + answer_s * max(1.0, in_flight / max(self.load, 1.0))

@@ -26,8 +26,8 @@ def test_a_busier_deployment_answers_later_at_once() -> None:
     predictor = WaitPredictor()
     predictor.observe(hold_s=0.1, answer_s=0.1, load=1)  # timed alone: one request at a time, 100 ms each
     # Now two hold a slot (one in the model, one queued in the replica): a new one waits for a slot to
-    # free (100 ms) and then for the one ahead of it inside (200 ms), before any average has moved.
-    assert predictor.latency_s(1, 2) == pytest.approx(0.3)
+    # free (50 ms on average) and then for the one ahead of it inside (200 ms), before any average has moved.
+    assert predictor.latency_s(0.5, 2) == pytest.approx(0.25)
 
 
 def test_a_stream_is_answered_before_it_frees_its_slot() -> None:
