@@ -190,3 +190,9 @@ async def test_an_automatic_limit_shrinks_to_what_is_answered_within_half_the_bu
     streaming = AdmissionController(AdmissionSpec(), target_s=TARGET_S, name="d", auto_limit=32)
     streaming.predictor.observe(hold_s=5.0, answer_s=0.02, load=32)  # long streams, first tokens fast
     assert streaming.limit == 32  # by the first event: every decode slot stays in use
+
+
+@pytest.mark.parametrize("weight", [0, -1, 1001])
+def test_tenant_weights_must_be_positive_and_bounded(weight: float) -> None:
+    with pytest.raises(ValueError, match="tenant_weights"):
+        AdmissionSpec(tenant_weights={"acme": weight})
