@@ -18,6 +18,7 @@ from benchmarks import (
     distributed,
     embeddings,
     gateway,
+    overload,
     request_path,
     textgen,
     tracing,
@@ -36,11 +37,13 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "distributed": distributed.run,
     "request_path": request_path.run,
     "tracing": tracing.run,
+    "overload": overload.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
     "tracing": tracing.setup,
+    "overload": overload.setup,
 }
 
 

@@ -48,8 +48,7 @@ deployments:
     model: busy
     replicas: 2
     batching: {max_batch_size: 1, max_wait_ms: 0}
-    admission: {max_concurrency: 2, max_waiting: 2, max_wait_ms: 150}
-    targets: {latency_p99_ms: 400}
+    targets: {latency_p99_ms: 400}  # and nothing else: admission defends it (no queue sized for the test)
   - {name: stable, model: stable, replicas: 2, batching: {max_batch_size: 4, max_wait_ms: 1}}
   - {name: canary, model: canary, replicas: 1, batching: {max_batch_size: 4, max_wait_ms: 1}}
   - {name: canary-slow, model: canary-slow, replicas: 1, batching: {max_batch_size: 4, max_wait_ms: 1}}

@@ -33,6 +33,7 @@ def request_context(call: Call, user: str | None = None) -> RequestContext:
         priority=_priority(priority),
         user=user,
         session=session,
+        tenant=call.record.tenant,
     )
 
 

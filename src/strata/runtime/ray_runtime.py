@@ -221,7 +221,8 @@ class RayRuntime:
             await asyncio.sleep(interval)
 
     async def sync(self) -> None:
-        held = {name: d.held for name, d in self._deployments.items()}
+        # Waiting for admission is demand the replicas' queues do not show (a latency target caps what is sent on).
+        held = {name: d.held + d.admission.waiting for name, d in self._deployments.items()}
         answer: ReplicaSet = await asyncio.wait_for(
             self.controller.replica_set.remote(self.gateway_id, held), SYNC_TIMEOUT_S
         )

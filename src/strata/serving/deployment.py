@@ -86,7 +86,9 @@ class Deployment:
         self._capacity_changed: asyncio.Event | None = None
         self._router = PowerOfTwoRouter(self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng)
         target_s = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
-        self.admission = AdmissionController(spec.admission, target_s=target_s, name=spec.name, clock=clock)
+        self.admission = AdmissionController(
+            spec.admission, target_s=target_s, name=spec.name, clock=clock, auto_limit=self._auto_limit(spec.replicas)
+        )
         self.breaker = CircuitBreaker(spec.breaker, clock=clock)  # the whole deployment: drives fallbacks
         self.retry_budget = RetryBudget(spec.retries, clock=clock)
         self._try_timeout_s = None if spec.retries.try_timeout_ms is None else spec.retries.try_timeout_ms / 1000.0
@@ -98,6 +100,14 @@ class Deployment:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def _auto_limit(self, replicas: int) -> int:
+        """Admission's concurrency limit when a latency target sets none: enough to keep every replica's batches
+        full - one batch in the model and the next one forming - and no more, so that the rest wait where the
+        admission controller can order them fairly and predict their wait. A text generation's batch slot is
+        held for the whole stream, so one batch per replica."""
+        per_replica = self.spec.batching.max_batch_size * (1 if self.model.task == "generate" else 2)
+        return per_replica * max(1, replicas)
 
     @property
     def ready(self) -> bool:
@@ -120,6 +130,7 @@ class Deployment:
             slot.serving = True
             slots.append(slot)
         self.slots[:] = slots  # in place: the router holds this list
+        self.admission.resize(self._auto_limit(len(slots)))
         self.load_errors = dict(load_errors or {})
         self._followed = True
         if self.ready_replicas and self._capacity_changed is not None:

@@ -51,6 +51,7 @@ class RequestContext:
     priority: Priority = Priority.INTERACTIVE
     user: str | None = None
     session: str | None = None
+    tenant: str = "default"  # the caller's tenant: admission queues fairly between tenants
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +153,7 @@ class Route:
             retry_after = max(1.0, deployment.breaker.retry_after_s())
             raise CircuitOpen(f"{deployment.name}: circuit open after repeated failures", retry_after_s=retry_after)
         try:
-            permit = await deployment.admission.acquire(context.priority, context.deadline)
+            permit = await deployment.admission.acquire(context.priority, context.deadline, context.tenant)
             record = current_record.get()
             if record is not None:
                 record.admitted = time.perf_counter()
@@ -172,7 +173,9 @@ class Route:
             permit.release(ok=False)
             deployment.breaker.release_probe()
             raise
-        if not hold:
+        if hold:
+            permit.answered()  # a stream's client has its first event: what its latency target measures
+        else:
             permit.release(ok=True)
         deployment.breaker.record_success()
         self._update_breaker_gauge(deployment)

@@ -74,11 +74,33 @@ class AdmissionSpec(_Spec):
         default=False, description="Adapt the limit (AIMD) between min_concurrency and max_concurrency by latency."
     )
     min_concurrency: int = Field(default=1, ge=1, description="Floor of the adaptive limit.")
+    slo: bool = Field(
+        default=True,
+        description="With targets.latency_p99_ms declared: shed a request at once (503 + Retry-After from the "
+        "drain rate) when its predicted latency - time to first token for a stream - would pass the target, "
+        "instead of queuing it. Without max_concurrency the limit is then automatic: 2 x max_batch_size per "
+        "replica (max_batch_size per replica for text generation).",
+    )
+    slo_headroom: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="Share of the latency target a predicted latency may use: the prediction is an average and "
+        "the target a 99th percentile, so admitting up to the whole target would let the tail pass it.",
+    )
+    tenant_weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="Weighted fair queuing between tenants waiting for a slot: tenant -> weight (unlisted: 1). "
+        "A tenant flooding the deployment waits behind its own requests, not in front of everyone else's.",
+    )
 
     @model_validator(mode="after")
     def _adaptive_needs_a_ceiling(self) -> AdmissionSpec:
         if self.adaptive and self.max_concurrency is None:
             raise ValueError("adaptive admission needs max_concurrency (the ceiling of the limit)")
+        bad = sorted(tenant for tenant, weight in self.tenant_weights.items() if not 0 < weight <= 1000)
+        if bad:
+            raise ValueError(f"tenant_weights: weights must lie in (0, 1000]; check {bad}")
         return self
 
 
