@@ -18,6 +18,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from strata.governance.findings import GuardDecision
 from strata.principal import ANONYMOUS, Principal
 
 
@@ -49,6 +50,8 @@ class RequestRecord:
     prompt: str | None = None  # kept only where the tenant's policy allows
     template: str | None = None  # the prompt template id@version that built the prompt, if any
     compute_s: float | None = None  # model time billed when not the request's own latency (job steps)
+    guards: list[GuardDecision] | None = None  # what each guard that found something did (None: nothing found)
+    guard_s: float = 0.0  # time spent in guards (their regexes and any guard model's call)
     # Stage times (perf_counter seconds).
     received: float = field(default_factory=time.perf_counter)
     parsed: float = 0.0

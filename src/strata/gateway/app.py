@@ -17,10 +17,12 @@ from strata.gateway.completions import CompletionsAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
+from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
 from strata.gateway.routes import access_routes, openai_routes, operations_routes, traffic_routes, workflow_routes
 from strata.gateway.routing import RouteTable
+from strata.governance.layer import Guardrails
 from strata.observability.metrics import Metrics
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import Runtime, runtime_for
@@ -53,9 +55,10 @@ def create_app(
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
+    guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit)
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server), BatchedAPI(server), ops),
+            *openai_routes(CompletionsAPI(server, guardrails), BatchedAPI(server), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
