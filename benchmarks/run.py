@@ -18,6 +18,8 @@ from benchmarks import (
     distributed,
     embeddings,
     gateway,
+    guardrails_eval,
+    guardrails_stream,
     request_path,
     textgen,
     workflows,
@@ -34,6 +36,8 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "guardrails_eval": guardrails_eval.run,
+    "guardrails_stream": guardrails_stream.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

@@ -76,7 +76,7 @@ class Guardrails:
         GuardrailBlocked where one blocks. Regex guards first: a blocked prompt never reaches a model."""
         started = time.perf_counter()
         try:
-            for guard in sorted(guards, key=lambda g: g.asks):
+            for guard in sorted(guards, key=_order):
                 findings = [guard.find(text) for text in texts]
                 if guard.asks:
                     whole = "\n".join(texts)
@@ -96,7 +96,7 @@ class Guardrails:
         """A whole answer after the output guards (redacted, or GuardrailBlocked)."""
         started = time.perf_counter()
         try:
-            for guard in sorted(guards, key=lambda g: g.asks):
+            for guard in sorted(guards, key=_order):
                 findings = guard.find(text)
                 if guard.asks:
                     findings += await guard.judge(text, self.ask)
@@ -131,3 +131,9 @@ def blocked(made: GuardDecision) -> GuardrailBlocked:
         f"Guardrail '{made.guard}' blocked {where}: it found {', '.join(made.kinds)}.",
         param="messages" if made.stage == "input" else None,
     )
+
+
+def _order(guard: Guard) -> tuple[bool, bool]:
+    """Regexes before model calls (a blocked prompt never costs a model call); blocks before redactions
+    (a redaction must not hide what a block guard looks for)."""
+    return guard.asks, guard.action != "block"

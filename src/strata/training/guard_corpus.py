@@ -190,7 +190,9 @@ def _national_id(rng: random.Random) -> str:
     if kind == 0:
         return f"SSN {rng.randint(1, 665):03d}-{rng.randint(1, 99):02d}-{rng.randint(1, 9999):04d}"
     if kind == 1:
-        first, second = rng.choice("ACEHJLMNPRSTWXY"), rng.choice("ABCEHJKLMNPRSTWXY")
+        first, second = "N", "T"
+        while first + second in ("BG", "GB", "NK", "KN", "TN", "NT", "ZZ"):  # prefixes never issued
+            first, second = rng.choice("ACEHJLMNPRSTWXY"), rng.choice("ABCEHJKLMNPRSTWXY")
         return f"NI number {first}{second} {rng.randint(10, 99)} {rng.randint(10, 99)} {rng.randint(10, 99)} " + (
             rng.choice("ABCD")
         )
