@@ -57,11 +57,11 @@ def strata_predictors() -> dict[str, Predict]:
 def presidio_predictors() -> dict[str, Predict] | str:
     """Presidio's pattern recognizers per kind, or why they could not be used."""
     try:
-        import tldextract  # noqa: PLC0415 (optional: only the evaluation needs Presidio)
+        import tldextract
 
         offline = tldextract.TLDExtract(suffix_list_urls=())
         tldextract.extract = offline  # the e-mail recognizer's TLD check: the bundled snapshot, no fetch
-        from presidio_analyzer import predefined_recognizers as r  # noqa: PLC0415
+        from presidio_analyzer import predefined_recognizers as r
     except ImportError as error:
         return f"presidio-analyzer is not installed ({error})"
     by_kind: dict[str, list[Any]] = {
@@ -87,8 +87,8 @@ def presidio_predictors() -> dict[str, Predict] | str:
 
 
 def injection_probabilities(texts: list[str]) -> list[float]:
-    from strata.models.hf_embedding import HFEmbeddingModel  # noqa: PLC0415 (torch, only for this row)
-    from strata.models.paths import resolve_model_path  # noqa: PLC0415
+    from strata.models.hf_embedding import HFEmbeddingModel
+    from strata.models.paths import resolve_model_path
 
     model = HFEmbeddingModel(resolve_model_path("builtin:all-MiniLM-L6-v2"))
     classifier = InjectionClassifier.load()

@@ -116,6 +116,7 @@ def _in_process_rows() -> list[Row]:
     per_token_us = (time.perf_counter() - started) / (rounds * len(tokens)) * 1e6
     prompt = ["You are helpful.", "My mail is bob@example.com; what is the capital of France? " * 4]
     record = RequestRecord("POST", "/v1/chat/completions", caller=Principal("t", "k", frozenset()))
+
     async def inputs() -> float:
         started = time.perf_counter()
         for _ in range(2000):

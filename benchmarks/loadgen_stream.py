@@ -78,8 +78,14 @@ async def _worker(host: str, port: int, request: bytes, stop_at: float, tally: S
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     body = json.dumps(
-        {"model": args.model, "messages": [{"role": "user", "content": args.prompt}], "stream": True,
-         "max_tokens": args.max_tokens, "temperature": 0, "ignore_eos": True}  # fmt: skip
+        {
+            "model": args.model,
+            "messages": [{"role": "user", "content": args.prompt}],
+            "stream": True,
+            "max_tokens": args.max_tokens,
+            "temperature": 0,
+            "ignore_eos": True,
+        }
     ).encode()
     request = build_request(args.host, args.port, "/v1/chat/completions", body, args.header)
     await _worker(args.host, args.port, request, time.perf_counter() + 1.0, StreamTally())  # warm-up

@@ -18,7 +18,6 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from strata.governance.findings import GuardDecision
 from strata.principal import ANONYMOUS, Principal
 
 
@@ -26,6 +25,21 @@ class RecordKind(StrEnum):
     HTTP = "http"
     JOB_STEP = "job_step"
     BATCH_LINE = "batch_line"
+
+
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    """What one guard did about one stage of a request (kinds and counts, never the text it found)."""
+
+    guard: str
+    stage: str  # input | output
+    action: str  # block | redact | flag
+    kinds: tuple[str, ...]  # the kinds found, sorted, each once
+    count: int  # how many findings
+
+    def detail(self) -> dict[str, object]:
+        return {"guard": self.guard, "stage": self.stage, "action": self.action, "kinds": list(self.kinds),
+                "count": self.count}  # fmt: skip
 
 
 @dataclass(slots=True, eq=False)

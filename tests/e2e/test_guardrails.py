@@ -78,10 +78,9 @@ def test_output_block_plain_and_streamed(server: ServerProcess, client: openai.O
     assert plain.value.code == "guardrail_blocked"
     assert "capital-of-germany" in plain.value.message
     chunks: list[str] = []
-    with pytest.raises(openai.APIError) as in_band:
-        stream = client.chat.completions.create(model="chat", messages=GERMANY, temperature=0, stream=True)
-        for chunk in stream:  # the 200 and the first chunks went out; the final event says why it stopped
-            chunks += [c.delta.content or "" for c in chunk.choices]
+    stream = client.chat.completions.create(model="chat", messages=GERMANY, temperature=0, stream=True)
+    with pytest.raises(openai.APIError) as in_band:  # the 200 and the first chunks went out: the final event
+        chunks.extend(c.choices[0].delta.content or "" for c in stream if c.choices)  # says why it stopped
     assert in_band.value.code == "guardrail_blocked"
     assert "Ber" not in "".join(chunks)
 
@@ -110,7 +109,8 @@ def test_input_redact_and_model_guard_block(server: ServerProcess, client: opena
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model="chat", messages=attack, stream=stream)
         assert refused.value.code == "guardrail_blocked"
-        assert "prompt-guard" in refused.value.message and "injection" in refused.value.message
+        assert "prompt-guard" in refused.value.message
+        assert "injection" in refused.value.message
 
 
 def test_tenant_policy_blocks_what_others_get_redacted(server: ServerProcess, client: openai.OpenAI) -> None:
@@ -121,7 +121,8 @@ def test_tenant_policy_blocks_what_others_get_redacted(server: ServerProcess, cl
     assert chat(client, prompt)  # everyone else: answered, the address redacted
     with pytest.raises(openai.BadRequestError) as refused:
         chat(strict, prompt)
-    assert refused.value.code == "guardrail_blocked" and refused.value.param == "messages"
+    assert refused.value.code == "guardrail_blocked"
+    assert refused.value.param == "messages"
 
 
 def test_default_app_policy(default_server: ServerProcess) -> None:
@@ -132,7 +133,8 @@ def test_default_app_policy(default_server: ServerProcess) -> None:
     for stream in (False, True):
         with pytest.raises(openai.BadRequestError) as refused:
             client.chat.completions.create(model="strata-chat-tiny", messages=attack, stream=stream)
-        assert refused.value.code == "guardrail_blocked" and "prompt-injection" in refused.value.message
+        assert refused.value.code == "guardrail_blocked"
+        assert "prompt-injection" in refused.value.message
     prompt = [{"role": "user", "content": "My password is hunter2 and my mail bob@example.com. Capital of France?"}]
     reply = client.chat.completions.create(model="strata-chat-tiny", messages=prompt, temperature=0, max_tokens=20)
     assert reply.choices[0].message.content

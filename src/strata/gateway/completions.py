@@ -28,7 +28,6 @@ from strata.serving.deployment import Deployment
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.server import ModelServer
 
-
 OutputCheck = Callable[[str], Awaitable[str]]
 
 
@@ -93,7 +92,6 @@ class CompletionsAPI:
         response = await cancel_on_disconnect(receive, whole)
         response.headers.update(served.headers())
         return response
-
 
     async def _guard_input(
         self, guards: GuardSet, generation: GenerationRequest, record: RequestRecord

@@ -11,6 +11,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from strata.record import GuardDecision
+
+__all__ = ["Detector", "Finding", "GuardDecision", "decision", "redact"]
+
 
 @dataclass(frozen=True, slots=True)
 class Finding:
@@ -18,19 +22,6 @@ class Finding:
     start: int
     end: int
     score: float = 1.0
-
-
-@dataclass(frozen=True, slots=True)
-class GuardDecision:
-    guard: str
-    stage: str  # input | output
-    action: str  # block | redact | flag
-    kinds: tuple[str, ...]  # the kinds found, sorted, each once
-    count: int  # how many findings
-
-    def detail(self) -> dict[str, object]:
-        return {"guard": self.guard, "stage": self.stage, "action": self.action, "kinds": list(self.kinds),
-                "count": self.count}  # fmt: skip
 
 
 class Detector(Protocol):

@@ -71,7 +71,9 @@ class OutputWindow:
         for guard in self.guards:
             kinds = self.counts.get(guard.name)
             if kinds:
-                made.append(GuardDecision(guard.name, "output", guard.action, tuple(sorted(kinds)), sum(kinds.values())))
+                made.append(
+                    GuardDecision(guard.name, "output", guard.action, tuple(sorted(kinds)), sum(kinds.values()))
+                )
         return made
 
     def _release(self, cut: int) -> str:

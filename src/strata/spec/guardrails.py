@@ -25,6 +25,7 @@ ALL_PII: tuple[PIIType, ...] = ("email", "phone", "card", "iban", "ip", "nationa
 GuardKind = Literal["pii", "terms", "injection", "model"]
 Stage = Literal["input", "output"]
 Action = Literal["block", "redact", "flag"]
+_BOTH_STAGES: tuple[Stage, ...] = ("input", "output")
 
 
 class _Spec(BaseModel):
@@ -46,7 +47,7 @@ class GuardSpec(_Spec):
     name: str = Field(pattern=NAME_PATTERN, description="Name bindings use; shown in audit events and errors.")
     kind: GuardKind = Field(description="pii, terms (deny list and regexes), injection, or model (a served route).")
     stages: list[Stage] = Field(
-        default_factory=lambda: ["input", "output"], min_length=1, description="Where it runs: input, output, or both."
+        default_factory=lambda: list(_BOTH_STAGES), min_length=1, description="Where it runs: input, output, or both."
     )
     action: Action = Field(
         default="flag",

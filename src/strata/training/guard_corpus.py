@@ -127,8 +127,9 @@ COUNTRIES = ("France", "Japan", "Kenya", "Canada", "Peru", "Norway", "India", "E
 
 def _email(rng: random.Random) -> str:
     sep = rng.choice((".", "_", ""))
-    return f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{rng.randint(1, 99) if rng.random() < 0.4 else ''}@" + rng.choice(
-        DOMAINS
+    return (
+        f"{rng.choice(FIRST)}{sep}{rng.choice(LAST)}{rng.randint(1, 99) if rng.random() < 0.4 else ''}@"
+        + rng.choice(DOMAINS)
     )
 
 
