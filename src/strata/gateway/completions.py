@@ -146,7 +146,7 @@ async def _guarded(
                 return
             yield dataclasses.replace(event, text=window.push(event.text))
             due = window.due_in_s()
-            if due is None:
+            if due is None and pending is None:  # nothing to release by time: just wait for the model
                 event = await anext(events)
                 continue
             # A time-bounded window: wake when the oldest held text is due even if no token came.
