@@ -76,7 +76,7 @@ def presidio_predictors() -> dict[str, Predict] | str:
     def predictor(recognizers: list[Any]) -> Predict:
         def predict(text: str) -> bool:
             return any(
-                result.score >= 0.3  # Presidio's own default decision threshold is 0 - we take its weak floor
+                result.score > 0  # AnalyzerEngine's default score_threshold is 0: any result counts
                 for recognizer in recognizers
                 for result in recognizer.analyze(text, recognizer.supported_entities, None)
             )

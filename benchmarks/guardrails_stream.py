@@ -73,24 +73,26 @@ def _served_rows(duration_s: float) -> list[Row]:
             results[name] = {c: _stream_load(server.port, server.api_key, c, duration_s) for c in (1, 8)}
     for concurrency in (1, 8):
         base = results["no guards"][concurrency]
-        base_ttft = statistics.median(base["ttft_s"])
-        base_gap = statistics.median(base["gaps_s"])
+        base_ttft, base_total = statistics.median(base["ttft_s"]), statistics.median(base["totals_s"])
         for name, by_concurrency in results.items():
             run = by_concurrency[concurrency]
-            ttft, gap = statistics.median(run["ttft_s"]), statistics.median(run["gaps_s"])
+            ttft, total = statistics.median(run["ttft_s"]), statistics.median(run["totals_s"])
             case = f"{name}, c={concurrency}"
             rows += [
                 Row("guardrails_stream", f"{case}: TTFT p50", ttft * 1000, "ms"),
-                Row("guardrails_stream", f"{case}: inter-token p50", gap * 1000, "ms"),
-                Row("guardrails_stream", f"{case}: inter-token p99", percentile(run["gaps_s"], 99) * 1000, "ms"),
+                Row("guardrails_stream", f"{case}: whole stream p50 ({MAX_TOKENS} tokens)", total * 1000, "ms"),
+                Row("guardrails_stream", f"{case}: inter-chunk p50", statistics.median(run["gaps_s"]) * 1000, "ms"),
                 Row("guardrails_stream", f"{case}: streams", len(run["ttft_s"]), "count"),
                 Row("guardrails_stream", f"{case}: errors", run["errors"], "count"),
             ]
             if name != "no guards":
+                # Per token: what the whole stream took longer, spread over its tokens (the window only
+                # moves text later; the scans are what every token pays).
                 rows += [
                     Row("guardrails_stream", f"{case}: added TTFT", (ttft - base_ttft) * 1000, "ms"),
-                    Row("guardrails_stream", f"{case}: inter-token vs no guards", gap / base_gap, "x"),
-                ]
+                    Row("guardrails_stream", f"{case}: added per token", (total - base_total) / MAX_TOKENS * 1000,
+                        "ms"),
+                ]  # fmt: skip
     return rows
 
 
