@@ -21,7 +21,7 @@ import tempfile
 import time
 from typing import Any
 
-from benchmarks.harness import LOADGEN_CPU, ROOT, Row, cpu_count, percentile, served
+from benchmarks.harness import LOADGEN_CPU, ROOT, Row, cpu_count, served
 from strata.governance.layer import Guardrails
 from strata.governance.stream import OutputWindow
 from strata.principal import Principal

@@ -95,6 +95,10 @@ def test_flag_changes_nothing_but_is_audited(server: ServerProcess, client: open
     flagged = [(e["detail"]["guard"], e["detail"]["stage"]) for e in events if e["action"] == "guard.flag"]
     assert flagged.count(("brand-watch", "input")) == 2
     assert flagged.count(("brand-watch", "output")) == 2
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.api_key}"}) as admin:
+        metrics = admin.get("/metrics").text
+    hits = 'strata_guard_decisions_total{route="chat",guard="brand-watch",stage="output",action="flag"}'
+    assert hits in metrics  # the guard-hit rate, per route, guard, stage and action
 
 
 def test_input_redact_and_model_guard_block(server: ServerProcess, client: openai.OpenAI) -> None:

@@ -55,7 +55,7 @@ def create_app(
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
-    guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit)
+    guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     table = RouteTable(
         [
             *openai_routes(CompletionsAPI(server, guardrails), BatchedAPI(server), ops),

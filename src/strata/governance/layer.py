@@ -16,6 +16,7 @@ from strata.errors import GuardrailBlocked
 from strata.governance.findings import GuardDecision, decision, redact
 from strata.governance.guard import Ask, Guard, build_guard
 from strata.governance.injection import InjectionClassifier
+from strata.observability.lean import LeanCounter
 from strata.record import RequestRecord
 from strata.spec.guardrails import GuardrailsSpec
 
@@ -33,10 +34,11 @@ class GuardSet:
 
 
 class Guardrails:
-    def __init__(self, spec: GuardrailsSpec, ask: Ask, audit: Audit) -> None:
+    def __init__(self, spec: GuardrailsSpec, ask: Ask, audit: Audit, counter: LeanCounter | None = None) -> None:
         self.spec = spec
         self.ask = ask
         self.audit = audit
+        self.counter = counter  # strata_guard_decisions: the guard-hit rate per route, for alerts
         needs_classifier = any(g.classifier_route is not None for g in spec.guards)
         classifier = InjectionClassifier.load() if needs_classifier else None
         self.guards = {g.name: build_guard(g, classifier) for g in spec.guards}
@@ -121,6 +123,9 @@ class Guardrails:
         record.guards.append(made)
         caller = record.caller
         detail = {**made.detail(), "model": record.model, "request_sha256": record.request_sha256}
+        if self.counter is not None:
+            labels = {"route": record.model or "", "guard": made.guard, "stage": made.stage, "action": made.action}
+            self.counter.labels(**labels).inc()
         status = GuardrailBlocked.status if made.action == "block" else 200
         self.audit(AuditEvent("guard", f"guard.{made.action}", status, caller.tenant, caller.key_id, detail))
 

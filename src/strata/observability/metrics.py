@@ -86,6 +86,12 @@ class Metrics:
             "strata_running_sequences", "Sequences in the running decode batch", ["deployment"], registry=r
         )
         self.tokens = LeanCounter("strata_tokens", "Tokens processed", ["deployment", "direction"], registry=r)
+        self.guard_decisions = LeanCounter(
+            "strata_guard_decisions",
+            "Guard decisions: requests where a guard found something, by route, guard, stage and action",
+            ["route", "guard", "stage", "action"],
+            registry=r,
+        )
         self.audit_dropped = Gauge(
             "strata_audit_dropped_rows",
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",
