@@ -97,7 +97,7 @@ def test_flag_changes_nothing_but_is_audited(server: ServerProcess, client: open
     assert flagged.count(("brand-watch", "output")) == 2
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.api_key}"}) as admin:
         metrics = admin.get("/metrics").text
-    hits = 'strata_guard_decisions_total{route="chat",guard="brand-watch",stage="output",action="flag"}'
+    hits = 'strata_guard_decisions_total{action="flag",guard="brand-watch",route="chat",stage="output"}'
     assert hits in metrics  # the guard-hit rate, per route, guard, stage and action
 
 
