@@ -2,10 +2,12 @@
 and to each token, served (the shipped chat model) against the same app without guards; and the
 guards' own work per token and per prompt, in process.
 
-Served: one app, three ways - no guards; PII redact + a term flag with ``hold_back_tokens: 0`` (each
-token scanned as it comes, no hold-back); the same with the default 16-token window. The streaming
-load generator (benchmarks.loadgen_stream) runs in its own process on its own core; every request
-generates exactly ``MAX_TOKENS`` tokens (ignore_eos), so the three runs do the same model work.
+Served: one server and one deployment behind three routes - no guards; PII redact + a term flag
+with ``hold_back_tokens: 0`` (each token scanned as it comes, no hold-back); the same with the
+default 16-token window. The streaming load generator (benchmarks.loadgen_stream) runs in its own
+process on its own core, on each route in turn for ``ROUNDS`` rounds (so load that drifts on a
+shared machine falls on all three alike); every request generates exactly ``MAX_TOKENS`` tokens
+(ignore_eos), so every route does the same model work.
 The window's TTFT cost is by design about ``hold_back_tokens`` x the inter-token time: the first
 text leaves when the window is full.
 """
@@ -36,25 +38,32 @@ GUARDS = [
 ]
 
 
-def _spec(hold_back_tokens: int | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {
+ROUTES = {"no guards": "chat", "guards, window 0": "chat-window-0", "guards, window 16": "chat-window-16"}
+ROUNDS = 3
+
+
+def _spec() -> dict[str, Any]:
+    """One server, one deployment, three routes to it: unguarded, and guarded with windows 0 and 16.
+    The runs alternate between the routes in rounds, so a shared machine's load drifts over all alike."""
+    return {
         "name": "bench-guardrails",
         "models": [{"name": "chat", "kind": "hf-causal-lm", "path": "builtin:strata-chat-tiny"}],
         "deployments": [{"name": "chat", "model": "chat", "batching": {"max_batch_size": 16}}],
-        "routes": [{"name": "chat", "deployment": "chat"}],
-    }
-    if hold_back_tokens is not None:
-        spec["guardrails"] = {
+        "routes": [{"name": route, "deployment": "chat"} for route in ROUTES.values()],
+        "guardrails": {
             "guards": GUARDS,
-            "bindings": [{"route": "chat", "guards": ["pii", "watch"], "hold_back_tokens": hold_back_tokens}],
-        }
-    return spec
+            "bindings": [
+                {"route": "chat-window-0", "guards": ["pii", "watch"], "hold_back_tokens": 0},
+                {"route": "chat-window-16", "guards": ["pii", "watch"], "hold_back_tokens": 16},
+            ],
+        },
+    }
 
 
-def _stream_load(port: int, api_key: str, concurrency: int, duration_s: float) -> dict[str, Any]:
+def _stream_load(port: int, api_key: str, model: str, concurrency: int, duration_s: float) -> dict[str, Any]:
     with tempfile.NamedTemporaryFile("rb", suffix=".json") as result:
         command = [
-            sys.executable, "-m", "benchmarks.loadgen_stream", "--port", str(port), "--model", "chat",
+            sys.executable, "-m", "benchmarks.loadgen_stream", "--port", str(port), "--model", model,
             "--prompt", PROMPT, "--max-tokens", str(MAX_TOKENS), "--concurrency", str(concurrency),
             "--duration", str(duration_s), "--header", f"Authorization: Bearer {api_key}", "--output", result.name,
         ]  # fmt: skip
@@ -67,10 +76,17 @@ def _stream_load(port: int, api_key: str, concurrency: int, duration_s: float) -
 
 def _served_rows(duration_s: float) -> list[Row]:
     rows: list[Row] = []
-    results: dict[str, dict[int, dict[str, Any]]] = {}
-    for name, hold in (("no guards", None), ("guards, window 0", 0), ("guards, window 16", 16)):
-        with served(_spec(hold)) as server:
-            results[name] = {c: _stream_load(server.port, server.api_key, c, duration_s) for c in (1, 8)}
+    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in ROUTES}
+    with served(_spec()) as server:
+        for concurrency in (1, 8):
+            for _ in range(ROUNDS):
+                for name, route in ROUTES.items():
+                    run = _stream_load(server.port, server.api_key, route, concurrency, duration_s / ROUNDS)
+                    merged = results[name].setdefault(concurrency, {"ttft_s": [], "gaps_s": [], "totals_s": [],
+                                                                    "errors": 0})  # fmt: skip
+                    for key in ("ttft_s", "gaps_s", "totals_s"):
+                        merged[key] += run[key]
+                    merged["errors"] += run["errors"]
     for concurrency in (1, 8):
         base = results["no guards"][concurrency]
         base_ttft, base_total = statistics.median(base["ttft_s"]), statistics.median(base["totals_s"])

@@ -12,7 +12,7 @@ import pytest
 
 from strata.testing import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # its own server: the chat model and a guard model
 
 APP = Path(__file__).parent / "apps" / "guardrails.yaml"
 FRANCE = [{"role": "user", "content": "What is the capital of France?"}]
