@@ -18,6 +18,8 @@ from benchmarks import (
     distributed,
     embeddings,
     gateway,
+    guardrails_eval,
+    guardrails_stream,
     overload,
     request_path,
     textgen,
@@ -38,6 +40,8 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "request_path": request_path.run,
     "tracing": tracing.run,
     "overload": overload.run,
+    "guardrails_eval": guardrails_eval.run,
+    "guardrails_stream": guardrails_stream.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

@@ -210,3 +210,12 @@ class MethodNotAllowed(StrataError):
 
     def headers(self) -> dict[str, str]:
         return {"Allow": ", ".join(self.allow)}
+
+
+class GuardrailBlocked(StrataError):
+    """A guard with action ``block`` found what it guards against, in the prompt (input) or in the
+    model's answer (output). The message names the guard and the kinds found, never the text."""
+
+    status = 400
+    error_type = "invalid_request_error"
+    code = "guardrail_blocked"

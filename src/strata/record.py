@@ -27,6 +27,21 @@ class RecordKind(StrEnum):
     BATCH_LINE = "batch_line"
 
 
+@dataclass(frozen=True, slots=True)
+class GuardDecision:
+    """What one guard did about one stage of a request (kinds and counts, never the text it found)."""
+
+    guard: str
+    stage: str  # input | output
+    action: str  # block | redact | flag
+    kinds: tuple[str, ...]  # the kinds found, sorted, each once
+    count: int  # how many findings
+
+    def detail(self) -> dict[str, object]:
+        return {"guard": self.guard, "stage": self.stage, "action": self.action, "kinds": list(self.kinds),
+                "count": self.count}  # fmt: skip
+
+
 @dataclass(slots=True, eq=False)
 class RequestRecord:
     method: str  # the HTTP method, or JOB for work that did not arrive over HTTP
@@ -59,6 +74,8 @@ class RequestRecord:
     links: tuple[tuple[int, int], ...] = ()  # (trace id, span id) it follows from: a job step, its submitter
     attempt: int = 0  # a job step's attempt (1 for the first)
     trace_flags: int = 1  # bit 0: sampled (a caller may ask that its trace not be exported)
+    guards: list[GuardDecision] | None = None  # what each guard that found something did (None: nothing found)
+    guard_s: float = 0.0  # time spent in guards (their regexes and any guard model's call)
     # Stage times (perf_counter seconds).
     received: float = field(default_factory=time.perf_counter)
     parsed: float = 0.0

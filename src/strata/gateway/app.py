@@ -18,6 +18,7 @@ from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
+from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
 from strata.gateway.routes import (
@@ -31,6 +32,7 @@ from strata.gateway.routes import (
 )
 from strata.gateway.routing import RouteTable
 from strata.gateway.traces_api import TracesAPI
+from strata.governance.layer import Guardrails
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
@@ -70,9 +72,10 @@ def create_app(
     if tracing is not None:
         ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
+    guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server), BatchedAPI(server), ops),
+            *openai_routes(CompletionsAPI(server, guardrails), BatchedAPI(server), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),

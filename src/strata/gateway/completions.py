@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import orjson
 from starlette.responses import Response
@@ -14,6 +15,8 @@ from strata.gateway.call import Call, require_task
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
 from strata.gateway.sse import DONE, SSEResponse, sse_event
+from strata.governance.layer import Guardrails, GuardSet
+from strata.governance.stream import OutputWindow
 from strata.observability.metrics import DeploymentMetrics
 from strata.protocol.errors import error_body
 from strata.protocol.formats import ChatFormat, CompletionFormat, ResponseFormat
@@ -25,10 +28,13 @@ from strata.serving.deployment import Deployment
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.server import ModelServer
 
+OutputCheck = Callable[[str], Awaitable[str]]
+
 
 class CompletionsAPI:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelServer, guardrails: Guardrails | None = None) -> None:
         self.server = server
+        self.guardrails = guardrails if guardrails is not None and guardrails.active else None
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
@@ -53,6 +59,9 @@ class CompletionsAPI:
         require_task(route, "generate", endpoint)
         receive = call.receive
         context = request_context(call, body.user)
+        guards = self.guardrails.for_request(route.name, call.record.tenant) if self.guardrails else None
+        if guards is not None and guards.input:
+            generation = await self._guard_input(guards, generation, call.record)
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
 
         async def work(
@@ -68,17 +77,99 @@ class CompletionsAPI:
         metrics = self.server.deployments[served.deployment].metrics
         metrics.time_to_first_token.observe(record.first_token - record.received)
         fmt = response_format(model=route.name)
+        events = _until(events, context.deadline)
+        check: OutputCheck | None = None
+        if guards is not None and guards.output:
+            assert self.guardrails is not None
+            if body.stream:
+                events = _guarded(first, events, self.guardrails, guards, call.record)
+                first = await anext(events)  # a block found in the first window is still a plain 400
+            else:
+                check = _output_check(self.guardrails, guards, call.record)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            body_events = _stream_body(
-                fmt, first, _until(events, context.deadline), include_usage, metrics, call.record
-            )
+            body_events = _stream_body(fmt, first, events, include_usage, metrics, call.record)
             return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
-        whole = _whole_response(fmt, first, _until(events, context.deadline), metrics, call.record)
+        whole = _whole_response(fmt, first, events, metrics, call.record, check)
         response = await cancel_on_disconnect(receive, whole)
         response.headers.update(served.headers())
         return response
+
+    async def _guard_input(
+        self, guards: GuardSet, generation: GenerationRequest, record: RequestRecord
+    ) -> GenerationRequest:
+        """The request after its input guards: the same object when nothing was redacted."""
+        assert self.guardrails is not None
+        if generation.messages is not None:
+            texts = [m["content"] for m in generation.messages]
+        else:
+            texts = [generation.prompt or ""]
+        checked = await self.guardrails.check_input(guards.input, texts, record)
+        if checked == texts:
+            return generation
+        if record.prompt is not None:  # a kept prompt is kept as the model saw it
+            record.prompt = "\n".join(checked)
+        if generation.messages is not None:
+            messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
+            return dataclasses.replace(generation, messages=messages)
+        return dataclasses.replace(generation, prompt=checked[0])
+
+
+def _output_check(guardrails: Guardrails, guards: GuardSet, record: RequestRecord) -> OutputCheck:
+    async def check(text: str) -> str:
+        return await guardrails.check_output(guards.output, text, record)
+
+    return check
+
+
+async def _guarded(
+    first: GenerationEvent,
+    events: AsyncIterator[GenerationEvent],
+    guardrails: Guardrails,
+    guards: GuardSet,
+    record: RequestRecord,
+) -> AsyncIterator[GenerationEvent]:
+    """The stream's events with their text passed through the output window: held back, scanned,
+    redacted; a block raises GuardrailBlocked (the stream's final, in-band error event). Guards that
+    ask a model judge the whole answer once, at its end, before the window's last text leaves."""
+    window = OutputWindow(guards.output, guards.hold_back_tokens, guards.hold_back_ms)
+    asking = [g for g in guards.output if g.asks]
+    whole: list[str] = []
+    pending: asyncio.Future[GenerationEvent] | None = None
+    event = first
+    try:
+        while True:
+            if asking:
+                whole.append(event.text)
+            if event.finish_reason is not None:
+                if asking:
+                    await guardrails.check_output(asking, "".join(whole), record)
+                yield dataclasses.replace(event, text=window.push(event.text) + window.flush())
+                return
+            yield dataclasses.replace(event, text=window.push(event.text))
+            due = window.due_in_s()
+            if due is None and pending is None:  # nothing to release by time: just wait for the model
+                event = await anext(events)
+                continue
+            # A time-bounded window: wake when the oldest held text is due even if no token came.
+            pending = pending or asyncio.ensure_future(anext(events))
+            done, _ = await asyncio.wait({pending}, timeout=due)
+            if not done:
+                event = dataclasses.replace(event, text="", finish_reason=None)
+                released = window.release_due()
+                if released:
+                    yield dataclasses.replace(event, text=released)
+                continue
+            event, pending = pending.result(), None
+    finally:
+        if pending is not None:  # the generator must be idle before it can be closed
+            pending.cancel()
+            await asyncio.gather(pending, return_exceptions=True)
+        record.guard_s += window.guard_s
+        for made in window.decisions():
+            guardrails.note(record, made)
+        await events.aclose()  # type: ignore[attr-defined]
 
 
 def _finished(record: RequestRecord, at: float, last: GenerationEvent, metrics: DeploymentMetrics) -> None:
@@ -115,6 +206,7 @@ async def _whole_response(
     events: AsyncIterator[GenerationEvent],
     metrics: DeploymentMetrics,
     record: RequestRecord,
+    check: OutputCheck | None = None,
 ) -> Response:
     parts = [first.text]
     last = first
@@ -124,7 +216,8 @@ async def _whole_response(
     started = time.perf_counter()
     assert last.finish_reason is not None
     _finished(record, started, last, metrics)
-    payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
+    text = "".join(parts) if check is None else await check("".join(parts))
+    payload = orjson.dumps(fmt.whole(text, last.finish_reason, last.prompt_tokens, last.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
     return response

@@ -111,6 +111,12 @@ class Metrics:
             "strata_request_cost", "Cost of one request by the deployment's price", ["deployment"],
             buckets=COST_BUCKETS, registry=r,
         )  # fmt: skip
+        self.guard_decisions = LeanCounter(
+            "strata_guard_decisions",
+            "Guard decisions: requests where a guard found something, by route, guard, stage and action",
+            ["route", "guard", "stage", "action"],
+            registry=r,
+        )
         self.audit_dropped = Gauge(
             "strata_audit_dropped_rows",
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",

@@ -1,5 +1,6 @@
 """The app spec: pydantic models and the YAML loader."""
 
+from strata.spec.guardrails import GuardBindingSpec, GuardrailsSpec, GuardSpec, ModelGuardSpec
 from strata.spec.loader import load_spec, parse_spec
 from strata.spec.models import (
     AccessSpec,
@@ -26,7 +27,11 @@ __all__ = [
     "BudgetSpec",
     "DeploymentSpec",
     "GatewaySpec",
+    "GuardBindingSpec",
+    "GuardSpec",
+    "GuardrailsSpec",
     "JWTSpec",
+    "ModelGuardSpec",
     "ModelSpec",
     "PipelineSpec",
     "PriceSpec",

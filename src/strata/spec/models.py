@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
@@ -250,6 +251,9 @@ class AppSpec(SpecModel):
     observability: ObservabilitySpec = Field(
         default_factory=ObservabilitySpec, description="Request traces: the in-process store and OTLP export."
     )
+    guardrails: GuardrailsSpec = Field(
+        default_factory=GuardrailsSpec, description="Input and output guards per route and tenant (none by default)."
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -273,6 +277,7 @@ class AppSpec(SpecModel):
         deployment_names = sorted({d.name for d in self.deployments})
         problems += _route_problems(self, deployment_names)
         problems += pipeline_problems(self.pipelines, _generate_routes(self))
+        problems += _guardrail_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -309,6 +314,26 @@ def _generate_routes(app: AppSpec) -> set[str]:
     return {
         r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-causal-lm" for v in r.traffic_versions())
     }
+
+
+def _guardrail_problems(app: AppSpec) -> list[str]:
+    """Bindings name routes of this app; model guards a predict route, classifiers an embedding route."""
+    kinds = {m.name: m.kind for m in app.models}
+    deployment_kinds = {d.name: kinds.get(d.model) for d in app.deployments}
+    route_kinds = {r.name: {deployment_kinds.get(v.deployment) for v in r.traffic_versions()} for r in app.routes}
+    problems = [
+        f"guardrails.bindings[{index}].route: unknown route '{binding.route}'"
+        for index, binding in enumerate(app.guardrails.bindings)
+        if binding.route != "*" and binding.route not in route_kinds
+    ]
+    for index, guard in enumerate(app.guardrails.guards):
+        if guard.model is not None and route_kinds.get(guard.model.route) != {"python"}:
+            problems.append(f"guardrails.guards[{index}].model.route: '{guard.model.route}' is not a predict route")
+        if guard.classifier_route is not None and route_kinds.get(guard.classifier_route) != {"hf-embedding"}:
+            problems.append(
+                f"guardrails.guards[{index}].classifier_route: '{guard.classifier_route}' is not an embedding route"
+            )
+    return problems
 
 
 def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:
