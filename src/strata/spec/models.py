@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.engines import EngineSpec, UpstreamSpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
@@ -25,14 +26,22 @@ from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
-ModelKind = Literal["hf-causal-lm", "hf-embedding", "python"]
+ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm"]
 """hf-causal-lm: text generation from a local transformers folder (continuous batching);
 hf-embedding: sentence embeddings from a local transformers folder (mean pooling);
-python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``."""
+python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``;
+openai: text generation by an OpenAI-compatible server or provider (``upstream``);
+vllm: text generation by a vLLM engine process Strata starts per replica (``path``, ``engine``)."""
 
 Task = Literal["generate", "embed", "predict"]
 
-TASK_OF_KIND: dict[str, Task] = {"hf-causal-lm": "generate", "hf-embedding": "embed", "python": "predict"}
+TASK_OF_KIND: dict[str, Task] = {
+    "hf-causal-lm": "generate",
+    "hf-embedding": "embed",
+    "python": "predict",
+    "openai": "generate",
+    "vllm": "generate",
+}
 
 
 class SpecModel(BaseModel):
@@ -56,6 +65,12 @@ class ModelSpec(SpecModel):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments passed to the backend or the factory."
     )
+    upstream: UpstreamSpec | None = Field(
+        default=None, description="For kind openai: the OpenAI-compatible server this model is served by."
+    )
+    engine: EngineSpec | None = Field(
+        default=None, description="For kind vllm: how Strata starts the engine process of each replica."
+    )
 
     @property
     def task(self) -> Task:
@@ -66,8 +81,15 @@ class ModelSpec(SpecModel):
         if self.kind == "python":
             if self.entrypoint is None:
                 raise ValueError("kind 'python' needs 'entrypoint' (package.module:factory)")
+        elif self.kind == "openai":
+            if self.upstream is None:
+                raise ValueError("kind 'openai' needs 'upstream' (at least base_url)")
         elif self.path is None:
             raise ValueError(f"kind '{self.kind}' needs 'path' (a local folder or builtin:NAME)")
+        if self.upstream is not None and self.kind != "openai":
+            raise ValueError(f"'upstream' is for kind openai, not {self.kind}")
+        if self.engine is not None and self.kind != "vllm":
+            raise ValueError(f"'engine' is for kind vllm, not {self.kind}")
         return self
 
 
