@@ -23,8 +23,8 @@ def build_batch_model(spec: ModelSpec, device: str) -> BatchModel:
 
 def build_decode_engine(spec: ModelSpec, device: str) -> HFCausalLM:
     """A causal LM for continuous batching (kind hf-causal-lm)."""
-    if spec.kind in ("openai", "vllm"):
-        # Their replicas are HTTP clients of another server (strata.runtime.upstream), not decode engines.
+    if spec.kind in ("openai", "vllm", "llama-cpp"):
+        # Their replicas drive another engine (strata.runtime.upstream, .llamacpp_replica), not a decode engine.
         raise ValueError(f"model '{spec.name}' of kind {spec.kind} is served by the local runtime only")
     if spec.kind != "hf-causal-lm":
         raise ValueError(f"model '{spec.name}' of kind {spec.kind} cannot generate text")

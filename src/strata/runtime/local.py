@@ -14,6 +14,7 @@ from strata.errors import InvalidRequest, StrataError
 from strata.models.base import BatchModel
 from strata.models.factory import build_batch_model, build_decode_engine
 from strata.observability.metrics import DeploymentMetrics
+from strata.runtime.llamacpp_replica import LlamaCppReplica
 from strata.runtime.upstream import UpstreamReplica
 from strata.runtime.vllm_engine import VLLMReplica
 from strata.serving.batcher import DynamicBatcher
@@ -156,6 +157,8 @@ class LocalRuntime:
             return UpstreamReplica(deployment, model, index, metrics)
         if model.kind == "vllm":
             return VLLMReplica(deployment, model, index, metrics)
+        if model.kind == "llama-cpp":
+            return LlamaCppReplica(deployment, model, index, metrics)
         if model.task == "generate":
             return LocalGenerationReplica(deployment, model, index, metrics)
         return LocalBatchReplica(deployment, model, index, metrics)

@@ -26,12 +26,13 @@ from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
-ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm"]
+ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm", "llama-cpp"]
 """hf-causal-lm: text generation from a local transformers folder (continuous batching);
 hf-embedding: sentence embeddings from a local transformers folder (mean pooling);
 python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``;
 openai: text generation by an OpenAI-compatible server or provider (``upstream``);
-vllm: text generation by a vLLM engine process Strata starts per replica (``path``, ``engine``)."""
+vllm: text generation by a vLLM engine process Strata starts per replica (``path``, ``engine``);
+llama-cpp: text generation from a GGUF file with llama.cpp (``path``; needs the llama-cpp extra)."""
 
 Task = Literal["generate", "embed", "predict"]
 
@@ -41,6 +42,7 @@ TASK_OF_KIND: dict[str, Task] = {
     "python": "predict",
     "openai": "generate",
     "vllm": "generate",
+    "llama-cpp": "generate",
 }
 
 
