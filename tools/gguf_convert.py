@@ -36,7 +36,7 @@ def convert(model_dir: Path, out: Path, llama_cpp_source: Path) -> None:
     """Run llama.cpp's converter in this process (F32 output), patched for byte-level BPE vocabularies."""
     sys.path[:0] = [str(llama_cpp_source), str(llama_cpp_source / "gguf-py")]
     if byte_level_bpe(model_dir):
-        from conversion import base, llama  # type: ignore[import-not-found]  # noqa: PLC0415 - llama.cpp's source
+        from conversion import base, llama  # type: ignore[import-not-found]  # llama.cpp's source, on sys.path now
 
         recognised = base.TextModel.get_vocab_base_pre
 
@@ -54,7 +54,7 @@ def convert(model_dir: Path, out: Path, llama_cpp_source: Path) -> None:
 
 
 def quantize(source: Path, out: Path, kind: str) -> None:
-    import llama_cpp  # noqa: PLC0415 - the llama-cpp extra
+    import llama_cpp  # the llama-cpp extra: imported only when quantizing
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = QUANT_TYPES[kind]
@@ -66,7 +66,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dir", type=Path)
     parser.add_argument("out_dir", type=Path)
-    parser.add_argument("--llama-cpp", type=Path, required=True, help="llama.cpp source tree (has convert_hf_to_gguf.py)")
+    parser.add_argument("--llama-cpp", type=Path, required=True, help="llama.cpp source (has convert_hf_to_gguf.py)")
     parser.add_argument("--types", nargs="+", default=["q8_0", "q4_0"], choices=sorted(QUANT_TYPES))
     args = parser.parse_args()
     args.out_dir.mkdir(parents=True, exist_ok=True)

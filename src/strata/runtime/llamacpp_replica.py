@@ -44,7 +44,7 @@ class _Job:
 def load_llama(path: Path, options: dict[str, Any]) -> Any:
     """A ``llama_cpp.Llama`` for the GGUF file; the optional extra is named when it is missing."""
     try:
-        import llama_cpp  # noqa: PLC0415 - an optional extra
+        import llama_cpp  # an optional extra: imported only by this kind
     except ImportError as error:
         raise InvalidRequest(
             f"kind llama-cpp needs llama-cpp-python: pip install 'strata[{EXTRA}]' ({error})", param="kind"
@@ -56,7 +56,7 @@ def load_llama(path: Path, options: dict[str, Any]) -> Any:
 
 def chat_prompt(llm: Any, messages: tuple[dict[str, str], ...]) -> str:
     """The chat rendered with the GGUF's chat template (written from the model's tokenizer by the converter)."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # noqa: PLC0415 - an optional extra
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter  # the optional extra
 
     template = llm.metadata.get("tokenizer.chat_template")
     if not template:
@@ -154,7 +154,7 @@ class LlamaCppReplica:
         prompt_ids = self._prompt_ids(job)
         if prompt_ids is None:
             return
-        from llama_cpp import LogitsProcessorList  # noqa: PLC0415 - an optional extra
+        from llama_cpp import LogitsProcessorList  # the optional extra
 
         params = request.params
         sampled = 0
@@ -184,7 +184,9 @@ class LlamaCppReplica:
                     return  # closing the iterator stops decoding
                 choice = chunk["choices"][0]
                 finish_reason = choice.get("finish_reason")
-                job.stream.publish(GenerationEvent(choice["text"], len(prompt_ids), sampled, finish_reason=finish_reason))
+                job.stream.publish(
+                    GenerationEvent(choice["text"], len(prompt_ids), sampled, finish_reason=finish_reason)
+                )
                 if finish_reason is not None:
                     self._metrics.tokens_in.inc(len(prompt_ids))
                     self._metrics.tokens_out.inc(sampled)

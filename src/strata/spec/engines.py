@@ -74,3 +74,24 @@ class EngineSpec(_Spec):
         le=3600,
         description="On stop or restart, how long requests in flight may finish before the process is terminated.",
     )
+
+
+class PrefixRoutingSpec(_Spec):
+    enabled: bool = Field(
+        default=False,
+        description="Send a text-generation request to the replica that was sent its prompt's prefix (for engines "
+        "with a prefix cache: vllm, llama-cpp, an upstream), unless that replica is busier than the least busy one "
+        "by more than max_imbalance requests; otherwise the usual power-of-two-choices pick.",
+    )
+    block_chars: int = Field(
+        default=256, ge=16, le=65536, description="Prompt characters per hashed block (the unit of prefix matching)."
+    )
+    max_imbalance: int = Field(
+        default=4,
+        ge=0,
+        le=4096,
+        description="How many more outstanding requests than the least busy replica the prefix's replica may have.",
+    )
+    capacity_blocks: int = Field(
+        default=65536, ge=1, le=10_000_000, description="Prefix blocks remembered per deployment (least recent out)."
+    )

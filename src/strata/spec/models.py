@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from strata.spec.engines import EngineSpec, UpstreamSpec
+from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
@@ -162,6 +162,9 @@ class DeploymentSpec(SpecModel):
     retries: RetrySpec = Field(default_factory=RetrySpec, description="Retries on another replica.")
     admission: AdmissionSpec = Field(default_factory=AdmissionSpec, description="Concurrency limit and shedding.")
     health: HealthSpec = Field(default_factory=HealthSpec, description="Liveness checks and restarts.")
+    prefix_routing: PrefixRoutingSpec = Field(
+        default_factory=PrefixRoutingSpec, description="Prefix-aware choice of replica for text generation."
+    )
     autoscaling: AutoscalingSpec | None = Field(
         default=None,
         description="Ray runtime: the replica count follows the load between min and max; None: 'replicas', fixed.",
