@@ -18,11 +18,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from strata.errors import InvalidRequest, Overloaded, ReplicaUnavailable
-from strata.models.paths import resolve_model_path
+from strata.models.paths import BUILTIN_PREFIX
 from strata.observability.metrics import DeploymentMetrics
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 from strata.spec import DeploymentSpec, ModelSpec
@@ -39,6 +40,18 @@ class _Job:
     request: GenerationRequest
     stream: GenerationStream
     submitted_at: float
+
+
+def gguf_path(path: str) -> Path:
+    """A GGUF file: ``builtin:NAME`` for the ones Strata ships (the chat model in 8 and 4 bits), or a local path."""
+    if path.startswith(BUILTIN_PREFIX):
+        name = path.removeprefix(BUILTIN_PREFIX)
+        shipped = Path(str(resources.files("strata") / "assets" / "strata-chat-tiny-gguf"))
+        known = sorted(file.stem for file in shipped.glob("*.gguf"))
+        if name not in known:
+            raise InvalidRequest(f"path: unknown builtin GGUF model '{name}' (known: {', '.join(known)})", param="path")
+        return shipped / f"{name}.gguf"
+    return Path(path).expanduser()
 
 
 def load_llama(path: Path, options: dict[str, Any]) -> Any:
@@ -98,7 +111,7 @@ class LlamaCppReplica:
 
     async def start(self) -> None:
         assert self._model.path is not None  # guaranteed by ModelSpec validation
-        path = resolve_model_path(self._model.path)
+        path = gguf_path(self._model.path)
         self._llm = await asyncio.to_thread(load_llama, path, self._model.options)
         self._thread.start()
 
