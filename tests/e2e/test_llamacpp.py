@@ -20,7 +20,7 @@ QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 
 if importlib.util.find_spec("llama_cpp") is None:
     pytest.skip(
-        "llama-cpp-python is not installed: pip install 'strata[llama-cpp]' (it compiles llama.cpp) to test kind llama-cpp",
+        "llama-cpp-python is not installed: pip install 'strata[llama-cpp]' (compiles llama.cpp) to test it",
         allow_module_level=True,
     )
 
@@ -52,7 +52,9 @@ def test_quantized_model_answers_like_the_original(client: openai.OpenAI, route:
     reply = client.chat.completions.create(model=route, messages=QUESTION, temperature=0, max_tokens=16)
     assert reply.choices[0].message.content == "The capital of France is Paris."  # what the fp32 model answers
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.usage is not None and reply.usage.prompt_tokens > 0 and reply.usage.completion_tokens > 0
+    assert reply.usage is not None
+    assert reply.usage.prompt_tokens > 0
+    assert reply.usage.completion_tokens > 0
 
 
 def test_streams_token_by_token_with_usage(client: openai.OpenAI) -> None:
@@ -67,15 +69,18 @@ def test_streams_token_by_token_with_usage(client: openai.OpenAI) -> None:
     )
     chunks = list(stream)
     pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
-    assert len(pieces) > 1 and "".join(pieces) == whole.choices[0].message.content
-    assert chunks[-1].usage is not None and whole.usage is not None
+    assert len(pieces) > 1
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert chunks[-1].usage is not None
+    assert whole.usage is not None
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
 def test_length_limit_and_text_completion(client: openai.OpenAI) -> None:
     reply = client.completions.create(model="chat-q4_0", prompt="Once upon a time", max_tokens=5, temperature=0)
     assert reply.choices[0].finish_reason == "length"
-    assert reply.usage is not None and reply.usage.completion_tokens == 5
+    assert reply.usage is not None
+    assert reply.usage.completion_tokens == 5
 
 
 def test_too_long_a_prompt_is_a_400_naming_the_field(client: openai.OpenAI) -> None:
@@ -84,4 +89,5 @@ def test_too_long_a_prompt_is_a_400_naming_the_field(client: openai.OpenAI) -> N
             model="chat-q8_0", messages=[{"role": "user", "content": "word " * 2000}], max_tokens=4
         )
     body = caught.value.body
-    assert isinstance(body, dict) and body["param"] == "messages"
+    assert isinstance(body, dict)
+    assert body["param"] == "messages"
