@@ -17,6 +17,7 @@ from benchmarks import (
     autoscaling,
     distributed,
     embeddings,
+    engines,
     gateway,
     request_path,
     textgen,
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "engines": engines.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
