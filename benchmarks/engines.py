@@ -1,8 +1,9 @@
 """(k) Engines: llama.cpp (kind llama-cpp) on the shipped chat model in 8 and 4 bits against the transformers
 backend, and prefix-aware routing against least-loaded routing.
 
-1. Quality: perplexity on held-out conversations (the corpus generator with a seed the model never saw),
-   every backend scoring the same token ids.
+1. Quality: perplexity of the assistant's replies in held-out conversations (the corpus generator with a
+   seed the model never saw; the replies are what it was trained to predict), every backend scoring the
+   same token ids.
 2. Speed: one sequence decoding 64 tokens (EOS ignored) after a short chat prompt, one thread on the
    server's core: transformers' own generate against llama.cpp.
 3. Routing: two llama.cpp replicas behind `strata serve`; streamed chats whose system prompts (4 long ones)
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +35,10 @@ from benchmarks.textgen import sequential_tokens_per_s
 from strata.models.paths import resolve_model_path
 from strata.runtime.llamacpp_replica import gguf_path, load_llama
 from strata.training.chat_corpus import generate_conversations
-from strata.training.train_chat import encode_conversation
+from strata.training.train_chat import IGNORE_INDEX, Example, encode_conversation
 
 HELD_OUT_SEED = 7919  # the shipped weights were trained on seed 0's conversations
-HELD_OUT = 200
+HELD_OUT = 100
 NEW_TOKENS = 64
 QUANTS = ("q8_0", "q4_0")
 MESSAGES = [{"role": "user", "content": "Tell me about Strata and what it does."}]
@@ -45,35 +47,45 @@ QUESTIONS = ("What is the capital of France?", "What day comes after Monday?", "
 TTFT_REQUESTS = 96
 
 
-def held_out() -> list[list[int]]:
+def held_out() -> list[Example]:
+    """Held-out conversations as token ids, with labels marking the assistant's replies (what the model learnt)."""
     tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("builtin:strata-chat-tiny"))
     conversations = generate_conversations(HELD_OUT, seed=HELD_OUT_SEED)
-    return [encode_conversation(tokenizer, conversation).input_ids for conversation in conversations]
+    return [encode_conversation(tokenizer, conversation) for conversation in conversations]
 
 
-def perplexity_transformers(sequences: list[list[int]]) -> float:
+def _replies(example: Example) -> tuple[list[int], list[int]]:
+    """(positions whose logits predict a reply token, those tokens)."""
+    pairs = [(i, label) for i, label in enumerate(example.labels[1:]) if label != IGNORE_INDEX]
+    return [i for i, _ in pairs], [label for _, label in pairs]
+
+
+def perplexity_transformers(examples: list[Example]) -> float:
+    """exp(mean negative log-likelihood of the assistant's reply tokens)."""
     model: Any = AutoModelForCausalLM.from_pretrained(resolve_model_path("builtin:strata-chat-tiny")).eval()
     total, count = 0.0, 0
     with torch.inference_mode():
-        for ids in sequences:
-            tokens = torch.tensor([ids])
-            logits = model(input_ids=tokens).logits[0, :-1].float()
-            total += float(F.cross_entropy(logits, tokens[0, 1:], reduction="sum"))
-            count += len(ids) - 1
+        for example in examples:
+            positions, targets = _replies(example)
+            logits = model(input_ids=torch.tensor([example.input_ids])).logits[0].float()
+            total += float(F.cross_entropy(logits[positions], torch.tensor(targets), reduction="sum"))
+            count += len(targets)
     return math.exp(total / count)
 
 
-def perplexity_gguf(name: str, sequences: list[list[int]]) -> float:
+def perplexity_gguf(name: str, examples: list[Example]) -> float:
+    """The same measure with llama.cpp's logits for the same token ids."""
     llm = load_llama(gguf_path(f"builtin:{name}"), {"n_ctx": 512, "logits_all": True, "n_threads": 1})
     total, count = 0.0, 0
-    for ids in sequences:
+    for example in examples:
+        positions, targets = _replies(example)
         llm.reset()
-        llm.eval(ids)
-        logits = np.asarray(llm.scores[: len(ids) - 1], dtype=np.float64)
+        llm.eval(example.input_ids)
+        logits = np.asarray(llm.scores[: len(example.input_ids)], dtype=np.float64)[positions]
         peak = logits.max(axis=1, keepdims=True)
         log_probs = logits - peak - np.log(np.exp(logits - peak).sum(axis=1, keepdims=True))
-        total -= float(log_probs[np.arange(len(ids) - 1), ids[1:]].sum())
-        count += len(ids) - 1
+        total -= float(log_probs[np.arange(len(targets)), targets].sum())
+        count += len(targets)
     return math.exp(total / count)
 
 
@@ -100,23 +112,20 @@ def gguf_tokens_per_s(name: str, seconds: float) -> float:
         return tokens / (time.perf_counter() - started)
 
 
-def quality_and_speed(duration_s: float) -> list[Row]:
+def quality_and_speed(duration_s: float) -> Iterator[Row]:
     sequences = held_out()
     baseline_ppl = perplexity_transformers(sequences)
-    rows = [Row("engines", "perplexity transformers fp32", baseline_ppl, "ppl")]
+    yield Row("engines", "perplexity transformers fp32", baseline_ppl, "ppl")
     baseline_speed = sequential_tokens_per_s(duration_s)
-    rows.append(Row("engines", "decode transformers fp32 (1 seq, 1 thread)", baseline_speed, "tokens/s"))
+    yield Row("engines", "decode transformers fp32 (1 seq, 1 thread)", baseline_speed, "tokens/s")
     for quant in QUANTS:
         name = f"strata-chat-tiny-{quant}"
         ppl = perplexity_gguf(name, sequences)
+        yield Row("engines", f"perplexity llama.cpp {quant}", ppl, "ppl")
+        yield Row("engines", f"perplexity llama.cpp {quant} / transformers", ppl / baseline_ppl, "x")
         speed = gguf_tokens_per_s(name, duration_s)
-        rows += [
-            Row("engines", f"perplexity llama.cpp {quant}", ppl, "ppl"),
-            Row("engines", f"perplexity llama.cpp {quant} / transformers", ppl / baseline_ppl, "x"),
-            Row("engines", f"decode llama.cpp {quant} (1 seq, 1 thread)", speed, "tokens/s"),
-            Row("engines", f"decode llama.cpp {quant} / transformers", speed / baseline_speed, "x"),
-        ]
-    return rows
+        yield Row("engines", f"decode llama.cpp {quant} (1 seq, 1 thread)", speed, "tokens/s")
+        yield Row("engines", f"decode llama.cpp {quant} / transformers", speed / baseline_speed, "x")
 
 
 def system_prompt(topic: str) -> str:
@@ -172,7 +181,7 @@ def ttfts(prefix_routing: bool) -> list[float]:
     return list(result["ttft_s"])
 
 
-def routing(duration_s: float) -> list[Row]:
+def routing(duration_s: float) -> Iterator[Row]:
     least_loaded, prefix = ttfts(False), ttfts(True)
     rows = []
     for name, values in (("least-loaded", least_loaded), ("prefix-aware", prefix)):
@@ -193,13 +202,13 @@ def routing(duration_s: float) -> list[Row]:
             "x",
         )
     )
-    return rows
+    yield from rows
 
 
 def run(duration_s: float) -> list[Row]:
     if importlib.util.find_spec("llama_cpp") is None:
         return [Row("engines", "skipped: llama-cpp-python is absent (pip install 'strata[llama-cpp]')", 0.0, "")]
-    return quality_and_speed(duration_s) + routing(duration_s)
+    return [*quality_and_speed(duration_s), *routing(duration_s)]
 
 
 if __name__ == "__main__":  # python -m benchmarks.engines [routing|quality] --duration S
@@ -212,4 +221,4 @@ if __name__ == "__main__":  # python -m benchmarks.engines [routing|quality] --d
     parts = {"quality": quality_and_speed, "routing": routing}
     chosen = [parts[cli.part]] if cli.part else list(parts.values())
     for row in (row for part in chosen for row in part(cli.duration)):
-        print(f"{row.case:80s} {row.value:10.3f} {row.unit}")
+        print(f"{row.case:80s} {row.value:10.3f} {row.unit}", flush=True)
