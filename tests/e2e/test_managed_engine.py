@@ -41,8 +41,10 @@ def engine_spec(engine: str) -> dict[str, object]:
     python = vllm_python()
     if python is None:
         pytest.skip("vLLM's virtualenv is absent: run `make vllm-venv` (or set STRATA_VLLM_PYTHON) to test kind vllm")
-    # CPU: float32 and eager mode are what vLLM's CPU backend serves the shipped model with.
-    return {"python": python, "args": ["--dtype", "float32", "--enforce-eager"], "startup_timeout_s": 300}
+    # CPU: float32 and eager mode are what vLLM's CPU backend serves the shipped model with; it reserves
+    # --gpu-memory-utilization of the machine's memory (despite the name), 0.92 by default: too much on a shared host.
+    args = ["--dtype", "float32", "--enforce-eager", "--gpu-memory-utilization", "0.2"]
+    return {"python": python, "args": args, "startup_timeout_s": 300}
 
 
 def engine_pids(server: ServerProcess) -> list[int]:
