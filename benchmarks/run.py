@@ -17,6 +17,7 @@ from benchmarks import (
     autoscaling,
     distributed,
     embeddings,
+    engines,
     gateway,
     guardrails_eval,
     guardrails_stream,
@@ -42,6 +43,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "overload": overload.run,
     "guardrails_eval": guardrails_eval.run,
     "guardrails_stream": guardrails_stream.run,
+    "engines": engines.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

@@ -23,6 +23,9 @@ def build_batch_model(spec: ModelSpec, device: str) -> BatchModel:
 
 def build_decode_engine(spec: ModelSpec, device: str) -> HFCausalLM:
     """A causal LM for continuous batching (kind hf-causal-lm)."""
+    if spec.kind in ("openai", "vllm", "llama-cpp"):
+        # Their replicas drive another engine (strata.runtime.upstream, .llamacpp_replica), not a decode engine.
+        raise ValueError(f"model '{spec.name}' of kind {spec.kind} is served by the local runtime only")
     if spec.kind != "hf-causal-lm":
         raise ValueError(f"model '{spec.name}' of kind {spec.kind} cannot generate text")
     assert spec.path is not None

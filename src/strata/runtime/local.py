@@ -14,6 +14,9 @@ from strata.errors import InvalidRequest, StrataError
 from strata.models.base import BatchModel
 from strata.models.factory import build_batch_model, build_decode_engine
 from strata.observability.metrics import DeploymentMetrics
+from strata.runtime.llamacpp_replica import LlamaCppReplica
+from strata.runtime.upstream import UpstreamReplica
+from strata.runtime.vllm_engine import VLLMReplica
 from strata.serving.batcher import DynamicBatcher
 from strata.serving.continuous import ContinuousBatcher
 from strata.serving.generation import GenerationRequest, GenerationStream
@@ -150,6 +153,12 @@ class LocalRuntime:
     def create_replica(
         self, deployment: DeploymentSpec, model: ModelSpec, index: int, metrics: DeploymentMetrics
     ) -> Replica:
+        if model.kind == "openai":
+            return UpstreamReplica(deployment, model, index, metrics)
+        if model.kind == "vllm":
+            return VLLMReplica(deployment, model, index, metrics)
+        if model.kind == "llama-cpp":
+            return LlamaCppReplica(deployment, model, index, metrics)
         if model.task == "generate":
             return LocalGenerationReplica(deployment, model, index, metrics)
         return LocalBatchReplica(deployment, model, index, metrics)

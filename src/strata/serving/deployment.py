@@ -25,6 +25,7 @@ from strata.serving.breaker import CircuitBreaker
 from strata.serving.clock import MONOTONIC, Clock
 from strata.serving.deadline import NO_DEADLINE, Deadline
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.prefix_affinity import prefix_blocks
 from strata.serving.retry_budget import RetryBudget
 from strata.serving.router import PowerOfTwoRouter, ReplicaSlot, probe_was_slow, slow_outliers
 from strata.serving.runtime import Replica, Runtime
@@ -84,7 +85,9 @@ class Deployment:
         self.held = 0  # requests waiting for a replica to become ready (cold start, replacement)
         self._followed = False  # a managed deployment got its first replica set
         self._capacity_changed: asyncio.Event | None = None
-        self._router = PowerOfTwoRouter(self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng)
+        self._router = PowerOfTwoRouter(
+            self.slots, capacity=spec.max_queue + spec.batching.max_batch_size, rng=rng, prefix=spec.prefix_routing
+        )
         target_s = None if spec.targets.latency_p99_ms is None else spec.targets.latency_p99_ms / 1000.0
         self.admission = AdmissionController(
             spec.admission, target_s=target_s, name=spec.name, clock=clock, auto_limit=self._auto_limit(spec.replicas)
@@ -242,8 +245,9 @@ class Deployment:
         self.retry_budget.record_request()
         tried: set[int] = set()
         error: StrataError | None = None
+        prefix = self._prefix_blocks(request)
         while True:
-            slot = await self._choose(tried, error, deadline)
+            slot = await self._choose(tried, error, deadline, prefix)
             started = self._clock()
             try:
                 stream = slot.replica.generate(request)
@@ -271,11 +275,19 @@ class Deployment:
             self._on_failure(slot, error)
             self._check_retry(error, tried, deadline)
 
-    async def _choose(self, tried: set[int], last_error: StrataError | None, deadline: Deadline) -> ReplicaSlot:
+    def _prefix_blocks(self, request: GenerationRequest) -> tuple[int, ...]:
+        routing = self.spec.prefix_routing
+        if not routing.enabled or len(self.slots) < 2:
+            return ()
+        return prefix_blocks(request, routing.block_chars)
+
+    async def _choose(
+        self, tried: set[int], last_error: StrataError | None, deadline: Deadline, prefix: tuple[int, ...] = ()
+    ) -> ReplicaSlot:
         hold: Deadline | None = None  # one cold-start allowance per request, however often it waits
         while True:
             try:
-                slot = self._router.choose(exclude=tried)
+                slot = self._router.choose(exclude=tried, prefix=prefix)
             except NotReady:
                 if not self.managed:
                     raise

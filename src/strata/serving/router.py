@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import random
 import statistics
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
 from strata.errors import NotReady, Overloaded, ReplicaUnavailable
 from strata.serving.breaker import BreakerState, CircuitBreaker
+from strata.serving.prefix_affinity import PrefixIndex
 from strata.serving.runtime import Replica
+from strata.spec.engines import PrefixRoutingSpec
 from strata.spec.resilience import BreakerSpec, OutlierSpec
 
 EWMA_ALPHA = 0.3  # weight of the newest latency sample
@@ -60,14 +62,24 @@ class ReplicaSlot:
 
 
 class PowerOfTwoRouter:
-    def __init__(self, slots: list[ReplicaSlot], *, capacity: int, rng: random.Random | None = None) -> None:
+    def __init__(
+        self,
+        slots: list[ReplicaSlot],
+        *,
+        capacity: int,
+        rng: random.Random | None = None,
+        prefix: PrefixRoutingSpec | None = None,
+    ) -> None:
         self.slots = slots
         self._capacity = capacity  # most requests one replica may hold (queued + in its batch)
         self._rng = rng or random.Random()
+        self._max_imbalance = prefix.max_imbalance if prefix else 0
+        self.prefix_index = PrefixIndex(prefix.capacity_blocks) if prefix and prefix.enabled else None
 
-    def choose(self, exclude: Collection[int] = ()) -> ReplicaSlot:
+    def choose(self, exclude: Collection[int] = (), prefix: Sequence[int] = ()) -> ReplicaSlot:
         """A ready, admitted replica not in ``exclude`` (``id()`` of the slots already tried: the slot list
-        of a deployment whose runtime manages its replicas can change between two tries)."""
+        of a deployment whose runtime manages its replicas can change between two tries). ``prefix``: the
+        prompt's block hashes, when the deployment routes by prefix (see ``prefix_affinity``)."""
         if len(self.slots) == 1:  # one replica: the choice below, without building its lists
             only = self.slots[0]
             if (only.replica.ready and id(only) not in exclude and only.outstanding < self._capacity
@@ -92,8 +104,26 @@ class PowerOfTwoRouter:
             raise ReplicaUnavailable("every replica is ejected or being probed")
         if len(closed) == 1:
             return closed[0]
-        first, second = self._rng.sample(closed, 2)
-        return first if self._cost(first) <= self._cost(second) else second
+        chosen = self._by_prefix(closed, prefix) if prefix and self.prefix_index is not None else None
+        if chosen is None:
+            first, second = self._rng.sample(closed, 2)
+            chosen = first if self._cost(first) <= self._cost(second) else second
+        if prefix and self.prefix_index is not None:
+            self.prefix_index.record(prefix, id(chosen.replica))  # it holds this prefix now (or soon)
+        return chosen
+
+    def _by_prefix(self, closed: list[ReplicaSlot], prefix: Sequence[int]) -> ReplicaSlot | None:
+        """The replica that was sent the longest part of this prefix, unless it is busier than the least
+        busy one by more than max_imbalance (then load wins, and a second replica gets the prefix)."""
+        assert self.prefix_index is not None
+        matched = self.prefix_index.matched(prefix)
+        if not matched:
+            return None
+        best = max(closed, key=lambda slot: (matched.get(id(slot.replica), 0), -slot.outstanding))
+        if not matched.get(id(best.replica)):
+            return None
+        least_busy = min(slot.outstanding for slot in closed)
+        return best if best.outstanding <= least_busy + self._max_imbalance else None
 
     def _cost(self, slot: ReplicaSlot) -> float:
         known = [s.latency_s for s in self.slots if s.latency_s is not None]

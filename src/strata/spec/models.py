@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
@@ -27,14 +28,24 @@ from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
-ModelKind = Literal["hf-causal-lm", "hf-embedding", "python"]
+ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm", "llama-cpp"]
 """hf-causal-lm: text generation from a local transformers folder (continuous batching);
 hf-embedding: sentence embeddings from a local transformers folder (mean pooling);
-python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``."""
+python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``;
+openai: text generation by an OpenAI-compatible server or provider (``upstream``);
+vllm: text generation by a vLLM engine process Strata starts per replica (``path``, ``engine``);
+llama-cpp: text generation from a GGUF file with llama.cpp (``path``; needs the llama-cpp extra)."""
 
 Task = Literal["generate", "embed", "predict"]
 
-TASK_OF_KIND: dict[str, Task] = {"hf-causal-lm": "generate", "hf-embedding": "embed", "python": "predict"}
+TASK_OF_KIND: dict[str, Task] = {
+    "hf-causal-lm": "generate",
+    "hf-embedding": "embed",
+    "python": "predict",
+    "openai": "generate",
+    "vllm": "generate",
+    "llama-cpp": "generate",
+}
 
 
 class SpecModel(BaseModel):
@@ -58,6 +69,12 @@ class ModelSpec(SpecModel):
     options: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments passed to the backend or the factory."
     )
+    upstream: UpstreamSpec | None = Field(
+        default=None, description="For kind openai: the OpenAI-compatible server this model is served by."
+    )
+    engine: EngineSpec | None = Field(
+        default=None, description="For kind vllm: how Strata starts the engine process of each replica."
+    )
 
     @property
     def task(self) -> Task:
@@ -68,8 +85,15 @@ class ModelSpec(SpecModel):
         if self.kind == "python":
             if self.entrypoint is None:
                 raise ValueError("kind 'python' needs 'entrypoint' (package.module:factory)")
+        elif self.kind == "openai":
+            if self.upstream is None:
+                raise ValueError("kind 'openai' needs 'upstream' (at least base_url)")
         elif self.path is None:
             raise ValueError(f"kind '{self.kind}' needs 'path' (a local folder or builtin:NAME)")
+        if self.upstream is not None and self.kind != "openai":
+            raise ValueError(f"'upstream' is for kind openai, not {self.kind}")
+        if self.engine is not None and self.kind != "vllm":
+            raise ValueError(f"'engine' is for kind vllm, not {self.kind}")
         return self
 
 
@@ -140,6 +164,9 @@ class DeploymentSpec(SpecModel):
     retries: RetrySpec = Field(default_factory=RetrySpec, description="Retries on another replica.")
     admission: AdmissionSpec = Field(default_factory=AdmissionSpec, description="Concurrency limit and shedding.")
     health: HealthSpec = Field(default_factory=HealthSpec, description="Liveness checks and restarts.")
+    prefix_routing: PrefixRoutingSpec = Field(
+        default_factory=PrefixRoutingSpec, description="Prefix-aware choice of replica for text generation."
+    )
     autoscaling: AutoscalingSpec | None = Field(
         default=None,
         description="Ray runtime: the replica count follows the load between min and max; None: 'replicas', fixed.",
