@@ -71,6 +71,13 @@ def serve(
         str | None,
         typer.Option(help="Where replicas run: local or ray (overrides the spec; see STRATA_RAY_ADDRESS)."),
     ] = None,
+    admin_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="STRATA_ADMIN_KEY_FILE",
+            help="Write a generated bootstrap admin key to this file (mode 0600) instead of the terminal.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
     spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
@@ -102,7 +109,7 @@ def serve(
     progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
     console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
     try:
-        asgi = create_app(spec, progress=progress)
+        asgi = create_app(spec, progress=progress, admin_key_file=admin_key_file)
     except StrataError as error:  # e.g. access.jwt names a secret variable that is not set
         errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
         raise typer.Exit(SPEC_ERROR_EXIT) from None
