@@ -27,6 +27,7 @@ from strata.cli.rollout import rollout_app
 from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
+from strata.gateway.tls import uvicorn_tls_options
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
 from strata.spec import AppSpec
 from strata.training.train_chat import DEFAULT_STEPS, train_chat_model
@@ -104,7 +105,12 @@ def serve(
         raise typer.Exit(SPEC_ERROR_EXIT) from None
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
-    url = f"http://{gateway.host}:{gateway.port}"
+    try:
+        tls_options = uvicorn_tls_options(gateway.tls)
+    except StrataError as error:
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
+    url = f"{'https' if gateway.tls else 'http'}://{gateway.host}:{gateway.port}"
     total = sum(d.replicas for d in spec.deployments)
     progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
     console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
@@ -125,6 +131,7 @@ def serve(
         # Strata reads no client address; uvicorn's X-Forwarded-For rewriting would wrap every request.
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        **tls_options,
     )
     uvicorn.Server(config).run()
 

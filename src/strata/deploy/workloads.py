@@ -93,13 +93,15 @@ def _pod_template(
     }
 
 
-def _probe(path: str, period_s: int, failures: int) -> Manifest:
-    return {
-        "httpGet": {"path": path, "port": "http"},
-        "periodSeconds": period_s,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-    }
+def _probe(spec: AppSpec, path: str, period_s: int, failures: int) -> Manifest:
+    """HTTP(S) on ``path``; with mutual TLS a TCP connect (the kubelet has no client certificate)."""
+    tls = spec.gateway.tls
+    check: Manifest = {"httpGet": {"path": path, "port": "http"}}
+    if tls is not None and tls.client_ca_file is not None:
+        check = {"tcpSocket": {"port": "http"}}
+    elif tls is not None:
+        check["httpGet"]["scheme"] = "HTTPS"
+    return {**check, "periodSeconds": period_s, "timeoutSeconds": 2, "failureThreshold": failures}
 
 
 def gateway_deployment(
@@ -116,8 +118,8 @@ def gateway_deployment(
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         # /healthz answers as soon as the server runs; /readyz only once the replicas are loaded,
         # so a gateway joins the Service when it can serve and is restarted only when it hangs.
-        "livenessProbe": _probe("/healthz", period_s=10, failures=3),
-        "readinessProbe": _probe("/readyz", period_s=5, failures=2),
+        "livenessProbe": _probe(spec, "/healthz", period_s=10, failures=3),
+        "readinessProbe": _probe(spec, "/readyz", period_s=5, failures=2),
     }
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
     return {

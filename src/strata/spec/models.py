@@ -185,6 +185,21 @@ class RouteSpec(SpecModel):
         return list(self.versions)
 
 
+class TLSSpec(SpecModel):
+    """HTTPS served by the gateway itself (no proxy in front needed); files are read once, at start."""
+
+    certificate_file: str = Field(
+        min_length=1,
+        description="PEM certificate chain the gateway presents: its certificate first, then intermediates.",
+    )
+    key_file: str = Field(min_length=1, description="PEM private key of that certificate (unencrypted; mode 0600).")
+    client_ca_file: str | None = Field(
+        default=None,
+        description="PEM bundle of the CAs whose client certificates are accepted: set, every client must present "
+        "one (mutual TLS) before any HTTP is read; API keys are still checked on top.",
+    )
+
+
 class GatewaySpec(SpecModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
@@ -197,6 +212,7 @@ class GatewaySpec(SpecModel):
         "wait for the GIL while a background thread (database writes, model threads in Python code) holds it. "
         "Python's own default, 5 ms, shows up as 5 ms stalls in p99.",
     )
+    tls: TLSSpec | None = Field(default=None, description="Serve HTTPS (and optionally mutual TLS); None: plain HTTP.")
 
 
 class StoreSpec(SpecModel):

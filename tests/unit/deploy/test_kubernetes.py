@@ -17,6 +17,7 @@ from strata.deploy.names import DNS1123_LABEL, DNS1123_LABEL_MAX, AppNames
 from strata.deploy.raycluster import GPU_RESOURCE, worker_groups
 from strata.errors import SpecError
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec, ResourcesSpec, RouteSpec, parse_spec
+from strata.spec.models import TLSSpec
 from strata.spec.scaling import AutoscalingSpec
 
 ECHO = "strata.models.python_model:EchoModel"
@@ -282,3 +283,15 @@ def test_gateways_take_the_admin_key_from_a_secret() -> None:
     reference = env["STRATA_ADMIN_KEY"]["valueFrom"]["secretKeyRef"]
     assert reference == {"name": "acme-llm-prod-v2-admin", "key": "admin-key"}  # required: never optional
     assert not any("STRATA_ADMIN_KEY" in str(m) for m in manifests if m["kind"] != "Deployment")
+
+
+def test_probes_follow_the_gateways_tls() -> None:
+    spec = gpu_app()
+    tls = TLSSpec(certificate_file="/etc/tls/tls.crt", key_file="/etc/tls/tls.key")
+    https = spec.model_copy(update={"gateway": spec.gateway.model_copy(update={"tls": tls})})
+    probe = gateway(render_kubernetes(https, OPTIONS))["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["httpGet"] == {"path": "/readyz", "port": "http", "scheme": "HTTPS"}
+    mutual = tls.model_copy(update={"client_ca_file": "/etc/tls/ca.crt"})
+    mtls = spec.model_copy(update={"gateway": spec.gateway.model_copy(update={"tls": mutual})})
+    probe = gateway(render_kubernetes(mtls, OPTIONS))["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["tcpSocket"] == {"port": "http"}  # the kubelet has no client certificate
