@@ -27,6 +27,7 @@ from strata.cli.rollout import rollout_app
 from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
+from strata.gateway.http_protocol import guarded_protocol
 from strata.gateway.tls import uvicorn_tls_options
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
 from strata.spec import AppSpec
@@ -125,7 +126,15 @@ def serve(
         host=gateway.host,
         port=gateway.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines for slow and hostile clients (gateway/http_protocol.py)
+        http=guarded_protocol(
+            header_timeout_s=gateway.header_timeout_s,
+            body_timeout_s=gateway.body_timeout_s,
+            send_timeout_s=gateway.send_timeout_s,
+            max_header_bytes=gateway.max_header_bytes,
+        ),
+        timeout_keep_alive=gateway.keep_alive_s,
+        limit_concurrency=gateway.max_connections,
         log_level=log_level,
         access_log=False,
         # Strata reads no client address; uvicorn's X-Forwarded-For rewriting would wrap every request.

@@ -213,6 +213,35 @@ class GatewaySpec(SpecModel):
         "Python's own default, 5 ms, shows up as 5 ms stalls in p99.",
     )
     tls: TLSSpec | None = Field(default=None, description="Serve HTTPS (and optionally mutual TLS); None: plain HTTP.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A connection must finish a request's headers this long after it opened (or after its previous "
+        "response); else it is closed. Stops clients that trickle headers (slowloris) or connect and say nothing.",
+    )
+    max_header_bytes: int = Field(
+        default=65_536, ge=4096, le=1_048_576, description="Request line and headers together; larger gets 431."
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A request's body must arrive within this long after its headers."
+    )
+    send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a response (a stream) may wait on a client that stopped reading before the "
+        "connection is dropped and the work behind it cancelled.",
+    )
+    keep_alive_s: float = Field(
+        default=5.0, gt=0, le=600, description="An idle keep-alive connection is closed after this long."
+    )
+    max_connections: int = Field(
+        default=8192,
+        ge=16,
+        description="Most connections (and requests in progress) at once; past it new requests get 503. Bounds the "
+        "memory thousands of idle or hostile connections can hold.",
+    )
 
 
 class StoreSpec(SpecModel):
