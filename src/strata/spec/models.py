@@ -233,8 +233,8 @@ class GatewaySpec(SpecModel):
         description="How long a response (a stream) may wait on a client that stopped reading before the "
         "connection is dropped and the work behind it cancelled.",
     )
-    keep_alive_s: float = Field(
-        default=5.0, gt=0, le=600, description="An idle keep-alive connection is closed after this long."
+    keep_alive_s: int = Field(
+        default=5, ge=1, le=600, description="An idle keep-alive connection is closed after this many seconds."
     )
     max_connections: int = Field(
         default=8192,

@@ -41,9 +41,9 @@ async def test_a_reader_that_stops_reading_is_dropped_and_its_stream_closed() ->
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve())
     try:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110  # uvicorn offers a flag, not an event
             await asyncio.sleep(0.01)
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        _, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /stream HTTP/1.1\r\nHost: x\r\n\r\n")
         await writer.drain()
         # The client reads nothing more: its buffers and the server's fill, the server's writes pause,
