@@ -31,10 +31,12 @@ import time
 from dataclasses import dataclass
 from datetime import UTC
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from strata.access.jwt import JWTVerifier
 from strata.access.keystore import KeyInfo, KeyStore
 from strata.access.secrets import KEY_PREFIX, hash_key
-from strata.errors import Unauthenticated
+from strata.errors import DependencyUnavailable, Unauthenticated
 from strata.principal import Principal
 
 log = logging.getLogger(__name__)
@@ -136,7 +138,16 @@ class Authenticator:
         now = time.time()
         entry = self._cache.get(digest)
         if entry is None or entry.cached_until < now:
-            entry = await self._load(digest, now)
+            try:
+                entry = await self._load(digest, now)
+            except (SQLAlchemyError, OSError) as error:
+                # The database is down: a key this gateway already knew keeps working (revocations
+                # cannot be read now either); any other gets 503, never a 500.
+                if entry is None:
+                    log.warning("could not look up an API key: %s", error)
+                    raise DependencyUnavailable(
+                        "The key store cannot be reached right now; retry shortly.", retry_after_s=1.0
+                    ) from None
         if entry.principal is None or (entry.expires_at is not None and entry.expires_at <= now):
             raise Unauthenticated("Incorrect, revoked or expired API key.")
         return entry.principal

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
-from limits.storage import storage_from_string
 from limits.errors import StorageError
+from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
 from redis.exceptions import RedisError
 
@@ -32,7 +32,6 @@ from strata.access.memory_windows import MemoryWindows
 from strata.errors import DependencyUnavailable, RateLimited
 from strata.principal import Principal
 from strata.spec.models import RateLimitSpec
-
 
 log = logging.getLogger(__name__)
 
