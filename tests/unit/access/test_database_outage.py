@@ -5,6 +5,7 @@ folder, a free port) is started and stopped here; the shared server is never tou
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -91,7 +92,7 @@ async def test_a_stopped_database_degrades_to_the_cache_and_503_and_recovers(pos
                 break
             except DependencyUnavailable:
                 assert time.monotonic() < deadline
-                time.sleep(0.1)
+                await asyncio.sleep(0.1)
     finally:
         await auth.stop()
         await database.close()
