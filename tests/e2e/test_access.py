@@ -260,7 +260,8 @@ def test_first_start_writes_an_admin_key_to_a_private_file_and_audit_verify_catc
     key_file.unlink()
     with ServerProcess(APPS / "access.yaml", env=env) as second:
         assert not key_file.exists()  # an admin key exists: none is generated
-        assert second.http().get("/healthz").status_code == 200
+        with second.http() as client:
+            assert client.get("/healthz").status_code == 200
     strata = [sys.executable, "-m", "strata", "audit", "verify", "--database-url", database]
     intact = subprocess.run(strata, capture_output=True, text=True, check=False)
     assert intact.returncode == 0, intact.stdout + intact.stderr
