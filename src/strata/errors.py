@@ -105,6 +105,13 @@ class CircuitOpen(Overloaded):
     code = "circuit_open"
 
 
+class DependencyUnavailable(Overloaded):
+    """A service the request needs (the token issuer's JWKS, the database, Redis) cannot be reached
+    now; nothing was done, and the same request may succeed after Retry-After."""
+
+    code = "dependency_unavailable"
+
+
 class ReplicaUnavailable(StrataError):
     """The replica died, stalled or was ejected while holding the request: safe to retry elsewhere."""
 

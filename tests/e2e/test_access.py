@@ -2,6 +2,7 @@
 
 import json
 import sqlite3
+import stat
 import subprocess
 import sys
 import time
@@ -245,17 +246,22 @@ def test_openai_client_with_a_tenant_key(default_server: ServerProcess) -> None:
 
 
 @pytest.mark.slow
-def test_first_start_prints_an_admin_key_once_and_audit_verify_catches_edits(tmp_path: Path) -> None:
+def test_first_start_writes_an_admin_key_to_a_private_file_and_audit_verify_catches_edits(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'strata.db'}"
-    env = {"STRATA_ADMIN_KEY": "", "STRATA_DATABASE_URL": database}
+    key_file = tmp_path / "admin-key"
+    env = {"STRATA_ADMIN_KEY": "", "STRATA_DATABASE_URL": database, "STRATA_ADMIN_KEY_FILE": str(key_file)}
     with ServerProcess(APPS / "access.yaml", env=env) as first:
-        [line] = [line for line in first.logs().splitlines() if "admin key" in line]
-        key = line.rsplit(" ", 1)[-1]
+        key = key_file.read_text().strip()
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert key not in first.logs()  # stdout and stderr: what a pod's log keeps
         with _as(first, key) as client:
             assert client.get("/v1/admin/keys").status_code == 200
             assert client.post("/v1/models/echo/predict", json={"inputs": [1]}).status_code == 200
+    key_file.unlink()
     with ServerProcess(APPS / "access.yaml", env=env) as second:
-        assert "admin key" not in second.logs()
+        assert not key_file.exists()  # an admin key exists: none is generated
+        with second.http() as client:
+            assert client.get("/healthz").status_code == 200
     strata = [sys.executable, "-m", "strata", "audit", "verify", "--database-url", database]
     intact = subprocess.run(strata, capture_output=True, text=True, check=False)
     assert intact.returncode == 0, intact.stdout + intact.stderr

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from datetime import UTC, datetime
 
+from strata.access.admin_key import NO_HANDOVER, Handover
 from strata.access.audit import AuditEvent, InferenceEntry
 from strata.access.audit_watch import AuditWatch
 from strata.access.authenticator import Authenticator
@@ -19,6 +21,8 @@ from strata.principal import ANONYMOUS, Principal
 from strata.record import RequestRecord
 from strata.spec import AppSpec
 from strata.store import Database
+
+log = logging.getLogger(__name__)
 
 ADMIN_KEY_ENV = "STRATA_ADMIN_KEY"
 
@@ -49,18 +53,23 @@ class AccessControl:
         }
         self.prices = {p.deployment: p for p in access.prices}
 
-    async def start(self) -> str | None:
-        """Start the background work; returns a freshly generated admin key to show once, if one was made."""
+    async def start(self, handover: Handover | None = None) -> None:
+        """Start the background work. Without an admin key in the database, make one: STRATA_ADMIN_KEY's,
+        else a generated one given to ``handover`` (see access/admin_key.py); with neither, none."""
         admin_key = os.environ.get(ADMIN_KEY_ENV) or None
-        created = await self.keys.bootstrap(admin_key)
-        if created is not None:
-            self.audit(AuditEvent("admin", "keys.bootstrap", 201, tenant="admin", actor="strata"))
+        if admin_key is not None or handover is not None:
+            created = await self.keys.bootstrap(admin_key)
+            if created is not None:
+                self.audit(AuditEvent("admin", "keys.bootstrap", 201, tenant="admin", actor="strata"))
+                if admin_key is None and handover is not None:
+                    log.warning("a new admin key was generated and %s", handover(created))
+        elif not await self.keys.has_admin():
+            log.warning(NO_HANDOVER)
         await self.authenticator.start()
         if self.jwt is not None:
             await self.jwt.start()
         self.recorder.start()
         await self.budgets.refresh(self.database, {})
-        return created if admin_key is None else None
 
     async def stop(self) -> None:
         await self.authenticator.stop()
@@ -88,11 +97,10 @@ class AccessControl:
             await self.limiter.admit(principal)
 
     def deny(self, record: RequestRecord, error: StrataError) -> None:
-        """Audit a refused request (who, if known, and why)."""
+        """Audit a refused request (who, if known, and why): counted, one row per kind per flush."""
         caller = record.caller if record.caller is not ANONYMOUS else None
         tenant, actor = (None, None) if caller is None else (caller.tenant, caller.key_id)
-        action = f"{record.method} {record.path}"
-        self.audit(AuditEvent("denial", action, error.status, tenant, actor, {"reason": error.code}))
+        self.recorder.deny(f"{record.method} {record.path}", error.status, error.code, tenant, actor)
 
     def audit(self, event: AuditEvent) -> None:
         self.recorder.audit(event)

@@ -4,11 +4,18 @@ Keys come from a JWKS file, a JWKS URL or a shared HMAC secret - one source per 
 algorithms are the spec's list cut to the source's family: HS* only with a shared secret, only
 asymmetric ones with a JWKS, and each token's ``alg`` must also match its key's type. So ``none``
 never passes, and an HS256 token "signed" with an RSA public key finds no HMAC key to check against.
+
+A JWKS URL that cannot be fetched (issuer down, bad answer) never becomes a 500: the request gets
+503 with ``Retry-After`` (``dependency_unavailable``), a failed fetch is retried at most once per
+``JWKS_RETRY_S`` whatever the request rate, and concurrent requests share one fetch. A gateway
+whose first fetch fails still starts, and answers 503 to tokens until a fetch succeeds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -17,12 +24,16 @@ from typing import Any
 import httpx
 import jwt as pyjwt
 
-from strata.errors import SpecError, Unauthenticated
+from strata.errors import DependencyUnavailable, SpecError, Unauthenticated
 from strata.principal import SCOPES, Principal
 from strata.spec.models import JWTSpec
 
 _FAMILY = {"RS": "RSA", "PS": "RSA", "ES": "EC", "Ed": "OKP", "HS": "oct"}
+log = logging.getLogger(__name__)
+
 _UNKNOWN_KID_REFRESH_S = 60.0  # an unknown kid may refetch the JWKS URL at most this often
+JWKS_RETRY_S = 5.0  # after a failed fetch, the next one waits this long (requests meanwhile get 503)
+JWKS_TIMEOUT_S = 3.0
 
 
 def _family(algorithm: str) -> str | None:
@@ -34,6 +45,9 @@ class JWTVerifier:
         self.spec = spec
         self._keys: dict[str | None, pyjwt.PyJWK] = {}
         self._fetched_at = 0.0
+        self._loaded = False  # a JWKS URL's keys were fetched at least once
+        self._failed_at: float | None = None  # when the last fetch failed, if it did
+        self._fetching: asyncio.Future[None] | None = None
         if spec.secret_env is not None:
             secret = os.environ.get(spec.secret_env)
             if not secret:
@@ -51,15 +65,39 @@ class JWTVerifier:
 
     async def start(self) -> None:
         if self.spec.jwks_url is not None:
-            await self._fetch()
+            try:
+                await self._fetch()
+            except DependencyUnavailable as error:  # serve anyway: tokens get 503 until the issuer answers
+                log.warning("%s", error.message)
 
     async def _fetch(self) -> None:
+        """One fetch for every request waiting on it; 503 while the last failure is recent."""
+        if self._failed_at is not None and time.monotonic() - self._failed_at < JWKS_RETRY_S:
+            raise self._unavailable(JWKS_RETRY_S - (time.monotonic() - self._failed_at))
+        if self._fetching is None or self._fetching.done():
+            self._fetching = asyncio.ensure_future(self._fetch_once())
+        await asyncio.shield(self._fetching)
+
+    async def _fetch_once(self) -> None:
         assert self.spec.jwks_url is not None
         self._fetched_at = time.monotonic()
-        async with httpx.AsyncClient(timeout=5.0) as client:
-            response = await client.get(self.spec.jwks_url)
-            response.raise_for_status()
-        self._load_jwks(response.json())
+        try:
+            async with httpx.AsyncClient(timeout=JWKS_TIMEOUT_S) as client:
+                response = await client.get(self.spec.jwks_url)
+                response.raise_for_status()
+            self._load_jwks(response.json())
+        except (httpx.HTTPError, ValueError, pyjwt.PyJWTError) as error:  # ValueError: not JSON
+            self._failed_at = time.monotonic()
+            log.warning("could not fetch the JWKS from %s: %s", self.spec.jwks_url, error)
+            raise self._unavailable(JWKS_RETRY_S) from None
+        self._failed_at = None
+        self._loaded = True
+
+    def _unavailable(self, retry_after_s: float) -> DependencyUnavailable:
+        return DependencyUnavailable(
+            "The token issuer's signing keys (JWKS) cannot be fetched right now; retry shortly.",
+            retry_after_s=retry_after_s,
+        )
 
     def _load_jwks(self, document: dict[str, Any]) -> None:
         keys: dict[str | None, pyjwt.PyJWK] = {}
@@ -73,7 +111,10 @@ class JWTVerifier:
         if self.spec.secret_env is not None:
             return self._keys[None]
         key = self._keys.get(kid)
-        if (
+        if self.spec.jwks_url is not None and not self._loaded:
+            await self._fetch()  # never fetched yet (the first fetch failed): 503 until it works
+            key = self._keys.get(kid)
+        elif (
             key is None
             and self.spec.jwks_url is not None
             and time.monotonic() - self._fetched_at > _UNKNOWN_KID_REFRESH_S

@@ -146,9 +146,20 @@ class KeyStore:
             row = await session.scalar(select(ApiKey).where(ApiKey.key_hash == key_hash))
             return None if row is None else KeyInfo.of(row)
 
+    async def active_hashes(self) -> frozenset[str]:
+        """The SHA-256 of every unrevoked key (read on the database's own thread): what a gateway keeps
+        in memory to refuse unknown keys without a lookup."""
+        return await self.database.off_loop(_read_active_hashes)
+
     async def version(self) -> int:
         """The key-change counter, read on the database's own thread (gateways poll it often)."""
         return await self.database.off_loop(_read_version)
+
+    async def has_admin(self) -> bool:
+        """Whether any unrevoked key has the admin scope."""
+        async with self.database.session() as session:
+            rows = (await session.scalars(select(ApiKey.scopes).where(ApiKey.revoked_at.is_(None)))).all()
+            return any("admin" in scopes for scopes in rows)
 
     async def bootstrap(self, admin_key: str | None) -> str | None:
         """Make sure an admin key exists. Uses ``admin_key`` (STRATA_ADMIN_KEY) when given, else generates
@@ -189,3 +200,8 @@ async def _bump_version(session: AsyncSession) -> None:
 async def _read_version(database: Database) -> int:
     async with database.session() as session:
         return int(await session.scalar(select(KeysVersion.version).where(KeysVersion.id == 1)) or 0)
+
+
+async def _read_active_hashes(database: Database) -> frozenset[str]:
+    async with database.session() as session:
+        return frozenset((await session.scalars(select(ApiKey.key_hash).where(ApiKey.revoked_at.is_(None)))).all())

@@ -7,23 +7,37 @@ but costs O(limit) per check, so it suits small limits. Tokens are only known
 once a request is answered, so they use a fixed window that is charged afterwards: a request is
 admitted while its window has tokens left, and what it used is then counted, even past the limit.
 Storage is in memory (one gateway) or Redis (shared by every gateway; atomic Lua scripts).
+
+When Redis cannot be reached (stopped, or silent past ``REDIS_TIMEOUT_S``), a request that must be
+counted gets 503 with ``Retry-After`` (``dependency_unavailable``) instead of a 500: the gateway does
+not guess at a shared limit it cannot see. Tokens charged after an answer are dropped meanwhile
+(the answer has gone). redis-py reconnects by itself: service resumes with Redis, nothing to restart.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter, SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 from redis.asyncio import ConnectionPool
+from redis.exceptions import RedisError
 
 from strata.access.memory_windows import MemoryWindows
-from strata.errors import RateLimited
+from strata.errors import DependencyUnavailable, RateLimited
 from strata.principal import Principal
 from strata.spec.models import RateLimitSpec
+
+log = logging.getLogger(__name__)
+
+REDIS_TIMEOUT_S = 2.0  # connect and per-command: a silent Redis answers 503 well within 5 s
+_STORE_ERRORS = (RedisError, StorageError, OSError)  # OSError: refused connections, timeouts
+_LOG_EVERY_S = 10.0  # an outage is logged, not every request it refuses
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,8 @@ def limit_storage(redis_url: str | None, namespace: str) -> LimitStorage:
     if redis_url is None:
         return LimitStorage(MemoryStorage())
     plain = redis_url.removeprefix("async+")
-    pool = ConnectionPool.from_url(plain)  # ours, so that stopping the gateway closes every connection
+    # Ours, so that stopping the gateway closes every connection; bounded waits (see the module docstring).
+    pool = ConnectionPool.from_url(plain, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S)
     storage = storage_from_string(
         f"async+{plain}",
         implementation="redispy",
@@ -82,6 +97,7 @@ class RateLimiter:
             for level, spec in (("key", per_key), ("tenant", per_tenant))
         ]
         self.levels = [s for s in self.levels if s.requests is not None or s.tokens is not None]
+        self._logged_outage_at = float("-inf")
         # One gateway's own counters: plain arithmetic, nothing awaited (see memory_windows).
         self.local = MemoryWindows() if storage.pool is None and strategy != "moving-window" else None
 
@@ -93,10 +109,26 @@ class RateLimiter:
         return bool(self.levels)
 
     async def admit(self, principal: Principal) -> None:
-        """Take one request from every level's budget, or raise RateLimited naming the level."""
+        """Take one request from every level's budget, or raise RateLimited naming the level
+        (DependencyUnavailable while the shared store cannot be reached)."""
         if self.local is not None:
             self._admit_local(self.local, principal)
             return
+        try:
+            await self._admit_shared(principal)
+        except _STORE_ERRORS as error:
+            self._note_outage(error)
+            raise DependencyUnavailable(
+                "The rate-limit store cannot be reached right now; retry shortly.", retry_after_s=1.0
+            ) from None
+
+    def _note_outage(self, error: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._logged_outage_at >= _LOG_EVERY_S:
+            self._logged_outage_at = now
+            log.warning("the rate-limit store (Redis) cannot be reached: %s; refusing with 503 meanwhile", error)
+
+    async def _admit_shared(self, principal: Principal) -> None:
         for scope in self.levels:
             identity = scope.identity(principal)
             if scope.tokens is not None and not await self.tokens.test(scope.tokens, scope.level, identity):
@@ -142,9 +174,12 @@ class RateLimiter:
                 if scope.tokens is not None:
                     self.local.fixed_charge(f"tokens/{scope.level}/{scope.identity(principal)}", tokens)
             return
-        for scope in self.levels:
-            if scope.tokens is not None:
-                await self.tokens.hit(scope.tokens, scope.level, scope.identity(principal), cost=tokens)
+        try:
+            for scope in self.levels:
+                if scope.tokens is not None:
+                    await self.tokens.hit(scope.tokens, scope.level, scope.identity(principal), cost=tokens)
+        except _STORE_ERRORS as error:  # the answer has gone: these tokens go uncounted (module docstring)
+            self._note_outage(error)
 
     async def _refusal(self, scope: _Scope, identity: str, unit: str) -> RateLimited:
         headers: dict[str, str] = {}

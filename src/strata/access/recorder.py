@@ -13,6 +13,12 @@ The audit buffer is bounded: when a database stall fills it, further audit rows 
 dropped (``dropped_audit``, exported as a metric) and, once rows flow again, an ``audit.overflow``
 alert row records how many were lost, so the trail itself says where it has a gap.
 
+Denials are aggregated, not queued one by one: a refused request adds one to a counter keyed by
+(action, status, reason, tenant, actor), and each flush writes one ``denial`` row per key with its
+``count``. A flood of requests with random bad keys therefore costs a dictionary update each and a
+row per flush, not a row each. The keys are bounded too (``max_denial_keys``): past that, new ones
+are counted under the action ``*`` with their status and reason only.
+
 Stopping flushes what is left: a graceful shutdown loses nothing.
 """
 
@@ -23,6 +29,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from strata.access import audit, usage
@@ -34,10 +41,13 @@ log = logging.getLogger(__name__)
 
 AfterFlush = Callable[[dict[str, Totals]], Awaitable[None]]
 AuditSource = AuditEvent | InferenceEntry
+DenialKey = tuple[str, int, str | None, str | None, str | None]  # action, status, reason, tenant, actor
 T = TypeVar("T")
 
 DEFAULT_MAX_AUDIT_BUFFER = 100_000
 DEFAULT_AUDIT_BATCH_ROWS = 1000
+DEFAULT_MAX_DENIAL_KEYS = 256
+ANY_ACTION = "*"  # the action denials are counted under once max_denial_keys distinct ones wait
 
 
 class Recorder:
@@ -49,16 +59,19 @@ class Recorder:
         after_flush: AfterFlush | None = None,
         max_audit_buffer: int = DEFAULT_MAX_AUDIT_BUFFER,
         audit_batch_rows: int = DEFAULT_AUDIT_BATCH_ROWS,
+        max_denial_keys: int = DEFAULT_MAX_DENIAL_KEYS,
     ) -> None:
         self.database = database
         self.interval_s = interval_s
         self.after_flush = after_flush
         self.max_audit_buffer = max_audit_buffer
         self.audit_batch_rows = audit_batch_rows
+        self.max_denial_keys = max_denial_keys
         self.dropped_audit = 0  # audit rows lost to a full buffer since start (a metric reads it)
         self._unreported_drops = 0
         self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
         self._audit: list[AuditSource] = []
+        self._denials: dict[DenialKey, list[float]] = {}  # key -> [count, first seen (epoch s)]
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._stopping = asyncio.Event()
@@ -87,6 +100,18 @@ class Recorder:
         self._audit.append(event)
         if len(self._audit) == self.audit_batch_rows:
             self._wake.set()
+
+    def deny(self, action: str, status: int, reason: str | None, tenant: str | None, actor: str | None) -> None:
+        """Count one refused request; its row (with the count) is written at the next flush."""
+        key: DenialKey = (action, status, reason, tenant, actor)
+        seen = self._denials.get(key)
+        if seen is None:
+            if len(self._denials) >= self.max_denial_keys:  # bounded: the overflow keys are status x reason
+                key = (ANY_ACTION, status, reason, None, None)
+                seen = self._denials.get(key)
+            if seen is None:
+                self._denials[key] = seen = [0, time.time()]
+        seen[0] += 1
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="access-recorder")
@@ -128,7 +153,8 @@ class Recorder:
             sums: dict[tuple[str, str | None, str, int], list[float]] = {}
             if with_usage:
                 sums, self._usage = self._usage, {}
-            sources, self._audit = self._audit, []
+            denials, self._denials = self._denials, {}
+            sources, self._audit = [*_denial_events(denials), *self._audit], []
             drops, self._unreported_drops = self._unreported_drops, 0
             rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
             try:
@@ -156,6 +182,14 @@ class Recorder:
         self._usage = sums
         self._audit = sources + self._audit
         self._unreported_drops += drops
+
+
+def _denial_events(denials: dict[DenialKey, list[float]]) -> list[AuditEvent]:
+    return [
+        AuditEvent("denial", action, status, tenant, actor, {"reason": reason, "count": int(count)},
+                   at=datetime.fromtimestamp(first, UTC))
+        for (action, status, reason, tenant, actor), (count, first) in denials.items()
+    ]  # fmt: skip
 
 
 async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:

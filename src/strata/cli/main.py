@@ -26,6 +26,8 @@ from strata.cli.rollout import rollout_app
 from strata.cli.specs import SPEC_ERROR_EXIT, AppArgument, load_app
 from strata.errors import StrataError
 from strata.gateway.app import create_app
+from strata.gateway.http_protocol import guarded_protocol
+from strata.gateway.tls import uvicorn_tls_options
 from strata.models.paths import BUILTIN_PREFIX, resolve_model_path
 from strata.observability.logs import configure_logging
 from strata.spec import AppSpec
@@ -71,6 +73,13 @@ def serve(
         str | None,
         typer.Option(help="Where replicas run: local or ray (overrides the spec; see STRATA_RAY_ADDRESS)."),
     ] = None,
+    admin_key_file: Annotated[
+        Path | None,
+        typer.Option(
+            envvar="STRATA_ADMIN_KEY_FILE",
+            help="Write a generated bootstrap admin key to this file (mode 0600) instead of the terminal.",
+        ),
+    ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
     spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
@@ -97,12 +106,17 @@ def serve(
         raise typer.Exit(SPEC_ERROR_EXIT) from None
     configure_logging(spec.observability.logs, log_level)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # Strata shows its own progress
-    url = f"http://{gateway.host}:{gateway.port}"
+    try:
+        tls_options = uvicorn_tls_options(gateway.tls)
+    except StrataError as error:
+        errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
+        raise typer.Exit(SPEC_ERROR_EXIT) from None
+    url = f"{'https' if gateway.tls else 'http'}://{gateway.host}:{gateway.port}"
     total = sum(d.replicas for d in spec.deployments)
     progress = LoadProgress(console, total, f"Strata '{spec.name}' is ready on {url}/v1")
     console.print(f"Strata '{spec.name}': listening on {url}, loading {total} replica(s)...")
     try:
-        asgi = create_app(spec, progress=progress)
+        asgi = create_app(spec, progress=progress, admin_key_file=admin_key_file)
     except StrataError as error:  # e.g. access.jwt names a secret variable that is not set
         errors.print(f"[bold red]error:[/] {error.message}", highlight=False)
         raise typer.Exit(SPEC_ERROR_EXIT) from None
@@ -112,12 +126,21 @@ def serve(
         host=gateway.host,
         port=gateway.port,
         loop="uvloop",
-        http="httptools",
+        # httptools, with deadlines for slow and hostile clients (gateway/http_protocol.py)
+        http=guarded_protocol(
+            header_timeout_s=gateway.header_timeout_s,
+            body_timeout_s=gateway.body_timeout_s,
+            send_timeout_s=gateway.send_timeout_s,
+            max_header_bytes=gateway.max_header_bytes,
+        ),
+        timeout_keep_alive=gateway.keep_alive_s,
+        limit_concurrency=gateway.max_connections,
         log_level=log_level,
         access_log=False,
         # Strata reads no client address; uvicorn's X-Forwarded-For rewriting would wrap every request.
         proxy_headers=False,
         timeout_graceful_shutdown=5,
+        **tls_options,
     )
     uvicorn.Server(config).run()
 

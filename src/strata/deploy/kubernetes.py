@@ -7,9 +7,11 @@ What is rendered, in the order ``kubectl apply`` should create it:
 3. ``Deployment`` + ``Service`` - the gateways (`strata serve`), as Ray clients of that cluster;
 4. ``HorizontalPodAutoscaler`` - more gateways when requests queue (needs a metrics adapter);
 5. ``PodDisruptionBudget`` - gateways leave one at a time on node drains;
-6. ``Deployment`` - workflow job workers (`strata worker`), unless ``workers`` is 0.
+6. ``Deployment`` - workflow job workers (`strata worker`), unless ``workers`` is 0;
+7. ``NetworkPolicy`` x2 - the app's pods take traffic from each other only, the gateways' HTTP port from anyone.
 
-The Secret with the store URLs is not rendered (it holds credentials): docs/guides/kubernetes.md says how to make it.
+The Secrets with the store URLs and the admin key are not rendered (they hold credentials):
+docs/guides/kubernetes.md says how to make them.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from strata.access.safety import check_bind
 from strata.deploy.autoscaling import gateway_autoscaler, gateway_disruption_budget
 from strata.deploy.names import AppNames, dns1123_label
+from strata.deploy.network import app_internal_policy, gateway_ingress_policy
 from strata.deploy.raycluster import ray_cluster
 from strata.deploy.workloads import app_spec_config_map, gateway_deployment, gateway_service, worker_deployment
 from strata.errors import SpecError
@@ -107,6 +110,7 @@ def render_kubernetes(spec: AppSpec, options: KubernetesOptions) -> list[Manifes
                 names, namespace=namespace, image=options.image, replicas=options.workers, spec_yaml=spec_yaml
             )
         )
+    manifests += [app_internal_policy(names, namespace), gateway_ingress_policy(names, namespace, spec.gateway.port)]
     return manifests
 
 

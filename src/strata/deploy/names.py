@@ -59,6 +59,11 @@ class AppNames:
     def stores_secret(self) -> str:
         return f"{self.base}-stores"
 
+    @property
+    def admin_secret(self) -> str:
+        """The operator's Secret holding the bootstrap admin key (key ``admin-key``)."""
+        return f"{self.base}-admin"
+
 
 def labels(names: AppNames, component: str) -> dict[str, str]:
     """The recommended app.kubernetes.io labels; ``selector_labels`` is the stable subset selectors use."""

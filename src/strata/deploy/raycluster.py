@@ -30,7 +30,10 @@ RAY_PROCESS_OVERHEAD_MB = 1024
 RAY_NODE_OVERHEAD_MB = OBJECT_STORE_MB + RAY_PROCESS_OVERHEAD_MB
 HEAD_CPUS = 1
 HEAD_MEMORY_MB = 4096
-HEAD_PORTS = {"gcs-server": 6379, "dashboard": 8265, "client": 10001, "metrics": 8080}
+HEAD_PORTS = {"gcs-server": 6379, "client": 10001, "metrics": 8080}
+# The dashboard (and its job-submission API, which runs arbitrary code) listens on the head's loopback
+# only: reach it with `kubectl port-forward`. KubeRay's probes ask for it on localhost.
+DASHBOARD_HOST = "127.0.0.1"
 GPU_RESOURCE = "nvidia.com/gpu"
 WORKER_IDLE_TIMEOUT_S = 60
 
@@ -152,7 +155,7 @@ def _head_group(names: AppNames, image: str) -> Manifest:
         "serviceType": "ClusterIP",
         # num-cpus 0: no replica lands on the head, whose memory the GCS needs. The Ray runtime's
         # controller asks for no CPU and for the head's own resource, so it still runs here.
-        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", **_object_store_params()},
+        "rayStartParams": {"dashboard-host": DASHBOARD_HOST, "num-cpus": "0", **_object_store_params()},
         "template": {
             "metadata": {"labels": labels(names, "ray-head")},
             "spec": {

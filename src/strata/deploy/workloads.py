@@ -29,6 +29,7 @@ STORE_ENV = {
 }
 OPTIONAL_SECRET_KEYS = {"artifacts-url"}  # without it, the spec's artifacts_url stands
 SPEC_HASH_ANNOTATION = "strata.dev/app-spec-sha256"
+ADMIN_KEY_SECRET_KEY = "admin-key"
 
 
 def _metadata(name: str, names: AppNames, component: str, namespace: str) -> Manifest:
@@ -69,6 +70,14 @@ def _environment(names: AppNames, namespace: str) -> list[Manifest]:
     return env
 
 
+def _admin_key(names: AppNames) -> Manifest:
+    """The bootstrap admin key comes from the operator's Secret: a gateway never generates one, which
+    it could only hand over through its logs (see access/admin_key.py). Not optional: a missing Secret
+    stops the pod with a clear event instead of starting a gateway nobody can administer."""
+    reference = {"name": names.admin_secret, "key": ADMIN_KEY_SECRET_KEY}
+    return {"name": "STRATA_ADMIN_KEY", "valueFrom": {"secretKeyRef": reference}}
+
+
 def _pod_template(
     names: AppNames, component: str, container: Manifest, spec_yaml: str, annotations: dict[str, str] | None = None
 ) -> Manifest:
@@ -84,13 +93,15 @@ def _pod_template(
     }
 
 
-def _probe(path: str, period_s: int, failures: int) -> Manifest:
-    return {
-        "httpGet": {"path": path, "port": "http"},
-        "periodSeconds": period_s,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-    }
+def _probe(spec: AppSpec, path: str, period_s: int, failures: int) -> Manifest:
+    """HTTP(S) on ``path``; with mutual TLS a TCP connect (the kubelet has no client certificate)."""
+    tls = spec.gateway.tls
+    check: Manifest = {"httpGet": {"path": path, "port": "http"}}
+    if tls is not None and tls.client_ca_file is not None:
+        check = {"tcpSocket": {"port": "http"}}
+    elif tls is not None:
+        check["httpGet"]["scheme"] = "HTTPS"
+    return {**check, "periodSeconds": period_s, "timeoutSeconds": 2, "failureThreshold": failures}
 
 
 def gateway_deployment(
@@ -103,12 +114,12 @@ def gateway_deployment(
         "command": JOIN_RAY,
         "args": ["strata", "serve", SPEC_PATH, "--runtime", "ray", "--host", "0.0.0.0", "--port", str(port)],
         "ports": [{"name": "http", "containerPort": port}],
-        "env": _environment(names, namespace),
+        "env": [*_environment(names, namespace), _admin_key(names)],
         "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"memory": "2Gi"}},
         # /healthz answers as soon as the server runs; /readyz only once the replicas are loaded,
         # so a gateway joins the Service when it can serve and is restarted only when it hangs.
-        "livenessProbe": _probe("/healthz", period_s=10, failures=3),
-        "readinessProbe": _probe("/readyz", period_s=5, failures=2),
+        "livenessProbe": _probe(spec, "/healthz", period_s=10, failures=3),
+        "readinessProbe": _probe(spec, "/readyz", period_s=5, failures=2),
     }
     scrape = {"prometheus.io/scrape": "true", "prometheus.io/port": str(port), "prometheus.io/path": "/metrics"}
     return {

@@ -61,6 +61,7 @@ class AccessAPI:
             201,
             {"key_id": info.key_id, "for_tenant": info.tenant, "scopes": info.scopes, "models": info.models},
         )
+        self.control.authenticator.invalidate()  # the new key joins this gateway's known set at once
         return json_response({**info.as_dict(), "key": secret}, 201)
 
     async def list_keys(self, call: Call) -> Response:

@@ -7,8 +7,11 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from strata.access import AccessControl
+from strata.access.admin_key import admin_key_handover
+from strata.access.safety import check_bind
 from strata.gateway.access_api import AccessAPI
 from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
@@ -55,9 +58,15 @@ def create_app(
     runtime: Runtime | None = None,
     progress: ProgressCallback | None = None,
     metrics: Metrics | None = None,
+    admin_key_file: Path | None = None,
 ) -> Gateway:
     """The ASGI app for ``spec``. Models load in the background once it starts: /healthz answers
-    at once, /readyz turns 200 when every replica is loaded and warmed."""
+    at once, /readyz turns 200 when every replica is loaded and warmed. A generated admin key goes to
+    ``admin_key_file`` (mode 0600), else to the terminal, never to stdout or a log (access/admin_key.py).
+
+    Refuses, as `strata serve` does, an app without access control on a non-loopback ``gateway.host``:
+    whatever server runs this app, that is the address it is meant for."""
+    check_bind(spec.gateway.host, spec.access.enabled)
     server = ModelServer(spec, runtime or runtime_for(spec), metrics or Metrics())
     database = Database(spec.store.database_url)
     access = AccessControl(spec, database)
@@ -95,9 +104,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
         await database.migrate()  # before the first request: every feature's tables exist
-        new_admin_key = await access.start()
-        if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
-            print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
+        await access.start(admin_key_handover(admin_key_file))
         loading = asyncio.create_task(_load(server, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         workflows.start_triggers()

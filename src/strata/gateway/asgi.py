@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
 from strata.access import AccessControl
-from strata.errors import MethodNotAllowed, NotFound, RequestTooLarge, StrataError
+from strata.errors import ClientGone, MethodNotAllowed, NotFound, RequestTooLarge, StrataError
 from strata.gateway.call import Call
 from strata.gateway.openapi import document
 from strata.gateway.routing import Endpoint, Match, RouteTable
@@ -142,10 +142,14 @@ class Gateway:
         body: bytes = message.get("body", b"")
         size = len(body)
         if size <= limit and not message.get("more_body", False):
+            if not body and message["type"] == "http.disconnect":
+                raise ClientGone("The client left before sending its body.")
             return body  # the common case: one message holds the whole body
         chunks = [body]
         while size <= limit and message.get("more_body", False):
             message = await receive()
+            if message["type"] == "http.disconnect":  # e.g. closed by the body deadline (http_protocol.py)
+                raise ClientGone("The client left before its body was complete.")
             chunk = message.get("body", b"")
             size += len(chunk)
             chunks.append(chunk)

@@ -10,6 +10,7 @@ wrapped in a ``Failure``.
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import AsyncIterator
@@ -19,8 +20,10 @@ import ray
 
 from strata.errors import StrataError
 from strata.observability.metrics import Metrics
+from strata.observability.replica_endpoint import LOOPBACK, serve_replica_metrics
 from strata.runtime.ray_messages import Failure, Loaded, ReplicaStatus
 from strata.spec import DeploymentSpec, ModelSpec
+from strata.spec.scaling import RaySpec
 
 if TYPE_CHECKING:  # the controller imports this module to name the class: it must not pull in torch
     from strata.serving.generation import GenerationEvent, GenerationRequest
@@ -33,7 +36,7 @@ class ReplicaActor:
     once, which is what lets the batcher inside form batches."""
 
     def __init__(
-        self, deployment: DeploymentSpec, model: ModelSpec, replica_id: str, metrics_port: int | None = None
+        self, deployment: DeploymentSpec, model: ModelSpec, replica_id: str, cluster: RaySpec | None = None
     ) -> None:
         # Imported here, in the replica's process: the controller, which only names this class, never
         # pays for the model backends (torch, transformers) on its (re)start.
@@ -43,7 +46,8 @@ class ReplicaActor:
         self._node_id: str = ray.get_runtime_context().get_node_id()
         self._deployment = deployment.name
         self._metrics = Metrics()  # the replica's own: batch sizes, queue waits, tokens (see status)
-        self._metrics_url = None if metrics_port is None else self._serve_metrics(metrics_port)
+        serves = cluster is not None and cluster.replica_metrics_port is not None
+        self._metrics_url = self._serve_metrics(cluster) if cluster is not None and serves else None
         self._replica = LocalRuntime().create_replica(
             deployment, model, 0, self._metrics.for_deployment(deployment.name)
         )
@@ -117,15 +121,20 @@ class ReplicaActor:
         finally:
             self._finished(started)
 
-    def _serve_metrics(self, port: int) -> str:
+    def _serve_metrics(self, cluster: RaySpec) -> str:
         """The batcher runs here, in the replica's process, so its metrics are scraped here: one endpoint
         per replica (Prometheus sums them), never re-exported by gateways, which would count them once
-        per gateway."""
-        from prometheus_client import start_http_server
-
-        host: str = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
-        server, _ = start_http_server(port, addr=host, registry=self._metrics.registry)
-        return f"http://{host}:{server.server_address[1]}/metrics"
+        per gateway. On loopback unless the spec says 'node', which takes a token (replica_endpoint.py)."""
+        assert cluster.replica_metrics_port is not None
+        host, token = LOOPBACK, None
+        if cluster.replica_metrics_host == "node":
+            host = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+            token = os.environ.get(cluster.replica_metrics_token_env or "") or None
+            if token is None:  # never open without one: the spec promised a token
+                raise StrataError(f"ray.replica_metrics_token_env: {cluster.replica_metrics_token_env} is not set "
+                                  "on this node; replica metrics on the node's address need it")  # fmt: skip
+        _, url = serve_replica_metrics(self._metrics.registry, host, cluster.replica_metrics_port, token)
+        return url
 
     def _tokens(self, direction: str) -> float:
         labels = {"deployment": self._deployment, "direction": direction}

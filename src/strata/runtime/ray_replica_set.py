@@ -139,7 +139,7 @@ class DeploymentController:
                 scheduling_strategy="SPREAD",  # replicas on different nodes: losing one node loses fewest
                 **actor_resources(self.spec),
             )
-            .remote(self.spec, self.model, replica_id, self.app.ray.replica_metrics_port)
+            .remote(self.spec, self.model, replica_id, self.app.ray)
         )
         record = ReplicaRecord(replica_id, handle)
         record.start_task = asyncio.create_task(self._load(record), name=f"load-{replica_id}")

@@ -214,6 +214,21 @@ class RouteSpec(SpecModel):
         return list(self.versions)
 
 
+class TLSSpec(SpecModel):
+    """HTTPS served by the gateway itself (no proxy in front needed); files are read once, at start."""
+
+    certificate_file: str = Field(
+        min_length=1,
+        description="PEM certificate chain the gateway presents: its certificate first, then intermediates.",
+    )
+    key_file: str = Field(min_length=1, description="PEM private key of that certificate (unencrypted; mode 0600).")
+    client_ca_file: str | None = Field(
+        default=None,
+        description="PEM bundle of the CAs whose client certificates are accepted: set, every client must present "
+        "one (mutual TLS) before any HTTP is read; API keys are still checked on top.",
+    )
+
+
 class GatewaySpec(SpecModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
@@ -225,6 +240,36 @@ class GatewaySpec(SpecModel):
         description="`strata serve` sets Python's thread switch interval to this: how long the request loop can "
         "wait for the GIL while a background thread (database writes, model threads in Python code) holds it. "
         "Python's own default, 5 ms, shows up as 5 ms stalls in p99.",
+    )
+    tls: TLSSpec | None = Field(default=None, description="Serve HTTPS (and optionally mutual TLS); None: plain HTTP.")
+    header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="A connection must finish a request's headers this long after it opened (or after its previous "
+        "response); else it is closed. Stops clients that trickle headers (slowloris) or connect and say nothing.",
+    )
+    max_header_bytes: int = Field(
+        default=65_536, ge=4096, le=1_048_576, description="Request line and headers together; larger gets 431."
+    )
+    body_timeout_s: float = Field(
+        default=30.0, gt=0, le=3600, description="A request's body must arrive within this long after its headers."
+    )
+    send_timeout_s: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long a response (a stream) may wait on a client that stopped reading before the "
+        "connection is dropped and the work behind it cancelled.",
+    )
+    keep_alive_s: int = Field(
+        default=5, ge=1, le=600, description="An idle keep-alive connection is closed after this many seconds."
+    )
+    max_connections: int = Field(
+        default=8192,
+        ge=16,
+        description="Most connections (and requests in progress) at once; past it new requests get 503. Bounds the "
+        "memory thousands of idle or hostile connections can hold.",
     )
 
 

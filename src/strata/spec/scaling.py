@@ -7,6 +7,8 @@ The defaults keep an existing spec as it was: the local runtime, and a fixed rep
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
@@ -36,8 +38,19 @@ class RaySpec(_Spec):
         ge=0,
         le=65535,
         description="Each replica serves its own Prometheus metrics (batch sizes, queue waits, stage latencies, "
-        "tokens) on this port of its node's IP; 0 picks a free one, None turns it off. Gateways list the endpoints "
-        "for Prometheus HTTP service discovery at GET /v1/admin/cluster/targets.",
+        "tokens) on this port (see replica_metrics_host); 0 picks a free one, None turns it off. Gateways list the "
+        "endpoints for Prometheus HTTP service discovery at GET /v1/admin/cluster/targets.",
+    )
+    replica_metrics_host: Literal["loopback", "node"] = Field(
+        default="loopback",
+        description="Where replica metrics listen: 'loopback' (127.0.0.1: only an agent on the same node can "
+        "scrape them) or 'node' (the node's IP, reachable by other machines; needs replica_metrics_token_env).",
+    )
+    replica_metrics_token_env: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="Environment variable, set on every Ray node, holding the bearer token each scrape of a "
+        "replica's metrics must send. Required with replica_metrics_host 'node'.",
     )
     control_interval_ms: float = Field(
         default=500.0,
@@ -45,6 +58,15 @@ class RaySpec(_Spec):
         le=60_000,
         description="How often the controller reconciles replicas and runs the autoscaler.",
     )
+
+    @model_validator(mode="after")
+    def _public_metrics_need_a_token(self) -> RaySpec:
+        if self.replica_metrics_host == "node" and self.replica_metrics_token_env is None:
+            raise ValueError(
+                "replica_metrics_host: 'node' serves replica metrics to the whole network; name the variable "
+                "holding their bearer token in replica_metrics_token_env, or keep 'loopback'"
+            )
+        return self
 
 
 class AutoscalingSpec(_Spec):

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -37,8 +38,11 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         cpus: set[int] | None = None,
         api_key: str | None = None,
+        client_tls: ssl.SSLContext | None = None,
     ) -> None:
         self.spec_path = spec_path
+        # For a spec with gateway.tls: the client side (trusted CA, a client certificate for mutual TLS).
+        self.client_tls = client_tls
         self.port = port or free_port()
         self.ready_timeout_s = ready_timeout_s
         # The server's bootstrap admin key: tests authenticate with it through `headers`, `http()`
@@ -58,7 +62,12 @@ class ServerProcess:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.client_tls else 'http'}://127.0.0.1:{self.port}"
+
+    @property
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx's ``verify`` takes to reach this server."""
+        return self.client_tls or True
 
     @property
     def state_dir(self) -> Path:
@@ -71,10 +80,10 @@ class ServerProcess:
 
     def http(self, *, timeout: float = 30.0) -> httpx.Client:
         """An httpx client for this server that sends the admin key."""
-        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
+        return httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout, verify=self.verify)
 
     def async_http(self, *, timeout: float = 30.0) -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout)
+        return httpx.AsyncClient(base_url=self.url, headers=self.headers, timeout=timeout, verify=self.verify)
 
     def start(self, log_path: Path) -> None:
         command = [sys.executable, "-m", "strata", "serve", "--port", str(self.port)]
@@ -102,7 +111,7 @@ class ServerProcess:
             if self.process.poll() is not None:
                 raise RuntimeError(f"strata serve exited with {self.process.returncode}:\n{self.logs()}")
             try:
-                response = httpx.get(f"{self.url}/readyz", timeout=1.0)
+                response = httpx.get(f"{self.url}/readyz", timeout=1.0, verify=self.verify)
             except httpx.TransportError:
                 time.sleep(0.2)  # not listening yet
                 continue

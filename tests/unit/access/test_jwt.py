@@ -1,5 +1,6 @@
 """JWT bearer tokens: the accepted shape, and the attacks that must fail."""
 
+import asyncio
 import base64
 import http.server
 import json
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from strata.access.jwt import JWTVerifier
-from strata.errors import SpecError, Unauthenticated
+from strata.errors import DependencyUnavailable, SpecError, Unauthenticated
 from strata.spec import JWTSpec
 
 ISSUER, AUDIENCE = "https://issuer.test", "strata"
@@ -195,6 +196,49 @@ async def test_jwks_url_is_fetched_at_start_and_an_unknown_kid_refused(signing_k
         with pytest.raises(Unauthenticated, match="kid"):
             await verifier.verify(_sign(signing_key, _claims(), kid="rotated-away"))
         assert _JWKSHandler.fetches == 1  # unknown kids may not make Strata hammer the issuer
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join()
+
+
+class _FlakyJWKSHandler(_JWKSHandler):
+    up = False
+
+    def do_GET(self) -> None:
+        if self.up:
+            super().do_GET()  # counts the fetch
+            return
+        type(self).fetches += 1
+        self.send_response(502)
+        self.end_headers()
+
+
+async def test_an_unreachable_jwks_answers_503_with_retry_after_and_recovers(
+    signing_key: rsa.RSAPrivateKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("strata.access.jwt.JWKS_RETRY_S", 0.3)
+    jwk = json.loads(RSAAlgorithm.to_jwk(signing_key.public_key()))
+    _FlakyJWKSHandler.document = json.dumps({"keys": [{**jwk, "kid": "k"}]}).encode()
+    _FlakyJWKSHandler.fetches, _FlakyJWKSHandler.up = 0, False
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _FlakyJWKSHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        verifier = JWTVerifier(JWTSpec(jwks_url=f"http://127.0.0.1:{httpd.server_address[1]}/", issuer=ISSUER,
+                                       audience=AUDIENCE))  # fmt: skip
+        await verifier.start()  # the issuer is down: the gateway starts anyway
+        token = _sign(signing_key, _claims(), kid="k")
+        for _ in range(20):  # a burst while it is down: every one 503, one fetch for all of them
+            with pytest.raises(DependencyUnavailable) as refused:
+                await verifier.verify(token)
+        assert refused.value.status == 503
+        assert int(refused.value.headers()["Retry-After"]) >= 1
+        assert _FlakyJWKSHandler.fetches == 1
+        _FlakyJWKSHandler.up = True
+        await asyncio.sleep(0.35)
+        assert (await verifier.verify(token)).tenant == "acme"  # back by itself
+        assert _FlakyJWKSHandler.fetches == 2
     finally:
         httpd.shutdown()
         httpd.server_close()

@@ -81,6 +81,8 @@ def test_without_output_prints_one_yaml_stream(tmp_path: Path) -> None:
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
         "Deployment",
+        "NetworkPolicy",
+        "NetworkPolicy",
     ]
 
 

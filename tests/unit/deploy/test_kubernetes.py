@@ -17,6 +17,7 @@ from strata.deploy.names import DNS1123_LABEL, DNS1123_LABEL_MAX, AppNames
 from strata.deploy.raycluster import GPU_RESOURCE, worker_groups
 from strata.errors import SpecError
 from strata.spec import AppSpec, DeploymentSpec, ModelSpec, ResourcesSpec, RouteSpec, parse_spec
+from strata.spec.models import TLSSpec
 from strata.spec.scaling import AutoscalingSpec
 
 ECHO = "strata.models.python_model:EchoModel"
@@ -76,6 +77,7 @@ def test_every_manifest_validates_against_the_official_schemas(app: str, version
         "Service",
         "HorizontalPodAutoscaler",
         "PodDisruptionBudget",
+        "NetworkPolicy",
     }
     for manifest in manifests:
         validate(manifest, version)
@@ -252,3 +254,44 @@ def test_options_name_their_bad_field() -> None:
         KubernetesOptions(image="x", gateways=4, max_gateways=2, ray_version="2.60.0")
     no_workers = render_kubernetes(gpu_app(), OPTIONS.model_copy(update={"workers": 0}))
     assert len(by_kind(no_workers, "Deployment")) == 1
+
+
+def test_network_policies_let_only_the_apps_own_pods_in_except_on_the_gateways_http_port() -> None:
+    manifests = render_kubernetes(gpu_app(), OPTIONS)
+    internal, public = by_kind(manifests, "NetworkPolicy")
+    pods = [m["spec"]["template"]["metadata"]["labels"] for m in by_kind(manifests, "Deployment")]
+    cluster = by_kind(manifests, "RayCluster")[0]["spec"]
+    pods += [cluster["headGroupSpec"]["template"]["metadata"]["labels"]]
+    pods += [g["template"]["metadata"]["labels"] for g in cluster["workerGroupSpecs"]]
+    own = internal["spec"]["podSelector"]["matchLabels"]
+    for pod_labels in pods:  # every pod of the app is selected: none is open by default
+        assert own.items() <= pod_labels.items()
+    assert internal["spec"]["policyTypes"] == ["Ingress"]
+    assert internal["spec"]["ingress"] == [{"from": [{"podSelector": {"matchLabels": own}}]}]
+    gateway_labels = gateway(manifests)["spec"]["template"]["metadata"]["labels"]
+    assert public["spec"]["podSelector"]["matchLabels"].items() <= gateway_labels.items()
+    assert public["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": gpu_app().gateway.port}]}]
+    head = cluster["headGroupSpec"]
+    assert head["rayStartParams"]["dashboard-host"] == "127.0.0.1"
+    assert "0.0.0.0" not in str(cluster)
+    assert 8265 not in [p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]]
+
+
+def test_gateways_take_the_admin_key_from_a_secret() -> None:
+    manifests = render_kubernetes(gpu_app(), OPTIONS)
+    env = {e["name"]: e for e in gateway(manifests)["spec"]["template"]["spec"]["containers"][0]["env"]}
+    reference = env["STRATA_ADMIN_KEY"]["valueFrom"]["secretKeyRef"]
+    assert reference == {"name": "acme-llm-prod-v2-admin", "key": "admin-key"}  # required: never optional
+    assert not any("STRATA_ADMIN_KEY" in str(m) for m in manifests if m["kind"] != "Deployment")
+
+
+def test_probes_follow_the_gateways_tls() -> None:
+    spec = gpu_app()
+    tls = TLSSpec(certificate_file="/etc/tls/tls.crt", key_file="/etc/tls/tls.key")
+    https = spec.model_copy(update={"gateway": spec.gateway.model_copy(update={"tls": tls})})
+    probe = gateway(render_kubernetes(https, OPTIONS))["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["httpGet"] == {"path": "/readyz", "port": "http", "scheme": "HTTPS"}
+    mutual = tls.model_copy(update={"client_ca_file": "/etc/tls/ca.crt"})
+    mtls = spec.model_copy(update={"gateway": spec.gateway.model_copy(update={"tls": mutual})})
+    probe = gateway(render_kubernetes(mtls, OPTIONS))["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]
+    assert probe["tcpSocket"] == {"port": "http"}  # the kubelet has no client certificate
