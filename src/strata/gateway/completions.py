@@ -22,7 +22,7 @@ from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
 from strata.record import RequestRecord
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
-from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import Choices, GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.server import ModelServer
 
 
@@ -64,11 +64,11 @@ class CompletionsAPI:
         (stream, first, events), permit, served = await route.serve(context, work, hold=True)
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
         metrics = self.server.deployments[served.deployment].metrics
-        fmt = response_format(model=route.name)
+        fmt = response_format(model=route.name, logprobs=generation.params.logprobs is not None)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             body_events = _stream_body(
-                fmt, first, _until(events, context.deadline), include_usage, metrics, call.record
+                fmt, body.n, first, _until(events, context.deadline), include_usage, metrics, call.record
             )
             return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
@@ -105,15 +105,14 @@ async def _whole_response(
     metrics: DeploymentMetrics,
     record: RequestRecord,
 ) -> Response:
-    parts = [first.text]
-    last = first
-    async for event in events:
-        parts.append(event.text)
-        last = event
+    choices = Choices()
+    choices.add(first)
+    if not first.ends_stream:
+        async for event in events:
+            choices.add(event)
     started = time.perf_counter()
-    assert last.finish_reason is not None
-    record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
-    payload = orjson.dumps(fmt.whole("".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens))
+    record.tokens_in, record.tokens_out = choices.prompt_tokens, choices.completion_tokens
+    payload = orjson.dumps(fmt.whole(choices.ordered(), choices.prompt_tokens, choices.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
     return response
@@ -121,33 +120,36 @@ async def _whole_response(
 
 async def _stream_body(
     fmt: ResponseFormat,
+    n: int,
     first: GenerationEvent,
     events: AsyncIterator[GenerationEvent],
     include_usage: bool,
     metrics: DeploymentMetrics,
     record: RequestRecord,
 ) -> AsyncIterator[bytes]:
+    finished_tokens = 0  # completion tokens of the choices that have finished (n > 1 sums them)
     try:
-        opening = fmt.opening_chunk()
+        opening = fmt.opening_chunk(n)
         if opening is not None:
             yield sse_event(orjson.dumps(opening))
         event = first
         while True:
             started = time.perf_counter()
             chunks = []
-            if event.text:
-                chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
+            if event.text or event.logprobs:
+                chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.index, event.text, event.logprobs))))
             if event.finish_reason is not None:
-                record.tokens_in, record.tokens_out = event.prompt_tokens, event.completion_tokens
-                chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
+                finished_tokens += event.completion_tokens
+                chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.index, event.finish_reason))))
+            if event.ends_stream:
+                record.tokens_in, record.tokens_out = event.prompt_tokens, finished_tokens
                 if include_usage:
-                    usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)
-                    chunks.append(sse_event(orjson.dumps(usage)))
+                    chunks.append(sse_event(orjson.dumps(fmt.usage_chunk(event.prompt_tokens, finished_tokens))))
                 chunks.append(DONE)
             metrics.postprocess.observe(time.perf_counter() - started)
             for chunk in chunks:
                 yield chunk
-            if event.finish_reason is not None:
+            if event.ends_stream:
                 return
             event = await anext(events)
     except StrataError as error:
