@@ -49,7 +49,8 @@ def test_n_streamed_matches_the_whole_reply(client: openai.OpenAI) -> None:
             finishes[choice.index] = choice.finish_reason or finishes[choice.index]
     assert texts == [c.message.content for c in whole.choices]
     assert finishes == [c.finish_reason for c in whole.choices]
-    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
+    assert chunks[-1].usage is not None
+    assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
     completions = client.completions.create(model=CHAT, prompt="Strata is", n=2, seed=3, max_tokens=8)
     streamed = ["", ""]
     for chunk in client.completions.create(model=CHAT, prompt="Strata is", n=2, seed=3, max_tokens=8, stream=True):
@@ -65,7 +66,8 @@ def test_chat_logprobs_whole_and_streamed(client: openai.OpenAI) -> None:
     }  # fmt: skip
     reply = client.chat.completions.create(**params)
     choice = reply.choices[0]
-    assert choice.logprobs is not None and choice.logprobs.content
+    assert choice.logprobs is not None
+    assert choice.logprobs.content
     entries = choice.logprobs.content
     assert len(entries) == reply.usage.completion_tokens - (choice.finish_reason == "stop")  # EOS is not listed
     for entry in entries:
@@ -95,11 +97,14 @@ def test_completion_logprobs(client: openai.OpenAI) -> None:
         model=CHAT, prompt="Strata is", max_tokens=8, temperature=0, logprobs=2, extra_body=FIXED_LENGTH
     )
     logprobs = reply.choices[0].logprobs
-    assert logprobs is not None and logprobs.tokens is not None and logprobs.top_logprobs is not None
+    assert logprobs is not None
+    assert logprobs.tokens is not None
+    assert logprobs.top_logprobs is not None
     assert len(logprobs.tokens) == len(logprobs.token_logprobs or []) == reply.usage.completion_tokens == 8
     assert all(len(top) <= 2 and max(top.values()) <= 0.0 for top in logprobs.top_logprobs)
     offsets = logprobs.text_offset or []
-    assert offsets[0] == 0 and offsets == sorted(offsets)
+    assert offsets[0] == 0
+    assert offsets == sorted(offsets)
     assert "".join(logprobs.tokens) == reply.choices[0].text
 
 

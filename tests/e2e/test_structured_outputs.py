@@ -150,29 +150,40 @@ def test_json_object_replies_are_objects_or_cut_short(client: openai.OpenAI) -> 
                 assert isinstance(json.loads(text), dict)
                 finished += 1
             else:
-                assert choice.finish_reason == "length" and _is_json_prefix(text), (choice.finish_reason, text)
+                assert choice.finish_reason == "length"
+                assert _is_json_prefix(text), text
     assert finished > 0
 
 
 def test_unconstrained_replies_are_unchanged(client: openai.OpenAI) -> None:
     messages = [{"role": "user", "content": "What is the capital of France?"}]
     plain = client.chat.completions.create(model=CHAT, messages=messages, temperature=0)
-    text = client.chat.completions.create(model=CHAT, messages=messages, temperature=0, response_format={"type": "text"})
+    text = client.chat.completions.create(
+        model=CHAT, messages=messages, temperature=0, response_format={"type": "text"}
+    )
     assert plain.choices[0].message.content == text.choices[0].message.content == "The capital of France is Paris."
 
 
 @pytest.mark.parametrize(
     ("response_format", "param"),
     [
-        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 12}}}, "response_format.json_schema.schema"),
+        (
+            {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": 12}}},
+            "response_format.json_schema.schema",
+        ),
         ({"type": "json_schema"}, "response_format.json_schema"),
-        ({"type": "json_schema", "json_schema": {"name": "bad name!", "schema": {}}}, "response_format.json_schema.name"),
+        (
+            {"type": "json_schema", "json_schema": {"name": "bad name!", "schema": {}}},
+            "response_format.json_schema.name",
+        ),
         ({"type": "yaml"}, "response_format"),
     ],
 )
 def test_bad_response_format_is_named(client: openai.OpenAI, response_format: dict[str, Any], param: str) -> None:
     with pytest.raises(openai.BadRequestError) as error:
         client.chat.completions.create(
-            model=CHAT, messages=[{"role": "user", "content": "hi"}], response_format=response_format  # type: ignore[arg-type]
+            model=CHAT,
+            messages=[{"role": "user", "content": "hi"}],
+            response_format=response_format,  # type: ignore[arg-type]
         )
     assert error.value.body["param"] == param, error.value.body  # type: ignore[index]

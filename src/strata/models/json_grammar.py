@@ -11,16 +11,19 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import llguidance
 import llguidance.hf
 import numpy as np
 import torch
 
+if TYPE_CHECKING:  # a TypedDict that exists only in llguidance's type stubs
+    from llguidance._lib import JsonCompileOptions
+
 # Compact JSON: with flexible whitespace a small model can emit spaces or newlines without end, and
 # never finish the object inside max_tokens.
-JSON_OPTIONS: llguidance.JsonCompileOptions = {"whitespace_flexible": False}
+JSON_OPTIONS: JsonCompileOptions = {"whitespace_flexible": False}
 
 
 class JsonGrammar:
