@@ -44,7 +44,9 @@ def _auth(server: ServerProcess) -> list[tuple[str, str]]:
 
 def _texts(values: list[str]) -> pb.ModelInferRequest.InferInputTensor:
     contents = pb.InferTensorContents(bytes_contents=[v.encode() for v in values])
-    return pb.ModelInferRequest.InferInputTensor(name="inputs", datatype="BYTES", shape=[len(values)], contents=contents)
+    return pb.ModelInferRequest.InferInputTensor(
+        name="inputs", datatype="BYTES", shape=[len(values)], contents=contents
+    )
 
 
 def test_health_and_model_metadata(served: tuple[ServerProcess, int], stub: pb_grpc.GRPCInferenceServiceStub) -> None:
@@ -57,7 +59,9 @@ def test_health_and_model_metadata(served: tuple[ServerProcess, int], stub: pb_g
     assert metadata.platform == "strata:predict"
 
 
-def test_model_infer_answers_as_rest_does(served: tuple[ServerProcess, int], stub: pb_grpc.GRPCInferenceServiceStub) -> None:
+def test_model_infer_answers_as_rest_does(
+    served: tuple[ServerProcess, int], stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
     server, _ = served
     request = pb.ModelInferRequest(model_name="echo", id="r1", inputs=[_texts(["ping", "pong"])])
     reply = stub.ModelInfer(request, metadata=_auth(server))
@@ -83,7 +87,9 @@ def test_the_rest_request_path_counts_grpc_requests(
 
     def answered() -> float:
         lines = httpx.get(f"{server.url}/metrics", headers=server.headers).text.splitlines()
-        return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("strata_requests") and route in line)
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("strata_requests") and route in line
+        )
 
     before = answered()
     for _ in range(3):
@@ -97,7 +103,10 @@ def test_the_rest_request_path_counts_grpc_requests(
         ([], "echo", None, grpc.StatusCode.UNAUTHENTICATED),
         ([("authorization", "Bearer sk-wrong")], "echo", None, grpc.StatusCode.UNAUTHENTICATED),
         (None, "no-such-model", None, grpc.StatusCode.NOT_FOUND),
-        (None, "echo", pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP16"), grpc.StatusCode.INVALID_ARGUMENT),
+        (
+            None, "echo", pb.ModelInferRequest.InferInputTensor(name="x", datatype="FP16"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
         (
             None, "echo",
             pb.ModelInferRequest.InferInputTensor(

@@ -11,7 +11,7 @@ request's deadline (``x-strata-deadline-ms``).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 import grpc
@@ -63,19 +63,19 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, gateway: Gateway) -> None:
         self._gateway = gateway
 
-    async def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ServerLive(self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext) -> Any:
         reply = await self._call(context, "GET", "/healthz")
         return pb.ServerLiveResponse(live=reply.status == 200)
 
-    async def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ServerReady(self, request: pb.ServerReadyRequest, context: grpc.aio.ServicerContext) -> Any:
         reply = await self._call(context, "GET", "/readyz", ok=(200, 503))
         return pb.ServerReadyResponse(ready=reply.status == 200)
 
-    async def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ModelReady(self, request: pb.ModelReadyRequest, context: grpc.aio.ServicerContext) -> Any:
         card = (await self._call(context, "GET", f"/v1/models/{request.name}")).json()
         return pb.ModelReadyResponse(ready=bool(card["ready"]))
 
-    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ModelMetadata(self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext) -> Any:
         card = (await self._call(context, "GET", f"/v1/models/{request.name}")).json()
         any_tensor = pb.ModelMetadataResponse.TensorMetadata
         return pb.ModelMetadataResponse(
@@ -85,7 +85,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[any_tensor(name="outputs", datatype="BYTES", shape=[-1])],
         )
 
-    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:  # noqa: N802
+    async def ModelInfer(self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext) -> Any:
         if len(request.inputs) != 1:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "inputs: send exactly one input tensor")
         try:
@@ -124,7 +124,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
             await done.wait()  # the RPC is answered (or cancelled: this task is then cancelled too)
             return {"type": "http.disconnect"}
 
-        async def send(message: dict[str, Any]) -> None:
+        async def send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 reply.status, reply.headers = message["status"], list(message.get("headers", []))
             elif message["type"] == "http.response.body":
@@ -204,7 +204,7 @@ def _output_tensor(outputs: list[Any]) -> pb.ModelInferResponse.InferOutputTenso
 async def start_grpc(gateway: Gateway, host: str, port: int) -> tuple[grpc.aio.Server, int]:
     """Serve the OIP v2 service on ``host:port`` (0: a free port); returns the server and its port."""
     server = grpc.aio.server()
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(gateway), server)
+    pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(gateway), server)  # type: ignore[no-untyped-call]
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound
