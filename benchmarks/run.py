@@ -18,6 +18,7 @@ from benchmarks import (
     distributed,
     embeddings,
     gateway,
+    grpc_overhead,
     request_path,
     structured,
     textgen,
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "distributed": distributed.run,
     "request_path": request_path.run,
     "structured": structured.run,
+    "grpc": grpc_overhead.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
