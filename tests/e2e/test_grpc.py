@@ -15,11 +15,18 @@ from strata.testing.server import free_port
 
 pytestmark = pytest.mark.e2e
 
+ECHO = "strata.models.python_model:EchoModel"
 SPEC = {
     "name": "grpc",
-    "models": [{"name": "echo", "kind": "python", "entrypoint": "strata.models.python_model:EchoModel"}],
-    "deployments": [{"name": "echo", "model": "echo", "batching": {"max_batch_size": 8, "max_wait_ms": 2}}],
-    "routes": [{"name": "echo", "deployment": "echo"}],
+    "models": [
+        {"name": "echo", "kind": "python", "entrypoint": ECHO},
+        {"name": "slow-echo", "kind": "python", "entrypoint": ECHO, "options": {"sleep_ms": 300}},
+    ],
+    "deployments": [
+        {"name": "echo", "model": "echo", "batching": {"max_batch_size": 8, "max_wait_ms": 2}},
+        {"name": "slow", "model": "slow-echo", "max_queue": 1, "batching": {"max_batch_size": 1, "max_wait_ms": 0}},
+    ],
+    "routes": [{"name": "echo", "deployment": "echo"}, {"name": "slow-echo", "deployment": "slow"}],
 }
 
 
@@ -130,3 +137,22 @@ def test_errors_carry_grpc_status_codes(
         stub.ModelInfer(request, metadata=_auth(server) if metadata is None else metadata)
     assert error.value.code() == code, error.value.details()
     assert error.value.details()
+
+
+def test_admission_sheds_grpc_requests_as_it_sheds_rest(
+    served: tuple[ServerProcess, int], stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
+    server, _ = served
+    request = pb.ModelInferRequest(model_name="slow-echo", inputs=[_texts(["x"])])
+    calls = [stub.ModelInfer.future(request, metadata=_auth(server)) for _ in range(6)]
+    codes = []
+    for call in calls:
+        try:
+            call.result()
+            codes.append(grpc.StatusCode.OK)
+        except grpc.RpcError as error:
+            codes.append(error.code())
+    assert grpc.StatusCode.OK in codes
+    shed = [code for code in codes if code != grpc.StatusCode.OK]
+    assert shed, codes  # one running and one queued at most: the rest are refused at once
+    assert set(shed) <= {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED}, codes
