@@ -41,7 +41,7 @@ def _request(index: int, constrained: bool) -> GenerationRequest:
     return GenerationRequest(params=params, messages=MESSAGES, constraint=LONG_STRING if constrained else None)
 
 
-async def _step_times_s(engine: HFCausalLM, duration_s: float) -> tuple[float, float, list[str]]:
+async def _step_times_s(engine: HFCausalLM, duration_s: float) -> tuple[float, float, list[str], list[float]]:
     """Median CPU time per decode step of a batch of ROWS plain sequences and of one with
     CONSTRAINED of them under the grammar. CPU time (the process's: one torch thread, the decode
     thread and the event loop), not wall time: on a shared machine other processes' load would
@@ -50,6 +50,7 @@ async def _step_times_s(engine: HFCausalLM, duration_s: float) -> tuple[float, f
     batcher.start()
     rounds: dict[int, list[float]] = {0: [], CONSTRAINED: []}
     texts: list[str] = []
+    events: dict[bool, list[float]] = {False: [], True: []}  # events per row, plain and mixed rounds
     try:
         started = time.perf_counter()
         while time.perf_counter() - started < 2 * duration_s or len(rounds[CONSTRAINED]) < 5:
@@ -58,14 +59,18 @@ async def _step_times_s(engine: HFCausalLM, duration_s: float) -> tuple[float, f
                 streams = [batcher.submit(_request(i, i < constrained)) for i in range(ROWS)]
                 replies = await asyncio.gather(*(_text(stream.events()) for stream in streams))
                 times.append((time.process_time() - cpu) / TOKENS)
-                texts += replies[:constrained]
+                texts += [text for text, _ in replies[:constrained]]
+                events[constrained > 0].append(sum(count for _, count in replies) / ROWS)
     finally:
         await asyncio.to_thread(batcher.stop)
-    return statistics.median(rounds[0]), statistics.median(rounds[CONSTRAINED]), texts
+    per_row = [statistics.mean(events[False]), statistics.mean(events[True])]
+    return statistics.median(rounds[0]), statistics.median(rounds[CONSTRAINED]), texts, per_row
 
 
-async def _text(events: AsyncIterator[GenerationEvent]) -> str:
-    return "".join([event.text async for event in events])
+async def _text(events: AsyncIterator[GenerationEvent]) -> tuple[str, int]:
+    """A row's text and how many events carried it (each is a hand-off to the event loop)."""
+    parts = [event.text async for event in events]
+    return "".join(parts), len(parts)
 
 
 def _grammar_s(engine: HFCausalLM, texts: list[str]) -> float:
@@ -92,7 +97,7 @@ def run(duration_s: float) -> list[Row]:
     engine = HFCausalLM(resolve_model_path("builtin:strata-chat-tiny"))
     engine.warmup()
     with pinned_here():
-        plain, mixed, texts = asyncio.run(_step_times_s(engine, duration_s))
+        plain, mixed, texts, events = asyncio.run(_step_times_s(engine, duration_s))
         mask = _grammar_s(engine, texts)
     per_row = (mixed - plain) / CONSTRAINED
     ratio = per_row / mask
@@ -103,6 +108,9 @@ def run(duration_s: float) -> list[Row]:
         Row("structured", "grammar alone (mask + advance), per row", mask * 1e6, "us"),
         Row("structured", "extra per JSON row / grammar alone", ratio, "ratio", "<= 2x", ratio <= 2.0),
         Row("structured", "mixed step / plain step", mixed / plain, "ratio"),
+        # Plain rows past EOS (ignore_eos) decode EOS tokens that carry no text, so they send fewer events.
+        Row("structured", "events per row, plain batch", events[0], "events"),
+        Row("structured", "events per row, mixed batch", events[1], "events"),
     ]
 
 
