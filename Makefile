@@ -12,7 +12,7 @@ APP ?=
 ARGS ?=
 
 # make serve keeps its state (metadata database) in ./.strata unless the spec or --database-url says otherwise.
-.PHONY: serve test fuzz lint typecheck bench docs install clean vllm-venv gpu-check
+.PHONY: serve test fuzz lint typecheck bench docs install clean vllm-venv gpu-check proto
 
 install: $(STAMP)
 
@@ -50,6 +50,11 @@ typecheck: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/strata bench $(ARGS)
+
+# The gRPC service's generated code (committed) from src/strata/gateway/grpc/inference.proto.
+proto: $(STAMP)
+	$(BIN)/python -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src \
+		src/strata/gateway/grpc/inference.proto
 
 # Doc tooling (the `docs` extra: MkDocs and its Material theme) goes into the same venv.
 $(DOCS_STAMP): $(STAMP) pyproject.toml

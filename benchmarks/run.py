@@ -19,10 +19,12 @@ from benchmarks import (
     embeddings,
     engines,
     gateway,
+    grpc_overhead,
     guardrails_eval,
     guardrails_stream,
     overload,
     request_path,
+    structured,
     textgen,
     tracing,
     workflows,
@@ -44,6 +46,8 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "guardrails_eval": guardrails_eval.run,
     "guardrails_stream": guardrails_stream.run,
     "engines": engines.run,
+    "structured": structured.run,
+    "grpc": grpc_overhead.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

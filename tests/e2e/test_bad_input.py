@@ -63,7 +63,7 @@ def test_bad_embedding_fields_are_named(http: httpx.Client, body: dict[str, Any]
             {"model": "echo", "messages": [{"role": "user", "content": [{"type": "image_url"}]}]},
             "messages[0].content",
         ),
-        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 2}, "n"),
+        ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "n": 17}, "n"),
         ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "top_p": 0}, "top_p"),
         ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "max_tokens": 0}, "max_tokens"),
         ({"model": "echo", "messages": [{"role": "user", "content": "x"}], "stop": ["a"] * 5}, "stop"),

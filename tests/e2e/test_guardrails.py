@@ -85,6 +85,17 @@ def test_output_block_plain_and_streamed(server: ServerProcess, client: openai.O
     assert "Ber" not in "".join(chunks)
 
 
+def test_output_guards_redact_every_choice_and_refuse_what_would_leak(client: openai.OpenAI) -> None:
+    whole = client.chat.completions.create(model="chat", messages=FRANCE, temperature=0, n=2)
+    assert [choice.message.content for choice in whole.choices] == ["The capital of France is [TERM]."] * 2
+    with pytest.raises(openai.BadRequestError) as logprobs:  # the raw tokens would show what was redacted
+        client.chat.completions.create(model="chat", messages=FRANCE, temperature=0, logprobs=True)
+    assert logprobs.value.param == "logprobs"
+    with pytest.raises(openai.BadRequestError) as streamed_n:  # one hold-back window holds one answer
+        client.chat.completions.create(model="chat", messages=FRANCE, temperature=0, n=2, stream=True)
+    assert streamed_n.value.param == "n"
+
+
 def test_flag_changes_nothing_but_is_audited(server: ServerProcess, client: openai.OpenAI) -> None:
     since = last_seq(server)
     question = [{"role": "user", "content": "What is Strata?"}]

@@ -21,6 +21,7 @@ from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
+from strata.gateway.grpc.server import start_grpc
 from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
@@ -108,11 +109,17 @@ def create_app(
         loading = asyncio.create_task(_load(server, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         workflows.start_triggers()
+        grpc_server = None
+        if spec.gateway.grpc_port is not None:
+            grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
+            log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
         try:
             lifetimes = [access.audit_watch.running(), live.running()]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:
+            if grpc_server is not None:
+                await grpc_server.stop(grace=5.0)  # in-flight RPCs finish while models are still loaded
             await workflows.stop()  # running steps finish (or their jobs are released) before models go
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from starlette.responses import Response
 
-from strata.errors import DeadlineExceeded, StrataError
+from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
 from strata.gateway.call import Call, require_task
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
@@ -25,7 +25,7 @@ from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
 from strata.record import RequestRecord
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
-from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import Choices, GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.server import ModelServer
 
 OutputCheck = Callable[[str], Awaitable[str]]
@@ -60,6 +60,8 @@ class CompletionsAPI:
         receive = call.receive
         context = request_context(call, body.user)
         guards = self.guardrails.for_request(route.name, call.record.tenant) if self.guardrails else None
+        if guards is not None and guards.output:
+            _check_guardable(body, generation)
         if guards is not None and guards.input:
             generation = await self._guard_input(guards, generation, call.record)
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
@@ -76,7 +78,7 @@ class CompletionsAPI:
         record.first_token = time.perf_counter()
         metrics = self.server.deployments[served.deployment].metrics
         metrics.time_to_first_token.observe(record.first_token - record.received)
-        fmt = response_format(model=route.name)
+        fmt = response_format(model=route.name, logprobs=generation.params.logprobs is not None)
         events = _until(events, context.deadline)
         check: OutputCheck | None = None
         if guards is not None and guards.output:
@@ -88,7 +90,7 @@ class CompletionsAPI:
                 check = _output_check(self.guardrails, guards, call.record)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            body_events = _stream_body(fmt, first, events, include_usage, metrics, call.record)
+            body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record)
             return SSEResponse(body_events, headers=served.headers())
         # A client that gives up on a long generation must free its batch slot too.
         whole = _whole_response(fmt, first, events, metrics, call.record, check)
@@ -114,6 +116,23 @@ class CompletionsAPI:
             messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
             return dataclasses.replace(generation, messages=messages)
         return dataclasses.replace(generation, prompt=checked[0])
+
+
+def _check_guardable(body: ChatCompletionRequest | CompletionRequest, generation: GenerationRequest) -> None:
+    """Refuse what output guards cannot hold back: log probabilities carry each token's raw text (a
+    redaction would leak through them), and one window holds one streamed answer at a time."""
+    if generation.params.logprobs is not None:
+        raise InvalidRequest(
+            "logprobs are not available on a route with output guards: they would show the text the guards "
+            "redact or block.",
+            param="logprobs",
+        )
+    if body.stream and body.n > 1:
+        raise InvalidRequest(
+            "n > 1 cannot be streamed through this route's output guards (they hold back one answer's text "
+            "at a time): ask for n = 1, or for the whole response (stream: false).",
+            param="n",
+        )
 
 
 def _output_check(guardrails: Guardrails, guards: GuardSet, record: RequestRecord) -> OutputCheck:
@@ -172,12 +191,21 @@ async def _guarded(
         await events.aclose()  # type: ignore[attr-defined]
 
 
-def _finished(record: RequestRecord, at: float, last: GenerationEvent, metrics: DeploymentMetrics) -> None:
-    """The generation's last event: its tokens, why it stopped, and the inter-token latency."""
-    record.inference_ended, record.finish_reason = at, last.finish_reason
-    record.tokens_in, record.tokens_out = last.prompt_tokens, last.completion_tokens
-    if record.first_token and last.completion_tokens > 1:
-        metrics.time_per_output_token.observe((at - record.first_token) / (last.completion_tokens - 1))
+def _finished(
+    record: RequestRecord,
+    at: float,
+    finish_reason: str | None,
+    prompt_tokens: int,
+    completion_tokens: int,
+    longest: int,
+    metrics: DeploymentMetrics,
+) -> None:
+    """The generation has ended: its tokens (summed over choices), why it stopped, and the time per
+    output token of its longest choice (the choices decode side by side)."""
+    record.inference_ended, record.finish_reason = at, finish_reason
+    record.tokens_in, record.tokens_out = prompt_tokens, completion_tokens
+    if record.first_token and longest > 1:
+        metrics.time_per_output_token.observe((at - record.first_token) / (longest - 1))
 
 
 def _until(events: AsyncIterator[GenerationEvent], deadline: Deadline) -> AsyncIterator[GenerationEvent]:
@@ -208,16 +236,21 @@ async def _whole_response(
     record: RequestRecord,
     check: OutputCheck | None = None,
 ) -> Response:
-    parts = [first.text]
-    last = first
-    async for event in events:
-        parts.append(event.text)
-        last = event
+    choices = Choices()
+    choices.add(first)
+    if not first.ends_stream:
+        async for event in events:
+            choices.add(event)
     started = time.perf_counter()
-    assert last.finish_reason is not None
-    _finished(record, started, last, metrics)
-    text = "".join(parts) if check is None else await check("".join(parts))
-    payload = orjson.dumps(fmt.whole(text, last.finish_reason, last.prompt_tokens, last.completion_tokens))
+    ordered = choices.ordered()
+    if check is not None:  # the output guards judge each choice's whole text
+        for choice in ordered:
+            choice.text = await check(choice.text)
+    longest = max(choice.completion_tokens for choice in ordered)
+    _finished(
+        record, started, ordered[0].finish_reason, choices.prompt_tokens, choices.completion_tokens, longest, metrics
+    )
+    payload = orjson.dumps(fmt.whole(ordered, choices.prompt_tokens, choices.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
     return response
@@ -225,33 +258,37 @@ async def _whole_response(
 
 async def _stream_body(
     fmt: ResponseFormat,
+    n: int,
     first: GenerationEvent,
     events: AsyncIterator[GenerationEvent],
     include_usage: bool,
     metrics: DeploymentMetrics,
     record: RequestRecord,
 ) -> AsyncIterator[bytes]:
+    finished_tokens = 0  # completion tokens of the choices that have finished (n > 1 sums them)
     try:
-        opening = fmt.opening_chunk()
+        opening = fmt.opening_chunk(n)
         if opening is not None:
             yield sse_event(orjson.dumps(opening))
         event = first
         while True:
             started = time.perf_counter()
             chunks = []
-            if event.text:
-                chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.text))))
+            if event.text or event.logprobs:
+                chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.index, event.text, event.logprobs))))
             if event.finish_reason is not None:
-                _finished(record, started, event, metrics)
-                chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.finish_reason))))
+                finished_tokens += event.completion_tokens
+                chunks.append(sse_event(orjson.dumps(fmt.finish_chunk(event.index, event.finish_reason))))
+            if event.ends_stream:
+                _finished(record, started, event.finish_reason, event.prompt_tokens, finished_tokens,
+                          event.completion_tokens, metrics)  # fmt: skip
                 if include_usage:
-                    usage = fmt.usage_chunk(event.prompt_tokens, event.completion_tokens)
-                    chunks.append(sse_event(orjson.dumps(usage)))
+                    chunks.append(sse_event(orjson.dumps(fmt.usage_chunk(event.prompt_tokens, finished_tokens))))
                 chunks.append(DONE)
             metrics.postprocess.observe(time.perf_counter() - started)
             for chunk in chunks:
                 yield chunk
-            if event.finish_reason is not None:
+            if event.ends_stream:
                 return
             event = await anext(events)
     except StrataError as error:

@@ -74,7 +74,17 @@ class DecodeEngine(Protocol[StateT]):
         ...
 
     def keep(self, state: StateT, rows: Sequence[int]) -> StateT | None:
-        """Keep only ``rows`` (in that order); None when no row is left."""
+        """Keep only ``rows`` (in that order); None when no row is left. A row may be named more
+        than once: that copies it (the n choices of one request fork a single prefill)."""
+        ...
+
+    def token_texts(self, token_ids: Sequence[int]) -> list[str]:
+        """The text each token decodes to on its own (log-probabilities name tokens this way)."""
+        ...
+
+    def constrain(self, json_schema: str) -> TokenConstraint:
+        """A fresh grammar state that lets a sequence generate only JSON valid against ``json_schema``
+        (JSON text); ValueError saying why when the schema cannot be used."""
         ...
 
     def detokenizer(self) -> Detokenizer:
@@ -82,6 +92,27 @@ class DecodeEngine(Protocol[StateT]):
         ...
 
     def warmup(self) -> None: ...
+
+
+class TokenConstraint(Protocol):
+    """One sequence's grammar: masks the logits to the tokens allowed next, and follows the choices."""
+
+    def fork(self) -> TokenConstraint:
+        """An independent copy in the same state."""
+        ...
+
+    def mask(self, logits: torch.Tensor) -> None:
+        """Set the logits of every forbidden token (one row, shape (vocab,)) to -inf, in place."""
+        ...
+
+    def accept(self, token: int) -> bool:
+        """Advance past a chosen token; False if the grammar refuses it (the mask was not applied)."""
+        ...
+
+    @property
+    def complete(self) -> bool:
+        """Nothing but EOS may follow: the sequence is done."""
+        ...
 
 
 class Detokenizer(Protocol):

@@ -20,6 +20,7 @@ from transformers.cache_utils import DynamicLayer
 
 from strata.errors import InvalidRequest
 from strata.models.detokenizer import IncrementalDetokenizer
+from strata.models.json_grammar import GrammarCompiler, JsonGrammar
 
 FALLBACK_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
@@ -74,6 +75,8 @@ class HFCausalLM:
         self.eos_token_ids = self._eos_ids()
         self.max_context_tokens = int(getattr(self.model.config, "max_position_embeddings", 2048))
         self.chat_template = self.tokenizer.chat_template or FALLBACK_CHAT_TEMPLATE
+        vocab_size = int(self.model.get_output_embeddings().weight.shape[0])  # the logits' width
+        self._grammars = GrammarCompiler(self.tokenizer, vocab_size, self.eos_token_ids)
 
     @classmethod
     def from_options(cls, folder: Path, device: str, options: dict[str, Any]) -> HFCausalLM:
@@ -107,6 +110,13 @@ class HFCausalLM:
 
     def detokenizer(self) -> IncrementalDetokenizer:
         return IncrementalDetokenizer(self.tokenizer)
+
+    def token_texts(self, token_ids: Sequence[int]) -> list[str]:
+        texts: list[str] = self.tokenizer.batch_decode([[token] for token in token_ids])
+        return texts
+
+    def constrain(self, json_schema: str) -> JsonGrammar:
+        return self._grammars.compile(json_schema)
 
     # 2. The decode-engine steps the continuous batcher calls, always from its own thread.
 
@@ -172,3 +182,4 @@ class HFCausalLM:
         next_tokens = logits.argmax(dim=-1).repeat(state.rows)
         for _ in range(3):
             next_tokens = self.step(state, next_tokens).argmax(dim=-1)
+        self.constrain('{"type": "object"}')  # converts the tokenizer for grammars now, not at a first request

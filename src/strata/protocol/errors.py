@@ -36,7 +36,12 @@ def invalid_request_from(error: ValidationError) -> InvalidRequest:
 
 def _drop_union_branches(location: tuple[int | str, ...]) -> tuple[int | str, ...]:
     # pydantic names the union branch it tried ("str", "list[TextPart]"): users never wrote those.
-    return tuple(part for part in location if not (isinstance(part, str) and ("[" in part or part in _BRANCH_NAMES)))
+    # Tagged unions name their tag: Strata's tags start "type=" (see protocol.requests.ResponseFormat).
+    return tuple(
+        part
+        for part in location
+        if not (isinstance(part, str) and ("[" in part or part in _BRANCH_NAMES or part.startswith("type=")))
+    )
 
 
 _BRANCH_NAMES = {"str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after"}

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from strata.serving.generation import Choice, TokenLogprob
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
@@ -16,9 +19,22 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
+def _chat_token(token: str, logprob: float) -> dict[str, Any]:
+    return {"token": token, "logprob": logprob, "bytes": list(token.encode())}
+
+
+def chat_logprobs(entries: Sequence[TokenLogprob]) -> dict[str, Any]:
+    """Chat's ``logprobs`` of one choice (or of one chunk's tokens)."""
+    content = [
+        {**_chat_token(e.token, e.logprob), "top_logprobs": [_chat_token(t, lp) for t, lp in e.top]} for e in entries
+    ]
+    return {"content": content, "refusal": None}
+
+
 @dataclass(slots=True)
 class ChatFormat:
     model: str
+    logprobs: bool = False  # the request asked for them: every choice and chunk carries the field
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -31,21 +47,28 @@ class ChatFormat:
             "choices": choices,
         }
 
-    def opening_chunk(self) -> dict[str, Any] | None:
+    def _logprobs(self, entries: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+        return chat_logprobs(entries) if self.logprobs else None
+
+    def opening_chunk(self, n: int) -> dict[str, Any] | None:
         return self._chunk(
-            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
+            [
+                {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+                for i in range(n)
+            ]
         )
 
-    def text_chunk(self, text: str) -> dict[str, Any]:
-        return self._chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
+    def text_chunk(self, index: int, text: str, logprobs: Sequence[TokenLogprob] = ()) -> dict[str, Any]:
+        choice = {"index": index, "delta": {"content": text}, "logprobs": self._logprobs(logprobs)}
+        return self._chunk([{**choice, "finish_reason": None}])
 
-    def finish_chunk(self, finish_reason: str) -> dict[str, Any]:
-        return self._chunk([{"index": 0, "delta": {}, "logprobs": None, "finish_reason": finish_reason}])
+    def finish_chunk(self, index: int, finish_reason: str) -> dict[str, Any]:
+        return self._chunk([{"index": index, "delta": {}, "logprobs": None, "finish_reason": finish_reason}])
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {**self._chunk([]), "usage": usage(prompt_tokens, completion_tokens)}
 
-    def whole(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+    def whole(self, choices: Sequence[Choice], prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "chat.completion",
@@ -53,11 +76,12 @@ class ChatFormat:
             "model": self.model,
             "choices": [
                 {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
+                    "index": choice.index,
+                    "message": {"role": "assistant", "content": choice.text},
+                    "logprobs": self._logprobs(choice.logprobs),
+                    "finish_reason": choice.finish_reason,
                 }
+                for choice in choices
             ],
             "usage": usage(prompt_tokens, completion_tokens),
         }
@@ -66,8 +90,10 @@ class ChatFormat:
 @dataclass(slots=True)
 class CompletionFormat:
     model: str
+    logprobs: bool = False
     id: str = field(default_factory=lambda: f"cmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
+    _offsets: dict[int, int] = field(default_factory=dict)  # per choice: characters of tokens listed so far
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -78,23 +104,47 @@ class CompletionFormat:
             "choices": choices,
         }
 
-    def opening_chunk(self) -> dict[str, Any] | None:
+    def _logprobs(self, index: int, entries: Sequence[TokenLogprob]) -> dict[str, Any] | None:
+        """The legacy shape: parallel lists, and text offsets counted from the completion's start."""
+        if not self.logprobs:
+            return None
+        offset = self._offsets.get(index, 0)
+        offsets = []
+        for entry in entries:
+            offsets.append(offset)
+            offset += len(entry.token)
+        self._offsets[index] = offset
+        return {
+            "tokens": [e.token for e in entries],
+            "token_logprobs": [e.logprob for e in entries],
+            "top_logprobs": [dict(e.top) for e in entries],
+            "text_offset": offsets,
+        }
+
+    def opening_chunk(self, n: int) -> dict[str, Any] | None:
         return None
 
-    def text_chunk(self, text: str) -> dict[str, Any]:
-        return self._chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": None}])
+    def text_chunk(self, index: int, text: str, logprobs: Sequence[TokenLogprob] = ()) -> dict[str, Any]:
+        choice = {"index": index, "text": text, "logprobs": self._logprobs(index, logprobs), "finish_reason": None}
+        return self._chunk([choice])
 
-    def finish_chunk(self, finish_reason: str) -> dict[str, Any]:
-        return self._chunk([{"index": 0, "text": "", "logprobs": None, "finish_reason": finish_reason}])
+    def finish_chunk(self, index: int, finish_reason: str) -> dict[str, Any]:
+        return self._chunk([{"index": index, "text": "", "logprobs": None, "finish_reason": finish_reason}])
 
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {**self._chunk([]), "usage": usage(prompt_tokens, completion_tokens)}
 
-    def whole(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
-        return {
-            **self._chunk([{"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}]),
-            "usage": usage(prompt_tokens, completion_tokens),
-        }
+    def whole(self, choices: Sequence[Choice], prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
+        body = [
+            {
+                "index": choice.index,
+                "text": choice.text,
+                "logprobs": self._logprobs(choice.index, choice.logprobs),
+                "finish_reason": choice.finish_reason,
+            }
+            for choice in choices
+        ]
+        return {**self._chunk(body), "usage": usage(prompt_tokens, completion_tokens)}
 
 
 ResponseFormat = ChatFormat | CompletionFormat

@@ -3,8 +3,10 @@ layer's ``GenerationRequest``: the HTTP routes, batch lines and pipeline steps a
 
 from __future__ import annotations
 
-from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
-from strata.serving.generation import GenerationRequest
+import orjson
+
+from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, JsonObjectFormat, JsonSchemaFormat
+from strata.serving.generation import GenerationRequest, JsonConstraint
 from strata.serving.sampling import SamplingParams
 
 # Chat templates know system/user/assistant; OpenAI's newer "developer" role means system.
@@ -19,10 +21,14 @@ def generation_request(body: ChatCompletionRequest | CompletionRequest) -> Gener
         stop=body.stop_strings(),
         seed=body.seed,
         ignore_eos=body.ignore_eos,
+        n=body.n,
+        logprobs=body.logprob_count(),
+        presence_penalty=body.presence_penalty,
+        frequency_penalty=body.frequency_penalty,
     )
     if isinstance(body, ChatCompletionRequest):
         messages = tuple({"role": TEMPLATE_ROLE.get(m.role, m.role), "content": m.text()} for m in body.messages)
-        return GenerationRequest(params=params, messages=messages)
+        return GenerationRequest(params=params, messages=messages, constraint=_constraint(body))
     return GenerationRequest(params=params, prompt=body.prompt_text())
 
 
@@ -31,3 +37,14 @@ def step_request(text: str, *, chat: bool, params: SamplingParams) -> Generation
     if chat:
         return GenerationRequest(params=params, messages=({"role": "user", "content": text},))
     return GenerationRequest(params=params, prompt=text)
+
+
+def _constraint(body: ChatCompletionRequest) -> JsonConstraint | None:
+    """The grammar a response_format asks for: any JSON object, or JSON matching a schema."""
+    fmt = body.response_format
+    if isinstance(fmt, JsonObjectFormat):
+        return JsonConstraint(schema='{"type": "object"}')
+    if isinstance(fmt, JsonSchemaFormat):
+        schema = fmt.json_schema.json_schema or {"type": "object"}
+        return JsonConstraint(schema=orjson.dumps(schema).decode(), param="response_format.json_schema.schema")
+    return None

@@ -6,7 +6,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+)
 
 
 def _whole_number(value: Any) -> Any:
@@ -21,10 +31,10 @@ Int = Annotated[int, WHOLE]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0)]
 TopP = Annotated[float, Field(gt=0.0, le=1.0)]
 Stop = str | Annotated[list[Annotated[str, Field(min_length=1)]], Field(max_length=4)] | None
-# OpenAI's types, with the one value Strata supports documented as the range (the validators below
-# refuse others with a message that says so).
-_ONLY_ONE: dict[str, Any] = {"minimum": 1, "maximum": 1, "description": "Only 1 is supported."}
-_ONLY_ZERO: dict[str, Any] = {"minimum": 0, "maximum": 0, "description": "Not supported yet: only 0."}
+Penalty = Annotated[float, Field(ge=-2.0, le=2.0)]
+MAX_CHOICES = 16  # n: each choice is a row of the running batch, so a deployment's max_running caps it too
+MAX_TOP_LOGPROBS = 20  # chat's top_logprobs, as OpenAI
+MAX_COMPLETION_LOGPROBS = 5  # the legacy completions endpoint's logprobs, as OpenAI
 
 
 class RequestModel(BaseModel):
@@ -54,19 +64,54 @@ class ChatMessage(RequestModel):
         return "".join(part.text for part in self.content)
 
 
+class JsonSchemaSpec(RequestModel):
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    description: str | None = None
+    json_schema: dict[str, Any] = Field(
+        default_factory=dict, alias="schema", description="The JSON Schema every reply must match."
+    )
+    strict: bool | None = Field(default=None, description="Accepted; replies always match the schema.")
+
+
+class TextFormat(RequestModel):
+    type: Literal["text"]
+
+
+class JsonObjectFormat(RequestModel):
+    type: Literal["json_object"]
+
+
+class JsonSchemaFormat(RequestModel):
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+def _format_type(value: Any) -> str | None:
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return f"type={kind}" if kind in ("text", "json_object", "json_schema") else None
+
+
+# Chosen by "type"; the tags are named "type=..." so an error's location can drop them (users never
+# wrote them), naming e.g. response_format.json_schema.name.
+ResponseFormat = Annotated[
+    Annotated[TextFormat, Tag("type=text")]
+    | Annotated[JsonObjectFormat, Tag("type=json_object")]
+    | Annotated[JsonSchemaFormat, Tag("type=json_schema")],
+    Discriminator(
+        _format_type,
+        custom_error_type="invalid_format_type",
+        custom_error_message="type must be 'text', 'json_object' or 'json_schema'",
+    ),
+]
+
+
 class _GenerationFields(RequestModel):
     model: str = Field(min_length=1)
     temperature: Temperature = 1.0
     top_p: TopP = 1.0
-    n: Int = Field(default=1, json_schema_extra=_ONLY_ONE)
-
-    @field_validator("n")
-    @classmethod
-    def _one_choice(cls, value: int) -> int:
-        if value != 1:
-            raise ValueError("only n=1 is supported; send several requests for several choices")
-        return value
-
+    n: Annotated[int, Field(ge=1, le=MAX_CHOICES), WHOLE] = Field(
+        default=1, description="Choices to generate from one prompt (run once); each takes a batch slot."
+    )
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: Stop = None
@@ -74,15 +119,8 @@ class _GenerationFields(RequestModel):
     seed: Annotated[int, Field(ge=-(2**63), le=2**63 - 1), WHOLE] | None = None
     user: str | None = None
     ignore_eos: bool = Field(default=False, description="Strata extension (as in vLLM): generate past EOS.")
-    presence_penalty: float = Field(default=0.0, json_schema_extra=_ONLY_ZERO)
-    frequency_penalty: float = Field(default=0.0, json_schema_extra=_ONLY_ZERO)
-
-    @field_validator("presence_penalty", "frequency_penalty")
-    @classmethod
-    def _penalties_unsupported(cls, value: float) -> float:
-        if value != 0.0:
-            raise ValueError("penalties are not supported yet; send 0 or leave it out")
-        return value
+    presence_penalty: Penalty = 0.0
+    frequency_penalty: Penalty = 0.0
 
     def stop_strings(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -94,18 +132,38 @@ class ChatCompletionRequest(_GenerationFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
+    response_format: ResponseFormat | None = Field(
+        default=None, description="json_object or json_schema: the reply is JSON (matching the schema), guaranteed."
+    )
+    logprobs: bool | None = None
+    top_logprobs: Annotated[int, Field(ge=0, le=MAX_TOP_LOGPROBS), WHOLE] | None = None
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_needs_logprobs(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and not info.data.get("logprobs"):
+            raise ValueError("top_logprobs needs logprobs set to true")
+        return value
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def logprob_count(self) -> int | None:
+        """None: no log-probabilities; k: the chosen token's and the k most likely."""
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 class CompletionRequest(_GenerationFields):
     prompt: str | Annotated[list[str], Field(min_length=1, max_length=1)]
     max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = 16
     echo: Literal[False] = False
+    logprobs: Annotated[int, Field(ge=0, le=MAX_COMPLETION_LOGPROBS), WHOLE] | None = None
 
     def token_limit(self) -> int | None:
         return self.max_tokens
+
+    def logprob_count(self) -> int | None:
+        return self.logprobs
 
     def prompt_text(self) -> str:
         return self.prompt if isinstance(self.prompt, str) else self.prompt[0]

@@ -114,7 +114,7 @@ class RayGenerationStream(GenerationStream):
                 if isinstance(event, Failure):
                     self._finished = True
                     raise event.error
-                if event.finish_reason is not None:
+                if event.ends_stream:
                     self._finished = True
                 yield event
                 if self._finished:

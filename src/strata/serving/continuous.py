@@ -17,15 +17,23 @@ from typing import Any
 
 import torch
 
-from strata.errors import Overloaded, ReplicaUnavailable
-from strata.models.base import DecodeEngine, Detokenizer
+from strata.errors import InvalidRequest, Overloaded, ReplicaUnavailable
+from strata.models.base import DecodeEngine, Detokenizer, TokenConstraint
 from strata.observability.metrics import DeploymentMetrics
-from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
-from strata.serving.sampling import sample_next
+from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream, TokenLogprob
+from strata.serving.logprobs import token_logprobs
+from strata.serving.sampling import apply_penalties, choice_seed, sample_next
 
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 0.1
+
+
+@dataclass(slots=True)
+class _Group:
+    """The choices of one request (n > 1) share its stream; it ends when none is left open."""
+
+    open: int
 
 
 @dataclass(slots=True)
@@ -34,6 +42,8 @@ class _Sequence:
     stream: GenerationStream
     detokenizer: Detokenizer
     generator: torch.Generator | None
+    group: _Group
+    index: int = 0  # the choice this row decodes
     submitted_at: float = field(default_factory=time.perf_counter)
     prompt_ids: list[int] = field(default_factory=list)
     generated: int = 0
@@ -41,6 +51,9 @@ class _Sequence:
     text: str = ""
     emitted_chars: int = 0
     finish_reason: str | None = None
+    counts: dict[int, int] | None = None  # generated token -> times, kept only for penalties
+    pending_logprobs: list[TokenLogprob] = field(default_factory=list)  # not yet published
+    constraint: TokenConstraint | None = None  # the JSON grammar of a structured output
 
     @property
     def prompt_tokens(self) -> int:
@@ -103,9 +116,11 @@ class ContinuousBatcher:
 
     def submit(self, request: GenerationRequest) -> GenerationStream:
         """Queue a request (from the event loop); its stream yields the text as it is decoded."""
+        if request.params.n > self._max_running:
+            message = f"n is {request.params.n}; this deployment decodes at most {self._max_running} sequences at once"
+            raise InvalidRequest(message, param="n")
         stream = GenerationStream(asyncio.get_running_loop())
-        generator = torch.Generator().manual_seed(request.params.seed) if request.params.seed is not None else None
-        sequence = _Sequence(request, stream, self._engine.detokenizer(), generator)
+        sequence = self._choice(request, stream, _Group(open=request.params.n), 0)
         with self._work:
             if self._dead:
                 raise ReplicaUnavailable(f"{self._name}: the replica's worker died")
@@ -115,6 +130,12 @@ class ContinuousBatcher:
             self._metrics.queue_depth.inc()
             self._work.notify()
         return stream
+
+    def _choice(self, request: GenerationRequest, stream: GenerationStream, group: _Group, index: int) -> _Sequence:
+        seed = request.params.seed
+        generator = torch.Generator().manual_seed(choice_seed(seed, index)) if seed is not None else None
+        counts: dict[int, int] | None = {} if request.params.penalized else None
+        return _Sequence(request, stream, self._engine.detokenizer(), generator, group, index, counts=counts)
 
     # The loop: admit, drop the cancelled, step, retire. It runs until stop().
 
@@ -154,10 +175,14 @@ class ContinuousBatcher:
                 self._work.wait(IDLE_POLL_S)
 
     def _admit(self) -> None:
-        """1. Move waiting sequences into free slots of the running batch."""
-        while len(self._running) < self._max_running:
+        """1. Move waiting sequences into free slots of the running batch (a request's n choices
+        take n slots, all at once)."""
+        while True:
             with self._work:
                 if not self._waiting:
+                    break
+                head = self._waiting[0]
+                if not head.stream.cancelled and len(self._running) + head.request.params.n > self._max_running:
                     break
                 sequence = self._waiting.popleft()
                 self._metrics.queue_depth.dec()
@@ -166,25 +191,61 @@ class ContinuousBatcher:
         self._metrics.running.set(len(self._running))
 
     def _start(self, sequence: _Sequence) -> None:
-        """Tokenize and prefill one sequence; its first token comes from the prefill's logits."""
+        """Tokenize and prefill one request; its first tokens come from the prefill's logits. With
+        n > 1 the prefill's row is copied once per choice, so the prompt is run once."""
         started = time.perf_counter()
         self._metrics.queue_wait.observe(started - sequence.submitted_at)
         if not self._tokenize(sequence):
             return
+        choices = [sequence]
+        for index in range(1, sequence.request.params.n):
+            choice = self._choice(sequence.request, sequence.stream, sequence.group, index)
+            choice.prompt_ids = sequence.prompt_ids
+            choice.constraint = sequence.constraint.fork() if sequence.constraint is not None else None
+            choices.append(choice)
         try:
             state, logits = self._engine.prefill(sequence.prompt_ids)
             # Sampled here too: outside the boundary a failure killed the decode thread, and this
-            # sequence (in neither the queue nor the batch) was never answered.
-            token = sample_next(logits, [sequence.request.params], [sequence.generator])[0]
+            # request (in neither the queue nor the batch) was never answered.
+            picked = self._choose(choices, logits.expand(len(choices), -1).contiguous())
         except Exception as error:  # boundary: one bad prompt fails only its own request
             log.exception("%s: prefill failed", self._name)
             self._publish_error(sequence, f"{self._name}: prefill failed: {error!r}")
             return
         self._metrics.tokens_in.inc(sequence.prompt_tokens)
-        if not self._advance(sequence, token):
-            self._state = self._engine.join(self._state, state)
-            self._running.append(sequence)
+        going = [c for c, (token, logprob) in zip(choices, picked, strict=True) if not self._advance(c, token, logprob)]
+        if going:
+            forked = state if len(going) == 1 else self._engine.keep(state, [0] * len(going))
+            assert forked is not None
+            self._state = self._engine.join(self._state, forked)
+            self._running.extend(going)
         self._metrics.batch_formation.observe(time.perf_counter() - started)
+
+    def _choose(self, sequences: list[_Sequence], logits: torch.Tensor) -> list[tuple[int, TokenLogprob | None]]:
+        """Penalize, mask to the grammar, sample, and look up log-probabilities for the rows that asked.
+        Rows with none of these cost nothing extra: the logits are changed in place, row by row, and
+        copied first only when some row also wants the model's unchanged log-probabilities."""
+        params = [s.request.params for s in sequences]
+        raw = logits
+        penalized = any(p.penalized for p in params)
+        constrained = [row for row, s in enumerate(sequences) if s.constraint is not None]
+        wanted = [row for row, p in enumerate(params) if p.logprobs is not None]
+        if penalized or constrained:
+            logits = logits.float().clone() if wanted else logits.float()
+            if penalized:
+                logits = apply_penalties(logits, params, [s.counts for s in sequences])
+            for row in constrained:
+                constraint = sequences[row].constraint
+                assert constraint is not None
+                constraint.mask(logits[row])
+        chosen = sample_next(logits, params, [s.generator for s in sequences])
+        found: list[TokenLogprob | None] = [None] * len(sequences)
+        if wanted:
+            top_k = [params[row].logprobs or 0 for row in wanted]
+            entries = token_logprobs(raw, wanted, top_k, [chosen[row] for row in wanted], self._engine.token_texts)
+            for row, entry in zip(wanted, entries, strict=True):
+                found[row] = entry
+        return [(token, found[row]) for row, token in enumerate(chosen)]
 
     def _tokenize(self, sequence: _Sequence) -> bool:
         """Encode the prompt and check it fits the context; False (and a 400 sent) when it does not."""
@@ -214,6 +275,13 @@ class ContinuousBatcher:
             )
             self._publish_error(sequence, message, param="max_tokens")
             return False
+        if request.constraint is not None:
+            try:
+                sequence.constraint = self._engine.constrain(request.constraint.schema)
+            except (ValueError, RuntimeError) as error:  # a schema the grammar compiler cannot use
+                message = f"the JSON schema cannot be used: {error}"
+                self._publish_error(sequence, message, param=request.constraint.param)
+                return False
         return True
 
     def _drop_cancelled(self) -> None:
@@ -230,11 +298,11 @@ class ContinuousBatcher:
         started = time.perf_counter()
         tokens = torch.tensor([s.last_token for s in self._running], dtype=torch.long)
         logits = self._engine.step(self._state, tokens)
-        chosen = sample_next(logits, [s.request.params for s in self._running], [s.generator for s in self._running])
+        chosen = self._choose(self._running, logits)
         self._metrics.inference.observe(time.perf_counter() - started)
         self._metrics.batch_size.observe(len(self._running))
-        for sequence, token in zip(self._running, chosen, strict=True):
-            self._advance(sequence, token)
+        for sequence, (token, logprob) in zip(self._running, chosen, strict=True):
+            self._advance(sequence, token, logprob)
 
     def _retire(self) -> None:
         """4. Finished sequences leave the batch; the engine drops their rows."""
@@ -245,7 +313,7 @@ class ContinuousBatcher:
         self._state = self._engine.keep(self._state, keep) if self._state is not None and keep else None
         self._metrics.running.set(len(self._running))
 
-    def _advance(self, sequence: _Sequence, token: int) -> bool:
+    def _advance(self, sequence: _Sequence, token: int, logprob: TokenLogprob | None = None) -> bool:
         """Apply one sampled token to a sequence and publish its new text; True when it finished."""
         params = sequence.request.params
         if token in self._engine.eos_token_ids and not params.ignore_eos:
@@ -253,10 +321,19 @@ class ContinuousBatcher:
         else:
             sequence.generated += 1
             sequence.last_token = token
+            if sequence.counts is not None:
+                sequence.counts[token] = sequence.counts.get(token, 0) + 1
+            if logprob is not None:
+                sequence.pending_logprobs.append(logprob)
+            if sequence.constraint is not None and not sequence.constraint.accept(token):
+                self._publish_error(sequence, f"{self._name}: the JSON grammar refused token {token}")
+                return True
             self._metrics.tokens_out.inc()
             sequence.text += sequence.detokenizer.push(token)
             if params.stop and self._truncate_at_stop(sequence):
                 sequence.finish_reason = "stop"
+            elif sequence.constraint is not None and sequence.constraint.complete:
+                sequence.finish_reason = "stop"  # the JSON is whole: only EOS could follow
             elif (params.max_tokens is not None and sequence.generated >= params.max_tokens) or (
                 sequence.prompt_tokens + sequence.generated >= self._engine.max_context_tokens
             ):
@@ -283,16 +360,22 @@ class ContinuousBatcher:
         end = max(sequence.emitted_chars, len(sequence.text) - holdback)
         delta = sequence.text[sequence.emitted_chars : end]
         if not delta and sequence.finish_reason is None:
-            return
+            return  # any log-probabilities wait for the event that carries their text
         sequence.emitted_chars = end
         if sequence.finish_reason == "cancelled":
             return
+        if sequence.finish_reason is not None:
+            sequence.group.open -= 1
+        logprobs, sequence.pending_logprobs = tuple(sequence.pending_logprobs), []
         sequence.stream.publish(
             GenerationEvent(
                 text=delta,
                 prompt_tokens=sequence.prompt_tokens,
                 completion_tokens=sequence.generated,
                 finish_reason=sequence.finish_reason,
+                index=sequence.index,
+                open_choices=sequence.group.open,
+                logprobs=logprobs,
             )
         )
 

@@ -5,12 +5,29 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from strata.errors import InvalidRequest, ModelFailed
 from strata.serving.sampling import SamplingParams
 
 FinishReason = str  # "stop" (EOS or a stop string) or "length" (max_tokens or the context is full)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenLogprob:
+    """One generated token's text and log-probability, and the most likely alternatives at its step."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JsonConstraint:
+    """Structured output: the generated text must be JSON valid against ``schema``."""
+
+    schema: str  # the JSON Schema as JSON text; '{"type": "object"}' for OpenAI's json_object
+    param: str = "response_format"  # the request field to name when the schema cannot be used
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,6 +38,7 @@ class GenerationRequest:
     params: SamplingParams
     messages: tuple[dict[str, str], ...] | None = None
     prompt: str | None = None
+    constraint: JsonConstraint | None = None  # grammar-constrained decoding (response_format)
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +51,54 @@ class GenerationEvent:
     finish_reason: FinishReason | None = None
     error: str | None = None
     error_param: str | None = None  # set when the request itself was invalid (e.g. too long): a 400
+    index: int = 0  # which choice (n > 1): the events of all choices share one stream
+    open_choices: int = 0  # choices still running after this event; the stream ends at a finish with none
+    logprobs: tuple[TokenLogprob, ...] = ()  # the tokens decoded since the choice's last event, when asked
+
+    @property
+    def ends_stream(self) -> bool:
+        return self.finish_reason is not None and self.open_choices == 0
+
+
+@dataclass(slots=True)
+class Choice:
+    """One choice's whole generation, gathered from its events."""
+
+    index: int
+    text: str = ""
+    finish_reason: FinishReason | None = None
+    completion_tokens: int = 0
+    logprobs: list[TokenLogprob] = field(default_factory=list)
+
+    def add(self, event: GenerationEvent) -> None:
+        self.text += event.text
+        self.logprobs.extend(event.logprobs)
+        self.completion_tokens = event.completion_tokens
+        if event.finish_reason is not None:
+            self.finish_reason = event.finish_reason
+
+
+class Choices:
+    """Every choice of one generation, by index, and the prompt's token count (shared by all)."""
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, Choice] = {}
+        self.prompt_tokens = 0
+
+    def add(self, event: GenerationEvent) -> None:
+        choice = self.by_index.get(event.index)
+        if choice is None:
+            choice = self.by_index[event.index] = Choice(event.index)
+        choice.add(event)
+        self.prompt_tokens = event.prompt_tokens
+
+    def ordered(self) -> list[Choice]:
+        return [self.by_index[index] for index in sorted(self.by_index)]
+
+    @property
+    def completion_tokens(self) -> int:
+        """Summed over choices, as OpenAI bills n > 1."""
+        return sum(choice.completion_tokens for choice in self.by_index.values())
 
 
 class GenerationStream:
@@ -79,7 +145,7 @@ class GenerationStream:
                         raise InvalidRequest(event.error, param=event.error_param)
                     raise ModelFailed(event.error)
                 yield event
-                if event.finish_reason is not None:
+                if event.ends_stream:
                     return
         finally:
             self.close()

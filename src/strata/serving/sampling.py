@@ -20,10 +20,43 @@ class SamplingParams:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     ignore_eos: bool = False  # keep going past EOS (fixed-length benchmarks), as vLLM allows
+    n: int = 1  # choices decoded from one prefill, each its own row of the batch
+    logprobs: int | None = None  # None: none; k: each chosen token's log-probability and the k most likely
+    presence_penalty: float = 0.0  # subtracted once from every token already generated
+    frequency_penalty: float = 0.0  # subtracted per occurrence of a token already generated
 
     @property
     def greedy(self) -> bool:
         return self.temperature < GREEDY_BELOW
+
+    @property
+    def penalized(self) -> bool:
+        return self.presence_penalty != 0.0 or self.frequency_penalty != 0.0
+
+
+def choice_seed(seed: int, index: int) -> int:
+    """The seed of choice ``index``: choice 0 keeps the request's seed (n=1 is unchanged), the others
+    differ from it and from each other, and XOR with a small index stays inside int64."""
+    return seed ^ index
+
+
+def apply_penalties(
+    logits: torch.Tensor, params: Sequence[SamplingParams], counts: Sequence[dict[int, int] | None]
+) -> torch.Tensor:
+    """OpenAI's presence and frequency penalties over each row's generated tokens so far:
+    ``logit -= frequency * count + presence * (count > 0)``. Rows without penalties are untouched
+    and cost nothing; a row that has them costs one scatter over the distinct tokens it generated."""
+    rows = [row for row, p in enumerate(params) if p.penalized and counts[row]]
+    if not rows:
+        return logits
+    for row in rows:
+        seen = counts[row]
+        assert seen is not None
+        ids = torch.tensor(list(seen.keys()), dtype=torch.long)
+        times = torch.tensor(list(seen.values()), dtype=logits.dtype)
+        p = params[row]
+        logits[row, ids] -= p.frequency_penalty * times + p.presence_penalty
+    return logits
 
 
 def _top_p_filter(logits: torch.Tensor, top_p: torch.Tensor) -> torch.Tensor:

@@ -232,6 +232,14 @@ class TLSSpec(SpecModel):
 class GatewaySpec(SpecModel):
     host: str = Field(default="127.0.0.1", description="Address the HTTP server binds.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port; 0 picks a free one.")
+    grpc_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Serve the Open Inference Protocol v2 over gRPC on this port too (same host; 0 picks a free "
+        "one), with the same credentials (metadata `authorization`), limits, admission and batching as REST. "
+        "None: no gRPC.",
+    )
     max_body_bytes: int = Field(default=1_048_576, ge=1024, description="Requests with a larger body get 413.")
     gil_switch_interval_ms: float = Field(
         default=0.5,

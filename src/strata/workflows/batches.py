@@ -133,11 +133,13 @@ async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> 
             return error.status, _error_body(error)
     if context.services.usage is not None:
         await context.services.usage(job_record(context, "requests", body.model, generated, RecordKind.BATCH_LINE))
+    logprobs = request.params.logprobs is not None
     fmt = (
-        ChatFormat(model=body.model) if isinstance(body, ChatCompletionRequest) else CompletionFormat(model=body.model)
+        ChatFormat(model=body.model, logprobs=logprobs)
+        if isinstance(body, ChatCompletionRequest)
+        else CompletionFormat(model=body.model, logprobs=logprobs)
     )
-    text, reason = generated.text, generated.finish_reason
-    return 200, fmt.whole(text, reason, generated.prompt_tokens, generated.completion_tokens)
+    return 200, fmt.whole(generated.choices, generated.prompt_tokens, generated.completion_tokens)
 
 
 def _error_body(error: StrataError) -> dict[str, Any]:

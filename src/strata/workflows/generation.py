@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from strata.errors import InvalidRequest
 from strata.serving.admission import Priority
 from strata.serving.deployment import Deployment
-from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import Choice, Choices, GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.route import RequestContext, Served
 from strata.serving.server import ModelServer
 
@@ -20,12 +20,13 @@ INLINE_CONTEXT = RequestContext(priority=Priority.INTERACTIVE)  # a synchronous 
 
 @dataclass(frozen=True, slots=True)
 class Generated:
-    text: str
+    text: str  # the first choice's (a pipeline step asks for one)
     finish_reason: str
     prompt_tokens: int
-    completion_tokens: int
+    completion_tokens: int  # summed over choices
     served: Served
     compute_s: float
+    choices: tuple[Choice, ...]  # every choice, by index (a batch line may ask for n > 1)
 
 
 async def generate(
@@ -44,16 +45,17 @@ async def generate(
 
     (stream, first, events), permit, served = await route.serve(context, work, hold=True)
     stream.add_close_callback(permit.release)  # the admission slot is held until the generation ends
-    parts, last = [first.text], first
+    choices = Choices()
+    choices.add(first)
     try:
-        if first.finish_reason is None:
+        if not first.ends_stream:
             async for event in events:
-                parts.append(event.text)
-                last = event
+                choices.add(event)
     finally:
         await events.aclose()  # closes the stream: its batch slot and admission permit free at once
-    assert last.finish_reason is not None
+    ordered = choices.ordered()
+    assert ordered[0].finish_reason is not None
     return Generated(
-        "".join(parts), last.finish_reason, last.prompt_tokens, last.completion_tokens, served,
-        time.perf_counter() - started,
+        ordered[0].text, ordered[0].finish_reason, choices.prompt_tokens, choices.completion_tokens, served,
+        time.perf_counter() - started, tuple(ordered),
     )  # fmt: skip

@@ -1,6 +1,8 @@
 """The continuous batcher driving the shipped chat model (the same load path as a user's model)."""
 
 import asyncio
+import dataclasses
+import json
 from collections.abc import AsyncIterator
 
 import pytest
@@ -10,7 +12,7 @@ from strata.models.hf_causal_lm import HFCausalLM
 from strata.models.paths import resolve_model_path
 from strata.observability.metrics import Metrics
 from strata.serving.continuous import ContinuousBatcher
-from strata.serving.generation import GenerationRequest
+from strata.serving.generation import Choice, Choices, GenerationRequest, JsonConstraint
 from strata.serving.sampling import SamplingParams
 
 QUESTIONS = [
@@ -198,3 +200,72 @@ async def test_a_failure_while_admitting_fails_only_that_request(engine: HFCausa
         assert scheduler.alive  # the decode thread survived it
     finally:
         await asyncio.to_thread(scheduler.stop)
+
+
+async def _choices(batcher: ContinuousBatcher, request: GenerationRequest) -> list[Choice]:
+    choices = Choices()
+    async for event in batcher.submit(request).events():
+        choices.add(event)
+    return choices.ordered()
+
+
+async def test_n_choices_fork_one_prefill(engine: HFCausalLM, batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, metrics = batcher
+    alone = await _text(scheduler, _chat("Hello!"))
+    labels = {"deployment": "chat", "direction": "in"}
+    prompt_tokens_before = metrics.registry.get_sample_value("strata_tokens_total", labels)
+    greedy = await _choices(scheduler, _chat("Hello!", n=3))
+    assert [(c.index, c.text, c.finish_reason) for c in greedy] == [(i, alone[0], alone[1]) for i in range(3)]
+    prompt_tokens = metrics.registry.get_sample_value("strata_tokens_total", labels)
+    assert prompt_tokens is not None
+    assert prompt_tokens_before is not None
+    assert prompt_tokens - prompt_tokens_before == len(engine.encode_chat([{"role": "user", "content": "Hello!"}]))
+    sampled = await _choices(scheduler, _chat("Tell me a joke.", n=3, temperature=1.5, seed=4))
+    assert len({c.text for c in sampled}) > 1
+    single = await _text(scheduler, _chat("Tell me a joke.", temperature=1.5, seed=4))
+    assert sampled[0].text == single[0]
+    with pytest.raises(InvalidRequest) as error:  # 5 choices cannot fit a batch of 4
+        scheduler.submit(_chat("Hello!", n=5))
+    assert error.value.param == "n"
+
+
+async def test_logprobs_of_greedy_tokens_are_the_most_likely(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, _ = batcher
+    [choice] = await _choices(scheduler, _chat("What is Strata?", logprobs=2, max_tokens=12))
+    assert len(choice.logprobs) == choice.completion_tokens - (choice.finish_reason == "stop")
+    for entry in choice.logprobs:
+        assert len(entry.top) == 2
+        assert (entry.token, entry.logprob) == pytest.approx(entry.top[0])
+        assert entry.top[0][1] >= entry.top[1][1]
+
+
+def _json_chat(question: str, schema: dict[str, object], **params: object) -> GenerationRequest:
+    request = _chat(question, **params)
+    return dataclasses.replace(request, constraint=JsonConstraint(json.dumps(schema)))
+
+
+async def test_constrained_rows_leave_the_others_unchanged(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, _ = batcher
+    schema = {
+        "type": "object",
+        "properties": {"ok": {"type": "boolean"}},
+        "required": ["ok"],
+        "additionalProperties": False,
+    }
+    alone = [await _text(scheduler, _chat(q)) for q in QUESTIONS[:2]]
+    mixed = await asyncio.gather(
+        *(_text(scheduler, _chat(q)) for q in QUESTIONS[:2]),
+        *(_text(scheduler, _json_chat(q, schema, temperature=1.0, seed=2)) for q in QUESTIONS[:2]),
+    )
+    assert list(mixed[:2]) == alone
+    for text, finish, _ in mixed[2:]:
+        assert finish == "stop"
+        assert isinstance(json.loads(text)["ok"], bool)
+
+
+async def test_an_unusable_schema_is_a_400_naming_the_field(batcher: tuple[ContinuousBatcher, Metrics]) -> None:
+    scheduler, _ = batcher
+    with pytest.raises(InvalidRequest) as error:
+        await _text(scheduler, _json_chat("Hello!", {"type": 12}))
+    assert error.value.param == "response_format"
+    assert await _text(scheduler, _chat("Hello!"))  # the replica serves on
