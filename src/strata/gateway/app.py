@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from strata.access import AccessControl
+from strata.data.artifacts import ArtifactStore
 from strata.gateway.access_api import AccessAPI
 from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
@@ -20,11 +21,13 @@ from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
+from strata.gateway.registry_api import RegistryAPI, gateway_audit
 from strata.gateway.routes import (
     access_routes,
     dashboard_routes,
     openai_routes,
     operations_routes,
+    registry_routes,
     traffic_routes,
     workflow_routes,
 )
@@ -33,6 +36,8 @@ from strata.observability.access_metrics import BudgetShare, ChainState, registe
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.workflow_metrics import WorkflowMetrics
+from strata.registry.service import ModelRegistry
+from strata.registry.serving import RegistryBinding
 from strata.runtime import Runtime, runtime_for
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
@@ -60,6 +65,8 @@ def create_app(
     workflows = Workflows(
         spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs
     )
+    registry = ModelRegistry(database, ArtifactStore(spec.store.artifacts_url), gateway_audit(access))
+    binding = RegistryBinding(server, registry)
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
@@ -70,6 +77,7 @@ def create_app(
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
+            *registry_routes(RegistryAPI(registry, binding)),
         ]
     )
     live = LiveSeries(server.metrics)
@@ -87,7 +95,7 @@ def create_app(
         new_admin_key = await access.start()
         if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
-        loading = asyncio.create_task(_load(server, progress), name="load-models")
+        loading = asyncio.create_task(_load(server, binding, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         workflows.start_triggers()
         try:
@@ -131,7 +139,14 @@ def _export_governance(metrics: Metrics, access: AccessControl) -> None:
     register_governance_metrics(metrics.registry, budgets, chain, lambda: access.audit_watch.failures)
 
 
-async def _load(server: ModelServer, progress: ProgressCallback | None) -> None:
+async def _load(server: ModelServer, binding: RegistryBinding, progress: ProgressCallback | None) -> None:
+    try:
+        await binding.materialise()  # registry:NAME@... paths become verified local folders first
+    except Exception as error:  # boundary: the gateway stays up and /readyz names what failed
+        for name in binding.served:
+            server.deployments[name].load_errors[name] = f"registry: {error}"
+        log.error("could not materialise registry models: %s", error)
+        return
     await server.start(progress)
     # Everything loaded now (torch, transformers, the models) lives for the whole process: move it out
     # of the collector's reach, so a full collection walks only what requests allocate (a full pass

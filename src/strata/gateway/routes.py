@@ -21,8 +21,10 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJob
+from strata.gateway.registry_api import PromoteRequest, RegistryAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.protocol import dashboard as board
+from strata.protocol import registry as reg
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
@@ -214,4 +216,24 @@ def dashboard_routes(api: DashboardAPI) -> list[Endpoint]:
         Endpoint("GET", f"{ADMIN}/dashboard/overview", api.overview, Scope.ADMIN,
                  "Budgets, jobs by state, the dead-letter queue and the audit chain's last verdict", tag,
                  response=board.DashboardOverview),
+    ]  # fmt: skip
+
+
+def registry_routes(api: RegistryAPI) -> list[Endpoint]:
+    tag, models = "registry", f"{ADMIN}/registry/models"
+    name = {"name": from_response("data/0/name")}
+    stage = f"{models}/{{name}}/stages/{{stage}}"
+    return [
+        Endpoint("GET", models, api.list_models, Scope.ADMIN,
+                 "Registered models, their stages and what this server serves", tag,
+                 response=reg.RegistryModelList, links=(Link(api.list_versions, name),)),
+        Endpoint("GET", f"{models}/{{name}}/versions", api.list_versions, Scope.ADMIN, "A model's versions", tag,
+                 response=reg.RegistryVersionList),
+        Endpoint("GET", f"{models}/{{name}}/versions/{{version}}", api.get_version, Scope.ADMIN,
+                 "One version: metadata, file manifest and signature", tag, response=reg.RegistryVersion),
+        Endpoint("POST", f"{stage}/promote", api.promote, Scope.ADMIN,
+                 "Point a stage at a version; deployments serving the stage reload with no gap", tag,
+                 request=PromoteRequest, response=reg.RegistryStage, errors=(409,)),
+        Endpoint("POST", f"{stage}/rollback", api.rollback, Scope.ADMIN,
+                 "Return a stage to the version it named before", tag, response=reg.RegistryStage, errors=(409,)),
     ]  # fmt: skip

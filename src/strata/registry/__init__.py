@@ -1,5 +1,4 @@
-"""The model registry: versions of model folders stored content-addressed, stages, promote and rollback."""
+"""The model registry: versions of model folders stored content-addressed, stages, promote and rollback.
 
-from strata.registry.service import REGISTRY_PREFIX, ModelRegistry, Reference
-
-__all__ = ["REGISTRY_PREFIX", "ModelRegistry", "Reference"]
+``strata.registry.reference`` is light (the spec imports it); ``strata.registry.service`` holds the store.
+"""

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -21,40 +20,14 @@ from strata.access.audit import AuditEvent
 from strata.data.artifacts import ArtifactStore
 from strata.errors import Conflict, InvalidRequest, NotFound, SpecError
 from strata.registry.files import Materialised, entries_from, materialise, signature_of, store_folder
+from strata.registry.reference import STAGES, TASKS, Reference
 from strata.registry.tables import RegistryStage, RegistryVersion
 from strata.store import Database
 
-Stage = Literal["staging", "production", "archived"]
-STAGES: tuple[str, ...] = get_args(Stage)
-RegistryTask = Literal["generate", "embed", "predict"]
-TASKS: tuple[str, ...] = get_args(RegistryTask)
 MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
-REGISTRY_PREFIX = "registry:"
-_REFERENCE = re.compile(r"^registry:(?P<name>[a-z0-9][a-z0-9._-]{0,63})@(?P<at>[0-9]+|[a-z]+)$")
 _PUSH_RETRIES = 5  # two pushes of one model racing for the next number: the loser takes the one after
 
 AuditSink = Callable[[AuditEvent], Awaitable[None]]
-
-
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """``registry:NAME@VERSION`` or ``registry:NAME@STAGE``."""
-
-    name: str
-    version: int | None
-    stage: str | None
-
-    @classmethod
-    def parse(cls, text: str, param: str = "path") -> Reference:
-        match = _REFERENCE.match(text)
-        if match is None:
-            raise SpecError(f"{param}: '{text}' is not registry:NAME@VERSION or registry:NAME@STAGE", param=param)
-        at = match["at"]
-        if at.isdigit():
-            return cls(match["name"], int(at), None)
-        if at not in STAGES:
-            raise SpecError(f"{param}: unknown stage '{at}' (stages: {', '.join(STAGES)})", param=param)
-        return cls(match["name"], None, at)
 
 
 def check_model_name(name: str) -> str:

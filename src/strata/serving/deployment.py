@@ -178,6 +178,21 @@ class Deployment:
         finally:
             slot.restarting = False
 
+    async def reload(self, model: ModelSpec) -> None:
+        """Serve ``model`` from now on, one replica at a time, with no gap: each new replica loads and
+        warms while the old one still serves, then takes its slot (the old one finishes what it holds).
+        Costs one extra replica's memory while it runs. Not for a runtime that manages replicas itself."""
+        if self.managed:
+            raise StrataError(f"deployment '{self.name}': its runtime manages replicas; restart it to reload")
+        self.model = model
+        for index, slot in enumerate(list(self.slots)):
+            fresh = self._runtime.create_replica(self.spec, model, index, self.metrics)
+            await fresh.start()  # raises: the old replica keeps serving, nothing swapped
+            old, slot.replica = slot.replica, fresh
+            slot.breaker.reset()
+            slot.forget_latency()
+            await old.stop()
+
     async def stop(self) -> None:
         await self._supervisor.stop()
         await asyncio.gather(*(slot.replica.stop() for slot in self.slots), return_exceptions=True)

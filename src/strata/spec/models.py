@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.errors import SpecError
+from strata.registry.reference import REGISTRY_PREFIX, Reference
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
@@ -46,7 +48,11 @@ class ModelSpec(SpecModel):
     kind: ModelKind = Field(description="Which backend loads and runs the model.")
     path: str | None = Field(
         default=None,
-        description="Local folder with the model files, or builtin:NAME for a model Strata ships.",
+        description=(
+            "Local folder with the model files, builtin:NAME for a model Strata ships, or registry:NAME@VERSION / "
+            "registry:NAME@STAGE for a version in the model registry (fetched into a local cache, every file "
+            "checked against its hash, when the server starts)."
+        ),
     )
     entrypoint: str | None = Field(
         default=None,
@@ -68,6 +74,11 @@ class ModelSpec(SpecModel):
                 raise ValueError("kind 'python' needs 'entrypoint' (package.module:factory)")
         elif self.path is None:
             raise ValueError(f"kind '{self.kind}' needs 'path' (a local folder or builtin:NAME)")
+        elif self.path.startswith(REGISTRY_PREFIX):
+            try:  # a malformed reference fails with the spec, not at load time
+                Reference.parse(self.path)
+            except SpecError as error:
+                raise ValueError(error.message) from None
         return self
 
 

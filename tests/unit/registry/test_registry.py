@@ -11,8 +11,9 @@ from strata.access import audit
 from strata.access.audit import AuditEvent
 from strata.data.artifacts import ArtifactStore
 from strata.errors import Conflict, InvalidRequest, NotFound, SpecError
-from strata.registry import ModelRegistry, Reference
 from strata.registry.files import REGISTRY_TENANT
+from strata.registry.reference import Reference
+from strata.registry.service import ModelRegistry
 from strata.store import Database
 
 
@@ -22,6 +23,10 @@ def _folder(root: Path, weights: bytes = b"weights-v1") -> Path:
     (root / "sub").mkdir()
     (root / "sub" / "weights.bin").write_bytes(weights)
     return root
+
+
+def _overwrite(path: str, data: bytes) -> None:
+    Path(path).write_bytes(data)
 
 
 def _blob_count(root: Path) -> int:
@@ -42,12 +47,14 @@ async def test_push_numbers_versions_and_stores_each_file_once(registry: ModelRe
     second = await registry.push("toy", folder, task="embed")
     assert (first["version"], second["version"]) == (1, 2)
     assert first["signature"] == second["signature"]  # same bytes, same manifest
-    assert first["metrics"] == {"recall": 0.9} and first["source_hash"] == "abc"
+    assert first["metrics"] == {"recall": 0.9}
+    assert first["source_hash"] == "abc"
     assert [f["path"] for f in first["files"]] == ["config.json", "sub/weights.bin"]
     assert _blob_count(tmp_path / "artifacts") == 2  # pushed twice, stored once
     changed = _folder(tmp_path / "model-2", weights=b"weights-v2")
     third = await registry.push("toy", changed, task="embed")
-    assert third["version"] == 3 and third["signature"] != first["signature"]
+    assert third["version"] == 3
+    assert third["signature"] != first["signature"]
     assert _blob_count(tmp_path / "artifacts") == 3  # only the changed file is new
     models = await registry.list_models()
     assert models == [{"object": "registry.model", "name": "toy", "versions": 3, "latest": 3, "stages": {}}]
@@ -94,7 +101,8 @@ async def test_promote_and_rollback_move_the_stage(registry: ModelRegistry, tmp_
     # Every action is on the trail, and the chain still verifies.
     actions = [row["action"] for row in await audit.recent(database)]
     assert actions.count("registry.push") == 3
-    assert actions.count("registry.promote") == 3 and actions.count("registry.rollback") == 2
+    assert actions.count("registry.promote") == 3
+    assert actions.count("registry.rollback") == 2
     verdict = await audit.verify(database)
     assert verdict.ok, verdict.problems
 
@@ -126,6 +134,6 @@ async def test_a_corrupt_stored_blob_is_refused(registry: ModelRegistry, tmp_pat
     pushed = await registry.push("toy", folder, task="embed")
     weights = next(f for f in pushed["files"] if f["path"] == "sub/weights.bin")
     blob = registry.artifacts._path(REGISTRY_TENANT, weights["sha256"])
-    Path(blob).write_bytes(b"not the weights")
+    _overwrite(blob, b"not the weights")
     with pytest.raises(SpecError, match="does not match its hash"):
         await registry.materialise(Reference.parse("registry:toy@1"), tmp_path / "cache")
