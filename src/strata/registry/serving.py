@@ -44,9 +44,9 @@ class RegistryBinding:
         """Before any replica loads: point each registry deployment at its verified local folder."""
         async with self._lock:
             for name, served in self.served.items():
-                await self._bind(self.server.deployments[name], served)
+                await self._bind(self.server.deployments[name], served, started=False)
 
-    async def _bind(self, deployment: Deployment, served: Served) -> bool:
+    async def _bind(self, deployment: Deployment, served: Served, *, started: bool = True) -> bool:
         row, local = await self.registry.materialise(served.reference, self.cache)
         if row.version == served.version:
             return False
@@ -54,7 +54,11 @@ class RegistryBinding:
             log.warning(
                 "%s: %d cached file(s) did not match the manifest and were fetched again", row.model, local.repaired
             )
-        deployment.model = deployment.model.model_copy(update={"path": str(local.folder)})
+        model = deployment.model.model_copy(update={"path": str(local.folder)})
+        if started:
+            deployment.model = model  # the caller reloads the replicas
+        else:
+            deployment.rebind(model)
         served.version, served.signature = row.version, row.signature
         return True
 
