@@ -26,10 +26,18 @@ SPEC = """\
 name: registry-e2e
 models:
   - {name: minilm, kind: hf-embedding, path: "registry:minilm@production"}
+  - {name: minilm-v1, kind: hf-embedding, path: "registry:minilm@1"}
+  - {name: minilm-v2, kind: hf-embedding, path: "registry:minilm@2"}
 deployments:
   - {name: embeddings, model: minilm}
+  - {name: emb-v1, model: minilm-v1}
+  - {name: emb-v2, model: minilm-v2}
 routes:
   - {name: minilm, deployment: embeddings}
+  - name: minilm-canary
+    versions:
+      - {name: v1, deployment: emb-v1, weight: 100}
+      - {name: v2, deployment: emb-v2, weight: 0}
 """
 
 
@@ -80,8 +88,9 @@ def _serving(http: httpx.Client) -> dict[str, object]:
     assert reply.status_code == 200, reply.text
     body = reply.json()
     assert [m["name"] for m in body["data"]] == ["minilm"]
-    [served] = body["serving"]
-    return dict(served)
+    served = {s["deployment"]: s for s in body["serving"]}
+    assert (served["emb-v1"]["version"], served["emb-v2"]["version"]) == (1, 2)  # pinned: never move
+    return dict(served["embeddings"])
 
 
 def _norm(vector: list[float]) -> float:
@@ -183,3 +192,24 @@ def test_bad_registry_requests_name_the_field(server: ServerProcess, http: httpx
     ):
         stranger.embeddings.create(model="minilm", input="x")
     assert httpx.get(f"{server.url}/v1/admin/registry/models").status_code == 401
+
+
+def test_canary_between_pinned_registry_versions(
+    server: ServerProcess, client: openai.OpenAI, http: httpx.Client
+) -> None:
+    """Two deployments pin versions 1 and 2: the existing progressive rollout moves traffic between them
+    and an abort sends it all back to version 1."""
+    started = http.post(
+        "/v1/admin/routes/minilm-canary/rollout",
+        json={"canary": "v2", "steps": [50, 100], "window_s": 3600, "auto_promote": False},
+    )
+    assert started.status_code == 201, started.text
+    assert started.json()["canary_weight"] == 50
+    for _ in range(20):
+        assert len(client.embeddings.create(model="minilm-canary", input="canary").data[0].embedding) == 384
+    weights = http.get("/v1/admin/routes/minilm-canary/rollout").json()["weights"]
+    assert weights == {"v1": 50.0, "v2": 50.0}
+    aborted = http.post("/v1/admin/routes/minilm-canary/rollout/abort")
+    assert aborted.json()["phase"] == "rolled_back"
+    assert http.get("/v1/admin/routes/minilm-canary/rollout").json()["weights"] == {"v1": 100.0, "v2": 0.0}
+    assert len(client.embeddings.create(model="minilm-canary", input="after").data[0].embedding) == 384
