@@ -175,12 +175,12 @@ def test_promote_and_rollback_while_serving(
 def test_bad_registry_requests_name_the_field(server: ServerProcess, http: httpx.Client) -> None:
     promote = "/v1/admin/registry/models/minilm/stages/{stage}/promote"
     cases = [
-        (http.post(promote.format(stage="prod"), json={"version": 1}), 400, "stage"),
+        (http.post(promote.format(stage="prod"), json={"version": 1}), 404, "stage"),
         (http.post(promote.format(stage="production"), json={"version": 0}), 400, "version"),
         (http.post(promote.format(stage="production"), json={"version": "two"}), 400, "version"),
         (http.post(promote.format(stage="production"), json={"version": 99}), 404, "version"),
-        (http.get("/v1/admin/registry/models/minilm/versions/x"), 400, "version"),
-        (http.get("/v1/admin/registry/models/Nope/versions"), 400, "name"),
+        (http.get("/v1/admin/registry/models/minilm/versions/x"), 404, "version"),
+        (http.get("/v1/admin/registry/models/Nope/versions"), 404, "name"),
         (http.get("/v1/admin/registry/models/nope/versions"), 404, "name"),
     ]
     for reply, status, param in cases:

@@ -224,16 +224,16 @@ def registry_routes(api: RegistryAPI) -> list[Endpoint]:
     name = {"name": from_response("data/0/name")}
     stage = f"{models}/{{name}}/stages/{{stage}}"
     return [
-        Endpoint("GET", models, api.list_models, Scope.ADMIN,
+        Endpoint("GET", models, api.list_registered_models, Scope.ADMIN,
                  "Registered models, their stages and what this server serves", tag,
-                 response=reg.RegistryModelList, links=(Link(api.list_versions, name),)),
-        Endpoint("GET", f"{models}/{{name}}/versions", api.list_versions, Scope.ADMIN, "A model's versions", tag,
+                 response=reg.RegistryModelList, links=(Link(api.list_model_versions, name),)),
+        Endpoint("GET", f"{models}/{{name}}/versions", api.list_model_versions, Scope.ADMIN, "A model's versions", tag,
                  response=reg.RegistryVersionList),
-        Endpoint("GET", f"{models}/{{name}}/versions/{{version}}", api.get_version, Scope.ADMIN,
+        Endpoint("GET", f"{models}/{{name}}/versions/{{version}}", api.get_model_version, Scope.ADMIN,
                  "One version: metadata, file manifest and signature", tag, response=reg.RegistryVersion),
-        Endpoint("POST", f"{stage}/promote", api.promote, Scope.ADMIN,
+        Endpoint("POST", f"{stage}/promote", api.promote_stage, Scope.ADMIN,
                  "Point a stage at a version; deployments serving the stage reload with no gap", tag,
                  request=PromoteRequest, response=reg.RegistryStage, errors=(409,)),
-        Endpoint("POST", f"{stage}/rollback", api.rollback, Scope.ADMIN,
+        Endpoint("POST", f"{stage}/rollback", api.rollback_stage, Scope.ADMIN,
                  "Return a stage to the version it named before", tag, response=reg.RegistryStage, errors=(409,)),
     ]  # fmt: skip
