@@ -204,7 +204,6 @@ class Deployment:
         Costs one extra replica's memory while it runs. Not for a runtime that manages replicas itself."""
         if self.managed:
             raise StrataError(f"deployment '{self.name}': its runtime manages replicas; restart it to reload")
-        self.model = model
         for index, slot in enumerate(list(self.slots)):
             fresh = self._runtime.create_replica(self.spec, model, index, self.metrics)
             await fresh.start()  # raises: the old replica keeps serving, nothing swapped
@@ -213,6 +212,7 @@ class Deployment:
             slot.forget_latency()
             await _drained(old, RELOAD_DRAIN_S)
             await old.stop()
+        self.model = model  # after the swaps: a failure part-way leaves the earlier model on record
 
     async def stop(self) -> None:
         await self._supervisor.stop()
