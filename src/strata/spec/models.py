@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
+from strata.spec.retrieval import RetrievalSpec
 from strata.spec.resilience import (
     AdmissionSpec,
     BreakerSpec,
@@ -215,6 +216,12 @@ class StoreSpec(SpecModel):
         description="Artifact store (job outputs, batch files): a local folder or any fsspec URL (s3://..., "
         "memory://...). STRATA_ARTIFACTS_URL overrides it.",
     )
+    vectors_url: str = Field(
+        default=".strata/vectors",
+        description="Vector index of the vector stores: a local folder (the embedded HNSW index, persisted there, "
+        "for one process) or postgresql://USER@HOST/DB (pgvector, HNSW; shared by several gateways and workers). "
+        "STRATA_VECTORS_URL overrides it.",
+    )
 
 
 class ExtensionSpec(SpecModel):
@@ -246,6 +253,9 @@ class AppSpec(SpecModel):
     extensions: list[ExtensionSpec] = Field(default_factory=list, description="Gateway extensions, installed in order.")
     pipelines: list[PipelineSpec] = Field(default_factory=list, description="Multi-step pipelines, run as jobs.")
     workflows: WorkflowsSpec = Field(default_factory=WorkflowsSpec, description="Job workers: leases, concurrency.")
+    retrieval: RetrievalSpec = Field(
+        default_factory=RetrievalSpec, description="Vector stores and retrieval in chat (RAG)."
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -269,6 +279,7 @@ class AppSpec(SpecModel):
         deployment_names = sorted({d.name for d in self.deployments})
         problems += _route_problems(self, deployment_names)
         problems += pipeline_problems(self.pipelines, _generate_routes(self))
+        problems += _retrieval_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -297,6 +308,22 @@ class AppSpec(SpecModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def embedding_routes(app: AppSpec) -> list[str]:
+    """The routes whose versions all embed, in spec order."""
+    kinds = {m.name: m.kind for m in app.models}
+    deployments = {d.name: kinds.get(d.model) for d in app.deployments}
+    return [
+        r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-embedding" for v in r.traffic_versions())
+    ]
+
+
+def _retrieval_problems(app: AppSpec) -> list[str]:
+    named = app.retrieval.embedding_model
+    if named is None or named in embedding_routes(app):
+        return []
+    return [f"retrieval.embedding_model: '{named}' is not an embedding route of this app"]
 
 
 def _generate_routes(app: AppSpec) -> set[str]:
