@@ -46,13 +46,25 @@ ArtifactsOption = Annotated[
     str | None, typer.Option(envvar="STRATA_ARTIFACTS_URL", help="Artifact store URL (overrides the spec).")
 ]
 
+VectorsOption = Annotated[
+    str | None,
+    typer.Option(envvar="STRATA_VECTORS_URL", help="Vector index: a folder or postgresql://... (overrides the spec)."),
+]
 
-def _with_stores(spec: AppSpec, database_url: str | None, redis_url: str | None, artifacts_url: str | None) -> AppSpec:
+
+def _with_stores(
+    spec: AppSpec,
+    database_url: str | None,
+    redis_url: str | None,
+    artifacts_url: str | None,
+    vectors_url: str | None = None,
+) -> AppSpec:
     store = spec.store.model_copy(
         update={
             "database_url": database_url or spec.store.database_url,
             "redis_url": redis_url or spec.store.redis_url,
             "artifacts_url": artifacts_url or spec.store.artifacts_url,
+            "vectors_url": vectors_url or spec.store.vectors_url,
         }
     )
     return spec.model_copy(update={"store": store})
@@ -67,13 +79,14 @@ def serve(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    vectors_url: VectorsOption = None,
     runtime: Annotated[
         str | None,
         typer.Option(help="Where replicas run: local or ray (overrides the spec; see STRATA_RAY_ADDRESS)."),
     ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
-    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url, vectors_url)
     if runtime is not None:
         if runtime not in ("local", "ray"):
             errors.print(f"[bold red]error:[/] --runtime: '{runtime}' is not one of local, ray", highlight=False)
@@ -134,9 +147,10 @@ def worker(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    vectors_url: VectorsOption = None,
 ) -> None:
     """Run job workers in their own process (no HTTP): they claim jobs from the metadata database."""
-    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url, vectors_url)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         worker_cli.run(spec, workers=workers, models=models)

@@ -46,6 +46,7 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool) -> None:
         if server is not None:
             console.print(f"loading {sum(d.replicas for d in spec.deployments)} replica(s)...")
             await server.start()
+        await workflows.open()
         workflows.start_workers(workers)
         console.print(f"Strata worker for '{spec.name}': {workers} worker(s), models {'on' if models else 'off'}")
         await stop.wait()

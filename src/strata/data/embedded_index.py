@@ -197,7 +197,7 @@ class EmbeddedIndex:
     def _rows(self, keys: list[int]) -> dict[int, tuple[str, int, str, str]]:
         assert self._db is not None
         marks = ",".join("?" * len(keys))
-        query = f"SELECT key, file_id, position, text, attributes FROM chunks WHERE key IN ({marks})"  # noqa: S608
+        query = f"SELECT key, file_id, position, text, attributes FROM chunks WHERE key IN ({marks})"
         return {row[0]: row[1:] for row in self._db.execute(query, keys)}
 
     async def count(self, store_id: str, file_id: str | None = None) -> int:

@@ -54,7 +54,8 @@ class PgVectorIndex:
                     param="store.vectors_url",
                 ) from None
             rows = await connection.fetch(
-                "SELECT tablename FROM pg_tables WHERE tablename LIKE 'strata_vectors_%' AND schemaname = current_schema()"
+                "SELECT tablename FROM pg_tables "
+                "WHERE tablename LIKE 'strata_vectors_%' AND schemaname = current_schema()"
             )
         self._tables = {int(row["tablename"].rsplit("_", 1)[1]) for row in rows}
 
@@ -93,6 +94,7 @@ class PgVectorIndex:
         ]
         async with self._ready().acquire() as connection:
             await self._ensure_table(connection, dimensions)
+        async with self._ready().acquire() as connection, connection.transaction():  # the batch whole or not at all
             await connection.executemany(
                 f"INSERT INTO {table} (id, store_id, file_id, position, text, attributes, embedding) "
                 "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::vector) ON CONFLICT (id) DO UPDATE SET "

@@ -65,6 +65,7 @@ def to_sql(condition: Filter, column: str, params: list[Any]) -> str:
     params.append(condition.key)
     key = f"${len(params)}::text"
     want = condition.value
+    value: Scalar
     if isinstance(want, bool):
         kind, cast, value = "boolean", "::boolean", want
     elif isinstance(want, str):

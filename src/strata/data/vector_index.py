@@ -61,4 +61,3 @@ class VectorIndex(Protocol):
 
     async def delete(self, store_id: str, file_id: str | None = None) -> None:
         """Every chunk of the store, or of one file in it."""
-

@@ -13,14 +13,23 @@ from strata.gateway.access_api import AccessAPI
 from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
 from strata.gateway.batch_api import BatchAPI
+from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.completions import CompletionsAPI
 from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.extensions import load_extensions, running
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
-from strata.gateway.routes import access_routes, openai_routes, operations_routes, traffic_routes, workflow_routes
+from strata.gateway.routes import (
+    access_routes,
+    openai_routes,
+    operations_routes,
+    traffic_routes,
+    vector_store_routes,
+    workflow_routes,
+)
 from strata.gateway.routing import RouteTable
+from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.observability.metrics import Metrics
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.runtime import Runtime, runtime_for
@@ -55,11 +64,12 @@ def create_app(
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server), BatchedAPI(server), ops),
+            *openai_routes(CompletionsAPI(server, ChatRetrieval(workflows)), BatchedAPI(server), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows), BatchAPI(workflows)),
+            *vector_store_routes(VectorStoresAPI(workflows)),
         ]
     )
     for extension in extensions:  # after Strata's own routes, which they cannot replace
@@ -73,6 +83,7 @@ def create_app(
         if new_admin_key is not None:  # shown once, on the console only: never logged, never stored in clear
             print(f"Strata admin key (shown once, store it now): {new_admin_key}", flush=True)
         loading = asyncio.create_task(_load(server, progress), name="load-models")
+        await workflows.open()  # the vector index (the embedded one loads its stores from disk)
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         try:
             async with running([e.lifetime for e in extensions if e.lifetime is not None]):

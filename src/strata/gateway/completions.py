@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import orjson
 from starlette.responses import Response
 
 from strata.errors import DeadlineExceeded, StrataError
 from strata.gateway.call import Call, require_task
+from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
 from strata.gateway.sse import DONE, SSEResponse, sse_event
@@ -27,12 +28,22 @@ from strata.serving.server import ModelServer
 
 
 class CompletionsAPI:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelServer, retrieval: ChatRetrieval | None = None) -> None:
         self.server = server
+        self.retrieval = retrieval
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
         body = call.parse(ChatCompletionRequest)
+        if body.retrieval is not None and self.retrieval is not None:  # RAG: the sources go into the prompt
+            grounded = await self.retrieval.ground(call, body, body.retrieval)
+            annotations = grounded.annotations
+            response = await self._serve(
+                call, grounded.body, generation_request(grounded.body), started, "chat completions",
+                lambda model: ChatFormat(model, annotations=annotations),
+            )  # fmt: skip
+            response.headers["x-strata-retrieval-ms"] = f"{grounded.retrieval_ms:.3f}"
+            return response
         return await self._serve(call, body, generation_request(body), started, "chat completions", ChatFormat)
 
     async def completions(self, call: Call) -> Response:
@@ -47,7 +58,7 @@ class CompletionsAPI:
         generation: GenerationRequest,
         started: float,
         endpoint: str,
-        response_format: type[ResponseFormat],
+        response_format: Callable[[str], ResponseFormat],
     ) -> Response:
         route = self.server.resolve(body.model)
         require_task(route, "generate", endpoint)
@@ -64,7 +75,7 @@ class CompletionsAPI:
         (stream, first, events), permit, served = await route.serve(context, work, hold=True)
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
         metrics = self.server.deployments[served.deployment].metrics
-        fmt = response_format(model=route.name)
+        fmt = response_format(route.name)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             body_events = _stream_body(

@@ -21,6 +21,7 @@ class ChatFormat:
     model: str
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
+    annotations: list[dict[str, Any]] | None = None  # citations of retrieved sources, on the message
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -32,9 +33,10 @@ class ChatFormat:
         }
 
     def opening_chunk(self) -> dict[str, Any] | None:
-        return self._chunk(
-            [{"index": 0, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}]
-        )
+        delta: dict[str, Any] = {"role": "assistant", "content": ""}
+        if self.annotations is not None:
+            delta["annotations"] = self.annotations
+        return self._chunk([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": None}])
 
     def text_chunk(self, text: str) -> dict[str, Any]:
         return self._chunk([{"index": 0, "delta": {"content": text}, "logprobs": None, "finish_reason": None}])
@@ -45,6 +47,11 @@ class ChatFormat:
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {**self._chunk([]), "usage": usage(prompt_tokens, completion_tokens)}
 
+    def _message(self, text: str) -> dict[str, Any]:
+        if self.annotations is None:
+            return {"role": "assistant", "content": text}
+        return {"role": "assistant", "content": text, "annotations": self.annotations}
+
     def whole(self, text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -54,7 +61,7 @@ class ChatFormat:
             "choices": [
                 {
                     "index": 0,
-                    "message": {"role": "assistant", "content": text},
+                    "message": self._message(text),
                     "logprobs": None,
                     "finish_reason": finish_reason,
                 }

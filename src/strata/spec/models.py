@@ -11,7 +11,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
-from strata.spec.retrieval import RetrievalSpec
 from strata.spec.resilience import (
     AdmissionSpec,
     BreakerSpec,
@@ -22,6 +21,7 @@ from strata.spec.resilience import (
     StickyBy,
     VersionSpec,
 )
+from strata.spec.retrieval import RetrievalSpec
 from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DEFAULT_TEMPLATE = (
-    "Answer the question using the numbered sources below. Cite a source by its number, like [1].\n"
-    "{sources}"
+    "Answer the question using the numbered sources below. Cite a source by its number, like [1].\n{sources}"
 )
 
 

@@ -24,6 +24,7 @@ import jinja2.sandbox
 import jsonschema
 
 from strata.data import ArtifactStore, StoredArtifact
+from strata.data.vector_index import VectorIndex
 from strata.errors import SpecError, StrataError
 from strata.models.python_model import load_entrypoint
 from strata.principal import Principal
@@ -32,6 +33,7 @@ from strata.record import RecordKind, RequestRecord
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
+from strata.spec.retrieval import RetrievalSpec
 from strata.workflows.file_store import FileStore
 from strata.workflows.generation import INLINE_CONTEXT, JOB_CONTEXT, Generated, generate
 from strata.workflows.records import NewArtifact
@@ -77,6 +79,8 @@ class Services:
     server: ModelServer | None = None  # None in a worker that loaded no models
     usage: UsageSink | None = None
     batch_concurrency: int = 8
+    vectors: VectorIndex | None = None  # the vector stores' index (ingestion writes it, retrieve steps read it)
+    retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
 
 
 @dataclass(slots=True)

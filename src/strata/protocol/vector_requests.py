@@ -1,0 +1,92 @@
+"""Request bodies and query strings of the Vector Stores API and the Files listing, validated strictly
+like every OpenAI body (an unknown field is an error naming it)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from strata.data.vector_filters import Filter
+from strata.protocol.requests import WHOLE, RequestModel
+
+Metadata = Annotated[dict[str, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
+Attributes = Annotated[
+    dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=512)] | float | bool],
+    Field(max_length=16),
+]
+Identifier = Annotated[str, Field(min_length=1, max_length=64)]
+
+
+class StaticSizes(RequestModel):
+    max_chunk_size_tokens: Annotated[int, Field(ge=20, le=4096), WHOLE]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0), WHOLE]
+
+    @model_validator(mode="after")
+    def _overlap_at_most_half(self) -> StaticSizes:
+        if self.chunk_overlap_tokens * 2 > self.max_chunk_size_tokens:
+            raise ValueError("chunk_overlap_tokens must be at most half of max_chunk_size_tokens")
+        return self
+
+
+class StaticChunking(RequestModel):
+    type: Literal["static"]
+    static: StaticSizes
+
+
+class AutoChunking(RequestModel):
+    type: Literal["auto"]
+
+
+ChunkingStrategy = Annotated[AutoChunking | StaticChunking, Field(discriminator="type")]
+
+
+class CreateVectorStore(RequestModel):
+    name: Annotated[str, Field(max_length=255)] | None = None
+    file_ids: Annotated[list[Identifier], Field(max_length=100)] | None = None
+    metadata: Metadata | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class AttachFile(RequestModel):
+    file_id: Identifier
+    attributes: Attributes | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+
+
+class RankingOptions(RequestModel):
+    ranker: Literal["auto", "default-2024-11-15", "none"] = "auto"
+    score_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.0
+
+
+class SearchVectorStore(RequestModel):
+    query: (
+        Annotated[str, Field(min_length=1, max_length=4096)]
+        | Annotated[list[Annotated[str, Field(min_length=1, max_length=4096)]], Field(min_length=1, max_length=8)]
+    )
+    filters: Filter | None = None
+    max_num_results: Annotated[int, Field(ge=1, le=50), WHOLE] = 10
+    ranking_options: RankingOptions | None = None
+    rewrite_query: Literal[False] = Field(default=False, description="Query rewriting is not supported: only false.")
+
+    def queries(self) -> list[str]:
+        return [self.query] if isinstance(self.query, str) else list(self.query)
+
+
+class PageQuery(BaseModel):
+    """Cursor pagination, as OpenAI lists: newest first unless ``order=asc``; ``after`` an id of the last page."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: int = Field(default=20, ge=1, le=100)
+    order: Literal["asc", "desc"] = "desc"
+    after: str | None = None
+
+
+class FileListQuery(PageQuery):
+    limit: int = Field(default=100, ge=1, le=10_000)
+    purpose: str | None = None
+
+
+class VectorStoreFileQuery(PageQuery):
+    filter: Literal["in_progress", "completed", "failed", "cancelled"] | None = None
