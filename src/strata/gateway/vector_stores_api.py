@@ -25,7 +25,6 @@ from strata.protocol.vector_requests import (
     CreateVectorStore,
     PageQuery,
     SearchVectorStore,
-    StaticChunking,
     VectorStoreFileQuery,
 )
 from strata.spec.models import embedding_routes
@@ -89,7 +88,7 @@ class VectorStoresAPI:
         self.embedding_model = self.settings.embedding_model or (routes[0] if routes else None)
 
     def _sizes(self, strategy: ChunkingStrategy | None, default: tuple[int, int]) -> tuple[int, int]:
-        if isinstance(strategy, StaticChunking):
+        if strategy is not None and strategy.static is not None:
             return strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
         return default
 
@@ -227,7 +226,7 @@ class VectorStoresAPI:
         body = call.parse(SearchVectorStore)
         server = self.workflows.server
         assert server is not None  # the gateway always has its models
-        threshold = 0.0 if body.ranking_options is None else body.ranking_options.score_threshold
+        threshold = -1.0 if body.ranking_options is None else body.ranking_options.score_threshold
         hits = await retrieve(
             server, self.workflows.vectors, [StoreRef(store.id, store.embedding_model)], body.queries(),
             body.max_num_results, condition=body.filters, min_score=threshold, context=request_context(call),

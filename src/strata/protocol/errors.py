@@ -39,4 +39,7 @@ def _drop_union_branches(location: tuple[int | str, ...]) -> tuple[int | str, ..
     return tuple(part for part in location if not (isinstance(part, str) and ("[" in part or part in _BRANCH_NAMES)))
 
 
-_BRANCH_NAMES = {"str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after"}
+_BRANCH_NAMES = {
+    "str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after",
+    "comparison-filter", "compound-filter",  # the two shapes of a vector store search filter
+}  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from strata.data.vector_filters import Filter
 from strata.protocol.requests import WHOLE, RequestModel
@@ -22,23 +22,26 @@ class StaticSizes(RequestModel):
     max_chunk_size_tokens: Annotated[int, Field(ge=20, le=4096), WHOLE]
     chunk_overlap_tokens: Annotated[int, Field(ge=0), WHOLE]
 
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _overlap_at_most_half(cls, value: int, info: ValidationInfo) -> int:
+        size = info.data.get("max_chunk_size_tokens")
+        if size is not None and value * 2 > size:
+            raise ValueError("must be at most half of max_chunk_size_tokens")
+        return value
+
+
+class ChunkingStrategy(RequestModel):
+    """``{"type": "auto"}`` (the store's sizes) or ``{"type": "static", "static": {...}}``, in words."""
+
+    type: Literal["auto", "static"]
+    static: StaticSizes | None = None
+
     @model_validator(mode="after")
-    def _overlap_at_most_half(self) -> StaticSizes:
-        if self.chunk_overlap_tokens * 2 > self.max_chunk_size_tokens:
-            raise ValueError("chunk_overlap_tokens must be at most half of max_chunk_size_tokens")
+    def _static_has_sizes(self) -> ChunkingStrategy:
+        if (self.type == "static") != (self.static is not None):
+            raise ValueError("'static' sizes go with type 'static', and only with it")
         return self
-
-
-class StaticChunking(RequestModel):
-    type: Literal["static"]
-    static: StaticSizes
-
-
-class AutoChunking(RequestModel):
-    type: Literal["auto"]
-
-
-ChunkingStrategy = Annotated[AutoChunking | StaticChunking, Field(discriminator="type")]
 
 
 class CreateVectorStore(RequestModel):
