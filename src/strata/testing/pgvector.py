@@ -51,7 +51,7 @@ def pgvector_server(folder: Path) -> Iterator[str]:
     try:
         with warnings.catch_warnings():  # platformdirs and psutil warn while pgserver starts; not ours to fix
             warnings.simplefilter("ignore")
-            server = pgserver.get_server(str(folder), cleanup_mode="delete")
+            server = pgserver.get_server(str(folder), cleanup_mode="delete")  # type: ignore[attr-defined]
         url = server.get_uri()
         _check(url)
     except Exception as error:

@@ -79,8 +79,10 @@ FILTERS = [
     {"type": "eq", "key": "odd", "value": True},
     {"type": "eq", "key": "missing", "value": "x"},
     {"type": "ne", "key": "missing", "value": "x"},
-    {"type": "and", "filters": [{"type": "eq", "key": "color", "value": "blue"}, {"type": "gt", "key": "size", "value": 3}]},
-    {"type": "or", "filters": [{"type": "eq", "key": "size", "value": 0}, {"type": "eq", "key": "color", "value": "green"}]},
+    {"type": "and", "filters": [{"type": "eq", "key": "color", "value": "blue"},
+                                {"type": "gt", "key": "size", "value": 3}]},
+    {"type": "or", "filters": [{"type": "eq", "key": "size", "value": 0},
+                               {"type": "eq", "key": "color", "value": "green"}]},
 ]  # fmt: skip
 
 

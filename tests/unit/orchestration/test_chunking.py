@@ -1,3 +1,5 @@
+import itertools
+
 import pytest
 
 from strata.orchestration.chunking import UnsupportedFile, chunk_text, file_text
@@ -9,7 +11,7 @@ def test_chunks_cover_the_text_with_overlap() -> None:
     seen = [word for chunk in chunks for word in chunk.split()]
     assert set(seen) == set(words)
     assert all(len(chunk.split()) <= 100 for chunk in chunks)
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.split()[-20:] == after.split()[:20]  # no sentence ends: the overlap is exact
 
 
