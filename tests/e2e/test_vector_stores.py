@@ -8,12 +8,15 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import openai
 import pytest
+import yaml
 
+from strata.apps import default_app_path
 from strata.testing import ServerProcess
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # its own server: a model load
 
 DOCS = {
     "cooking.txt": "To bake bread, mix flour, water, salt and yeast. Knead the dough, let it rise for two hours, "
@@ -25,6 +28,28 @@ DOCS = {
     "tides.html": "<html><head><style>p{color:red}</style></head><body><h1>Tides</h1><p>The Moon's gravity "
     "pulls the oceans, making high and low tides twice a day.</p><script>var x = 1;</script></body></html>",
 }
+
+
+RAG_PIPELINE = {
+    "name": "rag",
+    "steps": [
+        {"name": "find", "kind": "retrieve", "top_k": 2},
+        {"name": "answer", "kind": "generate", "model": "strata-chat-tiny", "max_tokens": 4,
+         "prompt": "{{ steps.find.context }}\n\nQuestion: {{ input.query }}"},
+    ],
+    "output": "find",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def default_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """The default app (its chat and MiniLM embedding models) with a retrieve-then-generate pipeline."""
+    spec = yaml.safe_load(default_app_path().read_text())
+    spec["pipelines"] = [RAG_PIPELINE]
+    path = tmp_path_factory.mktemp("rag") / "app.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with ServerProcess(path) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -141,6 +166,24 @@ def test_chat_retrieval_cites_its_sources(default_server: ServerProcess, store: 
     assert answer.usage is not None
     assert plain.usage is not None
     assert answer.usage.prompt_tokens > plain.usage.prompt_tokens + 20
+
+
+def test_a_pipeline_retrieves_then_generates(default_server: ServerProcess, store: tuple[Any, dict[str, str]]) -> None:
+    vector_store, file_ids = store
+    body = {"input": {"query": "what makes a rocket reach orbit?", "vector_store_ids": [vector_store.id]}}
+    with default_server.http() as http:
+        ran = http.post("/v1/pipelines/rag/run", json=body)
+        assert ran.status_code == 200, ran.text
+        found = ran.json()["output"]
+        assert ran.json()["steps"]["answer"]["usage"]["prompt_tokens"] > 20  # the sources reached the prompt
+        assert found["results"][0]["file_id"] == file_ids["rockets.md"]
+        assert found["context"].startswith("[1] (rockets.md) # Rockets")
+        assert len(found["results"]) == 2
+        other = _other_tenant(default_server, "pipeline-rival")
+        with httpx.Client(base_url=default_server.url, headers={"Authorization": f"Bearer {other.api_key}"}) as them:
+            refused = them.post("/v1/pipelines/rag/run", json=body)
+    assert refused.status_code >= 400
+    assert vector_store.id in refused.text
 
 
 def test_another_tenant_cannot_see_or_search_a_store(

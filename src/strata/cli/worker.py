@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 def needs_models(spec: AppSpec) -> bool:
-    return any(step.kind == "generate" for pipeline in spec.pipelines for step in pipeline.steps)
+    return any(step.kind in ("generate", "retrieve") for pipeline in spec.pipelines for step in pipeline.steps)
 
 
 async def run_worker(spec: AppSpec, *, workers: int, models: bool) -> None:

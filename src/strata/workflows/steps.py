@@ -125,7 +125,7 @@ class BoundStep:
 
     @property
     def needs_models(self) -> bool:
-        return self.spec.kind == "generate"
+        return self.spec.kind in ("generate", "retrieve")
 
 
 _ENVIRONMENT = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -156,6 +156,8 @@ def _runner(step: StepSpec, where: str) -> StepFunction:
         return _postprocess
     if step.kind == "store":
         return _store
+    if step.kind == "retrieve":  # by name: the retrieve step reads the catalogue, which imports this module
+        return _entrypoint("strata.workflows.retrieve_step:retrieve", f"{where}.kind")
     assert step.entrypoint is not None
     return _entrypoint(step.entrypoint, f"{where}.entrypoint")
 
