@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag
+from pydantic import BaseModel, ConfigDict, Field
 
 Scalar = str | float | bool
 
@@ -20,23 +20,15 @@ class ComparisonFilter(BaseModel):
     value: Scalar
 
 
-def _branch(value: Any) -> str:
-    # One branch is validated, so an error names that branch's field, not both shapes' mismatches.
-    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
-    return "compound-filter" if kind in ("and", "or") else "comparison-filter"
-
-
 class CompoundFilter(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # One schema for input and output: pydantic would otherwise split a recursive model in the OpenAPI document.
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_mode_override="validation")
 
     type: Literal["and", "or"]
-    filters: Annotated[list[Filter], Field(min_length=1, max_length=32)]
+    filters: Annotated[list[ComparisonFilter | CompoundFilter], Field(min_length=1, max_length=32)]
 
 
-Filter = Annotated[
-    Annotated[ComparisonFilter, Tag("comparison-filter")] | Annotated[CompoundFilter, Tag("compound-filter")],
-    Discriminator(_branch),
-]
+Filter = ComparisonFilter | CompoundFilter
 
 _ORDERED = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
 _SQL_OPERATOR = {"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}

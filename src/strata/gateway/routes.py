@@ -231,6 +231,6 @@ def vector_store_routes(api: VectorStoresAPI) -> list[Endpoint]:
                  "A vector store file and its ingestion status", tag, response=vs.VectorStoreFileObject),
         Endpoint("DELETE", f"{root}/{{vector_store_id}}/files/{{file_id}}", api.delete_file, Scope.JOBS,
                  "Detach a file and delete its chunks", tag, response=vs.VectorStoreFileDeleted),
-        Endpoint("POST", f"{root}/{{vector_store_id}}/search", api.search, Scope.INFER,
+        Endpoint("POST", f"{root}/{{vector_store_id}}/search", api.search, Scope.JOBS,
                  "Search a vector store", tag, request=SearchVectorStore, response=vs.SearchPage),
     ]  # fmt: skip

@@ -41,5 +41,5 @@ def _drop_union_branches(location: tuple[int | str, ...]) -> tuple[int | str, ..
 
 _BRANCH_NAMES = {
     "str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after",
-    "comparison-filter", "compound-filter",  # the two shapes of a vector store search filter
+    "ComparisonFilter", "CompoundFilter",  # the two shapes of a vector store search filter
 }  # fmt: skip
