@@ -25,6 +25,7 @@ from strata.protocol.vector_requests import (
     CreateVectorStore,
     PageQuery,
     SearchVectorStore,
+    StaticChunking,
     VectorStoreFileQuery,
 )
 from strata.spec.models import embedding_routes
@@ -88,7 +89,7 @@ class VectorStoresAPI:
         self.embedding_model = self.settings.embedding_model or (routes[0] if routes else None)
 
     def _sizes(self, strategy: ChunkingStrategy | None, default: tuple[int, int]) -> tuple[int, int]:
-        if strategy is not None and strategy.static is not None:
+        if isinstance(strategy, StaticChunking):
             return strategy.static.max_chunk_size_tokens, strategy.static.chunk_overlap_tokens
         return default
 

@@ -3,9 +3,9 @@ like every OpenAI body (an unknown field is an error naming it)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
 
 from strata.data.vector_filters import Filter
 from strata.protocol.requests import WHOLE, RequestModel
@@ -31,17 +31,29 @@ class StaticSizes(RequestModel):
         return value
 
 
-class ChunkingStrategy(RequestModel):
-    """``{"type": "auto"}`` (the store's sizes) or ``{"type": "static", "static": {...}}``, in words."""
+class StaticChunking(RequestModel):
+    """Chunks of these sizes, in words."""
 
-    type: Literal["auto", "static"]
-    static: StaticSizes | None = None
+    type: Literal["static"]
+    static: StaticSizes
 
-    @model_validator(mode="after")
-    def _static_has_sizes(self) -> ChunkingStrategy:
-        if (self.type == "static") != (self.static is not None):
-            raise ValueError("'static' sizes go with type 'static', and only with it")
-        return self
+
+class AutoChunking(RequestModel):
+    """The store's sizes (``retrieval.chunk_size_tokens`` for a new store)."""
+
+    type: Literal["auto"]
+
+
+def _chunking_branch(value: Any) -> str:
+    # Only the branch its type names is validated, so an error names that branch's own field.
+    kind = value.get("type") if isinstance(value, dict) else getattr(value, "type", None)
+    return "static-chunking" if kind == "static" else "auto-chunking"
+
+
+ChunkingStrategy = Annotated[
+    Annotated[AutoChunking, Tag("auto-chunking")] | Annotated[StaticChunking, Tag("static-chunking")],
+    Discriminator(_chunking_branch),
+]
 
 
 class CreateVectorStore(RequestModel):
@@ -70,7 +82,17 @@ class SearchVectorStore(RequestModel):
     filters: Filter | None = None
     max_num_results: Annotated[int, Field(ge=1, le=50), WHOLE] = 10
     ranking_options: RankingOptions | None = None
-    rewrite_query: Literal[False] = Field(default=False, description="Query rewriting is not supported: only false.")
+    rewrite_query: bool = Field(
+        default=False,
+        json_schema_extra={"enum": [False], "description": "Query rewriting is not supported: only false."},
+    )
+
+    @field_validator("rewrite_query")
+    @classmethod
+    def _no_rewriting(cls, value: bool) -> bool:
+        if value:
+            raise ValueError("query rewriting is not supported; send false or leave it out")
+        return value
 
     def queries(self) -> list[str]:
         return [self.query] if isinstance(self.query, str) else list(self.query)
