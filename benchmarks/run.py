@@ -19,6 +19,7 @@ from benchmarks import (
     embeddings,
     gateway,
     request_path,
+    retrieval,
     textgen,
     workflows,
 )
@@ -34,6 +35,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "retrieval": retrieval.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

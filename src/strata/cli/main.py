@@ -213,7 +213,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
-            "workflows, autoscaling, distributed, request_path."
+            "workflows, autoscaling, distributed, request_path, retrieval."
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,

@@ -42,7 +42,11 @@ class PgVectorIndex:
         self._tables: set[int] = set()  # dimensions whose table exists
 
     async def open(self) -> None:
-        self._pool = await asyncpg.create_pool(_dsn(self.url), min_size=1, max_size=self.pool_size)
+        # The search settings ride on every connection: a query is then one round trip, no transaction.
+        settings = {"hnsw.ef_search": str(EF_SEARCH), "hnsw.iterative_scan": "relaxed_order"}
+        self._pool = await asyncpg.create_pool(
+            _dsn(self.url), min_size=1, max_size=self.pool_size, server_settings=settings
+        )
         async with self._pool.acquire() as connection:
             try:
                 await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
@@ -116,10 +120,13 @@ class PgVectorIndex:
             f"SELECT store_id, file_id, position, text, attributes, 1 - (embedding <=> $1::vector) AS score "
             f"FROM {_table(dimensions)} WHERE {where} ORDER BY embedding <=> $1::vector LIMIT $3"
         )
-        async with self._ready().acquire() as connection, connection.transaction():
-            await connection.execute(f"SET LOCAL hnsw.ef_search = {max(EF_SEARCH, k)}")
-            await connection.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
-            rows = await connection.fetch(query, *params)
+        async with self._ready().acquire() as connection:
+            if k <= EF_SEARCH:
+                rows = await connection.fetch(query, *params)
+            else:  # a wider search than the connection's setting: widen it for this query only
+                async with connection.transaction():
+                    await connection.execute(f"SET LOCAL hnsw.ef_search = {int(k)}")
+                    rows = await connection.fetch(query, *params)
         hits = [
             Hit(r["store_id"], r["file_id"], r["position"], r["text"], float(r["score"]), json.loads(r["attributes"]))
             for r in rows
