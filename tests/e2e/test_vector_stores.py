@@ -166,6 +166,16 @@ def test_chat_retrieval_cites_its_sources(default_server: ServerProcess, store: 
     assert answer.usage is not None
     assert plain.usage is not None
     assert answer.usage.prompt_tokens > plain.usage.prompt_tokens + 20
+    # Streamed, the citations come with the first chunk.
+    stream = client.chat.completions.create(
+        model="strata-chat-tiny", max_tokens=4, temperature=0, stream=True,
+        messages=[{"role": "user", "content": "How long should bread dough rise?"}],
+        extra_body={"retrieval": {"vector_store_ids": [vector_store.id], "top_k": 1}},
+    )  # fmt: skip
+    first = next(iter(stream))
+    streamed = first.choices[0].delta.model_dump()["annotations"]
+    assert [a["file_citation"]["file_id"] for a in streamed] == [file_ids["cooking.txt"]]
+    stream.close()
 
 
 def test_a_pipeline_retrieves_then_generates(default_server: ServerProcess, store: tuple[Any, dict[str, str]]) -> None:
