@@ -33,10 +33,11 @@ class RetrievalSpec(BaseModel):
         default=32, ge=1, le=1024, description="Chunks embedded and written per ingestion batch."
     )
     max_context_chars: int = Field(
-        default=1500,
+        default=700,
         ge=100,
-        description="At most this much retrieved text goes into a chat prompt (sources past it are cut): "
-        "the shipped chat model reads 512 tokens.",
+        description="At most this much retrieved text goes into a chat prompt (sources past it are cut). The "
+        "default fits the shipped chat model, which reads 512 tokens (about 2 characters each on prose); raise "
+        "it for a model with a longer context.",
     )
     template: str = Field(
         default=DEFAULT_TEMPLATE,
