@@ -120,9 +120,11 @@ def _index_rows(total: int) -> list[Row]:
                   f"{len(queries)} real queries")  # fmt: skip
     rows: list[Row] = []
     results = {"embedded (usearch HNSW)": asyncio.run(_embedded(vectors, queries, truth))}
+    console.print(f"retrieval: embedded {results['embedded (usearch HNSW)']}")  # a long run: show it as it goes
     try:
         with tempfile.TemporaryDirectory() as folder, pgvector_server(Path(folder) / "data") as url:
             results["pgvector 0.8 (HNSW)"] = asyncio.run(_pgvector(url, vectors, queries, truth))
+            console.print(f"retrieval: pgvector {results['pgvector 0.8 (HNSW)']}")
     except PgvectorUnavailable as error:
         console.print(f"[yellow]retrieval: pgvector skipped ({error})[/]")
     size = f"{len(vectors):,} x {vectors.shape[1]}"
@@ -167,6 +169,8 @@ def _served_rows(requests: int) -> list[Row]:
         chunks = len(chunk_text(text, spec.get("retrieval", {}).get("chunk_size_tokens", 200), 40))
         totals, retrievals = _rag(client, store, requests)
     total_p50, retrieval_p50 = percentile(totals, 50), percentile(retrievals, 50)
+    console.print(f"retrieval: ceiling {ceiling:.2f} chunks/s, served {chunks / ingest_s:.2f} chunks/s, RAG p50 "
+                  f"{total_p50 * 1000:.1f} ms (retrieval {retrieval_p50 * 1000:.1f} ms)")  # fmt: skip
     return [
         Row("retrieval", "ingestion ceiling: MiniLM in process, 200-word chunks, batches of 32", ceiling,
             "chunks/s"),
