@@ -24,6 +24,7 @@ from benchmarks import (
     guardrails_stream,
     overload,
     request_path,
+    retrieval,
     structured,
     textgen,
     tracing,
@@ -48,6 +49,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "engines": engines.run,
     "structured": structured.run,
     "grpc": grpc_overhead.run,
+    "retrieval": retrieval.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

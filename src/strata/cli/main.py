@@ -49,13 +49,25 @@ ArtifactsOption = Annotated[
     str | None, typer.Option(envvar="STRATA_ARTIFACTS_URL", help="Artifact store URL (overrides the spec).")
 ]
 
+VectorsOption = Annotated[
+    str | None,
+    typer.Option(envvar="STRATA_VECTORS_URL", help="Vector index: a folder or postgresql://... (overrides the spec)."),
+]
 
-def _with_stores(spec: AppSpec, database_url: str | None, redis_url: str | None, artifacts_url: str | None) -> AppSpec:
+
+def _with_stores(
+    spec: AppSpec,
+    database_url: str | None,
+    redis_url: str | None,
+    artifacts_url: str | None,
+    vectors_url: str | None = None,
+) -> AppSpec:
     store = spec.store.model_copy(
         update={
             "database_url": database_url or spec.store.database_url,
             "redis_url": redis_url or spec.store.redis_url,
             "artifacts_url": artifacts_url or spec.store.artifacts_url,
+            "vectors_url": vectors_url or spec.store.vectors_url,
         }
     )
     return spec.model_copy(update={"store": store})
@@ -70,6 +82,7 @@ def serve(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    vectors_url: VectorsOption = None,
     runtime: Annotated[
         str | None,
         typer.Option(help="Where replicas run: local or ray (overrides the spec; see STRATA_RAY_ADDRESS)."),
@@ -83,7 +96,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve an app: OpenAI-compatible API, jobs and batches, /healthz, /readyz and /metrics."""
-    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url, vectors_url)
     if runtime is not None:
         if runtime not in ("local", "ray"):
             errors.print(f"[bold red]error:[/] --runtime: '{runtime}' is not one of local, ray", highlight=False)
@@ -158,6 +171,7 @@ def worker(
     database_url: DatabaseOption = None,
     redis_url: RedisOption = None,
     artifacts_url: ArtifactsOption = None,
+    vectors_url: VectorsOption = None,
     metrics: Annotated[
         bool, typer.Option("--metrics/--no-metrics", help="Serve /metrics and /healthz for this worker.")
     ] = True,
@@ -168,7 +182,7 @@ def worker(
 ) -> None:
     """Run job workers in their own process: they claim jobs from the metadata database. The process
     serves only /metrics and /healthz; SIGTERM drains it (no new claims, running steps finish)."""
-    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url)
+    spec = _with_stores(load_app(spec_path), database_url, redis_url, artifacts_url, vectors_url)
     configure_logging(spec.observability.logs, log_level)
     monitor = worker_cli.MonitorOptions(metrics_host, metrics_port if metrics else None)
     try:
@@ -232,7 +246,7 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
-            "workflows, autoscaling, distributed, request_path, guardrails_eval, guardrails_stream."
+            "workflows, autoscaling, distributed, request_path, guardrails_eval, guardrails_stream, retrieval."
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,

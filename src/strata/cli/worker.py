@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 
 
 def needs_models(spec: AppSpec) -> bool:
-    return any(step.kind == "generate" for pipeline in spec.pipelines for step in pipeline.steps)
+    return any(step.kind in ("generate", "retrieve") for pipeline in spec.pipelines for step in pipeline.steps)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +60,7 @@ async def run_worker(spec: AppSpec, *, workers: int, models: bool, monitor: Moni
         if server is not None:
             console.print(f"loading {sum(d.replicas for d in spec.deployments)} replica(s)...")
             await server.start()
+        await workflows.open()
         workflows.start_workers(workers)
         workflows.start_triggers()
         endpoint.monitor.state = "ready"

@@ -17,6 +17,7 @@ from strata.gateway.access_api import AccessAPI
 from strata.gateway.admin_traffic import TrafficAdminAPI
 from strata.gateway.asgi import Gateway
 from strata.gateway.batch_api import BatchAPI
+from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.completions import CompletionsAPI
 from strata.gateway.dashboard_api import DashboardAPI
 from strata.gateway.docs import DocsAPI
@@ -35,10 +36,12 @@ from strata.gateway.routes import (
     operations_routes,
     registry_routes,
     traffic_routes,
+    vector_store_routes,
     workflow_routes,
 )
 from strata.gateway.routing import RouteTable
 from strata.gateway.traces_api import TracesAPI
+from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.governance.layer import Guardrails
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
 from strata.observability.live import LiveSeries
@@ -92,13 +95,14 @@ def create_app(
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server, guardrails), BatchedAPI(server), ops),
+            *openai_routes(CompletionsAPI(server, guardrails, ChatRetrieval(workflows)), BatchedAPI(server), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows, tracing), BatchAPI(workflows)),
             *observability_routes(TracesAPI(tracing)),
             *registry_routes(RegistryAPI(registry, binding)),
+            *vector_store_routes(VectorStoresAPI(workflows)),
         ]
     )
     live = LiveSeries(server.metrics)
@@ -115,6 +119,7 @@ def create_app(
         await database.migrate()  # before the first request: every feature's tables exist
         await access.start(admin_key_handover(admin_key_file))
         loading = asyncio.create_task(_load(server, binding, progress), name="load-models")
+        await workflows.open()  # the vector index (the embedded one loads its stores from disk)
         workflows.start_workers(spec.workflows.workers)  # pipelines needing models wait until they load
         workflows.start_triggers()
         grpc_server = None

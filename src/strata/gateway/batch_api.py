@@ -14,8 +14,10 @@ from starlette.responses import Response
 
 from strata.errors import Conflict, InvalidRequest, NotFound
 from strata.gateway.call import Call
+from strata.gateway.paging import list_page, parse_query
 from strata.gateway.responses import json_response
 from strata.protocol.requests import RequestModel
+from strata.protocol.vector_requests import FileListQuery
 from strata.workflows.batches import BATCH_PIPELINE, parse_batch_file
 from strata.workflows.events import Event
 from strata.workflows.records import JobState, NewJob
@@ -23,7 +25,9 @@ from strata.workflows.service import Workflows
 from strata.workflows.steps import StepError
 from strata.workflows.tables import TERMINAL, File
 
-PURPOSES = ("batch", "batch_output")
+# What a client may upload for: batch input, or files for vector stores (OpenAI's "assistants" and
+# "user_data"). batch_output files are written by batches only.
+UPLOAD_PURPOSES = ("batch", "assistants", "user_data")
 WINDOW_S = 86_400
 
 
@@ -108,18 +112,19 @@ class BatchAPI:
             ) from None
         try:
             upload, purpose = form.get("file"), form.get("purpose")
-            if purpose != "batch":
-                raise InvalidRequest("purpose must be 'batch' (the only purpose this server accepts).", param="purpose")
+            if purpose not in UPLOAD_PURPOSES:
+                raise InvalidRequest(f"purpose must be one of {', '.join(UPLOAD_PURPOSES)}.", param="purpose")
             if not isinstance(upload, UploadFile):
                 raise InvalidRequest("Send the file as the multipart field 'file'.", param="file")
             data = await upload.read()
             filename = (upload.filename or "upload.jsonl")[-255:]
         finally:
             await form.close()
-        try:
-            parse_batch_file(data)
-        except StepError as error:
-            raise InvalidRequest(f"The file is not a valid batch input: {error.message}", param="file") from None
+        if purpose == "batch":
+            try:
+                parse_batch_file(data)
+            except StepError as error:
+                raise InvalidRequest(f"The file is not a valid batch input: {error.message}", param="file") from None
         tenant = call.caller.tenant
         stored = await self.workflows.artifacts.put(tenant, data)
         file = File(
@@ -144,7 +149,20 @@ class BatchAPI:
     async def file_content(self, call: Call) -> Response:
         file = await self._file(call)
         data = await self.workflows.artifacts.get(file.tenant, file.sha256)
-        return Response(data, media_type="application/jsonl")
+        batch = file.purpose in ("batch", "batch_output")
+        return Response(data, media_type="application/jsonl" if batch else "application/octet-stream")
+
+    async def list_files(self, call: Call) -> Response:
+        query = parse_query(call, FileListQuery)
+        files = await self.files.list_files(
+            call.caller.tenant, purpose=query.purpose, limit=query.limit, order=query.order, after=query.after
+        )
+        return json_response(list_page([file_json(f) for f in files], query.limit))
+
+    async def delete_file(self, call: Call) -> Response:
+        file = await self._file(call)
+        await self.files.delete_file(file.tenant, file.id)
+        return json_response({"id": file.id, "object": "file", "deleted": True})
 
     async def create_batch(self, call: Call) -> Response:
         body = call.parse(CreateBatch)

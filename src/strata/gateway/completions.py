@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
 from strata.gateway.call import Call, require_task
+from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
 from strata.gateway.sse import DONE, SSEResponse, sse_event
@@ -32,13 +33,25 @@ OutputCheck = Callable[[str], Awaitable[str]]
 
 
 class CompletionsAPI:
-    def __init__(self, server: ModelServer, guardrails: Guardrails | None = None) -> None:
+    def __init__(
+        self, server: ModelServer, guardrails: Guardrails | None = None, retrieval: ChatRetrieval | None = None
+    ) -> None:
         self.server = server
         self.guardrails = guardrails if guardrails is not None and guardrails.active else None
+        self.retrieval = retrieval
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
         body = call.parse(ChatCompletionRequest)
+        if body.retrieval is not None and self.retrieval is not None:  # RAG: the sources go into the prompt
+            grounded = await self.retrieval.ground(call, body, body.retrieval)
+            annotations = grounded.annotations
+            response = await self._serve(
+                call, grounded.body, generation_request(grounded.body), started, "chat completions",
+                lambda model, logprobs=False: ChatFormat(model, logprobs=logprobs, annotations=annotations),
+            )  # fmt: skip
+            response.headers["x-strata-retrieval-ms"] = f"{grounded.retrieval_ms:.3f}"
+            return response
         return await self._serve(call, body, generation_request(body), started, "chat completions", ChatFormat)
 
     async def completions(self, call: Call) -> Response:
@@ -53,7 +66,7 @@ class CompletionsAPI:
         generation: GenerationRequest,
         started: float,
         endpoint: str,
-        response_format: type[ResponseFormat],
+        response_format: Callable[..., ResponseFormat],  # called with model= and logprobs=
     ) -> Response:
         route = self.server.resolve(body.model)
         require_task(route, "generate", endpoint)

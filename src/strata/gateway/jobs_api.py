@@ -30,7 +30,7 @@ from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.events import Event
 from strata.workflows.pipeline import Pipeline, run_inline
 from strata.workflows.records import JobState, NewJob, StepState
-from strata.workflows.service import Workflows
+from strata.workflows.service import INTERNAL_PIPELINES, Workflows
 from strata.workflows.tables import TERMINAL, Artifact
 
 EVENT_POLL_S = 0.25
@@ -107,7 +107,7 @@ class JobsAPI:
 
     def _pipeline(self, name: str) -> Pipeline:
         pipeline = self.workflows.pipelines.get(name)
-        if pipeline is None or name == BATCH_PIPELINE.name:  # batches are made through /v1/batches
+        if pipeline is None or name in INTERNAL_PIPELINES:  # made through /v1/batches and /v1/vector_stores
             raise NotFound(f"The pipeline '{name}' does not exist.", param="pipeline", code="pipeline_not_found")
         return pipeline
 
@@ -119,7 +119,7 @@ class JobsAPI:
         return job
 
     async def list_pipelines(self, call: Call) -> Response:
-        data = [p.describe() for name, p in self.workflows.pipelines.items() if name != BATCH_PIPELINE.name]
+        data = [p.describe() for name, p in self.workflows.pipelines.items() if name not in INTERNAL_PIPELINES]
         return json_response({"object": "list", "data": data})
 
     async def run_pipeline(self, call: Call) -> Response:

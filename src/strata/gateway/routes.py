@@ -24,10 +24,20 @@ from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJo
 from strata.gateway.registry_api import PromoteRequest, RegistryAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
+from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.protocol import dashboard as board
 from strata.protocol import registry as reg
 from strata.protocol import responses as out
+from strata.protocol import vector_responses as vs
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, EmbeddingRequest, PredictRequest
+from strata.protocol.vector_requests import (
+    AttachFile,
+    CreateVectorStore,
+    FileListQuery,
+    PageQuery,
+    SearchVectorStore,
+    VectorStoreFileQuery,
+)
 
 ADMIN = "/v1/admin"
 
@@ -35,8 +45,10 @@ ADMIN = "/v1/admin"
 class UploadForm(BaseModel):
     """multipart/form-data fields of a file upload."""
 
-    file: bytes = Field(description="The JSON Lines file.")
-    purpose: Literal["batch"]
+    file: bytes = Field(
+        description="The file: JSON Lines for a batch; text, Markdown, JSON Lines or HTML for vector stores."
+    )
+    purpose: Literal["batch", "assistants", "user_data"]
 
 
 class UsageQuery(BaseModel):
@@ -183,14 +195,18 @@ def workflow_routes(jobs: JobsAPI, batches: BatchAPI) -> list[Endpoint]:
         # An artifact is served with the media type it was stored with (JSON, text, bytes).
         Endpoint("GET", "/v1/jobs/{job_id}/artifacts/{artifact_id}", jobs.artifact, Scope.JOBS,
                  "One artifact's content", tag, response_media="*/*"),
-        Endpoint("POST", "/v1/files", batches.upload_file, Scope.JOBS, "Upload a batch input file", "batches",
+        Endpoint("POST", "/v1/files", batches.upload_file, Scope.JOBS, "Upload a file", "batches",
                  request=UploadForm, multipart=True, response=out.FileObject,
-                 links=(Link(batches.get_file, file), Link(batches.file_content, file),
+                 links=(Link(batches.get_file, file), Link(batches.file_content, file), Link(batches.delete_file, file),
                         Link(batches.create_batch, body={"input_file_id": from_response("id")}))),
+        Endpoint("GET", "/v1/files", batches.list_files, Scope.JOBS, "List the tenant's files", "batches",
+                 query=FileListQuery, response=vs.FileList),
         Endpoint("GET", "/v1/files/{file_id}", batches.get_file, Scope.JOBS, "Describe a file", "batches",
                  response=out.FileObject),
+        Endpoint("DELETE", "/v1/files/{file_id}", batches.delete_file, Scope.JOBS, "Delete a file", "batches",
+                 response=vs.FileDeleted),
         Endpoint("GET", "/v1/files/{file_id}/content", batches.file_content, Scope.JOBS, "A file's content",
-                 "batches", response_media="application/jsonl"),
+                 "batches", response_media="*/*"),
         Endpoint("POST", "/v1/batches", batches.create_batch, Scope.JOBS, "Create a batch", "batches",
                  request=CreateBatch, response=out.BatchObject,
                  links=(Link(batches.get_batch, batch), Link(batches.cancel_batch, batch))),
@@ -249,4 +265,33 @@ def registry_routes(api: RegistryAPI) -> list[Endpoint]:
                  request=PromoteRequest, response=reg.RegistryStage, errors=(409,)),
         Endpoint("POST", f"{stage}/rollback", api.rollback_stage, Scope.ADMIN,
                  "Return a stage to the version it named before", tag, response=reg.RegistryStage, errors=(409,)),
+    ]  # fmt: skip
+
+
+def vector_store_routes(api: VectorStoresAPI) -> list[Endpoint]:
+    tag, root = "vector_stores", "/v1/vector_stores"
+    store = {"vector_store_id": from_response("id")}
+    store_path = {"vector_store_id": from_request_path("vector_store_id")}
+    file = {**store_path, "file_id": from_response("id")}
+    return [
+        Endpoint("POST", root, api.create_store, Scope.JOBS, "Create a vector store", tag,
+                 request=CreateVectorStore, response=vs.VectorStoreObject,
+                 links=(Link(api.get_store, store), Link(api.list_files, store), Link(api.delete_store, store))),
+        Endpoint("GET", root, api.list_stores, Scope.JOBS, "List the tenant's vector stores", tag,
+                 query=PageQuery, response=vs.VectorStoreList),
+        Endpoint("GET", f"{root}/{{vector_store_id}}", api.get_store, Scope.JOBS, "Describe a vector store", tag,
+                 response=vs.VectorStoreObject),
+        Endpoint("DELETE", f"{root}/{{vector_store_id}}", api.delete_store, Scope.JOBS,
+                 "Delete a vector store and its chunks", tag, response=vs.VectorStoreDeleted),
+        Endpoint("POST", f"{root}/{{vector_store_id}}/files", api.attach_file, Scope.JOBS,
+                 "Attach a file (starts its ingestion job)", tag, request=AttachFile,
+                 response=vs.VectorStoreFileObject, links=(Link(api.get_file, file), Link(api.delete_file, file))),
+        Endpoint("GET", f"{root}/{{vector_store_id}}/files", api.list_files, Scope.JOBS,
+                 "List a vector store's files", tag, query=VectorStoreFileQuery, response=vs.VectorStoreFileList),
+        Endpoint("GET", f"{root}/{{vector_store_id}}/files/{{file_id}}", api.get_file, Scope.JOBS,
+                 "A vector store file and its ingestion status", tag, response=vs.VectorStoreFileObject),
+        Endpoint("DELETE", f"{root}/{{vector_store_id}}/files/{{file_id}}", api.delete_file, Scope.JOBS,
+                 "Detach a file and delete its chunks", tag, response=vs.VectorStoreFileDeleted),
+        Endpoint("POST", f"{root}/{{vector_store_id}}/search", api.search, Scope.JOBS,
+                 "Search a vector store", tag, request=SearchVectorStore, response=vs.SearchPage),
     ]  # fmt: skip

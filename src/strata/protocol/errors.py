@@ -44,4 +44,8 @@ def _drop_union_branches(location: tuple[int | str, ...]) -> tuple[int | str, ..
     )
 
 
-_BRANCH_NAMES = {"str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after"}
+_BRANCH_NAMES = {
+    "str", "int", "float", "bool", "list", "dict", "none", "constrained-str", "function-after",
+    "ComparisonFilter", "CompoundFilter",  # the two shapes of a vector store search filter
+    "auto-chunking", "static-chunking",  # and of a chunking strategy
+}  # fmt: skip

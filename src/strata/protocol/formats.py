@@ -37,6 +37,7 @@ class ChatFormat:
     logprobs: bool = False  # the request asked for them: every choice and chunk carries the field
     id: str = field(default_factory=lambda: f"chatcmpl-{uuid.uuid4().hex[:24]}")
     created: int = field(default_factory=lambda: int(time.time()))
+    annotations: list[dict[str, Any]] | None = None  # citations of retrieved sources, on the message
 
     def _chunk(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -51,12 +52,10 @@ class ChatFormat:
         return chat_logprobs(entries) if self.logprobs else None
 
     def opening_chunk(self, n: int) -> dict[str, Any] | None:
-        return self._chunk(
-            [
-                {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
-                for i in range(n)
-            ]
-        )
+        delta: dict[str, Any] = {"role": "assistant", "content": ""}
+        if self.annotations is not None:
+            delta["annotations"] = self.annotations
+        return self._chunk([{"index": i, "delta": delta, "logprobs": None, "finish_reason": None} for i in range(n)])
 
     def text_chunk(self, index: int, text: str, logprobs: Sequence[TokenLogprob] = ()) -> dict[str, Any]:
         choice = {"index": index, "delta": {"content": text}, "logprobs": self._logprobs(logprobs)}
@@ -68,6 +67,11 @@ class ChatFormat:
     def usage_chunk(self, prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {**self._chunk([]), "usage": usage(prompt_tokens, completion_tokens)}
 
+    def _message(self, text: str) -> dict[str, Any]:
+        if self.annotations is None:
+            return {"role": "assistant", "content": text}
+        return {"role": "assistant", "content": text, "annotations": self.annotations}
+
     def whole(self, choices: Sequence[Choice], prompt_tokens: int, completion_tokens: int) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -77,7 +81,7 @@ class ChatFormat:
             "choices": [
                 {
                     "index": choice.index,
-                    "message": {"role": "assistant", "content": choice.text},
+                    "message": self._message(choice.text),
                     "logprobs": self._logprobs(choice.logprobs),
                     "finish_reason": choice.finish_reason,
                 }

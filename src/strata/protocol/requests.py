@@ -18,6 +18,8 @@ from pydantic import (
     field_validator,
 )
 
+from strata.data.vector_filters import Filter
+
 
 def _whole_number(value: Any) -> Any:
     # JSON Schema counts 2.0 as an integer; strict validation alone would refuse it.
@@ -128,6 +130,19 @@ class _GenerationFields(RequestModel):
         return (self.stop,) if isinstance(self.stop, str) else tuple(self.stop)
 
 
+class RetrievalOptions(RequestModel):
+    """Strata extension: ground the answer in vector stores (retrieval-augmented generation)."""
+
+    vector_store_ids: Annotated[
+        list[Annotated[str, Field(min_length=1, max_length=64)]], Field(min_length=1, max_length=8)
+    ]
+    top_k: Annotated[int, Field(ge=1, le=20), WHOLE] = Field(default=4, description="Chunks placed into the prompt.")
+    min_score: Annotated[float, Field(ge=-1.0, le=1.0)] = Field(
+        default=0.0, description="Chunks less similar than this (cosine) are left out."
+    )
+    filters: Filter | None = Field(default=None, description="Metadata filters, as in vector store search.")
+
+
 class ChatCompletionRequest(_GenerationFields):
     messages: Annotated[list[ChatMessage], Field(min_length=1)]
     max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
@@ -144,6 +159,12 @@ class ChatCompletionRequest(_GenerationFields):
         if value is not None and not info.data.get("logprobs"):
             raise ValueError("top_logprobs needs logprobs set to true")
         return value
+
+    retrieval: RetrievalOptions | None = Field(
+        default=None,
+        description="Strata extension: the last user message searches these vector stores; the chunks found go "
+        "into a system message (retrieval.template) and come back as file_citation annotations.",
+    )
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens

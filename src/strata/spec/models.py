@@ -26,6 +26,7 @@ from strata.spec.resilience import (
     StickyBy,
     VersionSpec,
 )
+from strata.spec.retrieval import RetrievalSpec
 from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
@@ -308,6 +309,12 @@ class StoreSpec(SpecModel):
         description="Artifact store (job outputs, batch files): a local folder or any fsspec URL (s3://..., "
         "memory://...). STRATA_ARTIFACTS_URL overrides it.",
     )
+    vectors_url: str = Field(
+        default=".strata/vectors",
+        description="Vector index of the vector stores: a local folder (the embedded HNSW index, persisted there, "
+        "for one process) or postgresql://USER@HOST/DB (pgvector, HNSW; shared by several gateways and workers). "
+        "STRATA_VECTORS_URL overrides it.",
+    )
 
 
 class ExtensionSpec(SpecModel):
@@ -345,6 +352,9 @@ class AppSpec(SpecModel):
     guardrails: GuardrailsSpec = Field(
         default_factory=GuardrailsSpec, description="Input and output guards per route and tenant (none by default)."
     )
+    retrieval: RetrievalSpec = Field(
+        default_factory=RetrievalSpec, description="Vector stores and retrieval in chat (RAG)."
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -369,6 +379,7 @@ class AppSpec(SpecModel):
         problems += _route_problems(self, deployment_names)
         problems += pipeline_problems(self.pipelines, _generate_routes(self))
         problems += _guardrail_problems(self)
+        problems += _retrieval_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -397,6 +408,22 @@ class AppSpec(SpecModel):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+
+def embedding_routes(app: AppSpec) -> list[str]:
+    """The routes whose versions all embed, in spec order."""
+    kinds = {m.name: m.kind for m in app.models}
+    deployments = {d.name: kinds.get(d.model) for d in app.deployments}
+    return [
+        r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-embedding" for v in r.traffic_versions())
+    ]
+
+
+def _retrieval_problems(app: AppSpec) -> list[str]:
+    named = app.retrieval.embedding_model
+    if named is None or named in embedding_routes(app):
+        return []
+    return [f"retrieval.embedding_model: '{named}' is not an embedding route of this app"]
 
 
 def _generate_routes(app: AppSpec) -> set[str]:

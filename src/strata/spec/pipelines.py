@@ -19,12 +19,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 STEP_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 PIPELINE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 ENTRYPOINT_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
-RESERVED_PIPELINES = frozenset({"openai-batch"})  # the Batch API's own pipeline
+RESERVED_PIPELINES = frozenset({"openai-batch", "vector-store-file"})  # the Batch and Vector Stores APIs' own
 
-StepKind = Literal["validate", "template", "generate", "postprocess", "store", "python"]
+StepKind = Literal["validate", "template", "generate", "postprocess", "store", "python", "retrieve"]
 """validate: JSON Schema check of the value; template: sandboxed Jinja2; generate: call a route;
 postprocess: pick a field and apply text operations; store: write the value to the artifact store;
-python: ``entrypoint: package.module:function``."""
+python: ``entrypoint: package.module:function``; retrieve: search the job's tenant's vector stores
+with the value (a string, or a mapping with ``query`` and optionally ``vector_store_ids``)."""
 
 Operation = Literal["strip", "lower", "upper", "parse_json", "to_json"]
 
@@ -73,6 +74,15 @@ class StepSpec(_Spec):
         default=None, pattern=ENTRYPOINT_PATTERN, description="python: package.module:function(value, context)."
     )
     options: dict[str, Any] = Field(default_factory=dict, description="python: passed to the step as context.options.")
+    vector_store_ids: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        max_length=8,
+        description="retrieve: the vector stores searched, unless the value (a mapping) names its own "
+        "'vector_store_ids'.",
+    )
+    top_k: int = Field(default=4, ge=1, le=50, description="retrieve: how many chunks it returns.")
+    min_score: float = Field(default=0.0, ge=-1, le=1, description="retrieve: chunks less similar are left out.")
 
     @model_validator(mode="after")
     def _kind_has_its_field(self) -> StepSpec:

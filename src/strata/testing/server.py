@@ -54,6 +54,7 @@ class ServerProcess:
             "STRATA_ADMIN_KEY": self.api_key,
             "STRATA_DATABASE_URL": f"sqlite:///{self._state_dir}/strata.db",
             "STRATA_ARTIFACTS_URL": str(self._state_dir / "artifacts"),
+            "STRATA_VECTORS_URL": str(self._state_dir / "vectors"),
         }
         self.env = {**os.environ, **defaults, **(env or {})}
         self.cpus = cpus  # pin the server to these cores (benchmarks keep it off the load generator's)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
-from sqlalchemy import case, func, select
+from sqlalchemy import case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from strata.workflows.paging import Cursor, Order, page
 from strata.workflows.store import JobStore
 from strata.workflows.tables import BatchResult, File
 
@@ -32,6 +33,26 @@ class FileStore:
     async def file(self, tenant: str, file_id: str) -> File | None:
         async with self.jobs.database.session() as session:
             return await session.scalar(select(File).where(File.id == file_id, File.tenant == tenant))
+
+    async def list_files(
+        self, tenant: str, *, purpose: str | None, limit: int, order: Order, after: str | None
+    ) -> list[File]:
+        """Up to ``limit`` + 1 of the tenant's files (the extra one says there are more)."""
+        cursor = None
+        if after is not None:
+            found = await self.file(tenant, after)
+            cursor = None if found is None else Cursor(found.created_at, found.id)
+        query = select(File).where(File.tenant == tenant)
+        if purpose is not None:
+            query = query.where(File.purpose == purpose)
+        async with self.jobs.database.session() as session:
+            return list((await session.scalars(page(query, File, File.id, cursor, order, limit))).all())
+
+    async def delete_file(self, tenant: str, file_id: str) -> bool:
+        """The file's record; its content stays in the content-addressed artifact store (another file may share it)."""
+        async with self.jobs.writing() as session:
+            gone = await session.execute(delete(File).where(File.id == file_id, File.tenant == tenant))
+        return bool(gone.rowcount)  # type: ignore[attr-defined]
 
     async def add_batch_result(self, job_id: str, line: int, custom_id: str, status_code: int, body: Any) -> None:
         """First write wins: a line a resumed batch runs again keeps its first recorded answer."""

@@ -13,6 +13,7 @@ import random
 from collections.abc import Callable, Iterator
 
 from strata.data import ArtifactStore
+from strata.data.vector_backends import vector_index_for
 from strata.observability.workflow_metrics import WorkflowMetrics
 from strata.serving.server import ModelServer
 from strata.spec import AppSpec
@@ -21,11 +22,14 @@ from strata.workflows.batches import BATCH_PIPELINE
 from strata.workflows.engine import Worker
 from strata.workflows.events import event_bus
 from strata.workflows.file_store import FileStore
+from strata.workflows.ingestion import INGEST_PIPELINE
 from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
 from strata.workflows.steps import Services, StepTraceSink, UsageSink
 from strata.workflows.store import JobStore
 from strata.workflows.triggers import Triggers
+
+INTERNAL_PIPELINES = frozenset({BATCH_PIPELINE.name, INGEST_PIPELINE.name})  # started by their own APIs only
 
 
 def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
@@ -33,6 +37,7 @@ def build_pipelines(spec: AppSpec) -> dict[str, Pipeline]:
     the Batch API's own."""
     pipelines = {p.name: bind(p, f"pipelines[{index}]") for index, p in enumerate(spec.pipelines)}
     pipelines[BATCH_PIPELINE.name] = bind(BATCH_PIPELINE, "openai-batch", needs_models=True)
+    pipelines[INGEST_PIPELINE.name] = bind(INGEST_PIPELINE, "vector-store-file", needs_models=True)
     return pipelines
 
 
@@ -83,9 +88,11 @@ class Workflows:
         self.pipelines = build_pipelines(spec)
         self.server = server
         self.files = FileStore(self.store)
+        self.vectors = vector_index_for(spec.store.vectors_url)
         self.services = Services(
-            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency, trace
-        )
+            self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency, trace,
+            self.vectors, spec.retrieval,
+        )  # fmt: skip
         self.rng = random.Random(seed)
         # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.
         self.budget_check = budget_check or (lambda tenant: None)
@@ -97,6 +104,10 @@ class Workflows:
         self.triggers = Triggers(spec.pipelines, order, self.store, event_bus(spec.store.redis_url), wake=self.wake)
         # Other processes' submissions wake this one's workers at once (PostgreSQL only; see notify).
         self.listener = JobListener(database, self.wake) if database.dialect == "postgresql" else None
+
+    async def open(self) -> None:
+        """Open the vector index (the embedded one loads its stores from disk): before workers start."""
+        await self.vectors.open()
 
     def start_workers(self, count: int, *, name: str | None = None) -> None:
         server = self.server
@@ -138,3 +149,4 @@ class Workflows:
         for worker in self.workers:
             await worker.stop()
         self.workers = []
+        await self.vectors.close()  # after the workers: no ingestion writes to a closed index

@@ -24,6 +24,7 @@ import jinja2.sandbox
 import jsonschema
 
 from strata.data import ArtifactStore, StoredArtifact
+from strata.data.vector_index import VectorIndex
 from strata.errors import SpecError, StrataError
 from strata.models.python_model import load_entrypoint
 from strata.principal import Principal
@@ -32,6 +33,7 @@ from strata.record import RecordKind, RequestRecord
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
+from strata.spec.retrieval import RetrievalSpec
 from strata.workflows.file_store import FileStore
 from strata.workflows.generation import INLINE_CONTEXT, JOB_CONTEXT, Generated, generate
 from strata.workflows.records import NewArtifact
@@ -81,6 +83,8 @@ class Services:
     usage: UsageSink | None = None
     batch_concurrency: int = 8
     trace: StepTraceSink | None = None
+    vectors: VectorIndex | None = None  # the vector stores' index (ingestion writes it, retrieve steps read it)
+    retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
 
 
 @dataclass(slots=True)
@@ -125,7 +129,7 @@ class BoundStep:
 
     @property
     def needs_models(self) -> bool:
-        return self.spec.kind == "generate"
+        return self.spec.kind in ("generate", "retrieve")
 
 
 _ENVIRONMENT = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -156,6 +160,8 @@ def _runner(step: StepSpec, where: str) -> StepFunction:
         return _postprocess
     if step.kind == "store":
         return _store
+    if step.kind == "retrieve":  # by name: the retrieve step reads the catalogue, which imports this module
+        return _entrypoint("strata.workflows.retrieve_step:retrieve", f"{where}.kind")
     assert step.entrypoint is not None
     return _entrypoint(step.entrypoint, f"{where}.entrypoint")
 

@@ -69,7 +69,9 @@ def test_every_platform_route_is_declared_with_a_scope_that_matches_its_prefix()
         assert endpoint.tag
         if endpoint.path.startswith("/v1/admin") or endpoint.path == "/metrics":
             assert endpoint.scope is Scope.ADMIN, endpoint.path
-        elif endpoint.path.startswith(("/v1/jobs", "/v1/files", "/v1/batches", "/v1/pipelines", "/v1/events")):
+        elif endpoint.path.startswith(
+            ("/v1/jobs", "/v1/files", "/v1/batches", "/v1/pipelines", "/v1/events", "/v1/vector_stores")
+        ):
             assert endpoint.scope is Scope.JOBS, endpoint.path
         elif endpoint.path.startswith("/v1/") and endpoint.path != "/v1/usage":
             assert endpoint.scope is Scope.INFER, endpoint.path
