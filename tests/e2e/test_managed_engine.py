@@ -122,3 +122,15 @@ def test_a_killed_engine_is_replaced(client: openai.OpenAI, front: ServerProcess
                 return
         assert time.monotonic() < deadline, f"the engine was not replaced:\n{front.logs()[-3000:]}"
         time.sleep(0.5)
+
+
+def test_the_engine_key_stays_off_the_command_line(front: ServerProcess) -> None:
+    """Only Strata may call the engine's port: its key travels in the environment, never in argv,
+    which every local user can read in `ps` (and a key starting with '-' would parse as a flag)."""
+    (pid,) = engine_pids(front)
+    environ = dict(
+        entry.split(b"=", 1) for entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0") if b"=" in entry
+    )
+    key = environ[b"VLLM_API_KEY"]
+    assert len(key) >= 32
+    assert key not in Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -2,9 +2,10 @@
 stops it, and talks to it over its OpenAI API with the upstream replica.
 
 Lifecycle of one replica:
-1. start: spawn ``python -m <module> --model ... --port <free port> --api-key <random>`` from the
-   engine's own virtualenv (its own process group), then poll its health path until 200, the
-   process exits (its log tail is the error) or ``startup_timeout_s`` passes;
+1. start: spawn ``python -m <module> --model ... --port <free port>`` with a random key in
+   ``VLLM_API_KEY`` (not argv: other users see argv in ``ps``, and a key that starts with '-' would
+   parse as a flag) from the engine's own virtualenv (its own process group), then poll its health
+   path until 200, the process exits (its log tail is the error) or ``startup_timeout_s`` passes;
 2. serve: an :class:`UpstreamReplica` on http://127.0.0.1:<port>/v1 with the per-process key;
 3. watch: a dead process, or one whose health check failed ``UNHEALTHY_AFTER`` times in a row, is no
    longer ``alive``, and the deployment's supervisor replaces the replica;
@@ -124,7 +125,6 @@ class VLLMReplica:
             "--served-model-name", self._model.name,
             "--host", "127.0.0.1",
             "--port", str(self.port),
-            "--api-key", key,
             *engine_flags(self._model.options),
             *self._engine.args,
         ]  # fmt: skip
@@ -133,7 +133,11 @@ class VLLMReplica:
         log.info("%s: starting engine on port %d (log %s)", self.replica_id, self.port, self.log_path)
         with os.fdopen(fd, "wb") as log_file:
             self._process = await asyncio.create_subprocess_exec(
-                *command, stdout=log_file, stderr=asyncio.subprocess.STDOUT, start_new_session=True
+                *command,
+                stdout=log_file,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+                env={**os.environ, "VLLM_API_KEY": key},
             )
         try:
             await self._wait_healthy()

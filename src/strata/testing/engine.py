@@ -1,6 +1,6 @@
 """A stand-in engine process with vLLM's command line: ``python -m strata.testing.engine --model DIR
---served-model-name NAME --host H --port P --api-key K`` serves the model over the OpenAI API with
-Strata's own backend (``strata serve`` on a one-model app; ready at /readyz).
+--served-model-name NAME --host H --port P`` (key in ``VLLM_API_KEY`` or ``--api-key``) serves the model
+over the OpenAI API with Strata's own backend (``strata serve`` on a one-model app; ready at /readyz).
 
 It lets the managed-engine lifecycle (spawn, health checks, drain, restart) be tested for real where
 vLLM is not installed; the same tests run against vLLM itself when its virtualenv is present.
@@ -40,8 +40,9 @@ def main(argv: list[str] | None = None) -> None:
         "STRATA_DATABASE_URL": f"sqlite:///{state}/strata.db",
         "STRATA_ARTIFACTS_URL": str(state / "artifacts"),
     }
-    if args.api_key:
-        env["STRATA_ADMIN_KEY"] = args.api_key
+    key = args.api_key or os.environ.get("VLLM_API_KEY")
+    if key:
+        env["STRATA_ADMIN_KEY"] = key
     command = [sys.executable, "-m", "strata", "serve", str(spec_path), "--host", args.host, "--port", str(args.port)]
     os.execve(sys.executable, command, env)  # become the server: the caller's signals reach it directly
 
