@@ -9,6 +9,7 @@ from every gateway on SQLite and PostgreSQL alike.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -76,11 +77,8 @@ def _inference_detail(entry: InferenceEntry) -> dict[str, Any]:
     return detail
 
 
-def _utc(at: float) -> datetime:
-    return _EPOCH + timedelta(seconds=at)
-
-
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_NAIVE = _EPOCH.replace(tzinfo=None)
 
 
 def _canonical_at(moment: datetime) -> str:
@@ -100,7 +98,21 @@ def row_hash(
     status: int,
     detail: str,
 ) -> str:
-    body = orjson.dumps([seq, _canonical_at(at), kind, tenant, actor, action, status, detail])
+    return _hash_row(prev_hash, seq, _canonical_at(at), kind, tenant, actor, action, status, detail)
+
+
+def _hash_row(
+    prev_hash: str,
+    seq: int,
+    canonical_at: str,
+    kind: str,
+    tenant: str | None,
+    actor: str | None,
+    action: str,
+    status: int,
+    detail: str,
+) -> str:
+    body = orjson.dumps([seq, canonical_at, kind, tenant, actor, action, status, detail])
     return hashlib.sha256(prev_hash.encode() + b"|" + body).hexdigest()
 
 
@@ -109,30 +121,60 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
     AuditEvent is built for it)."""
     if not events:
         return
+    plain = database.plain_sqlite()
+    if plain is not None:
+        _append_plain(plain, events)
+        return
     async with database.connect() as connection:  # Core, no ORM session: this runs for every batch of rows
         # Taking the row lock before reading the head: concurrent writers queue here, never fork the chain.
         await connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=HEAD.c.seq))
         head_seq, head_hash = (await connection.execute(select(HEAD.c.seq, HEAD.c.hash).where(HEAD.c.id == 1))).one()
-        seq, prev = head_seq, head_hash
-        sqlite = database.dialect == "sqlite"
-        values = []
-        for event in events:
-            seq += 1
-            if isinstance(event, AuditEvent):
-                kind, action, status, tenant, actor = event.kind, event.action, event.status, event.tenant, event.actor
-                at, fields = event.at.astimezone(UTC), event.detail
-            else:
-                kind, (_, action, status, tenant, actor) = "inference", event[:5]
-                at, fields = _utc(event[0]), _inference_detail(event)
-            detail = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
-            digest = row_hash(prev, seq, at, kind, tenant, actor, action, status, detail)
-            stored_at = _sqlite_datetime(at) if sqlite else at
-            values.append((seq, stored_at, kind, tenant, actor, action, status, detail, prev, digest))
-            prev = digest
+        values, seq, prev = _chained_rows(events, head_seq, head_hash, sqlite=database.dialect == "sqlite")
         # The driver's own executemany: SQLAlchemy's per-row parameter processing cost more than
         # building, hashing and writing the row together (the trail gets a row per request).
         await connection.exec_driver_sql(_insert_sql(connection.dialect.paramstyle), values)
         await connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
+
+
+def _append_plain(connection: sqlite3.Connection, events: Sequence[AuditEvent | InferenceEntry]) -> None:
+    """``append`` on the database thread's plain sqlite3 connection: the same statements, without
+    SQLAlchemy's async layer and aiosqlite's thread hop per statement."""
+    head = AuditHead.__tablename__
+    connection.execute("BEGIN IMMEDIATE")  # the write lock first: concurrent writers queue, never fork the chain
+    try:
+        head_seq, head_hash = connection.execute(f"SELECT seq, hash FROM {head} WHERE id = 1").fetchone()
+        values, seq, prev = _chained_rows(events, head_seq, head_hash, sqlite=True)
+        connection.executemany(_insert_sql("qmark"), values)
+        connection.execute(f"UPDATE {head} SET seq = ?, hash = ? WHERE id = 1", (seq, prev))
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def _chained_rows(
+    events: Sequence[AuditEvent | InferenceEntry], seq: int, prev: str, *, sqlite: bool
+) -> tuple[list[tuple[Any, ...]], int, str]:
+    """The rows for ``events`` after the head (``seq``, ``prev``), each hashed over its predecessor;
+    returns them with the new head."""
+    values = []
+    for event in events:
+        seq += 1
+        if isinstance(event, AuditEvent):
+            kind, action, status, tenant, actor = event.kind, event.action, event.status, event.tenant, event.actor
+            naive, fields = event.at.astimezone(UTC).replace(tzinfo=None), event.detail
+        else:
+            kind, (_, action, status, tenant, actor) = "inference", event[:5]
+            naive, fields = _EPOCH_NAIVE + timedelta(seconds=event[0]), _inference_detail(event)
+        detail = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS).decode()
+        # One isoformat per row: the stored SQLite text and the hashed canonical form are the same digits.
+        text_at = naive.isoformat(sep=" ", timespec="microseconds")
+        canonical_at = f"{text_at[:10]}T{text_at[11:]}Z"
+        digest = _hash_row(prev, seq, canonical_at, kind, tenant, actor, action, status, detail)
+        stored_at = text_at if sqlite else naive.replace(tzinfo=UTC)
+        values.append((seq, stored_at, kind, tenant, actor, action, status, detail, prev, digest))
+        prev = digest
+    return values, seq, prev
 
 
 HEAD = AuditHead.__table__.c.id.table  # the Table behind the ORM class (Core statements)
@@ -144,11 +186,6 @@ def _insert_sql(paramstyle: str) -> str:
     if paramstyle not in ("numeric_dollar", "qmark"):
         raise ValueError(f"unsupported driver paramstyle {paramstyle!r}")
     return f"INSERT INTO access_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(marks)})"
-
-
-def _sqlite_datetime(moment: datetime) -> str:
-    """The text SQLAlchemy's SQLite DateTime stores (and parses back): UTC, microseconds, no zone."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,9 @@ class DatabaseThread:
 
     @staticmethod
     async def _open(open_database: Callable[[], Database]) -> Database:
-        return open_database()  # the engine is made on the thread's own loop
+        database = open_database()  # the engine is made on the thread's own loop
+        database.own_thread()
+        return database
 
     def _run_sync(self, work: Awaitable[T]) -> T:
         return asyncio.run_coroutine_threadsafe(_awaited(work), self._loop).result()

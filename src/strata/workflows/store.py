@@ -18,6 +18,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import ColumnElement, Table, bindparam, case, func, insert, select, update
@@ -261,7 +262,8 @@ class JobStore:
         )
         # An idle poll reads only (no write lock, no row locks), on the database's own thread: polling
         # workers in a gateway cost its request loop nothing while there is no work.
-        if not known_busy and not await self.database.off_loop(lambda database: _any_due(database, due)):
+        idle_check = partial(_any_due, pipelines=tuple(pipelines), now=now, held=tuple(held))
+        if not known_busy and not await self.database.off_loop(idle_check):
             return []
         async with self.writing() as session:
             jobs = [_job(row) for row in (await session.execute(statement)).all()]
@@ -450,6 +452,18 @@ async def _event(
     await session.execute(insert(EVENTS).values(_event_row(job_id, now, kind, step, detail)))
 
 
-async def _any_due(database: Database, due: tuple[ColumnElement[bool], ...]) -> bool:
-    async with database.session() as session:
-        return (await session.execute(select(JOBS.c.id).where(*due).limit(1))).first() is not None
+async def _any_due(database: Database, *, pipelines: tuple[str, ...], now: float, held: tuple[str, ...]) -> bool:
+    """Whether any job is free to claim: the same condition as the claim's, as plain SQL (an idle
+    worker in a gateway asks this every poll_ms; see Database.fetch_one for why plain)."""
+    statuses = [status.value for status in ACTIVE]
+    sql = (
+        f"SELECT 1 FROM {Job.__tablename__} WHERE status IN ({_marks(statuses)}) AND available_at <= ?"
+        f" AND pipeline IN ({_marks(pipelines)})"
+    )
+    if held:
+        sql += f" AND id NOT IN ({_marks(held)})"
+    return await database.fetch_one(sql + " LIMIT 1", [*statuses, now, *pipelines, *held]) is not None
+
+
+def _marks(values: Collection[object]) -> str:
+    return ", ".join("?" * len(values))
