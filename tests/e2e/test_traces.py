@@ -13,6 +13,7 @@ import httpx
 import openai
 import pytest
 import yaml
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
 from tests.otlp_receiver import OTLPReceiver
 
 from strata.observability.traces.otlp import OTLPExport
@@ -263,3 +264,22 @@ def test_each_attempt_of_a_job_step_is_a_span_linked_to_the_submitting_request(e
     assert all(s["attributes"]["strata.job.id"] == job for s in steps)
     assert all(s["links"] == [{"trace_id": trace_id, "span_id": span_id}] for s in steps)
     assert any(s["name"] == "POST /v1/jobs" and s["span_id"] == span_id for s in spans)
+
+
+def test_latency_buckets_carry_the_trace_of_a_recent_request(client: openai.OpenAI, server: ServerProcess) -> None:
+    """OpenMetrics exemplars: a latency bucket on a dashboard links to one request's trace."""
+    trace = "6" * 32
+    client.embeddings.create(
+        model=EMBED, input=["exemplar"], extra_headers={"traceparent": f"00-{trace}-{CALLER_SPAN}-01"}
+    )
+    with server.http() as http:
+        scraped = http.get("/metrics", headers={"accept": "application/openmetrics-text; version=1.0.0"})
+        classic = http.get("/metrics")
+    assert scraped.headers["content-type"].startswith("application/openmetrics-text")
+    families = {family.name: family for family in text_string_to_metric_families(scraped.text)}
+    buckets = [s for s in families["strata_request_latency_seconds"].samples if s.name.endswith("_bucket")]
+    [ours] = [s for s in buckets if s.exemplar is not None and s.exemplar.labels["trace_id"] == trace]
+    assert ours.labels["route"] == "/v1/embeddings"
+    assert 0 < ours.exemplar.value <= float(ours.labels["le"])
+    assert classic.headers["content-type"].startswith("text/plain")
+    assert trace not in classic.text  # the Prometheus text format has no exemplars

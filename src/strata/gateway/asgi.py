@@ -246,7 +246,10 @@ class Gateway:
             record.last_byte = time.perf_counter()
         requests, latency, errors = self._children_for(record.route, record.status)
         requests.inc()
-        latency.observe(record.last_byte - record.received)
+        if record.trace_id:
+            latency.observe_traced(record.last_byte - record.received, record.trace_id)
+        else:
+            latency.observe(record.last_byte - record.received)
         if errors is not None:
             errors.inc()
         if metered:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client.openmetrics.exposition import CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE
 from starlette.responses import Response
 
 from strata.gateway.call import Call
@@ -48,6 +49,9 @@ class OperationsAPI:
             refresh()
         for deployment in self.server.deployments.values():
             self.server.metrics.replicas_ready.labels(deployment=deployment.name).set(deployment.ready_replicas)
+        # Prometheus asks for OpenMetrics first when exemplar storage is on; that format carries them.
+        if "application/openmetrics-text" in call.headers.get("accept", ""):
+            return Response(self.server.metrics.render(openmetrics=True), media_type=OPENMETRICS_CONTENT_TYPE)
         return Response(self.server.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     def _model_card(self, name: str) -> dict[str, object]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics_exposition
 
 from strata.observability.lean import CounterChild, HistogramChild, LeanCounter, LeanHistogram
 
@@ -71,6 +72,7 @@ class Metrics:
             ["route"],
             buckets=LATENCY_BUCKETS_S,
             registry=r,
+            exemplars=True,  # each bucket names a recent request's trace (OpenMetrics scrapes)
         )
         self.stage_latency = LeanHistogram(
             "strata_stage_latency_seconds",
@@ -147,5 +149,8 @@ class Metrics:
             cost=self.request_cost.labels(deployment=name),
         )
 
-    def render(self) -> bytes:
+    def render(self, *, openmetrics: bool = False) -> bytes:
+        """The Prometheus text format, or OpenMetrics (which carries exemplars) when the scraper asks."""
+        if openmetrics:
+            return openmetrics_exposition.generate_latest(self.registry)  # type: ignore[no-untyped-call,no-any-return]
         return generate_latest(self.registry)
