@@ -5,6 +5,7 @@ and kept out of the logs, upstream errors, and a fallback chain while the upstre
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -129,6 +130,61 @@ def test_stream_is_passed_through_with_usage(
         "strata_tokens_total", deployment="remote", direction="out"
     )
     assert counted == usage.completion_tokens
+
+
+def test_n_choices_are_the_upstreams(client: openai.OpenAI, direct: openai.OpenAI) -> None:
+    """n, the seed and penalties go upstream; each choice comes back under its index."""
+    open_question = [{"role": "user", "content": "Tell me something about a city."}]
+    asked = {"model": "remote", "messages": open_question, "n": 2, "temperature": 1.5, "seed": 11, "max_tokens": 12,
+             "presence_penalty": 0.5}  # fmt: skip
+    reply = client.chat.completions.create(**asked)  # type: ignore[call-overload]
+    reference = direct.chat.completions.create(**{**asked, "model": CHAT})  # type: ignore[call-overload]
+    assert [c.index for c in reply.choices] == [0, 1]
+    assert [c.message.content for c in reply.choices] == [c.message.content for c in reference.choices]
+    assert reference.choices[0].message.content != reference.choices[1].message.content  # two samples
+    assert reply.usage is not None
+    assert reference.usage is not None
+    assert reply.usage.completion_tokens == reference.usage.completion_tokens  # the upstream's total, both choices
+
+    stream = client.chat.completions.create(**asked, stream=True)  # type: ignore[call-overload]
+    streamed = ["", ""]
+    for chunk in stream:
+        for choice in chunk.choices:
+            streamed[choice.index] += choice.delta.content or ""
+    assert streamed == [c.message.content for c in reference.choices]
+
+
+def test_logprobs_are_the_upstreams(client: openai.OpenAI, direct: openai.OpenAI) -> None:
+    asked = {"messages": QUESTION, "temperature": 0, "max_tokens": 6, "logprobs": True, "top_logprobs": 2}
+    reply = client.chat.completions.create(model="remote", **asked)  # type: ignore[call-overload]
+    reference = direct.chat.completions.create(model=CHAT, **asked)  # type: ignore[call-overload]
+    ours, theirs = reply.choices[0].logprobs, reference.choices[0].logprobs
+    assert ours is not None
+    assert theirs is not None
+    assert ours.content
+    assert theirs.content
+    assert [t.token for t in ours.content] == [t.token for t in theirs.content]
+    assert [t.logprob for t in ours.content] == pytest.approx([t.logprob for t in theirs.content], abs=1e-4)
+    assert all(len(t.top_logprobs) == 2 for t in ours.content)
+
+    legacy = client.completions.create(model="remote", prompt="The capital of France is", max_tokens=4,
+                                       temperature=0, logprobs=2)  # fmt: skip
+    assert legacy.choices[0].logprobs is not None
+    assert len(legacy.choices[0].logprobs.tokens or []) == legacy.usage.completion_tokens  # type: ignore[union-attr]
+
+
+def test_a_response_format_is_decoded_upstream(client: openai.OpenAI) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string", "maxLength": 24}}, "required": ["city"],
+              "additionalProperties": False}  # fmt: skip
+    reply = client.chat.completions.create(
+        model="remote", messages=QUESTION, temperature=0, max_tokens=200,
+        response_format={"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}},
+    )  # fmt: skip
+    content = reply.choices[0].message.content or ""
+    assert reply.choices[0].finish_reason == "stop", content  # the JSON ended; max_tokens did not cut it
+    answer = json.loads(content)  # the tiny model alone would answer in prose: the upstream's grammar held
+    assert set(answer) == {"city"}
+    assert isinstance(answer["city"], str)
 
 
 def test_text_completion_goes_upstream(client: openai.OpenAI, direct: openai.OpenAI) -> None:

@@ -14,24 +14,32 @@ from strata.errors import InvalidRequest, ModelFailed, Overloaded, ReplicaUnavai
 DONE = "[DONE]"
 
 
+# One generated token as the upstream reported it: (token, logprob, ((alternative, logprob), ...)).
+Logprob = tuple[str, float, tuple[tuple[str, float], ...]]
+
+
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """What one streamed chunk adds: text, a finish reason, or the usage (in its own final chunk)."""
+    """What one streamed chunk adds to one choice: text, a finish reason, the tokens' log-probabilities,
+    or the usage (in its own final chunk, which has no choice)."""
 
     text: str = ""
     finish_reason: str | None = None
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    index: int = 0  # the choice (n > 1)
+    logprobs: tuple[Logprob, ...] = ()
 
 
-def parse_line(line: str) -> Chunk | None:
-    """One SSE line of the upstream's stream; None for lines that carry nothing (comments, blank
-    lines, ``[DONE]``). An in-band error (a stream that failed after it began) raises ModelFailed."""
+def parse_line(line: str) -> list[Chunk]:
+    """One SSE line of the upstream's stream: a chunk per choice it carries, none for lines that
+    carry nothing (comments, blank lines, ``[DONE]``). An in-band error (a stream that failed after
+    it began) raises ModelFailed."""
     if not line.startswith("data:"):
-        return None
+        return []
     data = line[5:].strip()
     if not data or data == DONE:
-        return None
+        return []
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError:
@@ -40,23 +48,65 @@ def parse_line(line: str) -> Chunk | None:
         raise ModelFailed(f"upstream sent a chunk that is not a JSON object: {data[:200]!r}")
     if "error" in payload:
         raise ModelFailed(f"upstream failed during the stream: {_error_message(payload)}")
-    return _chunk(payload)
+    return _chunks(payload)
 
 
-def _chunk(payload: dict[str, Any]) -> Chunk:
-    text, finish_reason = "", None
-    choices = payload.get("choices") or []
-    if choices and isinstance(choices[0], dict):
-        choice = choices[0]
+def _chunks(payload: dict[str, Any]) -> list[Chunk]:
+    usage = payload.get("usage")
+    prompt_tokens = completion_tokens = None
+    if isinstance(usage, dict):
+        prompt_tokens, completion_tokens = _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens"))
+    chunks = []
+    for choice in payload.get("choices") or []:
+        if not isinstance(choice, dict):
+            continue
         delta = choice.get("delta")
         # Chat chunks carry delta.content; text completions carry text.
         content = delta.get("content") if isinstance(delta, dict) else choice.get("text")
-        text = content if isinstance(content, str) else ""
-        finish_reason = choice.get("finish_reason") or None
-    usage = payload.get("usage")
-    if isinstance(usage, dict):
-        return Chunk(text, finish_reason, _int(usage.get("prompt_tokens")), _int(usage.get("completion_tokens")))
-    return Chunk(text, finish_reason)
+        index = choice.get("index", 0)
+        chunks.append(
+            Chunk(
+                content if isinstance(content, str) else "",
+                choice.get("finish_reason") or None,
+                prompt_tokens,
+                completion_tokens,
+                index if isinstance(index, int) else 0,
+                _logprobs(choice.get("logprobs")),
+            )
+        )
+    if not chunks and (prompt_tokens is not None or completion_tokens is not None):
+        chunks.append(Chunk(prompt_tokens=prompt_tokens, completion_tokens=completion_tokens))
+    return chunks
+
+
+def _logprobs(value: object) -> tuple[Logprob, ...]:
+    """Chat's ``{"content": [{token, logprob, top_logprobs}]}`` or the legacy completions shape
+    ``{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}]}``, as one representation."""
+    if not isinstance(value, dict):
+        return ()
+    content = value.get("content")
+    if isinstance(content, list):
+        return tuple(
+            (str(entry.get("token", "")), float(entry.get("logprob", 0.0)), _alternatives(entry.get("top_logprobs")))
+            for entry in content
+            if isinstance(entry, dict)
+        )
+    tokens, chosen, tops = value.get("tokens"), value.get("token_logprobs"), value.get("top_logprobs")
+    if not isinstance(tokens, list) or not isinstance(chosen, list):
+        return ()
+    tops = tops if isinstance(tops, list) else [None] * len(tokens)
+    return tuple(
+        (str(token), float(logprob or 0.0), _alternatives(top))
+        for token, logprob, top in zip(tokens, chosen, tops, strict=False)
+    )
+
+
+def _alternatives(value: object) -> tuple[tuple[str, float], ...]:
+    if isinstance(value, list):  # chat: [{token, logprob}]
+        return tuple((str(e.get("token", "")), float(e.get("logprob", 0.0))) for e in value if isinstance(e, dict))
+    if isinstance(value, dict):  # completions: {token: logprob}
+        return tuple((str(token), float(logprob)) for token, logprob in value.items())
+    return ()
 
 
 def _int(value: object) -> int | None:

@@ -22,7 +22,13 @@ import orjson
 from strata.errors import InvalidRequest, ModelFailed, Overloaded, ReplicaUnavailable
 from strata.models.openai_upstream import DONE, parse_line, status_error
 from strata.observability.metrics import DeploymentMetrics
-from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import (
+    GenerationEvent,
+    GenerationRequest,
+    GenerationStream,
+    JsonConstraint,
+    TokenLogprob,
+)
 from strata.spec import DeploymentSpec, ModelSpec
 from strata.spec.engines import UpstreamSpec
 
@@ -54,7 +60,31 @@ def request_body(model: str, request: GenerationRequest) -> dict[str, Any]:
         body["seed"] = params.seed
     if params.ignore_eos:  # a vLLM (and Strata) extension: sent only when asked for
         body["ignore_eos"] = True
+    # The rest only when asked for: an upstream that lacks a feature then refuses it (a 400 naming
+    # the field reaches the caller) instead of every request carrying it.
+    if params.n > 1:
+        body["n"] = params.n
+    if params.presence_penalty:
+        body["presence_penalty"] = params.presence_penalty
+    if params.frequency_penalty:
+        body["frequency_penalty"] = params.frequency_penalty
+    if params.logprobs is not None:
+        if request.messages is not None:
+            body["logprobs"], body["top_logprobs"] = True, params.logprobs
+        else:
+            body["logprobs"] = params.logprobs
+    if request.constraint is not None:
+        body["response_format"] = _response_format(request.constraint)
     return body
+
+
+def _response_format(constraint: JsonConstraint) -> dict[str, Any]:
+    """OpenAI's ``response_format`` for the constraint (vLLM, SGLang and llama.cpp's server take it
+    and decode under the grammar themselves)."""
+    schema = orjson.loads(constraint.schema)
+    if schema == {"type": "object"}:
+        return {"type": "json_object"}
+    return {"type": "json_schema", "json_schema": {"name": "response", "schema": schema, "strict": True}}
 
 
 class UpstreamStream(GenerationStream):
@@ -93,35 +123,49 @@ class UpstreamStream(GenerationStream):
             self.close()
 
     async def _read(self, response: httpx.Response) -> AsyncIterator[GenerationEvent]:
-        """Text events as chunks arrive; the finish reason is held back until the usage chunk that
-        follows it (or the stream's end), so the last event carries the upstream's exact counts."""
-        prompt_tokens = completion_tokens = 0
-        usage_seen = False
-        finish_reason: str | None = None
-        tail = ""  # text that came with the finish reason
+        """Text events per choice as chunks arrive; the finish reasons are held back until the usage
+        chunk that follows them (or the stream's end), so the last events carry the upstream's exact
+        counts. With n > 1 the upstream counts all choices together: each choice is credited what it
+        streamed (its tokens' log-probabilities, else one token per chunk) and the last one the rest,
+        so the total billed is the upstream's."""
+        n = self._request.params.n
+        prompt_tokens, usage_total = 0, None
+        counted = [0] * n
+        finished: dict[int, tuple[str, str, tuple[TokenLogprob, ...]]] = {}  # index: reason, text, logprobs
         async for line in response.aiter_lines():
             if line == DONE_LINE or self.cancelled:
                 break
-            chunk = parse_line(line)
-            if chunk is None:
-                continue
-            if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
-                usage_seen = True
-                prompt_tokens = chunk.prompt_tokens or 0
-                completion_tokens = chunk.completion_tokens or 0
-            elif chunk.text and not usage_seen:
-                completion_tokens += 1  # a server without usage: one chunk is about one token
-            if chunk.finish_reason is not None:
-                finish_reason, tail = chunk.finish_reason, tail + chunk.text
-            elif chunk.text and finish_reason is None:
-                yield GenerationEvent(chunk.text, prompt_tokens, completion_tokens)
+            for chunk in parse_line(line):
+                if chunk.prompt_tokens is not None or chunk.completion_tokens is not None:
+                    prompt_tokens, usage_total = chunk.prompt_tokens or 0, chunk.completion_tokens or 0
+                if not chunk.text and not chunk.logprobs and chunk.finish_reason is None:
+                    continue  # a usage or role chunk
+                index = chunk.index
+                if not 0 <= index < n:
+                    raise ModelFailed(f"{self._replica.replica_id}: upstream sent choice {index} of {n}")
+                logprobs = tuple(TokenLogprob(token, logprob, top) for token, logprob, top in chunk.logprobs)
+                counted[index] += len(logprobs) or (1 if chunk.text else 0)
+                if chunk.finish_reason is not None:
+                    finished[index] = (chunk.finish_reason, chunk.text, logprobs)
+                elif index not in finished:
+                    yield GenerationEvent(
+                        chunk.text, prompt_tokens, counted[index], index=index, open_choices=n - len(finished),
+                        logprobs=logprobs,
+                    )  # fmt: skip
         if self.cancelled:
             return
-        if finish_reason is None:
+        if len(finished) < n:
             raise ModelFailed(f"{self._replica.replica_id}: the upstream stream ended without a finish reason")
+        if usage_total is not None:
+            counted[-1] = max(0, usage_total - sum(counted[:-1]))
         self._replica.metrics.tokens_in.inc(prompt_tokens)
-        self._replica.metrics.tokens_out.inc(completion_tokens)
-        yield GenerationEvent(tail, prompt_tokens, completion_tokens, finish_reason=finish_reason)
+        self._replica.metrics.tokens_out.inc(sum(counted))
+        for index in range(n):
+            reason, text, logprobs = finished[index]
+            yield GenerationEvent(
+                text, prompt_tokens, counted[index], finish_reason=reason, index=index,
+                open_choices=n - 1 - index, logprobs=logprobs,
+            )  # fmt: skip
 
 
 class UpstreamReplica:

@@ -7,19 +7,39 @@ from strata.models.openai_upstream import Chunk, parse_line, status_error
 
 
 def test_chat_and_completion_chunks() -> None:
-    assert parse_line('data: {"choices":[{"index":0,"delta":{"content":"Par"},"finish_reason":null}]}') == Chunk("Par")
-    assert parse_line('data: {"choices":[{"index":0,"text":"is","finish_reason":"length"}]}') == Chunk("is", "length")
-    assert parse_line('data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}') == Chunk()
+    assert parse_line('data: {"choices":[{"index":0,"delta":{"content":"Par"},"finish_reason":null}]}') == [
+        Chunk("Par")
+    ]
+    assert parse_line('data: {"choices":[{"index":0,"text":"is","finish_reason":"length"}]}') == [Chunk("is", "length")]
+    assert parse_line('data: {"choices":[{"index":0,"delta":{"role":"assistant"}}]}') == [Chunk()]
+
+
+def test_each_choice_is_its_own_chunk() -> None:
+    line = 'data: {"choices":[{"index":1,"delta":{"content":"b"}},{"index":0,"delta":{"content":"a"}}]}'
+    assert parse_line(line) == [Chunk("b", index=1), Chunk("a", index=0)]
+
+
+def test_logprobs_of_chat_and_of_completions_read_the_same() -> None:
+    chat = parse_line(
+        'data: {"choices":[{"index":0,"delta":{"content":"Paris"},"logprobs":{"content":[{"token":"Paris",'
+        '"logprob":-0.1,"bytes":[80],"top_logprobs":[{"token":"Paris","logprob":-0.1},{"token":"Rome","logprob":-2.5}]}]}}]}'
+    )
+    legacy = parse_line(
+        'data: {"choices":[{"index":0,"text":"Paris","logprobs":{"tokens":["Paris"],"token_logprobs":[-0.1],'
+        '"top_logprobs":[{"Paris":-0.1,"Rome":-2.5}],"text_offset":[0]}}]}'
+    )
+    expected = (("Paris", -0.1, (("Paris", -0.1), ("Rome", -2.5))),)
+    assert chat[0].logprobs == legacy[0].logprobs == expected
 
 
 def test_usage_chunk() -> None:
     line = 'data: {"choices":[],"usage":{"prompt_tokens":12,"completion_tokens":7,"total_tokens":19}}'
-    assert parse_line(line) == Chunk(prompt_tokens=12, completion_tokens=7)
+    assert parse_line(line) == [Chunk(prompt_tokens=12, completion_tokens=7)]
 
 
 @pytest.mark.parametrize("line", ["", ": keep-alive", "data: [DONE]", "event: ping", "data:"])
 def test_lines_without_content(line: str) -> None:
-    assert parse_line(line) is None
+    assert parse_line(line) == []
 
 
 def test_in_band_error_and_garbage_fail_the_generation() -> None:
