@@ -37,7 +37,7 @@ def export_denoiser(folder: Path, out: Path, *, int8: bool) -> OnnxManifest:
     example = (torch.zeros(4, PATH_DIM), torch.full((4,), 0.5), torch.zeros(4, COND_DIM))
     export_graph(model.denoiser, example, INPUTS, OUTPUTS, out, free_length=False)
     if int8:
-        quantize_int8(out)
+        quantize_int8(out, keep_input_layer=True)
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         shutil.copyfile(folder / name, out / name)
     return write_manifest(out, TASK, folder, INPUTS, OUTPUTS)
