@@ -104,13 +104,15 @@ def write_manifest(out: Path, task: str, source: Path, inputs: Sequence[str], ou
 class _Encoder(torch.nn.Module):
     """The encoder with positional inputs and one output, the shape an ONNX graph takes."""
 
-    def __init__(self, model: Any, names: Sequence[str]) -> None:
+    def __init__(self, model: Any) -> None:
         super().__init__()
         self.model = model
-        self.names = list(names)
 
-    def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
-        hidden: torch.Tensor = self.model(**dict(zip(self.names, tensors, strict=True))).last_hidden_state
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+        hidden: torch.Tensor = self.model(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
         return hidden
 
 
@@ -119,9 +121,9 @@ def export_embedding(folder: Path, out: Path, *, int8: bool) -> OnnxManifest:
     export folder alone serves as ``kind: onnx``. Pooling stays outside the graph, as in the torch backend."""
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    names = [name for name in tokenizer.model_input_names if name in ("input_ids", "attention_mask", "token_type_ids")]
+    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in tokenizer.model_input_names else [])
     encoded = tokenizer(["Strata exports its encoder.", "A second sentence."], padding=True, return_tensors="pt")
-    export_graph(_Encoder(model, names), tuple(encoded[name] for name in names), names, ["last_hidden_state"], out, free_length=True)
+    export_graph(_Encoder(model), tuple(encoded[name] for name in names), names, ["last_hidden_state"], out, free_length=True)
     if int8:
         quantize_int8(out)
     tokenizer.save_pretrained(out)

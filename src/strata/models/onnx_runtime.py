@@ -47,12 +47,13 @@ class OnnxManifest:
         try:
             raw = json.loads(path.read_text())
             return cls(**{key: raw[key] for key in ("task", "source", "opset", "inputs", "outputs", "files")})
+        except FileNotFoundError:
+            reason = f"no {MANIFEST_FILE}"
         except (OSError, ValueError, KeyError, TypeError) as error:
-            raise SpecError(
-                f"path: {folder} is not an ONNX export (no readable {MANIFEST_FILE}: {error}); "
-                "write one with `strata export onnx`",
-                param="path",
-            ) from None
+            reason = f"{MANIFEST_FILE} unreadable: {error!r}"
+        raise SpecError(
+            f"path: {folder} is not an ONNX export ({reason}); write one with `strata export onnx`", param="path"
+        )
 
     def write(self, folder: Path) -> None:
         body = {
