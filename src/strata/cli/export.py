@@ -18,12 +18,14 @@ from strata.models.paths import resolve_model_path
 app = typer.Typer(no_args_is_help=True, help="Export models for other runtimes.")
 console = Console()
 errors = Console(stderr=True)
+MODEL_HELP = (
+    "Model folder or builtin:NAME: an embedding encoder, or the autonomy denoiser (builtin:autonomy-diffusion)."
+)
 
 
 @app.command("onnx")
 def export_onnx(
-    model: Annotated[str, typer.Argument(help="Model folder or builtin:NAME: an embedding encoder or the "
-                                              "autonomy denoiser (builtin:autonomy-diffusion).")],  # fmt: skip
+    model: Annotated[str, typer.Argument(help=MODEL_HELP)],
     out: Annotated[Path, typer.Option(help="Folder to write model.onnx, the manifest and the model's config to.")],
     int8: Annotated[bool, typer.Option(help="Also write model.int8.onnx (dynamic int8 quantization).")] = False,
 ) -> None:

@@ -121,9 +121,13 @@ def export_embedding(folder: Path, out: Path, *, int8: bool) -> OnnxManifest:
     export folder alone serves as ``kind: onnx``. Pooling stays outside the graph, as in the torch backend."""
     tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
     model = AutoModel.from_pretrained(folder, local_files_only=True).eval()
-    names = ["input_ids", "attention_mask"] + (["token_type_ids"] if "token_type_ids" in tokenizer.model_input_names else [])
+    names = ["input_ids", "attention_mask"] + (
+        ["token_type_ids"] if "token_type_ids" in tokenizer.model_input_names else []
+    )
     encoded = tokenizer(["Strata exports its encoder.", "A second sentence."], padding=True, return_tensors="pt")
-    export_graph(_Encoder(model), tuple(encoded[name] for name in names), names, ["last_hidden_state"], out, free_length=True)
+    export_graph(
+        _Encoder(model), tuple(encoded[name] for name in names), names, ["last_hidden_state"], out, free_length=True
+    )
     if int8:
         quantize_int8(out)
     tokenizer.save_pretrained(out)

@@ -112,17 +112,13 @@ class OnnxModel:
         # Between batches the pool's threads would spin-wait for work, burning the cores other replicas
         # and the event loop need; a batch call is long enough that waking them costs nothing measurable.
         session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            str(path), session_options, providers=choose_providers(options.providers)
-        )
+        self.session = ort.InferenceSession(str(path), session_options, providers=choose_providers(options.providers))
         self.providers: list[str] = self.session.get_providers()
         self.input_names = [node.name for node in self.session.get_inputs()]
 
     def expect(self, task: str) -> None:
         if self.manifest.task != task:
-            raise SpecError(
-                f"path: {self.folder} holds an exported {self.manifest.task}, not a {task}", param="path"
-            )
+            raise SpecError(f"path: {self.folder} holds an exported {self.manifest.task}, not a {task}", param="path")
 
     def run(self, inputs: dict[str, NDArray[Any]]) -> list[NDArray[np.float32]]:
         fed = {name: inputs[name] for name in self.input_names}  # an export may drop an unused input

@@ -61,7 +61,8 @@ class OnnxSampler:
             if i == 1:
                 return x_hat
             alpha_s, sigma_s = _alpha_sigma(ones * np.float32((i - 1) / steps))
-            z = alpha_s * x_hat + sigma_s * (z - alpha * x_hat) / sigma
+            eps = (z - alpha * x_hat) / sigma  # the noise the estimate implies; DDIM keeps it
+            z = (alpha_s * x_hat + sigma_s * eps).astype(np.float32, copy=False)
         return z  # steps == 0: the noise itself, as sample() gives
 
 
