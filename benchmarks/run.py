@@ -22,6 +22,7 @@ from benchmarks import (
     grpc_overhead,
     guardrails_eval,
     guardrails_stream,
+    onnx,
     overload,
     request_path,
     retrieval,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "structured": structured.run,
     "grpc": grpc_overhead.run,
     "retrieval": retrieval.run,
+    "onnx": onnx.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

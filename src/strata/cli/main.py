@@ -19,6 +19,7 @@ from strata.cli import audit as audit_cli
 from strata.cli import autonomy as autonomy_cli
 from strata.cli import cluster as cluster_cli
 from strata.cli import deploy as deploy_cli
+from strata.cli import export as export_cli
 from strata.cli import keys as keys_cli
 from strata.cli import registry as registry_cli
 from strata.cli import worker as worker_cli
@@ -295,6 +296,7 @@ app.add_typer(keys_cli.app, name="keys")
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(deploy_cli.app, name="deploy")
+app.add_typer(export_cli.app, name="export")
 app.add_typer(cluster_cli.app, name="cluster")
 app.add_typer(autonomy_cli.demo_app, name="demo")
 app.command("train-autonomy")(autonomy_cli.train_autonomy)

@@ -5,19 +5,30 @@ from __future__ import annotations
 from strata.models.base import BatchModel
 from strata.models.hf_causal_lm import HFCausalLM
 from strata.models.hf_embedding import HFEmbeddingModel
+from strata.models.onnx_embedding import OnnxEmbeddingModel
+from strata.models.onnx_runtime import OnnxModel
 from strata.models.paths import resolve_model_path
 from strata.models.python_model import build_python_model
 from strata.spec import ModelSpec
+from strata.spec.onnx import split_onnx_options
 
 
-def build_batch_model(spec: ModelSpec, device: str) -> BatchModel:
-    """A model for dynamic batching (kinds hf-embedding and python)."""
+def build_batch_model(spec: ModelSpec, device: str, cpus: float = 1.0) -> BatchModel:
+    """A model for dynamic batching (kinds hf-embedding, python and onnx). ``cpus``: the deployment's
+    cores per replica, which size an ONNX session's threads unless its options say otherwise."""
     if spec.kind == "hf-embedding":
         assert spec.path is not None  # guaranteed by ModelSpec validation
         return HFEmbeddingModel.from_options(resolve_model_path(spec.path), device, spec.options)
     if spec.kind == "python":
         assert spec.entrypoint is not None
         return build_python_model(spec.entrypoint, spec.options)
+    if spec.kind == "onnx":
+        assert spec.path is not None
+        runtime, rest = split_onnx_options(spec.options)  # already checked with the spec
+        model = OnnxModel(resolve_model_path(spec.path), runtime, cpus)
+        if spec.entrypoint is None:
+            return OnnxEmbeddingModel.from_options(model, rest)
+        return build_python_model(spec.entrypoint, {**rest, "onnx": model})
     raise ValueError(f"model '{spec.name}' of kind {spec.kind} is not served by dynamic batching")
 
 

@@ -78,7 +78,8 @@ class LocalBatchReplica(_LocalReplica[DynamicBatcher]):
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         device = self._deployment.resources.device
-        model = await loop.run_in_executor(self._executor, build_batch_model, self._model_spec, device)
+        cpus = self._deployment.resources.cpus
+        model = await loop.run_in_executor(self._executor, build_batch_model, self._model_spec, device, cpus)
         await loop.run_in_executor(self._executor, model.warmup)
         self.model = model
         batching = self._deployment.batching

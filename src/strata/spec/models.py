@@ -15,6 +15,7 @@ from strata.registry.reference import REGISTRY_PREFIX, Reference
 from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
+from strata.spec.onnx import split_onnx_options
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
 from strata.spec.resilience import (
     AdmissionSpec,
@@ -31,13 +32,15 @@ from strata.spec.scaling import AutoscalingSpec, RaySpec
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,127}$"
 
-ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm", "llama-cpp"]
+ModelKind = Literal["hf-causal-lm", "hf-embedding", "python", "openai", "vllm", "llama-cpp", "onnx"]
 """hf-causal-lm: text generation from a local transformers folder (continuous batching);
 hf-embedding: sentence embeddings from a local transformers folder (mean pooling);
 python: any object with ``predict_batch(list) -> list`` built by ``entrypoint``;
 openai: text generation by an OpenAI-compatible server or provider (``upstream``);
 vllm: text generation by a vLLM engine process Strata starts per replica (``path``, ``engine``);
-llama-cpp: text generation from a GGUF file with llama.cpp (``path``; needs the llama-cpp extra)."""
+llama-cpp: text generation from a GGUF file with llama.cpp (``path``; needs the llama-cpp extra);
+onnx: a folder written by ``strata export onnx`` run by ONNX Runtime (``path``): sentence embeddings, or with
+``entrypoint`` a Python model built around the session (the autonomy planner's denoiser)."""
 
 Task = Literal["generate", "embed", "predict"]
 
@@ -48,6 +51,7 @@ TASK_OF_KIND: dict[str, Task] = {
     "openai": "generate",
     "vllm": "generate",
     "llama-cpp": "generate",
+    "onnx": "embed",  # with an entrypoint: predict (ModelSpec.task)
 }
 
 
@@ -71,7 +75,8 @@ class ModelSpec(SpecModel):
     entrypoint: str | None = Field(
         default=None,
         pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-        description="For kind python: 'package.module:factory' returning the model object.",
+        description="For kind python: 'package.module:factory' returning the model object. For kind onnx: a "
+        "factory called with the loaded session as onnx=... and the other options (the model then predicts).",
     )
     options: dict[str, Any] = Field(
         default_factory=dict, description="Keyword arguments passed to the backend or the factory."
@@ -85,6 +90,8 @@ class ModelSpec(SpecModel):
 
     @property
     def task(self) -> Task:
+        if self.kind == "onnx" and self.entrypoint is not None:
+            return "predict"
         return TASK_OF_KIND[self.kind]
 
     @model_validator(mode="after")
@@ -102,6 +109,10 @@ class ModelSpec(SpecModel):
                 Reference.parse(self.path)
             except SpecError as error:
                 raise ValueError(error.message) from None
+        if self.kind == "onnx":
+            split_onnx_options(self.options)  # ValueError names options.KEY
+        elif self.entrypoint is not None and self.kind != "python":
+            raise ValueError(f"'entrypoint' is for kinds python and onnx, not {self.kind}")
         if self.upstream is not None and self.kind != "openai":
             raise ValueError(f"'upstream' is for kind openai, not {self.kind}")
         if self.engine is not None and self.kind != "vllm":
@@ -411,12 +422,10 @@ class AppSpec(SpecModel):
 
 
 def embedding_routes(app: AppSpec) -> list[str]:
-    """The routes whose versions all embed, in spec order."""
-    kinds = {m.name: m.kind for m in app.models}
-    deployments = {d.name: kinds.get(d.model) for d in app.deployments}
-    return [
-        r.name for r in app.routes if all(deployments.get(v.deployment) == "hf-embedding" for v in r.traffic_versions())
-    ]
+    """The routes whose versions all embed (hf-embedding or onnx), in spec order."""
+    tasks = {m.name: m.task for m in app.models}
+    deployments = {d.name: tasks.get(d.model) for d in app.deployments}
+    return [r.name for r in app.routes if all(deployments.get(v.deployment) == "embed" for v in r.traffic_versions())]
 
 
 def _retrieval_problems(app: AppSpec) -> list[str]:
@@ -457,8 +466,8 @@ def _guardrail_problems(app: AppSpec) -> list[str]:
 def _route_problems(app: AppSpec, deployment_names: list[str]) -> list[str]:
     """Versions name known deployments of one task; fallbacks name other known routes of that task."""
     problems: list[str] = []
-    kinds = {m.name: m.kind for m in app.models}
-    tasks = {d.name: TASK_OF_KIND[kinds[d.model]] for d in app.deployments if d.model in kinds}
+    models = {m.name: m for m in app.models}
+    tasks = {d.name: models[d.model].task for d in app.deployments if d.model in models}
     route_tasks: dict[str, set[str]] = {}
     for index, route in enumerate(app.routes):
         where = f"routes[{index}].deployment" if route.deployment is not None else f"routes[{index}].versions"

@@ -54,7 +54,7 @@ def test_same_objects_are_usable_from_python() -> None:
         ("deployments.0.replicas", "many", "deployments[0].replicas"),
         ("deployments.0.model", "missing", "deployments[0].model"),
         ("routes.0.deployment", "missing", "routes[0].deployment"),
-        ("models.0.kind", "onnx", "models[0].kind"),
+        ("models.0.kind", "tensorflow", "models[0].kind"),
         ("gateway", {"port": 70000}, "gateway.port"),
         ("deployments.0.batching", {"max_batch": 3}, "deployments[0].batching.max_batch"),
     ],

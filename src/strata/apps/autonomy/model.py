@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from strata.apps.autonomy.conditioning import COND_DIM, HORIZON, constant_veloci
 PATH_DIM = 2 * HORIZON
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+
+ResidualSampler = Callable[[NDArray[np.float32], NDArray[np.float32], int], NDArray[np.float32]]
+"""(noise, cond, steps) -> scaled residual paths: another runtime's sampler (ONNX Runtime's)."""
 
 
 @dataclass(frozen=True)
@@ -115,6 +119,8 @@ class TrajectoryModel:
         self.config = config
         self._scale = torch.tensor(config.residual_scale_m, dtype=torch.float32)
         self._traced: torch.jit.ScriptModule | None = None
+        self.sampler: ResidualSampler | None = None
+        """When set, every call samples with it instead of the torch module (from the same noise)."""
 
     def trace(self) -> None:
         """Trace the shipped sampler into one TorchScript graph. A call then gives up the GIL once,
@@ -154,7 +160,11 @@ class TrajectoryModel:
         """``k`` sampled paths per vehicle in its local frame: (n, k, HORIZON, 2)."""
         n = len(cond)
         cond_t = torch.from_numpy(np.repeat(cond, k, axis=0).astype(np.float32))
-        if self._traced is not None and steps in (None, self.config.sampling_steps):
+        if self.sampler is not None:
+            noise = torch.randn(len(cond_t), PATH_DIM, generator=generator)
+            sampled = self.sampler(noise.numpy(), cond_t.numpy(), steps or self.config.sampling_steps)
+            residual = torch.from_numpy(sampled) * self._scale
+        elif self._traced is not None and steps in (None, self.config.sampling_steps):
             # Unoptimised execution: the profiling executor would re-specialise the graph for every new
             # batch size, a stall of its own each time.
             with torch.inference_mode(), torch.jit.optimized_execution(False):  # type: ignore[attr-defined]

@@ -26,6 +26,8 @@ from numpy.typing import NDArray
 
 from strata.apps.autonomy.conditioning import COND_DIM, HORIZON, WAYPOINT_DT_S, WAYPOINT_TIMES, to_world
 from strata.apps.autonomy.model import TrajectoryModel
+from strata.apps.autonomy.onnx import OnnxSampler
+from strata.models.onnx_runtime import OnnxModel
 from strata.models.paths import resolve_model_path
 
 FloatArray = NDArray[np.float64]
@@ -156,7 +158,10 @@ def score(paths: FloatArray, speed: FloatArray, neighbours: FloatArray, obstacle
 
 
 class TrajectoryPlanner:
-    """The served model: ``predict_batch(list[PlanItem]) -> list[Plan]``."""
+    """The served model: ``predict_batch(list[PlanItem]) -> list[Plan]``.
+
+    With ``onnx`` (``kind: onnx`` passes its session), the denoiser runs on ONNX Runtime from that
+    export folder and ``path`` is not read; otherwise on torch, traced into one graph."""
 
     def __init__(
         self,
@@ -165,6 +170,7 @@ class TrajectoryPlanner:
         torch_threads: int = 1,
         seed: int = 0,
         gil_switch_interval_ms: float | None = None,
+        onnx: OnnxModel | None = None,
     ) -> None:
         if torch_threads > 0:
             torch.set_num_threads(torch_threads)  # one core per replica: the batcher, not torch, parallelises
@@ -173,8 +179,12 @@ class TrajectoryPlanner:
             # giving up the GIL and taking it back; while the event loop parses telemetry, every take-back
             # can wait a whole switch interval (5 ms by default), which adds tens of ms to a plan.
             sys.setswitchinterval(gil_switch_interval_ms / 1000.0)
-        self.model = TrajectoryModel.load(Path(resolve_model_path(path)))
-        self.model.trace()
+        if onnx is None:
+            self.model = TrajectoryModel.load(Path(resolve_model_path(path)))
+            self.model.trace()
+        else:
+            self.model = TrajectoryModel.load(onnx.folder)
+            self.model.sampler = OnnxSampler(onnx)
         self.k = k
         self.generator = torch.Generator().manual_seed(seed)
 
