@@ -92,6 +92,7 @@ def create_app(
     if tracing is not None:
         ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
+    ops.before_scrape.append(lambda: server.metrics.exchanges_dropped.set(access.recorder.dropped_exchanges))
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     table = RouteTable(
         [
@@ -127,7 +128,7 @@ def create_app(
             grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
             log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
         try:
-            lifetimes = [access.audit_watch.running(), live.running()]
+            lifetimes = [access.audit_watch.running(), access.retention.running(), live.running()]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:

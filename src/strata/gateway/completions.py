@@ -125,6 +125,8 @@ class CompletionsAPI:
             return generation
         if record.prompt is not None:  # a kept prompt is kept as the model saw it
             record.prompt = "\n".join(checked)
+        if record.kept_prompt is not None:  # so is one the data policy keeps: a redaction is never undone
+            record.kept_prompt = "\n".join(checked)
         if generation.messages is not None:
             messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
             return dataclasses.replace(generation, messages=messages)

@@ -16,6 +16,7 @@ from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
+from strata.spec.protected import ProtectedDataSpec
 from strata.spec.resilience import (
     AdmissionSpec,
     BreakerSpec,
@@ -354,6 +355,10 @@ class AppSpec(SpecModel):
     )
     retrieval: RetrievalSpec = Field(
         default_factory=RetrievalSpec, description="Vector stores and retrieval in chat (RAG)."
+    )
+    protected_data: ProtectedDataSpec = Field(
+        default_factory=ProtectedDataSpec,
+        description="Per-tenant keeping of prompts and outputs (encrypted at rest) and their retention.",
     )
 
     @model_validator(mode="after")
