@@ -51,16 +51,19 @@ def test_each_policy_keeps_what_it_says_sealed_at_rest(server: ServerProcess) ->
             assert len(reply.data[0].embedding) == 384
         vault, ledger, nobody = (_exchanges(admin, t) for t in ("vault", "ledger", "nobody"))
         assert nobody == []
-        assert [(r["has_content"], r["key_id"], r["model"]) for r in ledger] == [(False, None, "all-MiniLM-L6-v2@embeddings")]
+        expected = [(False, None, "all-MiniLM-L6-v2@embeddings")]  # metadata: no content, no key
+        assert [(r["has_content"], r["key_id"], r["model"]) for r in ledger] == expected
         assert [(r["has_content"], r["key_id"]) for r in vault] == [(True, "k1")]
         assert SECRET not in str(vault) + str(ledger)  # listings show metadata only
         opened = admin.get(f"/v1/admin/exchanges/{vault[0]['id']}").json()
         assert f"{SECRET} (vault)" in opened["prompt"]
-        assert opened["output"].startswith("{") and '"embedding"' in opened["output"]
+        assert opened["output"].startswith("{")
+        assert '"embedding"' in opened["output"]
         assert admin.get(f"/v1/admin/exchanges/{ledger[0]['id']}").json()["prompt"] is None
         for missing in ("999999", "abc"):
             error = admin.get(f"/v1/admin/exchanges/{missing}")
-            assert error.status_code == 404 and error.json()["error"]["param"] == "exchange_id"
+            assert error.status_code == 404
+            assert error.json()["error"]["param"] == "exchange_id"
         trail = admin.get("/v1/admin/audit", params={"limit": 1000}).json()["data"]
         reads = [r for r in trail if r["action"] == "exchanges.read"]
         assert {r["detail"]["for_tenant"] for r in reads} == {"vault", "ledger"}
@@ -76,7 +79,8 @@ def test_rekey_while_serving_and_old_rows_still_read(server: ServerProcess) -> N
         client = _client(server, admin, "vault")
         client.embeddings.create(model="all-MiniLM-L6-v2", input=["before the rekey"])
         before = _exchanges(admin, "vault")
-        assert before and {r["key_id"] for r in before} == {"k1"}
+        assert before
+        assert {r["key_id"] for r in before} == {"k1"}
         environment = {**server.env, "STRATA_DATA_KEYS": f"{K2},{K1}"}  # k2 first: the rekey's target
         done = subprocess.run(
             [sys.executable, "-m", "strata", "data", "rekey", str(APP)], env=environment, capture_output=True,

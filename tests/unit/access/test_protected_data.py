@@ -62,11 +62,16 @@ async def test_content_is_sealed_and_nothing_stored_without_a_policy(database: D
     async with database.connect() as connection:
         raw = (await connection.execute(text("SELECT * FROM protected_exchanges"))).all()
     dumped = repr(raw).encode() + b"".join(bytes(v) for row in raw for v in row if isinstance(v, bytes | memoryview))
-    assert b"swordfish" not in dumped and b"launch code" not in dumped
+    assert b"swordfish" not in dumped
+    assert b"launch code" not in dumped
     opened = await exchanges.read(database, ring, rows[0].id)
-    assert opened is not None and opened["prompt"] == SECRET and opened["output"] == f"echo: {SECRET}"
+    assert opened is not None
+    assert opened["prompt"] == SECRET
+    assert opened["output"] == f"echo: {SECRET}"
     metadata_only = await exchanges.read(database, ring, rows[1].id)
-    assert metadata_only is not None and metadata_only["prompt"] is None and metadata_only["tokens_out"] == 7
+    assert metadata_only is not None
+    assert metadata_only["prompt"] is None
+    assert metadata_only["tokens_out"] == 7
     assert await exchanges.read(database, ring, 999_999) is None
 
 
@@ -102,7 +107,8 @@ async def test_rotation_keeps_old_rows_readable_and_rekey_moves_them(database: D
     assert [r.key_id for r in rows] == ["k1"] * 7 + ["k2"]
     for row in rows:  # old rows still open with the rotated ring
         opened = await exchanges.read(database, rotated, row.id)
-        assert opened is not None and opened["prompt"] in (SECRET, "after rotation")
+        assert opened is not None
+        assert opened["prompt"] in (SECRET, "after rotation")
     seen: list[tuple[int, int]] = []
     assert await rekey(database, rotated, batch_rows=3, progress=lambda done, total: seen.append((done, total))) == 7
     assert seen == [(3, 7), (6, 7), (7, 7)]
@@ -153,7 +159,8 @@ def test_key_config_errors_name_the_variable(tmp_path: Path) -> None:
     for value, problem in cases.items():
         with pytest.raises(DataKeyError) as caught:
             keyring_from_env({"STRATA_DATA_KEYS": value}, *names)
-        assert caught.value.message.startswith("STRATA_DATA_KEYS: ") and problem in caught.value.message
+        assert caught.value.message.startswith("STRATA_DATA_KEYS: ")
+        assert problem in caught.value.message
         assert "x" * 10 not in caught.value.message  # never the key material
     with pytest.raises(DataKeyError, match="STRATA_DATA_KEYS_FILE: cannot read"):
         keyring_from_env({"STRATA_DATA_KEYS_FILE": str(tmp_path / "missing")}, *names)
@@ -162,7 +169,8 @@ def test_key_config_errors_name_the_variable(tmp_path: Path) -> None:
     key_file = tmp_path / "keys"
     key_file.write_text(f"# active first\n{_key('k2')}\n{_key('k1')}\n")
     ring = keyring_from_env({"STRATA_DATA_KEYS_FILE": str(key_file)}, *names)
-    assert isinstance(ring, KeyRing) and ring.ids == ["k2", "k1"]
+    assert isinstance(ring, KeyRing)
+    assert ring.ids == ["k2", "k1"]
     assert keyring_from_env({}, *names) is None
 
 
