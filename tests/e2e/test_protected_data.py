@@ -46,8 +46,8 @@ def _exchanges(admin: httpx.Client, tenant: str) -> list[dict[str, Any]]:
 def test_each_policy_keeps_what_it_says_sealed_at_rest(server: ServerProcess) -> None:
     with server.http() as admin:
         for tenant in ("vault", "ledger", "nobody"):
-            client = _client(server, admin, tenant)
-            reply = client.embeddings.create(model="all-MiniLM-L6-v2", input=[f"{SECRET} ({tenant})"])
+            with _client(server, admin, tenant) as client:
+                reply = client.embeddings.create(model="all-MiniLM-L6-v2", input=[f"{SECRET} ({tenant})"])
             assert len(reply.data[0].embedding) == 384
         vault, ledger, nobody = (_exchanges(admin, t) for t in ("vault", "ledger", "nobody"))
         assert nobody == []
@@ -76,8 +76,8 @@ def test_each_policy_keeps_what_it_says_sealed_at_rest(server: ServerProcess) ->
 
 def test_rekey_while_serving_and_old_rows_still_read(server: ServerProcess) -> None:
     with server.http() as admin:
-        client = _client(server, admin, "vault")
-        client.embeddings.create(model="all-MiniLM-L6-v2", input=["before the rekey"])
+        with _client(server, admin, "vault") as client:
+            client.embeddings.create(model="all-MiniLM-L6-v2", input=["before the rekey"])
         before = _exchanges(admin, "vault")
         assert before
         assert {r["key_id"] for r in before} == {"k1"}

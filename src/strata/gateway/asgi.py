@@ -26,6 +26,7 @@ from strata.gateway.call import Call
 from strata.gateway.openapi import document
 from strata.gateway.routing import Endpoint, Match, RouteTable
 from strata.gateway.routing import Scope as Needs
+from strata.observability.behaviour import BehaviourMonitor
 from strata.observability.lean import CounterChild, HistogramChild
 from strata.observability.metrics import Metrics
 from strata.observability.traces.context import format_traceparent
@@ -55,12 +56,14 @@ class Gateway:
         title: str,
         version: str,
         tracing: Tracing | None = None,
+        behaviour: BehaviourMonitor | None = None,
     ) -> None:
         self.table = table
         self.access = access
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.lifespan = lifespan
+        self.behaviour = behaviour  # per-route output length and request counts (guard-hit rates), drift
         self.tracing = tracing  # None: tracing is off (no ids, no traceparent header, nothing kept)
         self.title, self.version = title, version
         self.state: dict[str, Any] = {}  # what extensions keep on the app (e.g. the autonomy service)
@@ -264,6 +267,8 @@ class Gateway:
         if errors is not None:
             errors.inc()
         if metered:
+            if self.behaviour is not None:
+                self.behaviour.finish(record)
             try:
                 await self.access.finish(record)
             except Exception:  # boundary: bookkeeping must never fail a request that was answered
