@@ -62,6 +62,9 @@ class RequestRecord:
     request_sha256: str | None = None
     response_sha256: str | None = None
     prompt: str | None = None  # kept only where the tenant's policy allows
+    data_level: str | None = None  # what the tenant's data policy keeps: metadata | full (None: nothing)
+    kept_prompt: str | None = None  # policy 'full': the request as the model saw it (sealed before it is stored)
+    kept_output: str | None = None  # policy 'full': the response body as sent
     template: str | None = None  # the prompt template id@version that built the prompt, if any
     compute_s: float | None = None  # model time billed when not the request's own latency (job steps)
     cost: float = 0.0  # by the deployment's price, in its currency units (set by the access layer)

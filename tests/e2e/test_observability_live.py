@@ -26,6 +26,8 @@ def server() -> Iterator[ServerProcess]:
     with ServerProcess(APPS / "observability.yaml", env=env) as process:
         with process.http() as http:
             assert http.post("/v1/models/echo/predict", json={"inputs": [1, 2]}).status_code == 200
+            chat = {"model": "strata-chat-tiny", "messages": [{"role": "user", "content": "a canary"}], "max_tokens": 2}
+            assert http.post("/v1/chat/completions", json=chat).status_code == 200  # a flagged guard decision
             assert http.post("/v1/models/nowhere/predict", json={"inputs": [1]}).status_code == 404  # an error
             job = http.post("/v1/jobs", json={"pipeline": "refused", "input": {}})
             assert job.status_code == 202, job.text

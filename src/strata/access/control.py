@@ -10,16 +10,20 @@ from strata.access.admin_key import NO_HANDOVER, Handover
 from strata.access.audit import AuditEvent, InferenceEntry
 from strata.access.audit_watch import AuditWatch
 from strata.access.authenticator import Authenticator
+from strata.access.exchanges import DataPolicies, ExchangeEntry
 from strata.access.jwt import JWTVerifier
+from strata.access.keyring import DataKeyError, KeyRing, keyring_from_env
 from strata.access.keystore import KeyStore
 from strata.access.quotas import Budgets
 from strata.access.ratelimit import RateLimiter, limit_storage
 from strata.access.recorder import Recorder
+from strata.access.retention import RetentionPurge
 from strata.access.usage import Totals, cost_of
 from strata.errors import ModelNotFound, PermissionDenied, StrataError
 from strata.principal import ANONYMOUS, Principal
 from strata.record import RequestRecord
 from strata.spec import AppSpec
+from strata.spec.protected import ProtectedDataSpec, StoreLevel
 from strata.store import Database
 
 log = logging.getLogger(__name__)
@@ -45,7 +49,13 @@ class AccessControl:
         storage = limit_storage(spec.store.redis_url, f"strata:{access.rate_limit_namespace}")
         self.limiter = RateLimiter(storage, access.per_key, access.per_tenant, access.rate_limit_strategy)
         self.budgets = Budgets(access.budgets)
-        self.recorder = Recorder(database, after_flush=self._after_flush)
+        self.data = DataPolicies(spec.protected_data)
+        self.ring = data_keyring(spec.protected_data)  # read once, here: bad keys stop the gateway before it serves
+        self.recorder = Recorder(
+            database, after_flush=self._after_flush, ring=self.ring,
+            max_exchange_buffer=spec.protected_data.max_buffer_rows,
+        )  # fmt: skip
+        self.retention = RetentionPurge(database, self.data, interval_s=spec.protected_data.purge_interval_s)
         self.audit_watch = AuditWatch(database, self.recorder)  # started by the gateway's lifespan
         # What priced the work: the deployment behind the version that served, else the route's first version.
         self.deployment_of = {f"{r.name}@{v.name}": v.deployment for r in spec.routes for v in r.traffic_versions()} | {
@@ -131,6 +141,8 @@ class AccessControl:
                     )  # fmt: skip
         if self.spec.audit_inference:
             self.recorder.audit(self.inference_entry(record))
+        if record.data_level is not None:
+            self.recorder.keep(self.exchange_entry(record))
 
     async def _after_flush(self, written: dict[str, Totals]) -> None:
         if self.budgets.by_tenant:
@@ -139,6 +151,18 @@ class AccessControl:
     def stores_prompts(self, tenant: str) -> bool:
         budget = self.budgets.budget_for(tenant)
         return budget is not None and budget.store_prompts
+
+    def data_level(self, tenant: str) -> StoreLevel:
+        """What the tenant's data policy keeps of its requests (a dict lookup: it runs per request)."""
+        return self.data.level(tenant) if self.data.active else "none"
+
+    def exchange_entry(self, record: RequestRecord) -> ExchangeEntry:
+        principal = record.caller
+        return ExchangeEntry(
+            record.received_at, principal.tenant, principal.key_id, f"{record.method} {record.path}",
+            record.served_as(), record.status, record.request_sha256, record.response_sha256, record.tokens_in,
+            record.tokens_out, record.kept_prompt, record.kept_output,
+        )  # fmt: skip
 
     def inference_entry(self, record: RequestRecord) -> InferenceEntry:
         """The audit trail's entry for a finished request (its row is built on the writer thread)."""
@@ -152,3 +176,16 @@ class AccessControl:
             round(record.latency_s * 1000, 3), record.request_bytes, record.request_sha256, record.response_bytes,
             record.response_sha256, record.tokens_in, record.tokens_out, model, record.template, record.prompt,
         )  # fmt: skip
+
+
+def data_keyring(spec: ProtectedDataSpec) -> KeyRing | None:
+    """The data keys from the environment; a policy that keeps content without them is a startup error."""
+    ring = keyring_from_env(os.environ, spec.keys_env, spec.keys_file_env)
+    if ring is None and spec.encrypts:
+        tenants = ", ".join(p.tenant for p in spec.policies if p.store_prompts == "full")
+        raise DataKeyError(
+            f"{spec.keys_env} (or {spec.keys_file_env}) is not set, but the data policy of {tenants} keeps prompts "
+            f"and outputs, which are stored encrypted: set {spec.keys_env}='id:base64key' "
+            "(`strata data new-key` makes one)"
+        )
+    return ring

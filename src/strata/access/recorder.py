@@ -19,6 +19,10 @@ Denials are aggregated, not queued one by one: a refused request adds one to a c
 row per flush, not a row each. The keys are bounded too (``max_denial_keys``): past that, new ones
 are counted under the action ``*`` with their status and reason only.
 
+Stored exchanges (what a tenant's data policy keeps, see exchanges.py) ride the same flushes: a
+bounded list, sealed and inserted on the writer thread with the audit rows; a full list drops and
+counts (``dropped_exchanges``).
+
 Stopping flushes what is left: a graceful shutdown loses nothing.
 """
 
@@ -32,8 +36,10 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from strata.access import audit, usage
+from strata.access import audit, exchanges, usage
 from strata.access.audit import AuditEvent, InferenceEntry
+from strata.access.exchanges import ExchangeEntry
+from strata.access.keyring import KeyRing
 from strata.access.usage import Totals, UsageKey
 from strata.store import Database
 
@@ -60,6 +66,8 @@ class Recorder:
         max_audit_buffer: int = DEFAULT_MAX_AUDIT_BUFFER,
         audit_batch_rows: int = DEFAULT_AUDIT_BATCH_ROWS,
         max_denial_keys: int = DEFAULT_MAX_DENIAL_KEYS,
+        ring: KeyRing | None = None,
+        max_exchange_buffer: int = 10_000,
     ) -> None:
         self.database = database
         self.interval_s = interval_s
@@ -69,6 +77,10 @@ class Recorder:
         self.max_denial_keys = max_denial_keys
         self.dropped_audit = 0  # audit rows lost to a full buffer since start (a metric reads it)
         self._unreported_drops = 0
+        self.ring = ring  # seals kept prompts and outputs (None: no policy keeps content)
+        self.max_exchange_buffer = max_exchange_buffer
+        self.dropped_exchanges = 0  # kept exchanges lost to a full buffer since start (a metric reads it)
+        self._exchanges: list[ExchangeEntry] = []
         self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
         self._audit: list[AuditSource] = []
         self._denials: dict[DenialKey, list[float]] = {}  # key -> [count, first seen (epoch s)]
@@ -100,6 +112,13 @@ class Recorder:
         self._audit.append(event)
         if len(self._audit) == self.audit_batch_rows:
             self._wake.set()
+
+    def keep(self, entry: ExchangeEntry) -> None:
+        """Queue one stored exchange (sealed and written at the next flush)."""
+        if len(self._exchanges) >= self.max_exchange_buffer:
+            self.dropped_exchanges += 1
+            return
+        self._exchanges.append(entry)
 
     def deny(self, action: str, status: int, reason: str | None, tenant: str | None, actor: str | None) -> None:
         """Count one refused request; its row (with the count) is written at the next flush."""
@@ -156,11 +175,13 @@ class Recorder:
             denials, self._denials = self._denials, {}
             sources, self._audit = [*_denial_events(denials), *self._audit], []
             drops, self._unreported_drops = self._unreported_drops, 0
+            kept, self._exchanges = self._exchanges, []
             rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
             try:
-                await self._write(rows, sources, drops)
+                await self._write(rows, sources, drops, kept)
             except BaseException:
                 self._merge_back(sums, sources, drops)
+                self._exchanges = kept + self._exchanges
                 raise
             if self.after_flush is not None and rows:
                 written: dict[str, Totals] = {}
@@ -168,10 +189,13 @@ class Recorder:
                     written[key.tenant] = written.get(key.tenant, Totals()).plus(total)
                 await self.after_flush(written)
 
-    async def _write(self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
-        if not rows and not sources and not drops:
+    async def _write(
+        self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int, kept: list[ExchangeEntry]
+    ) -> None:
+        if not rows and not sources and not drops and not kept:
             return
-        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops))
+        ring = self.ring
+        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops, kept, ring))
 
     def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
@@ -192,9 +216,11 @@ def _denial_events(denials: dict[DenialKey, list[float]]) -> list[AuditEvent]:
     ]  # fmt: skip
 
 
-async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int) -> None:
-    """Runs on the writer thread: build the rows and write usage, then the audit chain."""
+async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int,
+                     kept: list[ExchangeEntry], ring: KeyRing | None) -> None:  # fmt: skip
+    """Runs on the writer thread: build the rows and write usage, stored exchanges, then the audit chain."""
     await usage.write(database, rows)
+    await exchanges.write(database, ring, kept)
     if drops:
         message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
         sources = [*sources, AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message})]

@@ -18,6 +18,7 @@ from strata.access.safety import check_bind
 from strata.cli import audit as audit_cli
 from strata.cli import autonomy as autonomy_cli
 from strata.cli import cluster as cluster_cli
+from strata.cli import data as data_cli
 from strata.cli import deploy as deploy_cli
 from strata.cli import export as export_cli
 from strata.cli import keys as keys_cli
@@ -295,6 +296,7 @@ def train_chat(
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(registry_cli.app, name="registry")
 app.add_typer(audit_cli.app, name="audit")
+app.add_typer(data_cli.app, name="data")
 app.add_typer(deploy_cli.app, name="deploy")
 app.add_typer(export_cli.app, name="export")
 app.add_typer(cluster_cli.app, name="cluster")

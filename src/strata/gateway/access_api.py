@@ -12,9 +12,10 @@ from typing import Annotated
 from pydantic import Field
 from starlette.responses import Response
 
-from strata.access import audit
+from strata.access import audit, exchanges
 from strata.access.audit import AuditEvent
 from strata.access.control import AccessControl
+from strata.access.keyring import SealedDataError
 from strata.access.usage import period_start, totals
 from strata.errors import InvalidRequest, StrataError
 from strata.gateway.call import Call
@@ -29,6 +30,20 @@ class KeyNotFound(StrataError):
     status = 404
     error_type = "invalid_request_error"
     code = "key_not_found"
+
+
+class ExchangeNotFound(StrataError):
+    status = 404
+    error_type = "invalid_request_error"
+    code = "exchange_not_found"
+
+
+class ExchangeSealed(StrataError):
+    """A stored exchange no key of this gateway's ring opens (its key was dropped, or the row was altered)."""
+
+    status = 409
+    error_type = "invalid_request_error"
+    code = "exchange_sealed"
 
 
 class CreateKeyRequest(RequestModel):
@@ -111,3 +126,27 @@ class AccessAPI:
     async def audit_verify(self, call: Call) -> Response:
         verdict = (await self.control.audit_watch.verify()).verdict  # also what /metrics exports from now on
         return json_response({"ok": verdict.ok, "rows": verdict.rows, "problems": verdict.problems})
+
+    async def list_exchanges(self, call: Call) -> Response:
+        """Stored exchanges' metadata (no content: listing is not reading)."""
+        limit = call.query.get("limit", "100")
+        if not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            raise InvalidRequest("limit: must be an integer from 1 to 1000", param="limit")
+        await self.control.recorder.flush()
+        rows = await exchanges.recent(self.control.database, tenant=call.query.get("tenant"), limit=int(limit))
+        return json_response({"object": "list", "data": rows})
+
+    async def read_exchange(self, call: Call) -> Response:
+        """One stored exchange, decrypted; every read is an audit row (who read which tenant's exchange)."""
+        raw = call.params["exchange_id"]
+        if not raw.isdigit() or len(raw) > 18:
+            raise ExchangeNotFound(f"No stored exchange '{raw}'.", param="exchange_id")
+        try:
+            found = await exchanges.read(self.control.database, self.control.ring, int(raw))
+        except SealedDataError as error:
+            self._audit_admin(call, "exchanges.read", 409, {"exchange_id": int(raw), "error": str(error)})
+            raise ExchangeSealed(f"Stored exchange {raw} cannot be decrypted: {error}.", param="exchange_id") from None
+        if found is None:
+            raise ExchangeNotFound(f"No stored exchange '{raw}'.", param="exchange_id")
+        self._audit_admin(call, "exchanges.read", 200, {"exchange_id": found["id"], "for_tenant": found["tenant"]})
+        return json_response(found)

@@ -44,6 +44,7 @@ from strata.gateway.traces_api import TracesAPI
 from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.governance.layer import Guardrails
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
+from strata.observability.behaviour import BehaviourMonitor
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
@@ -92,10 +93,17 @@ def create_app(
     if tracing is not None:
         ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
+    ops.before_scrape.append(lambda: server.metrics.exchanges_dropped.set(access.recorder.dropped_exchanges))
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
+    tasks = {name: route.task for name, route in server.routes.items()}
+    behaviour = BehaviourMonitor(spec.observability.drift, server.metrics, tasks, route_asker(server))
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server, guardrails, ChatRetrieval(workflows)), BatchedAPI(server), ops),
+            *openai_routes(
+                CompletionsAPI(server, guardrails, ChatRetrieval(workflows), behaviour),
+                BatchedAPI(server, behaviour),
+                ops,
+            ),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
@@ -127,7 +135,7 @@ def create_app(
             grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
             log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
         try:
-            lifetimes = [access.audit_watch.running(), live.running()]
+            lifetimes = [access.audit_watch.running(), access.retention.running(), live.running(), behaviour.running()]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:
@@ -151,6 +159,7 @@ def create_app(
         title=f"Strata: {spec.name}",
         version=VERSION,
         tracing=tracing,
+        behaviour=behaviour,
     )
     docs.document = gateway.openapi
     gateway.state.update(server=server, database=database, access=access, workflows=workflows, tracing=tracing)

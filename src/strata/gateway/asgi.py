@@ -26,6 +26,7 @@ from strata.gateway.call import Call
 from strata.gateway.openapi import document
 from strata.gateway.routing import Endpoint, Match, RouteTable
 from strata.gateway.routing import Scope as Needs
+from strata.observability.behaviour import BehaviourMonitor
 from strata.observability.lean import CounterChild, HistogramChild
 from strata.observability.metrics import Metrics
 from strata.observability.traces.context import format_traceparent
@@ -55,18 +56,21 @@ class Gateway:
         title: str,
         version: str,
         tracing: Tracing | None = None,
+        behaviour: BehaviourMonitor | None = None,
     ) -> None:
         self.table = table
         self.access = access
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.lifespan = lifespan
+        self.behaviour = behaviour  # per-route output length and request counts (guard-hit rates), drift
         self.tracing = tracing  # None: tracing is off (no ids, no traceparent header, nothing kept)
         self.title, self.version = title, version
         self.state: dict[str, Any] = {}  # what extensions keep on the app (e.g. the autonomy service)
         self._openapi: dict[str, Any] | None = None
         self._children: dict[tuple[str, int], tuple[CounterChild, HistogramChild, CounterChild | None]] = {}
         self._costs: dict[str, HistogramChild] = {}
+        self._kept_limit = access.data.spec.max_content_bytes  # a kept prompt or output is cut here
 
     def openapi(self) -> dict[str, Any]:
         """The OpenAPI 3.1 document of every route in the table (built once)."""
@@ -158,10 +162,15 @@ class Gateway:
         return b"".join(chunks)
 
     def _note_request(self, record: RequestRecord, body: bytes) -> None:
-        if not self.access.spec.audit_inference:
+        level = self.access.data_level(record.tenant)
+        if level != "none":  # the tenant's data policy keeps this request (exchanges.py)
+            record.data_level = level
+            if level == "full":
+                record.kept_prompt = body[: self._kept_limit].decode("utf-8", "replace")
+        if not self.access.spec.audit_inference and level == "none":
             return
         record.hash_request(body)
-        if self.access.stores_prompts(record.tenant):
+        if self.access.spec.audit_inference and self.access.stores_prompts(record.tenant):
             record.prompt = body[:_PROMPT_LIMIT_BYTES].decode("utf-8", "replace")
 
     async def _send(
@@ -174,7 +183,7 @@ class Gateway:
         metered: bool,
     ) -> None:
         """Send ``response``; ``record.status`` is set once its start has gone (a response has begun)."""
-        hashing = metered and self.access.spec.audit_inference
+        hashing = metered and (self.access.spec.audit_inference or record.data_level is not None)
         body = getattr(response, "body", None)
         if isinstance(body, bytes) and type(response).__call__ is Response.__call__:
             # A whole body: two messages, sent from here (no Starlette call, no wrapped send).
@@ -190,6 +199,8 @@ class Gateway:
             record.response_bytes = len(body)
             if hashing and body:
                 record.response_sha256 = hashlib.sha256(body).hexdigest()
+            if record.data_level == "full":
+                record.kept_output = body[: self._kept_limit].decode("utf-8", "replace")
             return
         await self._send_streamed(response, scope, receive, send, record, hashing)
 
@@ -204,6 +215,8 @@ class Gateway:
     ) -> None:
         """A streamed response (SSE, files): its chunks are counted, hashed and timed as they leave."""
         digest = hashlib.sha256() if hashing else None
+        kept: list[bytes] | None = [] if record.data_level == "full" else None
+        limit = self._kept_limit
 
         async def measured(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -218,6 +231,8 @@ class Gateway:
                     record.response_bytes += len(chunk)
                     if digest is not None:
                         digest.update(chunk)
+                    if kept is not None and record.response_bytes - len(chunk) < limit:
+                        kept.append(chunk)  # only up to the policy's limit: a long stream keeps its start
             await send(message)
 
         try:
@@ -226,6 +241,8 @@ class Gateway:
             record.last_byte = time.perf_counter()
             if digest is not None and record.response_bytes:
                 record.response_sha256 = digest.hexdigest()
+            if kept is not None:
+                record.kept_output = b"".join(kept)[:limit].decode("utf-8", "replace")
 
     async def _send_error(self, error: StrataError, record: RequestRecord, send: Send) -> None:
         record.error_code = error.code
@@ -253,6 +270,8 @@ class Gateway:
         if errors is not None:
             errors.inc()
         if metered:
+            if self.behaviour is not None:
+                self.behaviour.finish(record)
             try:
                 await self.access.finish(record)
             except Exception:  # boundary: bookkeeping must never fail a request that was answered

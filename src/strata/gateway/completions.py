@@ -18,6 +18,7 @@ from strata.gateway.request_context import request_context
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.governance.layer import Guardrails, GuardSet
 from strata.governance.stream import OutputWindow
+from strata.observability.behaviour import BehaviourMonitor
 from strata.observability.metrics import DeploymentMetrics
 from strata.protocol.errors import error_body
 from strata.protocol.formats import ChatFormat, CompletionFormat, ResponseFormat
@@ -34,9 +35,14 @@ OutputCheck = Callable[[str], Awaitable[str]]
 
 class CompletionsAPI:
     def __init__(
-        self, server: ModelServer, guardrails: Guardrails | None = None, retrieval: ChatRetrieval | None = None
+        self,
+        server: ModelServer,
+        guardrails: Guardrails | None = None,
+        retrieval: ChatRetrieval | None = None,
+        behaviour: BehaviourMonitor | None = None,
     ) -> None:
         self.server = server
+        self.behaviour = behaviour  # samples prompts for the route's drift windows (embedded off the path)
         self.guardrails = guardrails if guardrails is not None and guardrails.active else None
         self.retrieval = retrieval
 
@@ -78,6 +84,8 @@ class CompletionsAPI:
         if guards is not None and guards.input:
             generation = await self._guard_input(guards, generation, call.record)
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
+        if self.behaviour is not None and self.behaviour.watches(route.name):
+            self.behaviour.offer_text(route.name, _prompt_text(generation))
 
         async def work(
             deployment: Deployment,
@@ -125,10 +133,19 @@ class CompletionsAPI:
             return generation
         if record.prompt is not None:  # a kept prompt is kept as the model saw it
             record.prompt = "\n".join(checked)
+        if record.kept_prompt is not None:  # so is one the data policy keeps: a redaction is never undone
+            record.kept_prompt = "\n".join(checked)
         if generation.messages is not None:
             messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
             return dataclasses.replace(generation, messages=messages)
         return dataclasses.replace(generation, prompt=checked[0])
+
+
+def _prompt_text(generation: GenerationRequest) -> str:
+    """What drift monitoring embeds of a prompt: the last message (the new input), or the prompt."""
+    if generation.messages:
+        return str(generation.messages[-1].get("content") or "")
+    return generation.prompt or ""
 
 
 def _check_guardable(body: ChatCompletionRequest | CompletionRequest, generation: GenerationRequest) -> None:

@@ -18,6 +18,7 @@ from strata.errors import InvalidRequest, ModelFailed
 from strata.gateway.call import Call, require_task
 from strata.gateway.request_context import request_context
 from strata.gateway.responses import JSONBytes, dumps
+from strata.observability.behaviour import BehaviourMonitor
 from strata.protocol.requests import EmbeddingRequest, PredictRequest
 from strata.serving.deployment import Deployment
 from strata.serving.route import RequestContext, Route, Served
@@ -43,8 +44,9 @@ def _encode(vector: np.ndarray, encoding_format: str) -> Any:
 
 
 class BatchedAPI:
-    def __init__(self, server: ModelServer) -> None:
+    def __init__(self, server: ModelServer, behaviour: BehaviourMonitor | None = None) -> None:
         self.server = server
+        self.behaviour = behaviour  # samples inputs for drift windows: an embedding route's own vectors
 
     async def embeddings(self, call: Call) -> Response:
         started = time.perf_counter()
@@ -64,6 +66,8 @@ class BatchedAPI:
             )
         tokens = sum(result.tokens for result in results)
         call.record.tokens_in = tokens
+        if self.behaviour is not None and self.behaviour.watches(route.name):
+            self.behaviour.offer_vectors(route.name, [result.vector for result in results])
         data = [
             {"object": "embedding", "index": index, "embedding": _encode(result.vector, body.encoding_format)}
             for index, result in enumerate(results)
@@ -88,6 +92,8 @@ class BatchedAPI:
         metrics = route.deployment.metrics
         metrics.parse.observe(time.perf_counter() - started)
         outputs, served = await _infer_all(route, request_context(call), body.inputs)
+        if self.behaviour is not None and self.behaviour.watches(route.name):
+            self.behaviour.offer_inputs(route.name, body.inputs)
         started = time.perf_counter()
         try:
             payload = dumps({"model": route.name, "outputs": outputs}, orjson.OPT_SERIALIZE_NUMPY)

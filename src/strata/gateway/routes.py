@@ -64,6 +64,11 @@ class AuditQuery(BaseModel):
     limit: int = Field(default=100, ge=1, le=1000)
 
 
+class ExchangeQuery(BaseModel):
+    tenant: str | None = None
+    limit: int = Field(default=100, ge=1, le=1000)
+
+
 class ListQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
     pipeline: str | None = None
@@ -132,6 +137,12 @@ def access_routes(api: AccessAPI) -> list[Endpoint]:
                  query=AuditQuery, response=out.AuditLog),
         Endpoint("GET", f"{ADMIN}/audit/verify", api.audit_verify, Scope.ADMIN, "Verify the audit hash chain", tag,
                  response=out.AuditVerdict),
+        Endpoint("GET", f"{ADMIN}/exchanges", api.list_exchanges, Scope.ADMIN,
+                 "Stored exchanges kept by tenants' data policies (metadata only)", tag, query=ExchangeQuery,
+                 response=out.ExchangeList,
+                 links=(Link(api.read_exchange, {"exchange_id": from_response("data/0/id")}),)),
+        Endpoint("GET", f"{ADMIN}/exchanges/{{exchange_id}}", api.read_exchange, Scope.ADMIN,
+                 "One stored exchange, decrypted (audited)", tag, response=out.ExchangeContent, errors=(409,)),
     ]  # fmt: skip
 
 

@@ -124,6 +124,11 @@ class Metrics:
             "Audit rows lost to a full audit buffer since start (each loss is also an audit.overflow row)",
             registry=r,
         )
+        self.exchanges_dropped = Gauge(
+            "strata_exchanges_dropped_rows",
+            "Stored exchanges (kept by a tenant's data policy) lost to a full buffer since start",
+            registry=r,
+        )
         self.traces_dropped = Gauge(
             "strata_traces_dropped", "Kept or exported traces lost to a full tracing buffer since start", registry=r
         )

@@ -230,6 +230,37 @@ class AuditVerdict(BaseModel):
     problems: list[str]
 
 
+class ExchangeInfo(BaseModel):
+    """A stored exchange's metadata: what a tenant's data policy kept, without its content."""
+
+    id: int
+    object: Literal["stored_exchange"]
+    created_at: int
+    tenant: str
+    actor: str | None
+    action: str
+    model: str | None
+    status: int
+    request_sha256: str | None
+    response_sha256: str | None
+    tokens_in: int
+    tokens_out: int
+    key_id: str | None = Field(description="The data key that sealed its content (None: metadata only).")
+    has_content: bool
+
+
+class ExchangeList(BaseModel):
+    object: Literal["list"]
+    data: list[ExchangeInfo]
+
+
+class ExchangeContent(ExchangeInfo):
+    """A stored exchange with its content decrypted (reading one is audited)."""
+
+    prompt: str | None = Field(description="The request as the model saw it (policy 'full'), else None.")
+    output: str | None = Field(description="The response body as sent (policy 'full'), else None.")
+
+
 class JobStep(BaseModel):
     name: str
     status: str

@@ -17,6 +17,7 @@ from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
 from strata.spec.onnx import split_onnx_options
 from strata.spec.pipelines import PipelineSpec, WorkflowsSpec, pipeline_problems
+from strata.spec.protected import ProtectedDataSpec
 from strata.spec.resilience import (
     AdmissionSpec,
     BreakerSpec,
@@ -365,6 +366,10 @@ class AppSpec(SpecModel):
     )
     retrieval: RetrievalSpec = Field(
         default_factory=RetrievalSpec, description="Vector stores and retrieval in chat (RAG)."
+    )
+    protected_data: ProtectedDataSpec = Field(
+        default_factory=ProtectedDataSpec,
+        description="Per-tenant keeping of prompts and outputs (encrypted at rest) and their retention.",
     )
 
     @model_validator(mode="after")

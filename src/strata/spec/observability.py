@@ -74,6 +74,36 @@ class LogsSpec(_Spec):
     )
 
 
+class DriftRouteSpec(_Spec):
+    route: str = Field(description="A route of this app whose inputs are watched.")
+    embed_with: str | None = Field(
+        default=None,
+        description="Generation routes: an embedding route that embeds the sampled inputs off the request path. "
+        "Embedding routes use their own vectors and predict routes their numeric inputs: leave it out.",
+    )
+
+
+class DriftSpec(_Spec):
+    """Input drift per route: PSI of the current window against a reference window (see drift.py)."""
+
+    routes: list[DriftRouteSpec] = Field(default_factory=list, description="The routes watched (none by default).")
+    sample_rate: float = Field(default=0.1, gt=0, le=1, description="Share of inputs sampled into the windows.")
+    reference_samples: int = Field(
+        default=500, ge=20, le=100_000, description="The first this many samples after start form the reference."
+    )
+    window_samples: int = Field(
+        default=500, ge=20, le=100_000, description="The current window: the latest this many samples."
+    )
+    projections: int = Field(
+        default=16, ge=1, le=256, description="Random directions the vectors are projected on; PSI is averaged."
+    )
+    bins: int = Field(default=10, ge=2, le=100, description="Bins per projection, at the reference's quantiles.")
+    max_queue: int = Field(
+        default=1024, ge=1, le=1_000_000, description="Samples waiting to be embedded or added; past this, dropped."
+    )
+
+
 class ObservabilitySpec(_Spec):
     tracing: TracingSpec = Field(default_factory=TracingSpec, description="Request traces.")
     logs: LogsSpec = Field(default_factory=LogsSpec, description="Log format and access lines.")
+    drift: DriftSpec = Field(default_factory=DriftSpec, description="Input drift monitoring per route.")

@@ -152,6 +152,56 @@ CASES: list[dict[str, Any]] = [
             _fires("StrataAuditRowsDropped", "3m", TARGET),
         ],
     },
+    {  # 7. Input drift: a route whose PSI passes 0.25 for 10 minutes fires; a moderate one and one still
+        #    filling its windows (NaN) do not.
+        "interval": "1m",
+        "input_series": [
+            {"series": f'strata_drift_score{{{GATEWAY}, route="embed"}}', "values": "0.05x5 0.4x20"},
+            {"series": f'strata_drift_score{{{GATEWAY}, route="calm"}}', "values": "0.12x25"},
+            {"series": f'strata_drift_score{{{GATEWAY}, route="new"}}', "values": " ".join(["NaN"] * 26)},
+        ],
+        "alert_rule_test": [
+            _alert("StrataInputDrift", "5m"),
+            _alert("StrataInputDrift", "12m"),  # pending: not yet 10 minutes over
+            _fires("StrataInputDrift", "20m", {"route": "embed"}),
+        ],
+    },
+    {  # 8. Guards act on 30% of one route's requests (fires) and 5% of another's (does not).
+        "interval": "1m",
+        "input_series": [
+            {
+                "series": f'strata_guard_decisions_total{{{GATEWAY}, route="chat", guard="pii", stage="input", '
+                'action="redact"}',
+                "values": "0+30x60",
+            },
+            {"series": f'strata_route_requests_total{{{GATEWAY}, route="chat"}}', "values": "0+100x60"},
+            {
+                "series": f'strata_guard_decisions_total{{{GATEWAY}, route="quiet", guard="pii", stage="input", '
+                'action="flag"}',
+                "values": "0+5x60",
+            },
+            {"series": f'strata_route_requests_total{{{GATEWAY}, route="quiet"}}', "values": "0+100x60"},
+        ],
+        "alert_rule_test": [
+            _alert("StrataGuardHitRateHigh", "10m"),
+            _fires("StrataGuardHitRateHigh", "40m", {"route": "chat"}),
+        ],
+    },
+    {  # 9. A day of 100-token answers, then 300-token ones: the output length alert fires once the last
+        #    hour's mean has been over twice the day before's for 30 minutes.
+        "interval": "1m",
+        "input_series": [
+            {"series": f'strata_output_tokens_count{{{GATEWAY}, route="chat"}}', "values": "0+60x1600"},
+            {
+                "series": f'strata_output_tokens_sum{{{GATEWAY}, route="chat"}}',
+                "values": "0+6000x1440 8658000+18000x159",
+            },
+        ],
+        "alert_rule_test": [
+            _alert("StrataOutputLengthShift", "1440m"),
+            _fires("StrataOutputLengthShift", "1540m", {"route": "chat"}),
+        ],
+    },
 ]
 
 
