@@ -26,11 +26,10 @@ class WeightsRequest(RequestModel):
     weights: Annotated[dict[str, Annotated[float, Field(ge=0, le=100)]], Field(min_length=1)]
 
 
-class RolloutRequest(RequestModel):
-    """The canary, and overrides of the route's rollout defaults (bounded as in ``RolloutSpec``; the
-    steps must also rise strictly to 100)."""
+class RolloutOverrides(RequestModel):
+    """Overrides of a route's rollout defaults (bounded as in ``RolloutSpec``; the steps must also rise
+    strictly to 100)."""
 
-    canary: str = Field(min_length=1)
     steps: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1)] | None = None
     window_s: Annotated[float, Field(gt=0)] | None = None
     min_requests: Annotated[int, Field(ge=1), WHOLE] | None = None
@@ -38,6 +37,12 @@ class RolloutRequest(RequestModel):
     max_p99_ratio: Annotated[float, Field(gt=1)] | None = None
     p99_slack_ms: Annotated[float, Field(ge=0)] | None = None
     auto_promote: bool | None = None
+
+
+class RolloutRequest(RolloutOverrides):
+    """The canary version, and overrides of the route's rollout defaults."""
+
+    canary: str = Field(min_length=1)
 
 
 class TrafficAdminAPI:
