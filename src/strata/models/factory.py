@@ -17,7 +17,7 @@ def build_batch_model(spec: ModelSpec, device: str) -> BatchModel:
         return HFEmbeddingModel.from_options(resolve_model_path(spec.path), device, spec.options)
     if spec.kind == "python":
         assert spec.entrypoint is not None
-        folder = None if spec.path is None else resolve_model_path(spec.path)
+        folder = None if spec.path is None else resolve_model_path(spec.path, marker=None)
         return build_python_model(spec.entrypoint, spec.options, folder)
     raise ValueError(f"model '{spec.name}' of kind {spec.kind} is not served by dynamic batching")
 
