@@ -66,6 +66,8 @@ class Promotion:
     started_at: float = field(default_factory=time.time)
     ended_at: float | None = None
     signature: str | None = None  # of the new version, once materialised
+    started: dict[str, Rollout] = field(default_factory=dict)  # this promotion's rollout, per route
+    ending: bool = False  # the watcher is completing or abandoning it: let it finish
     audited: dict[str, int] = field(default_factory=dict)  # rollout events already audited, per route
     watcher: asyncio.Task[None] | None = None
 
@@ -74,7 +76,13 @@ class Promotion:
         return self.phase in ("loading", "running")
 
     def rollouts(self) -> list[tuple[Route, Rollout]]:
-        return [(route, route.rollout) for leg in self.legs for route, _, _ in leg.routes if route.rollout is not None]
+        """This promotion's rollouts (by identity: a route's later or earlier rollouts are not its own)."""
+        return [
+            (route, self.started[route.name])
+            for leg in self.legs
+            for route, _, _ in leg.routes
+            if route.name in self.started
+        ]
 
     def status(self) -> dict[str, Any]:
         return {
@@ -92,16 +100,16 @@ class Promotion:
                 for leg in self.legs
             ],
             "routes": [
-                {"route": route.name, "stable": stable, "canary": canary, "rollout": _rollout_of(route, canary)}
+                {
+                    "route": route.name,
+                    "stable": stable,
+                    "canary": canary,
+                    "rollout": self.started[route.name].status() if route.name in self.started else None,
+                }
                 for leg in self.legs
                 for route, stable, canary in leg.routes
             ],
         }
-
-
-def _rollout_of(route: Route, canary: str) -> dict[str, object] | None:
-    rollout = route.rollout
-    return rollout.status() if rollout is not None and rollout.canary == canary else None
 
 
 class RegistryCanaries:
@@ -112,14 +120,16 @@ class RegistryCanaries:
         self.registry = registry
         self.server = binding.server
         self._promotions: dict[tuple[str, str], Promotion] = {}
+        self._starting = asyncio.Lock()  # two promotions racing past the checks: the second one sees the first
 
     def status(self, model: str, stage: str) -> dict[str, Any] | None:
         promotion = self._promotions.get((model, stage))
         return None if promotion is None else promotion.status()
 
     def serves(self, model: str, stage: str) -> bool:
-        """Whether a deployment of this server serves ``registry:MODEL@STAGE`` (a promotion can canary)."""
-        return any(leg.served.version is not None for leg in self._legs(model, stage))
+        """Whether a route of this server serves ``registry:MODEL@STAGE`` (a promotion can canary)."""
+        routed = {id(d) for route in self.server.routes.values() for d in route.versions.values()}
+        return any(leg.served.version is not None and id(leg.deployment) in routed for leg in self._legs(model, stage))
 
     def check_idle(self, model: str, stage: str) -> None:
         promotion = self._promotions.get((model, stage))
@@ -133,8 +143,9 @@ class RegistryCanaries:
         self, model: str, version: int, stage: str, overrides: dict[str, Any], *, actor: str | None
     ) -> dict[str, Any]:
         """Steps 1-3: answers once the canary serves its first step (or failed to load)."""
-        promotion = await self._check(model, version, stage, overrides, actor)
-        self._promotions[(model, stage)] = promotion
+        async with self._starting:
+            promotion = await self._check(model, version, stage, overrides, actor)
+            self._promotions[(model, stage)] = promotion
         await self._audit(promotion, "registry.canary.started", actor, {"previous": promotion.previous})
         try:
             await self._load(promotion)
@@ -155,6 +166,10 @@ class RegistryCanaries:
     async def roll_back(self, model: str, stage: str, *, actor: str | None) -> dict[str, Any] | None:
         """All traffic back to the version the stage names (it never moved). None: no canary running."""
         promotion = self._promotions.get((model, stage))
+        if promotion is not None and promotion.ending and promotion.watcher is not None:
+            # It is ending on its own: wait, then roll back from where it ends (a completed canary: the stage).
+            await asyncio.shield(promotion.watcher)
+            return None if promotion.phase == "completed" else promotion.status()
         if promotion is None or not promotion.active:
             return None
         if promotion.watcher is not None:
@@ -233,7 +248,7 @@ class RegistryCanaries:
             self.server.deployments[leg.canary.name] = leg.canary  # served by it: its requests find their metrics
             for route, _, canary in leg.routes:
                 route.add_version(canary, leg.canary)
-                route.start_rollout(canary, promotion.specs[route.name])
+                promotion.started[route.name] = route.start_rollout(canary, promotion.specs[route.name])
 
     # 4. Watch
 
@@ -252,9 +267,11 @@ class RegistryCanaries:
         rollouts = promotion.rollouts()
         failed = next((r for _, r in rollouts if r.phase is RolloutPhase.ROLLED_BACK), None)
         if failed is not None:
+            promotion.ending = True
             await self._abandon(promotion, f"{failed.canary}: {failed.reason}")
             return True
         if all(r.phase is RolloutPhase.PROMOTED for _, r in rollouts):
+            promotion.ending = True
             await self._complete(promotion)
             return True
         return False
@@ -277,7 +294,7 @@ class RegistryCanaries:
     async def _complete(self, promotion: Promotion) -> None:
         try:
             await self.registry.promote(promotion.model, promotion.version, promotion.stage, actor=promotion.actor)
-        except StrataError as error:  # e.g. the stage was moved meanwhile: what is served follows the database
+        except StrataError as error:  # e.g. another writer moved the stage meanwhile: the stable version keeps serving
             for leg in promotion.legs:
                 for route, stable, canary in leg.routes:
                     route.set_weights({stable: 100.0, canary: 0.0})
@@ -290,7 +307,12 @@ class RegistryCanaries:
                 await leg.canary.stop_supervising()
             replaced = [self._adopt(promotion, leg) for leg in promotion.legs]  # one step: no request sees half
         promotion.phase, promotion.ended_at = "completed", time.time()
-        await retire_replicas([replica for replicas in replaced for replica in replicas])
+        old = [replica for replicas in replaced for replica in replicas]
+        try:
+            await retire_replicas(old)
+        except asyncio.CancelledError:  # the server is stopping: no time to drain, and nothing else stops them
+            await asyncio.gather(*(replica.stop() for replica in old), return_exceptions=True)
+            raise
 
     def _adopt(self, promotion: Promotion, leg: Leg) -> list[Replica]:
         assert leg.canary is not None
@@ -310,7 +332,12 @@ class RegistryCanaries:
                     route.remove_version(canary, to=stable)
             if leg.canary is not None:
                 self.server.deployments.pop(leg.canary.name, None)
-        await asyncio.gather(*(leg.canary.retire() for leg in promotion.legs if leg.canary is not None))
+        canaries = [leg.canary for leg in promotion.legs if leg.canary is not None]
+        try:
+            await asyncio.gather(*(canary.retire() for canary in canaries))
+        except asyncio.CancelledError:  # the server is stopping: no time to drain, and nothing else stops them
+            await asyncio.gather(*(canary.stop() for canary in canaries), return_exceptions=True)
+            raise
 
     async def _end(
         self, promotion: Promotion, phase: str, reason: str, *, actor: str | None, action: str | None = None
