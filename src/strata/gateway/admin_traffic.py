@@ -17,7 +17,6 @@ from strata.protocol.errors import invalid_request_from
 from strata.protocol.requests import WHOLE, RequestModel
 from strata.serving.route import Route
 from strata.serving.server import ModelServer
-from strata.spec.resilience import RolloutSpec
 
 PREFIX = "/v1/admin"
 
@@ -74,7 +73,7 @@ class TrafficAdminAPI:
         body = call.parse(RolloutRequest)
         overrides = body.model_dump(exclude={"canary"}, exclude_none=True)
         try:
-            spec = RolloutSpec.model_validate(route.spec.rollout.model_dump() | overrides)
+            spec = route.rollout_spec(overrides)
         except ValidationError as error:
             raise invalid_request_from(error) from None
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.responses import Response
 
 from strata.access.audit import AuditEvent
@@ -19,6 +19,7 @@ from strata.errors import InvalidRequest, NotFound
 from strata.gateway.admin_traffic import RolloutOverrides
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
+from strata.protocol.errors import invalid_request_from
 from strata.protocol.requests import WHOLE
 from strata.registry.canary import RegistryCanaries
 from strata.registry.reference import STAGES
@@ -85,7 +86,10 @@ class RegistryAPI:
             raise InvalidRequest(f"{given[0]}: rollout settings need canary true", param=given[0])
         if body.canary and self.canaries.serves(name, stage):
             overrides = body.model_dump(exclude={"version", "canary"}, exclude_none=True)
-            canary = await self.canaries.start(name, body.version, stage, overrides, actor=actor)
+            try:
+                canary = await self.canaries.start(name, body.version, stage, overrides, actor=actor)
+            except ValidationError as error:  # an override out of bounds, or steps that do not rise to 100
+                raise invalid_request_from(error) from None
             return json_response({**await self.registry.stage(name, stage), "reloaded": [], "canary": canary})
         self.canaries.check_idle(name, stage)  # an immediate switch must not cut across a running canary
         result = await self.registry.promote(name, body.version, stage, actor=actor)

@@ -24,10 +24,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import ValidationError
-
 from strata.errors import Conflict, StrataError
-from strata.protocol.errors import invalid_request_from
 from strata.registry.reference import Reference
 from strata.registry.service import ModelRegistry, check_stage
 from strata.registry.serving import RegistryBinding, Served
@@ -35,7 +32,6 @@ from strata.serving.deployment import Deployment, retire_replicas
 from strata.serving.rollout import Rollout, RolloutPhase
 from strata.serving.route import Route
 from strata.serving.runtime import Replica
-from strata.spec.resilience import RolloutSpec
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +56,7 @@ class Promotion:
     previous: int
     actor: str | None
     legs: list[Leg]
-    specs: dict[str, RolloutSpec]  # per route
+    overrides: dict[str, Any]  # of each route's rollout settings (checked against every route at the start)
     phase: str = "loading"  # loading -> running -> completed | rolled_back | failed
     reason: str = ""
     started_at: float = field(default_factory=time.time)
@@ -211,7 +207,6 @@ class RegistryCanaries:
         if current["version"] == version:
             raise Conflict(f"Stage '{stage}' of '{model}' already names version {version}.")
         legs = self._legs(model, stage)
-        specs = {}
         for leg in legs:
             if leg.deployment.managed:
                 raise Conflict(
@@ -222,11 +217,11 @@ class RegistryCanaries:
                     if deployment is not leg.deployment:
                         continue
                     _check_route(route, name)
-                    specs[route.name] = _rollout_spec(route, overrides)
+                    route.rollout_spec(overrides)  # pydantic's ValidationError (the caller's 400) before anything loads
                     leg.routes.append((route, name, f"{name}@v{version}"))
         if not any(leg.routes for leg in legs):
             raise Conflict(f"No route serves '{model}@{stage}' on this server: promote with canary false.")
-        return Promotion(model, stage, version, int(current["version"]), actor, legs, specs)
+        return Promotion(model, stage, version, int(current["version"]), actor, legs, overrides)
 
     # 2. Load, 3. route
 
@@ -248,7 +243,8 @@ class RegistryCanaries:
             self.server.deployments[leg.canary.name] = leg.canary  # served by it: its requests find their metrics
             for route, _, canary in leg.routes:
                 route.add_version(canary, leg.canary)
-                promotion.started[route.name] = route.start_rollout(canary, promotion.specs[route.name])
+                spec = route.rollout_spec(promotion.overrides)
+                promotion.started[route.name] = route.start_rollout(canary, spec)
 
     # 4. Watch
 
@@ -362,10 +358,3 @@ def _check_route(route: Route, version: str) -> None:
         )
     if route.rollout is not None and route.rollout.phase is RolloutPhase.RUNNING:
         raise Conflict(f"Route '{route.name}' has a rollout running; promote or abort it first.")
-
-
-def _rollout_spec(route: Route, overrides: dict[str, Any]) -> RolloutSpec:
-    try:
-        return RolloutSpec.model_validate(route.spec.rollout.model_dump() | overrides)
-    except ValidationError as error:
-        raise invalid_request_from(error) from None

@@ -268,6 +268,10 @@ class Route:
         if self._publish is not None:
             self._publish(self.name, self.weights)
 
+    def rollout_spec(self, overrides: dict[str, object]) -> RolloutSpec:
+        """The route's rollout defaults with ``overrides`` (raises pydantic's ValidationError naming the field)."""
+        return RolloutSpec.model_validate(self.spec.rollout.model_dump() | overrides)
+
     def start_rollout(self, canary: str, spec: RolloutSpec) -> Rollout:
         if canary not in self.versions:
             raise KeyError(f"unknown version '{canary}'; known: {sorted(self.versions)}")
