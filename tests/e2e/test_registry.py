@@ -139,7 +139,7 @@ def test_promote_and_rollback_while_serving(
     asker.start()
     try:
         env = {**os.environ, **{k: v for k, v in state.items() if k != "root"}}
-        out = _strata(env, "promote", "minilm", "2", "--url", server.url, "--api-key", server.api_key)
+        out = _strata(env, "promote", "minilm", "2", "--url", server.url, "--api-key", server.api_key, "--no-canary")
         assert "embeddings: serving version 2" in out
         assert _serving(http)["version"] == 2
         assert _serving(http)["signature"] == versions[1]["signature"]

@@ -2,13 +2,16 @@
 
 ``push``, ``list`` and ``show`` work straight on the metadata database and the artifact store (the ones
 `strata serve` uses). ``promote`` and ``rollback`` do too, unless ``--url`` names a running server: then
-they go through its admin API, and its deployments serving that stage reload at once.
+they go through its admin API: a promotion starts a canary on the routes serving that stage (``--wait``
+follows it to its end), or with ``--no-canary`` the deployments reload at once; a rollback ends a running
+canary or moves the stage back. ``status`` shows a server's latest canary promotion of a stage.
 """
 
 from __future__ import annotations
 
 import asyncio
 import getpass
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -19,7 +22,7 @@ from rich.table import Table
 
 from strata.access import audit
 from strata.access.audit import AuditEvent
-from strata.cli.rollout import KeyOption, _call
+from strata.cli.rollout import DEFAULT_URL, KeyOption, _call
 from strata.data.artifacts import ArtifactStore
 from strata.errors import StrataError
 from strata.registry.service import ModelRegistry
@@ -97,12 +100,28 @@ def _show_version(version: dict[str, Any]) -> None:
     console.print(table)
 
 
+def _show_canary(canary: dict[str, Any]) -> None:
+    console.print(
+        f"canary of {canary['model']}@{canary['stage']}: version [bold]{canary['version']}[/] vs "
+        f"{canary['previous']}: [bold]{canary['phase']}[/]",
+        highlight=False,
+    )
+    if canary["reason"]:
+        console.print(f"  reason: {canary['reason']}", highlight=False)
+    for route in canary["routes"]:
+        rollout = route["rollout"]
+        weight = "-" if rollout is None else f"{rollout['canary_weight']:g}%"
+        console.print(f"  route {route['route']}: {route['canary']} at {weight}", highlight=False)
+
+
 def _show_stage(stage: dict[str, Any]) -> None:
     previous = "-" if stage["previous"] is None else stage["previous"]
     console.print(
         f"{stage['model']}@{stage['stage']} -> version [bold]{stage['version']}[/] (previous: {previous})",
         highlight=False,
     )
+    if stage.get("canary") is not None:
+        _show_canary(stage["canary"])
     for reload in stage.get("reloaded", []):
         if reload["error"]:
             console.print(
@@ -187,20 +206,60 @@ def show(
     _show_version(_run(database_url, artifacts_url, lambda registry: registry.get(name, version)))
 
 
+def _follow(url: str, api_key: str | None, name: str, stage: str) -> None:
+    """Poll a canary until it ends, printing each rollout event once; exit 1 unless it completed."""
+    printed: dict[str, int] = {}
+    while True:
+        canary = _call("GET", url, api_key, f"/registry/models/{name}/stages/{stage}/canary")
+        for route in canary["routes"]:
+            events = [] if route["rollout"] is None else route["rollout"]["events"]
+            for event in events[printed.get(route["route"], 0) :]:
+                console.print(f"  {route['route']} +{event['after_s']:.1f} s  {event['what']}", highlight=False)
+            printed[route["route"]] = len(events)
+        if canary["phase"] not in ("loading", "running"):
+            _show_canary(canary)
+            if canary["phase"] != "completed":
+                raise typer.Exit(1)
+            return
+        time.sleep(0.5)
+
+
 @app.command()
 def promote(
     name: NameArgument,
     version: Annotated[int, typer.Argument(help="The version the stage names from now on.", min=1)],
     stage: StageOption = "production",
+    canary: Annotated[
+        bool, typer.Option(help="Through --url: roll the version out as a canary (else: switch at once).")
+    ] = True,
+    steps: Annotated[str | None, typer.Option(help="Canary weights, e.g. 5,25,50,100 (default: the route's).")] = None,
+    window_s: Annotated[float | None, typer.Option(help="Seconds each canary step is watched.")] = None,
+    min_requests: Annotated[int | None, typer.Option(help="Canary requests needed to judge it.")] = None,
+    wait: Annotated[bool, typer.Option(help="Follow the canary until it completes or rolls back.")] = False,
     url: ServerOption = None,
     api_key: KeyOption = None,
     database_url: DatabaseOption = DEFAULT_DATABASE,
     artifacts_url: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
-    """Point a stage at a version (through --url: the server's deployments of that stage reload)."""
+    """Promote a version: through --url, a canary on the server's routes serving the stage (the stage moves
+    when it completes) or, with --no-canary, an immediate reload; without --url, the stage moves in the
+    database only."""
     if url is not None:
-        path = f"/registry/models/{name}/stages/{stage}/promote"
-        _show_stage(_call("POST", url, api_key, path, {"version": version}))
+        body: dict[str, Any] = {"version": version, "canary": canary}
+        if steps is not None:
+            try:
+                body["steps"] = [float(step) for step in steps.split(",")]
+            except ValueError:
+                errors.print(f"[bold red]error:[/] --steps must be numbers separated by commas, got {steps!r}")
+                raise typer.Exit(2) from None
+        if window_s is not None:
+            body["window_s"] = window_s
+        if min_requests is not None:
+            body["min_requests"] = min_requests
+        reply = _call("POST", url, api_key, f"/registry/models/{name}/stages/{stage}/promote", body)
+        _show_stage(reply)
+        if wait and reply["canary"] is not None:
+            _follow(url, api_key, name, stage)
         return
     _show_stage(
         _run(database_url, artifacts_url, lambda registry: registry.promote(name, version, stage, actor=_actor()))
@@ -216,8 +275,20 @@ def rollback(
     database_url: DatabaseOption = DEFAULT_DATABASE,
     artifacts_url: ArtifactsOption = DEFAULT_ARTIFACTS,
 ) -> None:
-    """Return a stage to the version it named before its last promotion."""
+    """Return a stage's traffic to its previous version: ends a running canary (through --url), else moves
+    the stage back to the version it named before its last promotion."""
     if url is not None:
         _show_stage(_call("POST", url, api_key, f"/registry/models/{name}/stages/{stage}/rollback"))
         return
     _show_stage(_run(database_url, artifacts_url, lambda registry: registry.rollback(name, stage, actor=_actor())))
+
+
+@app.command()
+def status(
+    name: NameArgument,
+    stage: StageOption = "production",
+    url: Annotated[str, typer.Option("--url", envvar="STRATA_URL", help="The Strata server.")] = DEFAULT_URL,
+    api_key: KeyOption = None,
+) -> None:
+    """The server's latest canary promotion of a stage: phase, weights per route, and why it ended."""
+    _show_canary(_call("GET", url, api_key, f"/registry/models/{name}/stages/{stage}/canary"))

@@ -17,7 +17,6 @@ from strata.protocol.errors import invalid_request_from
 from strata.protocol.requests import WHOLE, RequestModel
 from strata.serving.route import Route
 from strata.serving.server import ModelServer
-from strata.spec.resilience import RolloutSpec
 
 PREFIX = "/v1/admin"
 
@@ -26,11 +25,10 @@ class WeightsRequest(RequestModel):
     weights: Annotated[dict[str, Annotated[float, Field(ge=0, le=100)]], Field(min_length=1)]
 
 
-class RolloutRequest(RequestModel):
-    """The canary, and overrides of the route's rollout defaults (bounded as in ``RolloutSpec``; the
-    steps must also rise strictly to 100)."""
+class RolloutOverrides(RequestModel):
+    """Overrides of a route's rollout defaults (bounded as in ``RolloutSpec``; the steps must also rise
+    strictly to 100)."""
 
-    canary: str = Field(min_length=1)
     steps: Annotated[list[Annotated[float, Field(gt=0, le=100)]], Field(min_length=1)] | None = None
     window_s: Annotated[float, Field(gt=0)] | None = None
     min_requests: Annotated[int, Field(ge=1), WHOLE] | None = None
@@ -38,6 +36,12 @@ class RolloutRequest(RequestModel):
     max_p99_ratio: Annotated[float, Field(gt=1)] | None = None
     p99_slack_ms: Annotated[float, Field(ge=0)] | None = None
     auto_promote: bool | None = None
+
+
+class RolloutRequest(RolloutOverrides):
+    """The canary version, and overrides of the route's rollout defaults."""
+
+    canary: str = Field(min_length=1)
 
 
 class TrafficAdminAPI:
@@ -69,7 +73,7 @@ class TrafficAdminAPI:
         body = call.parse(RolloutRequest)
         overrides = body.model_dump(exclude={"canary"}, exclude_none=True)
         try:
-            spec = RolloutSpec.model_validate(route.spec.rollout.model_dump() | overrides)
+            spec = route.rollout_spec(overrides)
         except ValidationError as error:
             raise invalid_request_from(error) from None
         try:

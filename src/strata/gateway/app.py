@@ -49,6 +49,7 @@ from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
 from strata.observability.workflow_metrics import WorkflowMetrics
+from strata.registry.canary import RegistryCanaries
 from strata.registry.service import ModelRegistry
 from strata.registry.serving import RegistryBinding
 from strata.runtime import Runtime, runtime_for
@@ -88,6 +89,7 @@ def create_app(
     )  # fmt: skip
     registry = ModelRegistry(database, ArtifactStore(spec.store.artifacts_url), gateway_audit(access))
     binding = RegistryBinding(server, registry)
+    canaries = RegistryCanaries(binding, registry)
     extensions = load_extensions(server, spec)
     ops, docs = OperationsAPI(server), DocsAPI(f"Strata: {spec.name}")
     if tracing is not None:
@@ -109,7 +111,7 @@ def create_app(
             *traffic_routes(TrafficAdminAPI(server)),
             *workflow_routes(JobsAPI(workflows, tracing), BatchAPI(workflows)),
             *observability_routes(TracesAPI(tracing)),
-            *registry_routes(RegistryAPI(registry, binding)),
+            *registry_routes(RegistryAPI(registry, binding, canaries)),
             *vector_store_routes(VectorStoresAPI(workflows)),
         ]
     )
@@ -144,6 +146,7 @@ def create_app(
             await workflows.stop()  # running steps finish (or their jobs are released) before models go
             loading.cancel()
             await asyncio.gather(loading, return_exceptions=True)
+            await canaries.stop()  # before the deployments stop: a watcher must not act on stopped ones
             await server.stop()
             await access.stop()  # flushes buffered usage and audit rows before the database closes
             if tracing is not None:

@@ -1,28 +1,38 @@
 """Admin API of the model registry, under /v1/admin/registry/: read versions, move stages.
 
 Pushing a version is a CLI job (``strata registry push``: it reads a local folder); everything else is
-here too. A promotion or rollback answers once the deployments serving that stage have reloaded."""
+here too. A promotion of a stage this server serves starts a canary (``strata.registry.canary``) and
+answers once the canary takes its first step; with ``canary: false``, or a stage no route here serves,
+it moves the stage and answers once the deployments serving it have reloaded. A rollback mid-canary ends
+the canary; after one, it moves the stage back and the deployments reload."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.responses import Response
 
 from strata.access.audit import AuditEvent
 from strata.access.control import AccessControl
-from strata.errors import NotFound
+from strata.errors import InvalidRequest, NotFound
+from strata.gateway.admin_traffic import RolloutOverrides
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
-from strata.protocol.requests import WHOLE, RequestModel
+from strata.protocol.errors import invalid_request_from
+from strata.protocol.requests import WHOLE
+from strata.registry.canary import RegistryCanaries
 from strata.registry.reference import STAGES
 from strata.registry.service import MODEL_NAME, AuditSink, ModelRegistry
 from strata.registry.serving import RegistryBinding
 
 
-class PromoteRequest(RequestModel):
+class PromoteRequest(RolloutOverrides):
+    """The version, and whether it goes through a canary (default) with the route's rollout settings,
+    overridden by the fields given here."""
+
     version: Annotated[int, Field(ge=1), WHOLE]
+    canary: bool = True
 
 
 # Path parameters name things: one that cannot exist (a malformed name, an unknown stage) is a 404
@@ -51,9 +61,10 @@ def _version(call: Call) -> int:
 
 
 class RegistryAPI:
-    def __init__(self, registry: ModelRegistry, binding: RegistryBinding) -> None:
+    def __init__(self, registry: ModelRegistry, binding: RegistryBinding, canaries: RegistryCanaries) -> None:
         self.registry = registry
         self.binding = binding
+        self.canaries = canaries
 
     async def list_registered_models(self, call: Call) -> Response:
         models = await self.registry.list_models()
@@ -69,13 +80,36 @@ class RegistryAPI:
     async def promote_stage(self, call: Call) -> Response:
         name, stage = _name(call), _stage(call)
         body = call.parse(PromoteRequest)
-        result = await self.registry.promote(name, body.version, stage, actor=call.caller.key_id)
-        return json_response({**result, "reloaded": await self.binding.follow(name, stage)})
+        actor = call.caller.key_id
+        given = sorted(body.model_fields_set - {"version", "canary"})
+        if not body.canary and given:
+            raise InvalidRequest(f"{given[0]}: rollout settings need canary true", param=given[0])
+        if body.canary and self.canaries.serves(name, stage):
+            overrides = body.model_dump(exclude={"version", "canary"}, exclude_none=True)
+            try:
+                canary = await self.canaries.start(name, body.version, stage, overrides, actor=actor)
+            except ValidationError as error:  # an override out of bounds, or steps that do not rise to 100
+                raise invalid_request_from(error) from None
+            return json_response({**await self.registry.stage(name, stage), "reloaded": [], "canary": canary})
+        self.canaries.check_idle(name, stage)  # an immediate switch must not cut across a running canary
+        result = await self.registry.promote(name, body.version, stage, actor=actor)
+        return json_response({**result, "reloaded": await self.binding.follow(name, stage), "canary": None})
 
     async def rollback_stage(self, call: Call) -> Response:
         name, stage = _name(call), _stage(call)
-        result = await self.registry.rollback(name, stage, actor=call.caller.key_id)
-        return json_response({**result, "reloaded": await self.binding.follow(name, stage)})
+        actor = call.caller.key_id
+        canary = await self.canaries.roll_back(name, stage, actor=actor)
+        if canary is not None:  # mid-canary: the stage never moved; its version has all the traffic again
+            return json_response({**await self.registry.stage(name, stage), "reloaded": [], "canary": canary})
+        result = await self.registry.rollback(name, stage, actor=actor)
+        return json_response({**result, "reloaded": await self.binding.follow(name, stage), "canary": None})
+
+    async def canary_status(self, call: Call) -> Response:
+        name, stage = _name(call), _stage(call)
+        status = self.canaries.status(name, stage)
+        if status is None:
+            raise NotFound(f"No canary promotion of '{name}@{stage}' on this server.", param="stage", code="no_canary")
+        return json_response(status)
 
 
 def gateway_audit(access: AccessControl) -> AuditSink:

@@ -272,10 +272,14 @@ def registry_routes(api: RegistryAPI) -> list[Endpoint]:
         Endpoint("GET", f"{models}/{{name}}/versions/{{version}}", api.get_model_version, Scope.ADMIN,
                  "One version: metadata, file manifest and signature", tag, response=reg.RegistryVersion),
         Endpoint("POST", f"{stage}/promote", api.promote_stage, Scope.ADMIN,
-                 "Point a stage at a version; deployments serving the stage reload with no gap", tag,
+                 "Promote a version: a canary rollout on the routes serving the stage (the stage moves when it "
+                 "completes), or with canary false an immediate switch with no gap", tag,
                  request=PromoteRequest, response=reg.RegistryStage, errors=(409,)),
         Endpoint("POST", f"{stage}/rollback", api.rollback_stage, Scope.ADMIN,
-                 "Return a stage to the version it named before", tag, response=reg.RegistryStage, errors=(409,)),
+                 "End a running canary, or return a stage to the version it named before", tag,
+                 response=reg.RegistryStage, errors=(409,)),
+        Endpoint("GET", f"{stage}/canary", api.canary_status, Scope.ADMIN,
+                 "The latest canary promotion of a stage on this server", tag, response=reg.RegistryCanary),
     ]  # fmt: skip
 
 

@@ -21,7 +21,8 @@ def build_batch_model(spec: ModelSpec, device: str, cpus: float = 1.0) -> BatchM
         return HFEmbeddingModel.from_options(resolve_model_path(spec.path), device, spec.options)
     if spec.kind == "python":
         assert spec.entrypoint is not None
-        return build_python_model(spec.entrypoint, spec.options)
+        folder = None if spec.path is None else resolve_model_path(spec.path, marker=None)
+        return build_python_model(spec.entrypoint, spec.options, folder)
     if spec.kind == "onnx":
         assert spec.path is not None
         runtime, rest = split_onnx_options(spec.options)  # already checked with the spec

@@ -33,8 +33,9 @@ BUILTIN_MODELS = {
 }
 
 
-def resolve_model_path(path: str) -> Path:
-    """Turn a spec's ``path`` into an existing local folder, or fail naming what is missing."""
+def resolve_model_path(path: str, *, marker: str | None = "config.json") -> Path:
+    """Turn a spec's ``path`` into an existing local folder, or fail naming what is missing. ``marker``:
+    the file that makes it a model folder (a Python model's folder holds whatever its factory reads)."""
     if path.startswith(REGISTRY_PREFIX):
         # The server swaps a registry reference for its verified local folder before any replica loads.
         raise SpecError(
@@ -48,6 +49,8 @@ def resolve_model_path(path: str) -> Path:
         folder = BUILTIN_MODELS[name]()
     else:
         folder = Path(path).expanduser()
-    if not (folder / "config.json").is_file():
-        raise SpecError(f"path: {folder} is not a model folder (no config.json)", param="path")
+    if marker is not None and not (folder / marker).is_file():
+        raise SpecError(f"path: {folder} is not a model folder (no {marker})", param="path")
+    if not folder.is_dir():
+        raise SpecError(f"path: {folder} is not a folder", param="path")
     return folder

@@ -1,7 +1,8 @@
 """The plain Python / torch interface: any object with ``predict_batch`` can be served.
 
 A spec names a factory as ``package.module:attribute``; Strata calls it with the model's
-``options`` and serves the object it returns with dynamic batching. ``warmup`` is optional.
+``options`` (and ``path``, the model's folder, when the spec names one) and serves the object it
+returns with dynamic batching. ``warmup`` is optional.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import importlib
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from strata.errors import SpecError
@@ -41,8 +43,14 @@ def load_entrypoint(entrypoint: str) -> Callable[..., Any]:
     return factory  # type: ignore[no-any-return]
 
 
-def build_python_model(entrypoint: str, options: dict[str, Any]) -> BatchModel:
+def build_python_model(entrypoint: str, options: dict[str, Any], path: Path | None = None) -> BatchModel:
+    """``path``: the model's folder when its spec names one (a local folder, builtin:, or a registry
+    version materialised by the server): the factory gets it as its ``path`` keyword."""
     factory = load_entrypoint(entrypoint)
+    if path is not None:
+        if "path" in options:
+            raise SpecError("options: 'path' is set by the model's path; remove it from options", param="options")
+        options = {**options, "path": str(path)}
     try:
         model = factory(**options)
     except TypeError as error:

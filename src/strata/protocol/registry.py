@@ -63,6 +63,52 @@ class Reloaded(BaseModel):
     error: str | None
 
 
+class CanaryDeployment(BaseModel):
+    deployment: str
+    canary: str | None
+
+
+class CanaryRouteEvent(BaseModel):
+    after_s: float
+    what: str
+
+
+class CanaryRollout(BaseModel):
+    stable: str
+    canary: str
+    phase: Literal["running", "promoted", "rolled_back"]
+    canary_weight: float
+    step: int
+    steps: list[float]
+    window_s: float
+    reason: str
+    elapsed_s: float
+    events: list[CanaryRouteEvent]
+
+
+class CanaryRoute(BaseModel):
+    route: str
+    stable: str
+    canary: str
+    rollout: CanaryRollout | None
+
+
+class RegistryCanary(BaseModel):
+    """A promotion going through a canary: the stage moves to ``version`` only when it completes."""
+
+    object: Literal["registry.canary"]
+    model: str
+    stage: str
+    version: int
+    previous: int
+    phase: Literal["loading", "running", "completed", "rolled_back", "failed"]
+    reason: str
+    started_at: int
+    ended_at: int | None
+    deployments: list[CanaryDeployment]
+    routes: list[CanaryRoute]
+
+
 class RegistryStage(BaseModel):
     object: Literal["registry.stage"]
     model: str
@@ -73,3 +119,4 @@ class RegistryStage(BaseModel):
     updated_at: int
     updated_by: str | None
     reloaded: list[Reloaded]
+    canary: RegistryCanary | None

@@ -262,5 +262,9 @@ class ModelRegistry:
             named.setdefault(row.version, []).append(row.stage)
         return named
 
+    async def audit_event(self, action: str, actor: str | None, detail: dict[str, Any]) -> None:
+        """An event of a registry action taken elsewhere (a canary promotion's steps) on the same trail."""
+        await self._audit(action, 200, actor, detail)
+
     async def _audit(self, action: str, status: int, actor: str | None, detail: dict[str, Any]) -> None:
         await self.audit(AuditEvent("admin", action, status, tenant="admin", actor=actor, detail=detail))

@@ -38,11 +38,11 @@ class RegistryBinding:
             path = deployment.model.path
             if path is not None and path.startswith(REGISTRY_PREFIX):
                 self.served[name] = Served(Reference.parse(path))
-        self._lock = asyncio.Lock()  # one reload at a time: two promotions in a row apply in order
+        self.lock = asyncio.Lock()  # one reload at a time: two promotions in a row apply in order
 
     async def materialise(self) -> None:
         """Before any replica loads: point each registry deployment at its verified local folder."""
-        async with self._lock:
+        async with self.lock:
             for name, served in self.served.items():
                 await self._bind(self.server.deployments[name], served, started=False)
 
@@ -65,7 +65,7 @@ class RegistryBinding:
     async def follow(self, model: str, stage: str) -> list[dict[str, Any]]:
         """Deployments serving ``model@stage`` switch to the version the stage names now (a rolling reload)."""
         reloaded = []
-        async with self._lock:
+        async with self.lock:
             for name, served in self.served.items():
                 if served.reference.name != model or served.reference.stage != stage:
                     continue

@@ -65,6 +65,16 @@ async def _drained(replica: Replica, limit_s: float) -> None:
         await asyncio.sleep(0.01)
 
 
+async def retire_replicas(replicas: Sequence[Replica], limit_s: float = RELOAD_DRAIN_S) -> None:
+    """Stop replicas no request is routed to any more, each once it has finished what it holds."""
+
+    async def one(replica: Replica) -> None:
+        await _drained(replica, limit_s)
+        await replica.stop()
+
+    await asyncio.gather(*(one(replica) for replica in replicas))
+
+
 class Deployment:
     def __init__(
         self,
@@ -227,6 +237,33 @@ class Deployment:
             await _drained(old, RELOAD_DRAIN_S)
             await old.stop()
         self.model = model  # after the swaps: a failure part-way leaves the earlier model on record
+
+    def sibling(self, name: str, model: ModelSpec) -> Deployment:
+        """A deployment like this one (same replicas, batching, limits, metrics) serving ``model`` under
+        ``name``: a registry promotion's canary, loaded beside this one. Sharing the metrics means the
+        replicas it may hand over (``adopt``) already report as this deployment's."""
+        spec = self.spec.model_copy(update={"name": name})
+        return Deployment(spec, model, self._runtime, self.metrics, self._resilience, clock=self._clock)
+
+    def adopt(self, other: Deployment) -> list[Replica]:
+        """Serve with ``other``'s replicas and model from now on, in one step (no gap, no reload): a canary
+        that won its rollout becomes this deployment. Returns the replicas this one served with, for the
+        caller to ``retire_replicas``. Call ``other.stop_supervising()`` first: one supervisor per replica."""
+        if self.managed or other.managed:
+            raise StrataError(f"deployment '{self.name}': its runtime manages replicas; it cannot adopt others")
+        replaced = self.replicas
+        self.slots[:] = other.slots  # in place: the router and the supervisor hold this list
+        self.model = other.model
+        self.admission.resize(self._auto_limit(len(self.slots)))
+        return replaced
+
+    async def stop_supervising(self) -> None:
+        await self._supervisor.stop()
+
+    async def retire(self) -> None:
+        """Stop once every replica finished what it holds (no route sends it traffic any more)."""
+        await self._supervisor.stop()
+        await retire_replicas(self.replicas)
 
     async def stop(self) -> None:
         await self._supervisor.stop()

@@ -129,7 +129,7 @@ class Route:
         for position, route in enumerate(chain):
             version = route.pick_version(context)
             try:
-                result, permit = await route._serve_version(version, context, work, hold)
+                result, permit, deployment = await route._serve_version(version, context, work, hold)
             except FALLBACK_ON:
                 if position == len(chain) - 1 or context.deadline.expired():
                     raise
@@ -137,7 +137,7 @@ class Route:
             if position > 0:
                 self._metrics.fallbacks.labels(route=self.name, fallback=route.name).inc()
             fallback_from = self.name if position > 0 else None
-            served = Served(route.name, version, fallback_from, route.versions[version].name)
+            served = Served(route.name, version, fallback_from, deployment.name)
             record = current_record.get()
             if record is not None:
                 record.served_route, record.served_version, record.deployment = route.name, version, served.deployment
@@ -146,7 +146,7 @@ class Route:
 
     async def _serve_version(
         self, version: str, context: RequestContext, work: Work[T], hold: bool
-    ) -> tuple[T, Permit]:
+    ) -> tuple[T, Permit, Deployment]:
         deployment = self.versions[version]
         if not deployment.breaker.allow():
             self._record(version, ok=False, latency_s=0.0)  # a version whose breaker is open is failing its callers
@@ -180,7 +180,7 @@ class Route:
         deployment.breaker.record_success()
         self._update_breaker_gauge(deployment)
         self._record(version, ok=True, latency_s=self._clock() - started)
-        return result, permit
+        return result, permit, deployment
 
     def _record_failure(self, version: str, deployment: Deployment, error: StrataError, latency_s: float) -> None:
         if error.status < 500:  # the request was bad: no verdict on the version
@@ -203,7 +203,10 @@ class Route:
         gauge.set(1 if is_open else 0)
 
     def _record(self, version: str, *, ok: bool, latency_s: float) -> None:
-        self._version_counters[(version, ok)].inc()
+        counter = self._version_counters.get((version, ok))
+        if counter is None:
+            return  # a version removed while this request ran on it (a registry canary that ended): no window left
+        counter.inc()
         self.outcomes[version].record(ok=ok, latency_s=latency_s)
         if self.rollout is not None and version == self.rollout.canary:
             self.analyse()  # judge the canary at once: a bad one must not wait for the next tick
@@ -219,6 +222,31 @@ class Route:
         self._set_split(full)
         if self.rollout is not None and self.rollout.phase is RolloutPhase.RUNNING:
             self.rollout.roll_back("weights set by an operator")
+
+    def add_version(self, name: str, deployment: Deployment) -> None:
+        """Serve ``deployment`` as one more version, at weight 0 until a rollout or an operator gives it
+        traffic (a registry promotion's canary is added this way, beside the versions of the spec)."""
+        if name in self.versions:
+            raise ValueError(f"route '{self.name}' already has a version '{name}'")
+        self.versions[name] = deployment
+        self.outcomes[name] = OutcomeWindow(clock=self._clock)
+        for ok in (True, False):
+            outcome = "ok" if ok else "error"
+            self._version_counters[(name, ok)] = self._metrics.version_requests.labels(
+                route=self.name, version=name, outcome=outcome
+            )
+        self.split.set_weights(self.split.weights | {name: 0.0})  # not published: weight 0 changes no traffic
+
+    def remove_version(self, name: str, *, to: str) -> None:
+        """Remove a version added by ``add_version``; whatever weight it had moves to version ``to``."""
+        if name not in self.versions or to not in self.versions or name == to:
+            raise KeyError(f"route '{self.name}': cannot move version '{name}' to '{to}'")
+        weights = self.split.weights
+        weights[to] += weights.pop(name)
+        self._set_split(weights)
+        del self.versions[name], self.outcomes[name]
+        for ok in (True, False):
+            del self._version_counters[(name, ok)]
 
     def publish_splits(self, publish: Callable[[str, dict[str, float]], None]) -> None:
         """Call ``publish`` with (route, weights) for every split this gateway decides from now on (an
@@ -239,6 +267,10 @@ class Route:
         self.split.set_weights(weights)
         if self._publish is not None:
             self._publish(self.name, self.weights)
+
+    def rollout_spec(self, overrides: dict[str, object]) -> RolloutSpec:
+        """The route's rollout defaults with ``overrides`` (raises pydantic's ValidationError naming the field)."""
+        return RolloutSpec.model_validate(self.spec.rollout.model_dump() | overrides)
 
     def start_rollout(self, canary: str, spec: RolloutSpec) -> Rollout:
         if canary not in self.versions:

@@ -70,7 +70,8 @@ class ModelSpec(SpecModel):
         description=(
             "Local folder with the model files, builtin:NAME for a model Strata ships, or registry:NAME@VERSION / "
             "registry:NAME@STAGE for a version in the model registry (fetched into a local cache, every file "
-            "checked against its hash, when the server starts)."
+            "checked against its hash, when the server starts). For kind python, optional: the factory gets the "
+            "folder as its 'path' keyword."
         ),
     )
     entrypoint: str | None = Field(

@@ -1,3 +1,4 @@
+import asyncio
 import random
 from typing import Any
 
@@ -148,3 +149,51 @@ async def test_short_client_deadlines_leave_the_deployment_breaker_closed() -> N
         with pytest.raises(DeadlineExceeded):
             await _call(routes["big"], RequestContext(deadline=Deadline.after_ms(5)))
     assert deployments["big"].breaker.state.value == "closed"
+
+
+async def test_a_version_added_beside_the_spec_takes_a_rollout_and_leaves_with_its_weight() -> None:
+    """A registry canary's path: a sibling deployment added as a version, rolled out, then removed
+    with its traffic handed to the stable version (whose deployment adopted the sibling's replicas)."""
+    routes, deployments = await _routes({"name": "r", "deployment": "blue"})
+    route, blue = routes["r"], deployments["blue"]
+    canary = blue.sibling("blue@v2", MODEL)
+    await canary.start()
+    route.add_version("blue@v2", canary)
+    assert route.weights == {"blue": 100.0, "blue@v2": 0.0}
+    with pytest.raises(ValueError, match="already has"):
+        route.add_version("blue@v2", canary)
+    route.start_rollout("blue@v2", RolloutSpec(steps=[50, 100], auto_promote=False))
+    served = {(await _call(route))[1]["x-strata-version"] for _ in range(4)}
+    assert served == {"blue", "blue@v2"}
+    route.promote()
+    assert route.weights == {"blue": 0.0, "blue@v2": 100.0}
+    old = blue.replicas
+    await canary.stop_supervising()
+    replaced = blue.adopt(canary)
+    route.remove_version("blue@v2", to="blue")
+    assert replaced == old
+    assert route.weights == {"blue": 100.0}
+    assert "blue@v2" not in route.versions
+    result, headers = await _call(route)
+    assert result.startswith("blue@v2-0")  # the stable version now answers with the adopted replica
+    assert headers["x-strata-version"] == "blue"
+    with pytest.raises(KeyError):
+        route.remove_version("blue@v2", to="blue")
+
+
+async def test_a_request_that_outlives_its_removed_version_is_answered() -> None:
+    routes, deployments = await _routes({"name": "r", "deployment": "blue"})
+    route, blue = routes["r"], deployments["blue"]
+    canary = blue.sibling("blue@v2", MODEL)
+    await canary.start()
+    route.add_version("blue@v2", canary)
+    route.set_weights({"blue": 0, "blue@v2": 100})
+    replica = canary.slots[0].replica
+    assert isinstance(replica, ScriptedReplica)
+    replica.delay_s = 0.05
+    pending = asyncio.create_task(_call(route))
+    await asyncio.sleep(0.01)
+    route.remove_version("blue@v2", to="blue")  # while the request runs on it
+    result, headers = await pending
+    assert result.startswith("blue@v2-0")
+    assert headers["x-strata-version"] == "blue@v2"
