@@ -27,6 +27,7 @@ from strata.gateway.grpc.server import start_grpc
 from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
+from strata.gateway.prompts_api import PromptsAPI
 from strata.gateway.registry_api import RegistryAPI, gateway_audit
 from strata.gateway.routes import (
     access_routes,
@@ -34,6 +35,7 @@ from strata.gateway.routes import (
     observability_routes,
     openai_routes,
     operations_routes,
+    prompt_routes,
     registry_routes,
     traffic_routes,
     vector_store_routes,
@@ -95,7 +97,9 @@ def create_app(
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server, guardrails, ChatRetrieval(workflows)), BatchedAPI(server), ops),
+            *openai_routes(
+                CompletionsAPI(server, guardrails, ChatRetrieval(workflows), workflows.prompts), BatchedAPI(server), ops
+            ),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
@@ -103,6 +107,7 @@ def create_app(
             *observability_routes(TracesAPI(tracing)),
             *registry_routes(RegistryAPI(registry, binding)),
             *vector_store_routes(VectorStoresAPI(workflows)),
+            *prompt_routes(PromptsAPI(workflows.prompts, access.audit)),
         ]
     )
     live = LiveSeries(server.metrics)

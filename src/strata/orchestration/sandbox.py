@@ -108,13 +108,13 @@ def _check_widths(form: str, max_chars: int) -> None:
 class _Bounded(NodeTransformer):
     """Routes loops and ``~`` through the budget (see the module docstring)."""
 
-    def visit_For(self, node: nodes.For) -> nodes.Node:  # noqa: N802 (jinja's visitor naming)
+    def visit_For(self, node: nodes.For) -> nodes.Node:
         self.generic_visit(node)
         node.iter = nodes.Call(nodes.Name(f"{_PRIVATE_PREFIX}_iter", "load"), [node.iter], [], None, None)
         node.iter.set_lineno(node.lineno)
         return node
 
-    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:  # noqa: N802
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
         call = nodes.Call(nodes.Name(f"{_PRIVATE_PREFIX}_concat", "load"), list(node.nodes), [], None, None)
         call.set_lineno(node.lineno)
@@ -142,12 +142,12 @@ class PromptSandbox(ImmutableSandboxedEnvironment):
             _check_widths(left, budget.max_chars)
         if operator == "*":
             for sequence, times in ((left, right), (right, left)):
-                if isinstance(sequence, str | list | tuple) and isinstance(times, int):
-                    if len(sequence) * times > budget.max_chars:
-                        raise UnsafeTemplate("repetition would build a value past the output bound")
+                repeats = isinstance(sequence, str | list | tuple) and isinstance(times, int)
+                if repeats and len(sequence) * times > budget.max_chars:
+                    raise UnsafeTemplate("repetition would build a value past the output bound")
         return budget.size(super().call_binop(context, operator, left, right))
 
-    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805
+    def call(__self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         budget = _budget()
         budget.step()
         if isinstance(getattr(__obj, "__self__", None), str | bytes):  # ljust, center, zfill, expandtabs...

@@ -1,4 +1,5 @@
-"""Bodies of the prompt templates API (``/v1/prompts``) and the ``prompt`` field of a chat request.
+"""Bodies of the prompt templates API (``/v1/prompts``); the ``prompt`` field of a chat request is
+declared beside it (protocol.requests.PromptReference).
 
 A prompt is a tenant's named, versioned template: a list of chat messages whose content is Jinja2
 (rendered in the sandbox of orchestration/sandbox.py) and the typed variables it takes. Versions are
@@ -11,9 +12,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
 
-from strata.protocol.requests import WHOLE, RequestModel
+from strata.protocol.requests import PROMPT_ID_PATTERN, RequestModel, Version
 
-PROMPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 VARIABLE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 MAX_TEMPLATE_CHARS = 32_000  # one message's Jinja source
 RESERVED_VARIABLES = frozenset({"context", "chunks"})  # filled by retrieval, never by the caller
@@ -21,7 +21,6 @@ RESERVED_VARIABLES = frozenset({"context", "chunks"})  # filled by retrieval, ne
 VariableType = Literal["string", "integer", "number", "boolean", "array", "object"]
 PromptId = Annotated[str, Field(pattern=PROMPT_ID_PATTERN, description="The prompt's id, unique in the tenant.")]
 VariableName = Annotated[str, Field(pattern=VARIABLE_PATTERN)]
-Version = Annotated[int, Field(ge=1, le=2**31 - 1), WHOLE]
 
 
 class PromptVariable(RequestModel):
@@ -64,14 +63,6 @@ class RollbackPrompt(RequestModel):
 class PromptQuery(BaseModel):
     limit: int = Field(default=20, ge=1, le=100)
     after: str | None = Field(default=None, description="A prompt id: the page starts after it.")
-
-
-class PromptReference(RequestModel):
-    """Strata extension of a chat request: build its first messages from a stored prompt template."""
-
-    id: PromptId
-    version: Version | None = Field(default=None, description="None: the prompt's current version.")
-    variables: Annotated[dict[str, Any], Field(max_length=64)] = Field(default_factory=dict)
 
 
 class PromptVersionObject(BaseModel):

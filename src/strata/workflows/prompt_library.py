@@ -54,6 +54,8 @@ class PromptLibrary:
                 found = await self._load(tenant, prompt_id, None)
                 known = (None if found is None else found.prompt.current_version, time.monotonic())
                 self._current[(tenant, prompt_id)] = known
+                if found is not None:  # the read brought the current version itself
+                    return self._keep(tenant, found.version)
             if known[0] is None:
                 raise not_found(prompt_id, param="prompt.id")
             version = known[0]
