@@ -13,12 +13,15 @@ import httpx
 import openai
 import pytest
 import yaml
+from typer.testing import CliRunner
 
 from strata.apps import default_app_path
+from strata.cli.main import app as cli
 from strata.testing import ServerProcess
 from strata.testing.databases import temporary_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # its own servers: a model load each
+runner = CliRunner()
 
 MODEL = "strata-chat-tiny"
 PIPELINE = {
@@ -301,3 +304,32 @@ def test_a_pipeline_step_renders_a_stored_prompt(http: httpx.Client, client: ope
     bad = http.post("/v1/pipelines/templated/run", json={"input": {"product": "Strata", "order_id": "seven"}})
     assert bad.status_code == 400
     assert bad.json()["error"]["param"] == "prompt.variables.order_id"
+
+
+def test_the_cli_creates_lists_shows_and_rolls_back(server: ServerProcess, tmp_path: Any) -> None:
+    key = _tenant(server, "cli-tenant", ["infer", "jobs"])
+    common = ["--url", server.url, "--api-key", key]
+    template = tmp_path / "greet.yaml"
+    for text in ("Hello {{ name }}.", "Hi {{ name }}!"):
+        template.write_text(yaml.safe_dump({"description": "greets", "variables": {"name": {"type": "string"}},
+                                            "messages": [{"role": "system", "content": text}]}))  # fmt: skip
+        created = runner.invoke(cli, ["prompts", "create", "greet", "--file", str(template), *common])
+        assert created.exit_code == 0, created.output
+    assert "version 2 current (latest 2)" in created.output
+    listed = runner.invoke(cli, ["prompts", "list", *common])
+    assert "greet" in listed.output
+    assert "greets" in listed.output
+    shown = runner.invoke(cli, ["prompts", "show", "greet", "--version", "1", *common])
+    assert "versions: 2, 1" in shown.output
+    assert "Hello {{ name }}." in shown.output
+    back = runner.invoke(cli, ["prompts", "rollback", "greet", *common])
+    assert "version 1 current (latest 2)" in back.output
+    refused = runner.invoke(cli, ["prompts", "rollback", "greet", *common])
+    assert refused.exit_code == 1
+    assert "at version 1" in refused.output
+    template.write_text(yaml.safe_dump({"messages": [{"role": "user", "content": "{{ undeclared }}"}]}))
+    bad = runner.invoke(cli, ["prompts", "create", "greet", "--file", str(template), *common])
+    assert bad.exit_code == 1
+    assert "messages[0].content" in bad.output
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {server.api_key}"}) as admin:
+        assert admin.get("/v1/prompts/greet").status_code == 404  # the CLI acted as its key's tenant
