@@ -5,6 +5,7 @@ refused with the field named, and the template's id and version in the audit tra
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -169,6 +170,38 @@ def test_the_template_id_and_version_reach_the_audit_trail(
     assert [r["detail"].get("template") for r in inference] == ["support@1"]
     created = [r for r in rows if r["action"] == "prompts.create"]
     assert created[0]["detail"] == {"prompt_id": "support", "version": 1}
+    with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {key}"}) as them:
+        usage = them.get("/v1/usage").json()
+    assert [(p["prompt"], p["requests"]) for p in usage["prompts"]] == [("support@1", 1)]
+    assert usage["prompts"][0]["input_tokens"] == usage["data"][0]["input_tokens"] > 0
+
+
+def test_batch_lines_render_their_prompt_templates(client: openai.OpenAI, support: dict[str, Any]) -> None:
+    variables = {"product": "Strata", "order_id": 5}
+    lines = [
+        {"custom_id": "templated", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": MODEL, "max_tokens": 4, "temperature": 0, "messages": [],
+                  "prompt": {"id": "support", "version": 2, "variables": variables}}},
+        {"custom_id": "bad", "method": "POST", "url": "/v1/chat/completions",
+         "body": {"model": MODEL, "max_tokens": 4, "messages": [],
+                  "prompt": {"id": "support", "version": 2, "variables": {"product": "Strata"}}}},
+    ]  # fmt: skip
+    upload = client.files.create(file=("lines.jsonl", "\n".join(json.dumps(line) for line in lines).encode()),
+                                 purpose="batch")  # fmt: skip
+    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+    deadline = time.monotonic() + 90
+    while (batch := client.batches.retrieve(batch.id)).status not in ("completed", "failed"):
+        assert time.monotonic() < deadline, batch
+        time.sleep(0.3)
+    assert batch.output_file_id is not None
+    assert batch.error_file_id is not None
+    answered = json.loads(client.files.content(batch.output_file_id).read())
+    literal = _chat(client, [{"role": "system", "content": "You answer questions about Strata."},
+                             {"role": "user", "content": "My order is 5."}])  # fmt: skip
+    assert answered["response"]["body"]["usage"]["prompt_tokens"] == literal.usage.prompt_tokens
+    failed = json.loads(client.files.content(batch.error_file_id).read())
+    assert failed["custom_id"] == "bad"
+    assert failed["response"]["body"]["error"]["param"] == "prompt.variables.order_id"
 
 
 def test_tenants_see_only_their_own_prompts(server: ServerProcess, support: dict[str, Any]) -> None:

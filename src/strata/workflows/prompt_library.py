@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Mapping
+from typing import Any
 
 from strata.orchestration.prompts import CompiledPrompt, compile_prompt
 from strata.protocol.prompts import PromptMessage, PromptVariable
@@ -67,6 +69,14 @@ class PromptLibrary:
         if found is None:
             raise not_found(prompt_id, version, "prompt.version")
         return self._keep(tenant, found.version)
+
+    async def render(
+        self, tenant: str, prompt_id: str, version: int | None, variables: Mapping[str, Any]
+    ) -> tuple[CompiledPrompt, list[dict[str, str]]]:
+        """The template and its messages rendered with ``variables`` (no retrieval): NotFound or
+        InvalidRequest naming ``prompt.*`` otherwise."""
+        compiled = await self.resolve(tenant, prompt_id, version)
+        return compiled, compiled.render(compiled.bind(variables))
 
     def written(self, tenant: str, record: PromptRecord) -> None:
         """A version was created or the pointer moved through this gateway: serve it at once."""

@@ -270,8 +270,7 @@ async def _stored_prompt(value: Any, context: StepContext) -> tuple[CompiledProm
         raise StepError(f"prompt '{spec.prompt_id}' takes its variables from a mapping, got "
                         f"{type(value).__name__}", retryable=False, param="prompt.variables")  # fmt: skip
     try:
-        template = await library.resolve(context.tenant, spec.prompt_id, spec.prompt_version)
-        return template, template.render(template.bind(value))
+        return await library.render(context.tenant, spec.prompt_id, spec.prompt_version, value)
     except (InvalidRequest, NotFound) as error:  # a missing prompt or bad variables will not get better
         raise StepError(error.message, retryable=False, param=error.param) from None
 
