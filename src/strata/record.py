@@ -65,7 +65,9 @@ class RequestRecord:
     data_level: str | None = None  # what the tenant's data policy keeps: metadata | full (None: nothing)
     kept_prompt: str | None = None  # policy 'full': the request as the model saw it (sealed before it is stored)
     kept_output: str | None = None  # policy 'full': the response body as sent
-    template: str | None = None  # the prompt template id@version that built the prompt, if any
+    # The stored prompt template that built the prompt, if any (a response cache keys on both).
+    prompt_id: str | None = None
+    prompt_version: int | None = None
     compute_s: float | None = None  # model time billed when not the request's own latency (job steps)
     cost: float = 0.0  # by the deployment's price, in its currency units (set by the access layer)
     batch_size: int = 0  # how many requests the batch that served this one held (0: not batched)
@@ -105,6 +107,11 @@ class RequestRecord:
     @property
     def billed_s(self) -> float:
         return self.latency_s if self.compute_s is None else self.compute_s
+
+    @property
+    def template(self) -> str | None:
+        """``id@version`` of the prompt template that built the prompt (audit rows carry it)."""
+        return None if self.prompt_id is None else f"{self.prompt_id}@{self.prompt_version}"
 
     def served_as(self) -> str | None:
         """``route@version`` as served, else the model the request named."""

@@ -56,6 +56,10 @@ DEFAULT_MAX_DENIAL_KEYS = 256
 ANY_ACTION = "*"  # the action denials are counted under once max_denial_keys distinct ones wait
 
 
+UsageSums = dict[tuple[str, str | None, str, int, str | None], list[float]]
+"""(tenant, key, model, minute, prompt template) -> [requests, tokens_in, tokens_out, compute_s, cost]."""
+
+
 class Recorder:
     def __init__(
         self,
@@ -81,7 +85,7 @@ class Recorder:
         self.max_exchange_buffer = max_exchange_buffer
         self.dropped_exchanges = 0  # kept exchanges lost to a full buffer since start (a metric reads it)
         self._exchanges: list[ExchangeEntry] = []
-        self._usage: dict[tuple[str, str | None, str, int], list[float]] = {}
+        self._usage: UsageSums = {}
         self._audit: list[AuditSource] = []
         self._denials: dict[DenialKey, list[float]] = {}  # key -> [count, first seen (epoch s)]
         self._task: asyncio.Task[None] | None = None
@@ -90,10 +94,17 @@ class Recorder:
         self._wake = asyncio.Event()  # set on stop, and when a batch of audit entries is waiting
 
     def usage(
-        self, tenant: str, key_id: str | None, model: str, at: float, used: tuple[int, int, float, float]
+        self,
+        tenant: str,
+        key_id: str | None,
+        model: str,
+        at: float,
+        used: tuple[int, int, float, float],
+        prompt: str | None = None,
     ) -> None:
-        """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum."""
-        key = (tenant, key_id, model, int(at // 60) * 60)
+        """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum (per prompt
+        template too: ``prompt`` is its id@version)."""
+        key = (tenant, key_id, model, int(at // 60) * 60, prompt)
         total = self._usage.get(key)
         if total is None:
             self._usage[key] = [1, *used]
@@ -169,7 +180,7 @@ class Recorder:
         """Write what waits; ``with_usage=False`` writes the audit entries only (usage and the budgets'
         refresh wait for the next full flush)."""
         async with self._lock:  # one writer per gateway keeps the audit order
-            sums: dict[tuple[str, str | None, str, int], list[float]] = {}
+            sums: UsageSums = {}
             if with_usage:
                 sums, self._usage = self._usage, {}
             denials, self._denials = self._denials, {}
@@ -197,7 +208,7 @@ class Recorder:
         ring = self.ring
         await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops, kept, ring))
 
-    def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
+    def _merge_back(self, sums: UsageSums, sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
         for key, total in self._usage.items():  # what arrived during the failed write
             mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0])

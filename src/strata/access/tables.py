@@ -45,6 +45,8 @@ class UsageRecord(Base):
     tenant: Mapped[str] = mapped_column(String(128), index=True)
     key_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     model: Mapped[str] = mapped_column(String(128))
+    # The prompt template (id@version) that built the requests' prompts; None for requests without one.
+    prompt: Mapped[str | None] = mapped_column(String(80), nullable=True)
     requests: Mapped[int] = mapped_column(Integer, server_default="1")  # a row aggregates a minute of requests
     tokens_in: Mapped[int] = mapped_column(Integer)
     tokens_out: Mapped[int] = mapped_column(Integer)

@@ -15,12 +15,13 @@ from strata.store import Database
 
 @dataclass(frozen=True, slots=True)
 class UsageKey:
-    """What usage is aggregated by: one row per tenant, key, model and minute."""
+    """What usage is aggregated by: one row per tenant, key, model, minute and prompt template."""
 
     tenant: str
     key_id: str | None
     model: str
     minute: int  # unix seconds at the start of the minute
+    prompt: str | None = None  # the prompt template's id@version, if one built the prompts
 
 
 def cost_of(price: PriceSpec | None, tokens_in: int, tokens_out: int, compute_s: float) -> float:
@@ -51,8 +52,8 @@ async def write(database: Database, rows: dict[UsageKey, Totals]) -> None:
         return
     values = [
         {"at": datetime.fromtimestamp(k.minute, UTC), "tenant": k.tenant, "key_id": k.key_id, "model": k.model,
-         "requests": t.requests, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out, "compute_s": t.compute_s,
-         "cost": t.cost}
+         "prompt": k.prompt, "requests": t.requests, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out,
+         "compute_s": t.compute_s, "cost": t.cost}
         for k, t in rows.items()
     ]  # fmt: skip
     async with database.session() as session:
@@ -115,3 +116,22 @@ async def totals(
             )
             for row in result.all()
         }
+
+
+async def prompt_totals(database: Database, since: datetime, *, tenant: str | None) -> dict[tuple[str, str], Totals]:
+    """Totals since ``since`` of the requests a prompt template built, keyed by (tenant, id@version)."""
+    query = (
+        select(UsageRecord.tenant, UsageRecord.prompt, func.sum(UsageRecord.requests), func.sum(UsageRecord.tokens_in),
+               func.sum(UsageRecord.tokens_out), func.sum(UsageRecord.compute_s), func.sum(UsageRecord.cost))
+        .where(UsageRecord.at >= since, UsageRecord.prompt.is_not(None))
+        .group_by(UsageRecord.tenant, UsageRecord.prompt)
+    )  # fmt: skip
+    if tenant is not None:
+        query = query.where(UsageRecord.tenant == tenant)
+    async with database.session() as session:
+        rows = (await session.execute(query)).all()
+    return {
+        (row[0], str(row[1])): Totals(int(row[2] or 0), int(row[3] or 0), int(row[4] or 0), float(row[5] or 0),
+                                 float(row[6] or 0))
+        for row in rows
+    }  # fmt: skip

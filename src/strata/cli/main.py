@@ -22,6 +22,7 @@ from strata.cli import data as data_cli
 from strata.cli import deploy as deploy_cli
 from strata.cli import export as export_cli
 from strata.cli import keys as keys_cli
+from strata.cli import prompts as prompts_cli
 from strata.cli import registry as registry_cli
 from strata.cli import worker as worker_cli
 from strata.cli.progress import LoadProgress
@@ -295,6 +296,7 @@ def train_chat(
 
 app.add_typer(keys_cli.app, name="keys")
 app.add_typer(registry_cli.app, name="registry")
+app.add_typer(prompts_cli.app, name="prompts")
 app.add_typer(audit_cli.app, name="audit")
 app.add_typer(data_cli.app, name="data")
 app.add_typer(deploy_cli.app, name="deploy")

@@ -16,7 +16,7 @@ from strata.access import audit, exchanges
 from strata.access.audit import AuditEvent
 from strata.access.control import AccessControl
 from strata.access.keyring import SealedDataError
-from strata.access.usage import period_start, totals
+from strata.access.usage import period_start, prompt_totals, totals
 from strata.errors import InvalidRequest, StrataError
 from strata.gateway.call import Call
 from strata.gateway.responses import json_response
@@ -113,7 +113,10 @@ class AccessAPI:
         await self.control.recorder.flush()  # what this gateway has buffered counts too
         rows = await totals(self.control.database, since, tenant=tenant, by_model=True)
         data = [{"tenant": t, "model": m, **total.as_dict()} for (t, m), total in sorted(rows.items())]
-        return json_response({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data})
+        by_prompt = await prompt_totals(self.control.database, since, tenant=tenant)
+        prompts = [{"tenant": t, "prompt": p, **total.as_dict()} for (t, p), total in sorted(by_prompt.items())]
+        return json_response({"object": "usage", "period": period, "since": int(since.timestamp()), "data": data,
+                              "prompts": prompts})  # fmt: skip
 
     async def audit_log(self, call: Call) -> Response:
         limit = call.query.get("limit", "100")

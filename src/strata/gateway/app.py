@@ -27,6 +27,7 @@ from strata.gateway.grpc.server import start_grpc
 from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
+from strata.gateway.prompts_api import PromptsAPI
 from strata.gateway.registry_api import RegistryAPI, gateway_audit
 from strata.gateway.routes import (
     access_routes,
@@ -34,6 +35,7 @@ from strata.gateway.routes import (
     observability_routes,
     openai_routes,
     operations_routes,
+    prompt_routes,
     registry_routes,
     traffic_routes,
     vector_store_routes,
@@ -102,7 +104,7 @@ def create_app(
     table = RouteTable(
         [
             *openai_routes(
-                CompletionsAPI(server, guardrails, ChatRetrieval(workflows), behaviour),
+                CompletionsAPI(server, guardrails, ChatRetrieval(workflows), behaviour, workflows.prompts),
                 BatchedAPI(server, behaviour),
                 ops,
             ),
@@ -113,6 +115,7 @@ def create_app(
             *observability_routes(TracesAPI(tracing)),
             *registry_routes(RegistryAPI(registry, binding, canaries)),
             *vector_store_routes(VectorStoresAPI(workflows)),
+            *prompt_routes(PromptsAPI(workflows.prompts, access.audit)),
         ]
     )
     live = LiveSeries(server.metrics)

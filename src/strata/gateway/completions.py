@@ -12,6 +12,7 @@ from starlette.responses import Response
 
 from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
 from strata.gateway.call import Call, require_task
+from strata.gateway.chat_messages import ChatMessages
 from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
@@ -29,6 +30,7 @@ from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
 from strata.serving.generation import Choices, GenerationEvent, GenerationRequest, GenerationStream
 from strata.serving.server import ModelServer
+from strata.workflows.prompt_library import PromptLibrary
 
 OutputCheck = Callable[[str], Awaitable[str]]
 
@@ -40,25 +42,28 @@ class CompletionsAPI:
         guardrails: Guardrails | None = None,
         retrieval: ChatRetrieval | None = None,
         behaviour: BehaviourMonitor | None = None,
+        prompts: PromptLibrary | None = None,
     ) -> None:
         self.server = server
         self.behaviour = behaviour  # samples prompts for the route's drift windows (embedded off the path)
         self.guardrails = guardrails if guardrails is not None and guardrails.active else None
-        self.retrieval = retrieval
+        self.messages = ChatMessages(retrieval, prompts)
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
         body = call.parse(ChatCompletionRequest)
-        if body.retrieval is not None and self.retrieval is not None:  # RAG: the sources go into the prompt
-            grounded = await self.retrieval.ground(call, body, body.retrieval)
-            annotations = grounded.annotations
-            response = await self._serve(
-                call, grounded.body, generation_request(grounded.body), started, "chat completions",
-                lambda model, logprobs=False: ChatFormat(model, logprobs=logprobs, annotations=annotations),
-            )  # fmt: skip
-            response.headers["x-strata-retrieval-ms"] = f"{grounded.retrieval_ms:.3f}"
-            return response
-        return await self._serve(call, body, generation_request(body), started, "chat completions", ChatFormat)
+        if not self.messages.needed(body):
+            return await self._serve(call, body, generation_request(body), started, "chat completions", ChatFormat)
+        # A prompt template and/or retrieval build the messages the model sees.
+        built = await self.messages.build(call, body)
+        annotations = built.annotations
+        response = await self._serve(
+            call, built.body, generation_request(built.body), started, "chat completions",
+            lambda model, logprobs=False: ChatFormat(model, logprobs=logprobs, annotations=annotations),
+        )  # fmt: skip
+        if built.retrieval_ms is not None:
+            response.headers["x-strata-retrieval-ms"] = f"{built.retrieval_ms:.3f}"
+        return response
 
     async def completions(self, call: Call) -> Response:
         started = time.perf_counter()

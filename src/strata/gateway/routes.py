@@ -21,11 +21,13 @@ from strata.gateway.docs import DocsAPI
 from strata.gateway.embeddings import BatchedAPI
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI, PublishEvent, RunPipeline, SubmitJob
+from strata.gateway.prompts_api import PromptsAPI
 from strata.gateway.registry_api import PromoteRequest, RegistryAPI
 from strata.gateway.routing import Endpoint, Link, Scope, from_request_path, from_response
 from strata.gateway.traces_api import TraceDetail, TraceList, TraceListQuery, TracesAPI
 from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.protocol import dashboard as board
+from strata.protocol import prompts as pr
 from strata.protocol import registry as reg
 from strata.protocol import responses as out
 from strata.protocol import vector_responses as vs
@@ -309,4 +311,34 @@ def vector_store_routes(api: VectorStoresAPI) -> list[Endpoint]:
                  "Detach a file and delete its chunks", tag, response=vs.VectorStoreFileDeleted),
         Endpoint("POST", f"{root}/{{vector_store_id}}/search", api.search, Scope.JOBS,
                  "Search a vector store", tag, request=SearchVectorStore, response=vs.SearchPage),
+    ]  # fmt: skip
+
+
+def prompt_routes(api: PromptsAPI) -> list[Endpoint]:
+    # Reading a prompt needs what using it in a chat needs (infer); changing one is managing the
+    # tenant's resources, like files and vector stores (jobs).
+    tag, root = "prompts", "/v1/prompts"
+    prompt = {"prompt_id": from_response("id")}
+    prompt_path = {"prompt_id": from_request_path("prompt_id")}
+    return [
+        Endpoint("POST", root, api.create_prompt, Scope.JOBS,
+                 "Create a prompt template's next version (version 1 creates the prompt); it becomes current", tag,
+                 request=pr.CreatePromptVersion, response=pr.PromptObject, status=201,
+                 links=(Link(api.get_prompt, prompt), Link(api.list_prompt_versions, prompt),
+                        Link(api.rollback_prompt, prompt))),
+        Endpoint("GET", root, api.list_prompts, Scope.INFER, "List the tenant's prompt templates", tag,
+                 query=pr.PromptQuery, response=pr.PromptList,
+                 links=(Link(api.get_prompt, {"prompt_id": from_response("data/0/id")}),)),
+        Endpoint("GET", f"{root}/{{prompt_id}}", api.get_prompt, Scope.INFER,
+                 "A prompt template with its current version", tag, response=pr.PromptObject),
+        Endpoint("GET", f"{root}/{{prompt_id}}/versions", api.list_prompt_versions, Scope.INFER,
+                 "Every version of a prompt template, newest first", tag, response=pr.PromptVersionList,
+                 links=(Link(api.get_prompt_version,
+                             {**prompt_path, "version": from_response("data/0/version")}),)),
+        Endpoint("GET", f"{root}/{{prompt_id}}/versions/{{version}}", api.get_prompt_version, Scope.INFER,
+                 "One version of a prompt template", tag, response=pr.PromptVersionObject),
+        Endpoint("POST", f"{root}/{{prompt_id}}/rollback", api.rollback_prompt, Scope.JOBS,
+                 "Make an earlier version current (by default the one before the current one)", tag,
+                 request=pr.RollbackPrompt, response=pr.PromptObject, errors=(409,),
+                 links=(Link(api.get_prompt, prompt_path),)),
     ]  # fmt: skip

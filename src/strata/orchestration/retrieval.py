@@ -48,17 +48,30 @@ async def retrieve(
     return sorted(best.values(), key=lambda hit: hit.score, reverse=True)[:k]
 
 
-def context_message(hits: Sequence[Hit], filenames: Mapping[str, str], settings: RetrievalSpec) -> str:
-    """The system message that carries the sources: the template with ``{sources}`` filled, at most
-    ``max_context_chars`` of source text (the last source that does not fit is cut)."""
-    lines, room = [], settings.max_context_chars
+def numbered_sources(hits: Sequence[Hit], filenames: Mapping[str, str], max_chars: int) -> list[dict[str, Any]]:
+    """The sources as a prompt shows them, numbered from 1 as the citations are, with at most
+    ``max_chars`` of source text in all (the last source that does not fit is cut)."""
+    sources, room = [], max_chars
     for number, hit in enumerate(hits, start=1):
         if room <= 0:
             break
         text = " ".join(hit.text.split())[:room]
         room -= len(text)
-        lines.append(f"[{number}] ({filenames.get(hit.file_id, hit.file_id)}) {text}")
-    return settings.template.replace("{sources}", "\n".join(lines))
+        filename = filenames.get(hit.file_id, hit.file_id)
+        sources.append({"number": number, "filename": filename, "file_id": hit.file_id, "text": text,
+                        "score": round(hit.score, 6), "vector_store_id": hit.store_id})  # fmt: skip
+    return sources
+
+
+def sources_text(sources: Sequence[Mapping[str, Any]]) -> str:
+    """One line per source: '[n] (filename) text'."""
+    return "\n".join(f"[{s['number']}] ({s['filename']}) {s['text']}" for s in sources)
+
+
+def context_message(hits: Sequence[Hit], filenames: Mapping[str, str], settings: RetrievalSpec) -> str:
+    """The system message that carries the sources: the template with ``{sources}`` filled."""
+    sources = numbered_sources(hits, filenames, settings.max_context_chars)
+    return settings.template.replace("{sources}", sources_text(sources))
 
 
 def citations(hits: Sequence[Hit], filenames: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -3,6 +3,8 @@ layer's ``GenerationRequest``: the HTTP routes, batch lines and pipeline steps a
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import orjson
 
 from strata.protocol.requests import ChatCompletionRequest, CompletionRequest, JsonObjectFormat, JsonSchemaFormat
@@ -37,6 +39,14 @@ def step_request(text: str, *, chat: bool, params: SamplingParams) -> Generation
     if chat:
         return GenerationRequest(params=params, messages=({"role": "user", "content": text},))
     return GenerationRequest(params=params, prompt=text)
+
+
+def messages_request(messages: Sequence[Mapping[str, str]], *, chat: bool, params: SamplingParams) -> GenerationRequest:
+    """A rendered prompt template's messages: as they are for a chat model, else their texts joined."""
+    if chat:
+        turns = tuple({"role": TEMPLATE_ROLE.get(m["role"], m["role"]), "content": m["content"]} for m in messages)
+        return GenerationRequest(params=params, messages=turns)
+    return GenerationRequest(params=params, prompt="\n\n".join(m["content"] for m in messages))
 
 
 def _constraint(body: ChatCompletionRequest) -> JsonConstraint | None:

@@ -143,8 +143,37 @@ class RetrievalOptions(RequestModel):
     filters: Filter | None = Field(default=None, description="Metadata filters, as in vector store search.")
 
 
+PROMPT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
+Version = Annotated[int, Field(ge=1, le=2**31 - 1), WHOLE]
+
+
+class PromptReference(RequestModel):
+    """Strata extension of a chat request: its first messages come from a stored prompt template."""
+
+    id: str = Field(pattern=PROMPT_ID_PATTERN, description="The prompt's id (the tenant's own).")
+    version: Version | None = Field(default=None, description="None: the prompt's current version.")
+    variables: Annotated[dict[str, Any], Field(max_length=64)] = Field(
+        default_factory=dict, description="Values of the variables the template declares, checked by type."
+    )
+
+
 class ChatCompletionRequest(_GenerationFields):
-    messages: Annotated[list[ChatMessage], Field(min_length=1)]
+    prompt: PromptReference | None = Field(
+        default=None,
+        description="Strata extension: render this stored prompt template; the request's messages follow its "
+        "messages (and may then be empty).",
+    )
+    messages: Annotated[list[ChatMessage], Field(max_length=4096)] = Field(
+        description="At least one, unless a prompt template gives the first messages."
+    )
+
+    @field_validator("messages")
+    @classmethod
+    def _messages_or_prompt(cls, value: list[ChatMessage], info: ValidationInfo) -> list[ChatMessage]:
+        if not value and info.data.get("prompt") is None:
+            raise ValueError("at least one message is needed (or a prompt template that gives them)")
+        return value
+
     max_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
     max_completion_tokens: Annotated[int, Field(ge=1), WHOLE] | None = None
     response_format: ResponseFormat | None = Field(

@@ -200,11 +200,22 @@ class UsageTotals(BaseModel):
     cost: float
 
 
+class PromptUsageTotals(BaseModel):
+    tenant: str
+    prompt: str = Field(description="The prompt template's id@version.")
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    compute_seconds: float
+    cost: float
+
+
 class UsageReport(BaseModel):
     object: Literal["usage"]
     period: Literal["day", "month"]
     since: int
     data: list[UsageTotals]
+    prompts: list[PromptUsageTotals] = Field(description="The same usage, of requests a prompt template built.")
 
 
 class AuditRow(BaseModel):

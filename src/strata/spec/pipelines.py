@@ -61,6 +61,15 @@ class StepSpec(_Spec):
     prompt: str | None = Field(
         default=None, description="generate: Jinja2 template of the prompt; None: the value itself (a string)."
     )
+    prompt_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="generate: a stored prompt template (POST /v1/prompts) of the job's tenant, rendered with the "
+        "value (a mapping) as its variables; instead of 'prompt'.",
+    )
+    prompt_version: int | None = Field(
+        default=None, ge=1, description="generate: the template's version; None: its current one when the step runs."
+    )
     chat: bool = Field(default=True, description="generate: send the prompt as a user message (chat template).")
     max_tokens: int = Field(default=128, ge=1, le=32_768, description="generate: most tokens to produce.")
     temperature: float = Field(default=0.0, ge=0, le=2, description="generate: 0 is greedy.")
@@ -89,6 +98,10 @@ class StepSpec(_Spec):
         needed = _REQUIRED_FIELD.get(self.kind)
         if needed is not None and getattr(self, needed) is None:
             raise ValueError(f"a '{self.kind}' step needs '{needed}'")
+        if self.prompt_id is not None and (self.kind != "generate" or self.prompt is not None):
+            raise ValueError("'prompt_id' names the prompt of a generate step that has no 'prompt'")
+        if self.prompt_version is not None and self.prompt_id is None:
+            raise ValueError("'prompt_version' needs 'prompt_id'")
         return self
 
 

@@ -17,11 +17,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from strata.errors import ModelNotFound, Overloaded, StrataError
+from strata.errors import InvalidRequest, ModelNotFound, Overloaded, StrataError
+from strata.orchestration.prompts import CompiledPrompt
 from strata.protocol.errors import invalid_request_from
 from strata.protocol.formats import ChatFormat, CompletionFormat
 from strata.protocol.generation import generation_request
-from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
+from strata.protocol.requests import ChatCompletionRequest, ChatMessage, CompletionRequest, PromptReference
 from strata.record import RecordKind
 from strata.serving.server import ModelServer
 from strata.spec.pipelines import PipelineSpec, StepSpec
@@ -117,9 +118,27 @@ async def run_requests(value: Any, context: StepContext) -> Any:
     return {"requests": len(lines)}
 
 
+async def _with_prompt(
+    body: ChatCompletionRequest, prompt: PromptReference, context: StepContext
+) -> tuple[CompiledPrompt, ChatCompletionRequest]:
+    """The line's stored prompt template rendered, its messages before the line's own."""
+    library = context.services.prompts
+    if library is None:
+        raise InvalidRequest("This server keeps no prompt templates.", param="prompt")
+    template, rendered = await library.render(context.tenant, prompt.id, prompt.version, prompt.variables)
+    messages = [ChatMessage(role=m["role"], content=m["content"]) for m in rendered]  # type: ignore[arg-type]
+    return template, body.model_copy(update={"messages": [*messages, *body.messages]})
+
+
 async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> tuple[int, Any]:
     """One request's status code and body, as the endpoint would have answered it."""
     body = ENDPOINTS[line.url].model_validate(line.body)
+    template = None
+    if isinstance(body, ChatCompletionRequest) and body.prompt is not None:  # as the chat route renders it
+        try:
+            template, body = await _with_prompt(body, body.prompt, context)
+        except StrataError as error:
+            return error.status, _error_body(error)
     request = generation_request(body)
     for tries in range(1, OVERLOAD_TRIES + 1):
         try:
@@ -132,7 +151,8 @@ async def _serve(server: ModelServer, line: BatchLine, context: StepContext) -> 
         except StrataError as error:
             return error.status, _error_body(error)
     if context.services.usage is not None:
-        await context.services.usage(job_record(context, "requests", body.model, generated, RecordKind.BATCH_LINE))
+        record = job_record(context, "requests", body.model, generated, RecordKind.BATCH_LINE, template)
+        await context.services.usage(record)
     logprobs = request.params.logprobs is not None
     fmt = (
         ChatFormat(model=body.model, logprobs=logprobs)

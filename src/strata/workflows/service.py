@@ -25,6 +25,8 @@ from strata.workflows.file_store import FileStore
 from strata.workflows.ingestion import INGEST_PIPELINE
 from strata.workflows.notify import JobListener
 from strata.workflows.pipeline import Pipeline, bind
+from strata.workflows.prompt_catalog import PromptCatalog
+from strata.workflows.prompt_library import PromptLibrary
 from strata.workflows.steps import Services, StepTraceSink, UsageSink
 from strata.workflows.store import JobStore
 from strata.workflows.triggers import Triggers
@@ -89,9 +91,10 @@ class Workflows:
         self.server = server
         self.files = FileStore(self.store)
         self.vectors = vector_index_for(spec.store.vectors_url)
+        self.prompts = PromptLibrary(PromptCatalog(self.store))  # shared by the prompts API, chat and steps
         self.services = Services(
             self.artifacts, self.store, self.files, server, usage, spec.workflows.batch_concurrency, trace,
-            self.vectors, spec.retrieval,
+            self.vectors, spec.retrieval, self.prompts,
         )  # fmt: skip
         self.rng = random.Random(seed)
         # Raises QuotaExceeded for a tenant whose budget is spent: checked before billable work is queued.

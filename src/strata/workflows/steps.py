@@ -25,10 +25,11 @@ import jsonschema
 
 from strata.data import ArtifactStore, StoredArtifact
 from strata.data.vector_index import VectorIndex
-from strata.errors import SpecError, StrataError
+from strata.errors import InvalidRequest, NotFound, SpecError, StrataError
 from strata.models.python_model import load_entrypoint
+from strata.orchestration.prompts import CompiledPrompt
 from strata.principal import Principal
-from strata.protocol.generation import step_request
+from strata.protocol.generation import messages_request, step_request
 from strata.record import RecordKind, RequestRecord
 from strata.serving.sampling import SamplingParams
 from strata.serving.server import ModelServer
@@ -36,6 +37,7 @@ from strata.spec.pipelines import PipelineSpec, StepSpec
 from strata.spec.retrieval import RetrievalSpec
 from strata.workflows.file_store import FileStore
 from strata.workflows.generation import INLINE_CONTEXT, JOB_CONTEXT, Generated, generate
+from strata.workflows.prompt_library import PromptLibrary
 from strata.workflows.records import NewArtifact
 from strata.workflows.store import JobStore
 
@@ -58,7 +60,14 @@ UsageSink = Callable[[RequestRecord], Awaitable[None]]
 records usage, budget and audit from it exactly as for an HTTP request."""
 
 
-def job_record(context: StepContext, step: str, model: str, generated: Generated, kind: RecordKind) -> RequestRecord:
+def job_record(
+    context: StepContext,
+    step: str,
+    model: str,
+    generated: Generated,
+    kind: RecordKind,
+    prompt: CompiledPrompt | None = None,
+) -> RequestRecord:
     """The request record of one generation a job made: the same record an HTTP request produces."""
     record = RequestRecord(
         "JOB", f"/v1/jobs/{context.job_id}/steps/{step}", route="/v1/jobs/{job_id}/steps/{step}", kind=kind,
@@ -66,7 +75,8 @@ def job_record(context: StepContext, step: str, model: str, generated: Generated
         served_route=generated.served.route, served_version=generated.served.version,
         deployment=generated.served.deployment or None, tokens_in=generated.prompt_tokens,
         tokens_out=generated.completion_tokens, status=200, response_bytes=len(generated.text.encode()),
-        compute_s=generated.compute_s,
+        compute_s=generated.compute_s, prompt_id=prompt.prompt_id if prompt else None,
+        prompt_version=prompt.version if prompt else None,
     )  # fmt: skip
     record.last_byte = record.received + generated.compute_s
     return record
@@ -85,6 +95,7 @@ class Services:
     trace: StepTraceSink | None = None
     vectors: VectorIndex | None = None  # the vector stores' index (ingestion writes it, retrieve steps read it)
     retrieval: RetrievalSpec = field(default_factory=RetrievalSpec)
+    prompts: PromptLibrary | None = None  # stored prompt templates (generate steps naming prompt_id)
 
 
 @dataclass(slots=True)
@@ -220,19 +231,26 @@ def _generate_step(prompt: jinja2.Template | None) -> StepFunction:
         server = context.services.server
         if server is None:
             raise StepError("this worker has no models loaded (start it with --models)", retryable=False)
-        text = _render(prompt, value, context) if prompt is not None else value
-        if not isinstance(text, str):
-            raise StepError("a generate step needs a text prompt: give 'prompt' or feed it a string", retryable=False)
         spec = context.step
         assert spec.model is not None
         params = SamplingParams(max_tokens=spec.max_tokens, temperature=spec.temperature, seed=spec.seed)
-        request = step_request(text, chat=spec.chat, params=params)
+        stored = await _stored_prompt(value, context) if spec.prompt_id is not None else None
+        if stored is not None:
+            template, messages = stored
+            request = messages_request(messages, chat=spec.chat, params=params)
+        else:
+            template, text = None, _render(prompt, value, context) if prompt is not None else value
+            if not isinstance(text, str):
+                message = "a generate step needs a text prompt: give 'prompt' or 'prompt_id', or feed it a string"
+                raise StepError(message, retryable=False)
+            request = step_request(text, chat=spec.chat, params=params)
         try:
             generated = await generate(server, spec.model, request, JOB_CONTEXT if context.durable else INLINE_CONTEXT)
         except StrataError as error:  # a bad prompt will not get better; overload and failures may
             raise StepError(error.message, retryable=error.status >= 500 or error.status == 429) from None
         if context.services.usage is not None:
-            await context.services.usage(job_record(context, spec.name, spec.model, generated, RecordKind.JOB_STEP))
+            record = job_record(context, spec.name, spec.model, generated, RecordKind.JOB_STEP, template)
+            await context.services.usage(record)
         return {
             "text": generated.text,
             "finish_reason": generated.finish_reason,
@@ -240,6 +258,21 @@ def _generate_step(prompt: jinja2.Template | None) -> StepFunction:
         }
 
     return generate_step
+
+
+async def _stored_prompt(value: Any, context: StepContext) -> tuple[CompiledPrompt, list[dict[str, str]]]:
+    """The step's stored prompt template (its tenant's), rendered with the value as its variables."""
+    spec, library = context.step, context.services.prompts
+    assert spec.prompt_id is not None
+    if library is None:
+        raise StepError("this process keeps no prompt templates", retryable=False)
+    if not isinstance(value, Mapping):
+        raise StepError(f"prompt '{spec.prompt_id}' takes its variables from a mapping, got "
+                        f"{type(value).__name__}", retryable=False, param="prompt.variables")  # fmt: skip
+    try:
+        return await library.render(context.tenant, spec.prompt_id, spec.prompt_version, value)
+    except (InvalidRequest, NotFound) as error:  # a missing prompt or bad variables will not get better
+        raise StepError(error.message, retryable=False, param=error.param) from None
 
 
 _TEXT_OPERATIONS: dict[str, Callable[[str], str]] = {"strip": str.strip, "lower": str.lower, "upper": str.upper}

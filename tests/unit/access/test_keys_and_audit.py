@@ -14,7 +14,7 @@ from strata.access.keystore import KeyStore
 from strata.access.recorder import Recorder
 from strata.access.secrets import KEY_PREFIX, hash_key
 from strata.access.tables import ApiKey, AuditRecord
-from strata.access.usage import totals
+from strata.access.usage import prompt_totals, totals
 from strata.errors import InvalidRequest, Unauthenticated
 from strata.store import Database
 
@@ -232,7 +232,7 @@ async def test_rows_that_fail_to_write_stay_buffered_and_are_written_later(datab
     with pytest.raises((DBAPIError, sqlite3.Error), match="access_audit_head"):
         await recorder.flush()
     recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))  # arrives while the write is failing
-    assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60)][0] == 2
+    assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60, None)][0] == 2
     assert len(recorder._audit) == 1
 
 
@@ -253,3 +253,21 @@ async def test_a_batch_of_audit_entries_is_written_before_the_interval_and_usage
         await recorder.stop()
     [total] = (await totals(database, datetime.now(UTC) - timedelta(minutes=5))).values()
     assert total.requests == 1
+
+
+async def test_usage_is_summed_per_prompt_template_too(database: Database) -> None:
+    recorder = Recorder(database, interval_s=3600)
+    now = datetime.now(UTC)
+    for prompt in ("support@1", "support@1", "support@2", None):
+        recorder.usage("acme", "k1", "m", now.timestamp(), (10, 2, 0.0, 0.5), prompt)
+    recorder.usage("globex", "k2", "m", now.timestamp(), (1, 1, 0.0, 0.0), "support@1")
+    await recorder.flush()
+    start = now - timedelta(minutes=1)
+    by_prompt = await prompt_totals(database, start, tenant="acme")
+    assert {key: (t.requests, t.tokens_in, t.cost) for key, t in by_prompt.items()} == {
+        ("acme", "support@1"): (2, 20, 1.0), ("acme", "support@2"): (1, 10, 0.5)
+    }  # fmt: skip
+    assert (await totals(database, start, tenant="acme"))[("acme", "*")].requests == 4  # every request, once
+    assert set(await prompt_totals(database, start, tenant=None)) == {
+        ("acme", "support@1"), ("acme", "support@2"), ("globex", "support@1")
+    }  # fmt: skip

@@ -63,6 +63,14 @@ def test_a_valid_dag_and_its_order() -> None:
         ([{"name": "a", "kind": "python"}], "pipelines[0].steps[0]: a 'python' step needs 'entrypoint'"),
         ([{"name": "a", "kind": "template", "template": "x", "backoff_s": 10, "max_backoff_s": 1}],
          "pipelines[0].steps[0].backoff_s: larger than max_backoff_s"),
+        ([{"name": "a", "kind": "generate", "model": "chat", "prompt": "x", "prompt_id": "p"}],
+         "pipelines[0].steps[0]: 'prompt_id' names the prompt of a generate step that has no 'prompt'"),
+        ([{"name": "a", "kind": "template", "template": "x", "prompt_id": "p"}],
+         "pipelines[0].steps[0]: 'prompt_id' names the prompt of a generate step"),
+        ([{"name": "a", "kind": "generate", "model": "chat", "prompt_version": 2}],
+         "pipelines[0].steps[0]: 'prompt_version' needs 'prompt_id'"),
+        ([{"name": "a", "kind": "generate", "model": "chat", "prompt_id": "../x"}],
+         "pipelines[0].steps[0].prompt_id"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_field(steps: list[dict[str, Any]], expected: str) -> None:
