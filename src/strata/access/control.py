@@ -119,7 +119,7 @@ class AccessControl:
             record.cost = cost
             self.recorder.usage(
                 principal.tenant, principal.key_id, record.model, record.received_at,
-                (record.tokens_in, record.tokens_out, compute_s, cost),
+                (record.tokens_in, record.tokens_out, compute_s, cost), cached=record.cache is not None,
             )  # fmt: skip
             if self.budgets.by_tenant:
                 used = Totals(1, record.tokens_in, record.tokens_out, compute_s, cost)

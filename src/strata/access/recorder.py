@@ -78,19 +78,28 @@ class Recorder:
         self._wake = asyncio.Event()  # set on stop, and when a batch of audit entries is waiting
 
     def usage(
-        self, tenant: str, key_id: str | None, model: str, at: float, used: tuple[int, int, float, float]
+        self,
+        tenant: str,
+        key_id: str | None,
+        model: str,
+        at: float,
+        used: tuple[int, int, float, float],
+        *,
+        cached: bool = False,
     ) -> None:
-        """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum."""
+        """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum; ``cached``:
+        it was answered from the response cache."""
         key = (tenant, key_id, model, int(at // 60) * 60)
         total = self._usage.get(key)
         if total is None:
-            self._usage[key] = [1, *used]
+            self._usage[key] = [1, *used, int(cached)]
         else:
             total[0] += 1
             total[1] += used[0]
             total[2] += used[1]
             total[3] += used[2]
             total[4] += used[3]
+            total[5] += cached
 
     def audit(self, event: AuditSource) -> None:
         if len(self._audit) >= self.max_audit_buffer:
@@ -156,7 +165,7 @@ class Recorder:
             denials, self._denials = self._denials, {}
             sources, self._audit = [*_denial_events(denials), *self._audit], []
             drops, self._unreported_drops = self._unreported_drops, 0
-            rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
+            rows = {UsageKey(*key): _totals(total) for key, total in sums.items()}
             try:
                 await self._write(rows, sources, drops)
             except BaseException:
@@ -176,12 +185,16 @@ class Recorder:
     def _merge_back(self, sums: dict[tuple[str, str | None, str, int], list[float]], sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
         for key, total in self._usage.items():  # what arrived during the failed write
-            mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0])
+            mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0, 0])
             for index, value in enumerate(total):
                 mine[index] += value
         self._usage = sums
         self._audit = sources + self._audit
         self._unreported_drops += drops
+
+
+def _totals(s: list[float]) -> Totals:
+    return Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4], int(s[5]))
 
 
 def _denial_events(denials: dict[DenialKey, list[float]]) -> list[AuditEvent]:

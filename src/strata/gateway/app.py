@@ -28,6 +28,7 @@ from strata.gateway.guard_models import route_asker
 from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
 from strata.gateway.registry_api import RegistryAPI, gateway_audit
+from strata.gateway.response_cache import ResponseCache
 from strata.gateway.routes import (
     access_routes,
     dashboard_routes,
@@ -44,6 +45,7 @@ from strata.gateway.traces_api import TracesAPI
 from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.governance.layer import Guardrails
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
+from strata.observability.cache_metrics import CacheMetrics
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
@@ -93,9 +95,12 @@ def create_app(
         ops.before_scrape.append(lambda: server.metrics.traces_dropped.set(tracing.dropped))
     ops.before_scrape.append(lambda: server.metrics.audit_dropped.set(access.recorder.dropped_audit))
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
+    cache = ResponseCache(spec, server, CacheMetrics(server.metrics.registry))
+    ops.before_scrape.append(cache.refresh_gauges)
+    completions = CompletionsAPI(server, guardrails, ChatRetrieval(workflows), cache)
     table = RouteTable(
         [
-            *openai_routes(CompletionsAPI(server, guardrails, ChatRetrieval(workflows)), BatchedAPI(server), ops),
+            *openai_routes(completions, BatchedAPI(server), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
@@ -127,7 +132,7 @@ def create_app(
             grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
             log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
         try:
-            lifetimes = [access.audit_watch.running(), live.running()]
+            lifetimes = [access.audit_watch.running(), live.running(), cache.running()]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:

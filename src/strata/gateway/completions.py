@@ -10,11 +10,14 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from starlette.responses import Response
 
+from strata.data.cache_key import Prompt
 from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
+from strata.gateway.cache_replay import replay_stream, replay_whole
 from strata.gateway.call import Call, require_task
 from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
+from strata.gateway.response_cache import Lookup, ResponseCache, RouteCache
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.governance.layer import Guardrails, GuardSet
 from strata.governance.stream import OutputWindow
@@ -26,19 +29,26 @@ from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
 from strata.record import RequestRecord
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
-from strata.serving.generation import Choices, GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import Choice, Choices, GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.route import Route, Served
 from strata.serving.server import ModelServer
 
 OutputCheck = Callable[[str], Awaitable[str]]
+Keep = Callable[[list[Choice], int], None]  # keeps a finished answer in the response cache
 
 
 class CompletionsAPI:
     def __init__(
-        self, server: ModelServer, guardrails: Guardrails | None = None, retrieval: ChatRetrieval | None = None
+        self,
+        server: ModelServer,
+        guardrails: Guardrails | None = None,
+        retrieval: ChatRetrieval | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.server = server
         self.guardrails = guardrails if guardrails is not None and guardrails.active else None
         self.retrieval = retrieval
+        self.caches = cache.routes if cache is not None else {}
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
@@ -78,6 +88,13 @@ class CompletionsAPI:
         if guards is not None and guards.input:
             generation = await self._guard_input(guards, generation, call.record)
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
+        # After the input guards: a hit is looked up by what the model would see, and the guards still ran.
+        cache = self.caches.get(route.name)
+        lookup: Lookup | None = None
+        if cache is not None:
+            lookup = await cache.lookup(call.record, endpoint, generation, context, _template_of(call.record))
+            if lookup.answer is not None:
+                return _replay(call.record, body, route, lookup, response_format, generation)
 
         async def work(
             deployment: Deployment,
@@ -85,7 +102,8 @@ class CompletionsAPI:
             # Up to the first event the try is safe to repeat elsewhere; a rejected prompt still gets its 400.
             return await deployment.generate(generation, context.deadline)
 
-        (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+        picked = lookup.version if lookup is not None else None
+        (stream, first, events), permit, served = await route.serve(context, work, hold=True, picked=picked)
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
         record = call.record
         record.first_token = time.perf_counter()
@@ -101,14 +119,19 @@ class CompletionsAPI:
                 first = await anext(events)  # a block found in the first window is still a plain 400
             else:
                 check = _output_check(self.guardrails, guards, call.record)
+        headers = served.headers()
+        keep = None
+        if cache is not None and lookup is not None:
+            headers["x-strata-cache"] = lookup.header
+            keep = _keeper(cache, lookup, served)
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record)
-            return SSEResponse(body_events, headers=served.headers())
+            body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record, keep)
+            return SSEResponse(body_events, headers=headers)
         # A client that gives up on a long generation must free its batch slot too.
-        whole = _whole_response(fmt, first, events, metrics, call.record, check)
+        whole = _whole_response(fmt, first, events, metrics, call.record, check, keep)
         response = await cancel_on_disconnect(receive, whole)
-        response.headers.update(served.headers())
+        response.headers.update(headers)
         return response
 
     async def _guard_input(
@@ -129,6 +152,50 @@ class CompletionsAPI:
             messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
             return dataclasses.replace(generation, messages=messages)
         return dataclasses.replace(generation, prompt=checked[0])
+
+
+def _template_of(record: RequestRecord) -> Prompt | None:
+    """The prompt template (id, version) that built the request, from the record's ``id@version``."""
+    if record.template is None:
+        return None
+    name, _, version = record.template.rpartition("@")
+    return (name, int(version)) if name and version.isdigit() else (record.template, 0)
+
+
+def _replay(
+    record: RequestRecord,
+    body: ChatCompletionRequest | CompletionRequest,
+    route: Route,
+    lookup: Lookup,
+    response_format: Callable[..., ResponseFormat],
+    generation: GenerationRequest,
+) -> Response:
+    """Answer from the cache. The record says which version's answer it is and that it was cached:
+    no model ran, so the request is not billed (no tokens, no compute; usage counts it as cached)."""
+    assert lookup.answer is not None
+    assert lookup.version is not None
+    served = Served(route.name, lookup.version, None, route.versions[lookup.version].name)
+    record.served_route, record.served_version, record.deployment = served.route, served.version, served.deployment
+    record.cache, record.compute_s = lookup.result, 0.0
+    record.finish_reason = lookup.answer.choices[0].finish_reason
+    fmt = response_format(model=route.name, logprobs=generation.params.logprobs is not None)
+    headers = {**served.headers(), "x-strata-cache": lookup.header}
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return SSEResponse(replay_stream(fmt, lookup.answer, include_usage), headers=headers)
+    response = replay_whole(fmt, lookup.answer)
+    response.headers.update(headers)
+    return response
+
+
+def _keeper(cache: RouteCache, lookup: Lookup, served: Served) -> Keep | None:
+    if lookup.key is None:
+        return None
+
+    def keep(choices: list[Choice], prompt_tokens: int) -> None:
+        cache.keep(lookup, served, choices, prompt_tokens)
+
+    return keep
 
 
 def _check_guardable(body: ChatCompletionRequest | CompletionRequest, generation: GenerationRequest) -> None:
@@ -248,6 +315,7 @@ async def _whole_response(
     metrics: DeploymentMetrics,
     record: RequestRecord,
     check: OutputCheck | None = None,
+    keep: Keep | None = None,
 ) -> Response:
     choices = Choices()
     choices.add(first)
@@ -263,6 +331,8 @@ async def _whole_response(
     _finished(
         record, started, ordered[0].finish_reason, choices.prompt_tokens, choices.completion_tokens, longest, metrics
     )
+    if keep is not None:  # after the output guards: only an answer they passed is kept
+        keep(ordered, choices.prompt_tokens)
     payload = orjson.dumps(fmt.whole(ordered, choices.prompt_tokens, choices.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
@@ -277,8 +347,10 @@ async def _stream_body(
     include_usage: bool,
     metrics: DeploymentMetrics,
     record: RequestRecord,
+    keep: Keep | None = None,
 ) -> AsyncIterator[bytes]:
     finished_tokens = 0  # completion tokens of the choices that have finished (n > 1 sums them)
+    kept = Choices() if keep is not None else None  # the answer as sent (after any output guards)
     try:
         opening = fmt.opening_chunk(n)
         if opening is not None:
@@ -287,6 +359,8 @@ async def _stream_body(
         while True:
             started = time.perf_counter()
             chunks = []
+            if kept is not None:
+                kept.add(event)
             if event.text or event.logprobs:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.index, event.text, event.logprobs))))
             if event.finish_reason is not None:
@@ -298,6 +372,8 @@ async def _stream_body(
                 if include_usage:
                     chunks.append(sse_event(orjson.dumps(fmt.usage_chunk(event.prompt_tokens, finished_tokens))))
                 chunks.append(DONE)
+                if keep is not None and kept is not None:
+                    keep(kept.ordered(), kept.prompt_tokens)
             metrics.postprocess.observe(time.perf_counter() - started)
             for chunk in chunks:
                 yield chunk
