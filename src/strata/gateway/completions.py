@@ -92,7 +92,8 @@ class CompletionsAPI:
         cache = self.caches.get(route.name)
         lookup: Lookup | None = None
         if cache is not None:
-            lookup = await cache.lookup(call.record, endpoint, generation, context, _template_of(call.record))
+            fresh, store = _cache_control(call)
+            lookup = await cache.lookup(call.record, endpoint, generation, context, _template_of(call.record), fresh)
             if lookup.answer is not None:
                 return _replay(call.record, body, route, lookup, response_format, generation)
 
@@ -123,7 +124,7 @@ class CompletionsAPI:
         keep = None
         if cache is not None and lookup is not None:
             headers["x-strata-cache"] = lookup.header
-            keep = _keeper(cache, lookup, served)
+            keep = _keeper(cache, lookup, served) if store else None
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
             body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record, keep)
@@ -152,6 +153,17 @@ class CompletionsAPI:
             messages = tuple({**m, "content": t} for m, t in zip(generation.messages, checked, strict=True))
             return dataclasses.replace(generation, messages=messages)
         return dataclasses.replace(generation, prompt=checked[0])
+
+
+def _cache_control(call: Call) -> tuple[bool, bool]:
+    """(fresh, store) from the request's Cache-Control, as HTTP means it: ``no-cache`` asks for an answer
+    from the model (which is then kept), ``no-store`` also asks that it not be kept."""
+    for name, value in call.scope["headers"]:
+        if name == b"cache-control":
+            directives = value.lower()
+            no_store = b"no-store" in directives
+            return no_store or b"no-cache" in directives, not no_store
+    return False, True
 
 
 def _template_of(record: RequestRecord) -> Prompt | None:

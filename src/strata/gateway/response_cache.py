@@ -85,7 +85,9 @@ class RouteCache:
         request: GenerationRequest,
         context: RequestContext,
         prompt: Prompt | None,
+        fresh: bool = False,
     ) -> Lookup:
+        """``fresh``: the caller wants the model's answer (Cache-Control: no-cache); it is still kept."""
         results = self.metrics.results
         if not self.cacheable(request.params):
             results["bypass"].inc()
@@ -94,6 +96,9 @@ class RouteCache:
         caller = record.caller
         scope = CacheScope(caller.tenant, caller.models, self.route.name, version, self.fingerprint(version), prompt)
         key = exact_key(scope, endpoint, request)
+        if fresh:
+            results["bypass"].inc()
+            return Lookup("bypass", version, key=key)
         data = self.memory.read(key) if self.memory is not None else await self.store.get(key)
         if data is not None:
             results["hit"].inc()
