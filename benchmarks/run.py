@@ -24,6 +24,7 @@ from benchmarks import (
     guardrails_stream,
     overload,
     request_path,
+    response_cache,
     retrieval,
     structured,
     textgen,
@@ -50,6 +51,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "structured": structured.run,
     "grpc": grpc_overhead.run,
     "retrieval": retrieval.run,
+    "response_cache": response_cache.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
