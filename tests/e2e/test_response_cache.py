@@ -207,6 +207,30 @@ def test_usage_counts_hits_as_cached_and_bills_them_nothing(server: ServerProces
     assert rows[0]["output_tokens"] == miss.usage.completion_tokens
 
 
+def _set_weights(server: ServerProcess, weights: dict[str, float]) -> None:
+    with server.http() as admin:
+        response = admin.put("/v1/admin/routes/chat-versions/traffic", json={"weights": weights})
+        assert response.status_code == 200, response.text
+
+
+def test_a_version_switch_stops_old_answers_matching_and_purges_them(server: ServerProcess) -> None:
+    client, question = _client(server), _question()
+    assert _ask(client, question, route="chat-versions")[0] == "miss"
+    assert _ask(client, question, route="chat-versions")[0] == "hit"
+    _set_weights(server, {"blue": 0, "green": 100})
+    try:
+        assert _ask(client, question, route="chat-versions")[0] == "miss"  # green: another version, another key
+        for _ in range(50):  # the sweep (every second) purges blue's answers now that it has no traffic
+            samples = MetricSamples.scrape(server.url, server.headers)
+            if samples.value("strata_cache_entries", route="chat-versions") == 1:  # green's answer only
+                break
+            time.sleep(0.1)
+        assert samples.value("strata_cache_entries", route="chat-versions") == 1
+    finally:
+        _set_weights(server, {"blue": 100, "green": 0})
+    assert _ask(client, question, route="chat-versions")[0] == "miss"  # blue's answer was purged
+
+
 def _redis_app(tmp_path: Path, redis_url: str, namespace: str) -> Path:
     spec = yaml.safe_load(APP.read_text())
     spec["store"] = {"redis_url": redis_url}
