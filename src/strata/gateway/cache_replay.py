@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import orjson
 from starlette.responses import Response
 
-from strata.data.cached_answer import CachedAnswer
+from strata.gateway.cached_answer import CachedAnswer
 from strata.gateway.sse import DONE, sse_event
 from strata.protocol.formats import ResponseFormat
 

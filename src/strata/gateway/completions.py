@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import orjson
 from starlette.responses import Response
 
-from strata.data.cache_key import Prompt
 from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
+from strata.gateway.cache_key import Prompt
 from strata.gateway.cache_replay import replay_stream, replay_whole
 from strata.gateway.call import Call, require_task
 from strata.gateway.chat_retrieval import ChatRetrieval

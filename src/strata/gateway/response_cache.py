@@ -25,11 +25,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from strata.data.cache_key import CacheScope, Prompt, exact_key, model_fingerprint, semantic_query
 from strata.data.cache_store import CacheStore, MemoryStore, RedisStore
-from strata.data.cached_answer import CachedAnswer, decode, encode
 from strata.data.semantic_index import SemanticIndex
 from strata.errors import StrataError
+from strata.gateway.cache_key import CacheScope, Prompt, exact_key, model_fingerprint, semantic_query
+from strata.gateway.cached_answer import CachedAnswer, decode, encode
 from strata.observability.cache_metrics import CacheMetrics, RouteCacheMetrics
 from strata.orchestration.embedding import embed
 from strata.record import RequestRecord
