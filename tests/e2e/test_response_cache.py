@@ -4,7 +4,7 @@ lookups, usage rows, and Redis shared by two gateways (or down)."""
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +28,23 @@ def server() -> Iterator[ServerProcess]:
         yield running
 
 
-def _client(server: ServerProcess, key: str | None = None) -> openai.OpenAI:
-    return openai.OpenAI(base_url=f"{server.url}/v1", api_key=key or server.api_key, max_retries=0, timeout=60)
+Connect = Callable[..., openai.OpenAI]
+
+
+@pytest.fixture
+def connect() -> Iterator[Connect]:
+    """``connect(server, key=None)``: an openai client of ``server`` (the admin key unless ``key``), closed
+    after the test."""
+    opened: list[openai.OpenAI] = []
+
+    def open_client(server: ServerProcess, key: str | None = None) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=key or server.api_key, max_retries=0, timeout=60)
+        opened.append(client)
+        return client
+
+    yield open_client
+    for client in opened:
+        client.close()
 
 
 def _key(server: ServerProcess, tenant: str, models: list[str] | None = None) -> str:
@@ -55,8 +70,8 @@ def _question() -> str:
     return f"Tell me about request {secrets.token_hex(4)}."  # each test its own: no answer kept by another
 
 
-def test_a_repeated_request_is_answered_from_the_cache(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_a_repeated_request_is_answered_from_the_cache(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     result, answer = _ask(client, question)
     assert result == "miss"
     again, cached = _ask(client, question)
@@ -69,34 +84,34 @@ def test_a_repeated_request_is_answered_from_the_cache(server: ServerProcess) ->
     assert samples.value("strata_cache_requests_total", route="chat", result="miss") >= 2
 
 
-def test_routes_without_a_cache_send_no_header(server: ServerProcess) -> None:
-    raw = _client(server).chat.completions.with_raw_response.create(
+def test_routes_without_a_cache_send_no_header(server: ServerProcess, connect: Connect) -> None:
+    raw = connect(server).chat.completions.with_raw_response.create(
         model="chat-uncached", messages=[{"role": "user", "content": "Hello"}], temperature=0, max_tokens=4
     )
     assert "x-strata-cache" not in raw.headers
 
 
-def test_no_answer_crosses_tenants(server: ServerProcess) -> None:
+def test_no_answer_crosses_tenants(server: ServerProcess, connect: Connect) -> None:
     question = _question()
-    first, second = _client(server, _key(server, "tenant-a")), _client(server, _key(server, "tenant-b"))
+    first, second = connect(server, _key(server, "tenant-a")), connect(server, _key(server, "tenant-b"))
     assert _ask(first, question)[0] == "miss"
     assert _ask(first, question)[0] == "hit"
     assert _ask(second, question)[0] == "miss"  # the same request from another tenant
     assert _ask(second, question)[0] == "hit"  # which now has its own answer
 
 
-def test_keys_with_different_allow_lists_do_not_share(server: ServerProcess) -> None:
+def test_keys_with_different_allow_lists_do_not_share(server: ServerProcess, connect: Connect) -> None:
     question = _question()
-    every_model = _client(server, _key(server, "tenant-c"))
-    chat_only = _client(server, _key(server, "tenant-c", models=["chat"]))
-    chat_only_too = _client(server, _key(server, "tenant-c", models=["chat"]))
+    every_model = connect(server, _key(server, "tenant-c"))
+    chat_only = connect(server, _key(server, "tenant-c", models=["chat"]))
+    chat_only_too = connect(server, _key(server, "tenant-c", models=["chat"]))
     assert _ask(every_model, question)[0] == "miss"
     assert _ask(chat_only, question)[0] == "miss"  # same tenant, another allow-list
     assert _ask(chat_only_too, question)[0] == "hit"  # same tenant, same allow-list: shared
 
 
-def test_sampled_requests_are_cached_only_where_the_route_opts_in(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_sampled_requests_are_cached_only_where_the_route_opts_in(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     sampled = {"temperature": 1.0}
     assert _ask(client, question, **sampled)[0] == "miss"
     assert _ask(client, question, **sampled)[0] == "miss"  # never kept: each call samples anew
@@ -106,23 +121,23 @@ def test_sampled_requests_are_cached_only_where_the_route_opts_in(server: Server
     assert _ask(client, question, route="chat-sampled", **sampled)[0] == "hit"
 
 
-def test_cache_control_no_cache_asks_the_model(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_cache_control_no_cache_asks_the_model(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     assert _ask(client, question)[0] == "miss"
     assert _ask(client, question, extra_headers={"Cache-Control": "no-cache"})[0] == "miss"
     assert _ask(client, question)[0] == "hit"
 
 
-def test_answers_expire_after_their_ttl(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_answers_expire_after_their_ttl(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     assert _ask(client, question, route="chat-short")[0] == "miss"
     assert _ask(client, question, route="chat-short")[0] == "hit"
     time.sleep(1.2)  # ttl_s: 1.0
     assert _ask(client, question, route="chat-short")[0] == "miss"
 
 
-def test_the_cache_keeps_at_most_max_entries(server: ServerProcess) -> None:
-    client = _client(server)
+def test_the_cache_keeps_at_most_max_entries(server: ServerProcess, connect: Connect) -> None:
+    client = connect(server)
     questions = [_question() for _ in range(3)]
     for question in questions:  # max_entries: 2, so the first is dropped by the third
         assert _ask(client, question, route="chat-short")[0] == "miss"
@@ -130,8 +145,8 @@ def test_the_cache_keeps_at_most_max_entries(server: ServerProcess) -> None:
     assert _ask(client, questions[0], route="chat-short")[0] == "miss"
 
 
-def test_a_cached_answer_replays_as_a_stream(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_a_cached_answer_replays_as_a_stream(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     messages = [{"role": "user", "content": question}]
     whole = client.chat.completions.create(model="chat", messages=messages, temperature=0, max_tokens=16)  # type: ignore[arg-type]
     raw = client.chat.completions.with_raw_response.create(
@@ -150,8 +165,8 @@ def test_a_cached_answer_replays_as_a_stream(server: ServerProcess) -> None:
     assert chunks[-1].usage.completion_tokens == whole.usage.completion_tokens
 
 
-def test_a_streamed_answer_is_kept_and_text_completions_are_cached(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_a_streamed_answer_is_kept_and_text_completions_are_cached(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     messages = [{"role": "user", "content": question}]
     raw = client.chat.completions.with_raw_response.create(
         model="chat", messages=messages, temperature=0, max_tokens=10, stream=True,  # type: ignore[arg-type]
@@ -169,22 +184,24 @@ def test_a_streamed_answer_is_kept_and_text_completions_are_cached(server: Serve
     assert second.parse().choices[0].text == first.parse().choices[0].text
 
 
-def test_a_similar_question_is_a_semantic_hit_and_a_different_one_a_miss(server: ServerProcess) -> None:
-    client = _client(server, _key(server, f"semantic-{secrets.token_hex(3)}"))
+def test_a_similar_question_is_a_semantic_hit_and_a_different_one_a_miss(
+    server: ServerProcess, connect: Connect
+) -> None:
+    client = connect(server, _key(server, f"semantic-{secrets.token_hex(3)}"))
     result, answer = _ask(client, "What is the capital of France?", route="chat-semantic")
     assert result == "miss"
     similar, cached = _ask(client, "What is the capital of France, please?", route="chat-semantic")  # cosine 0.97
     assert similar == "semantic"
     assert cached == answer
     assert _ask(client, "What is the capital of Italy?", route="chat-semantic")[0] == "miss"  # cosine 0.66
-    other_tenant = _client(server, _key(server, f"semantic-{secrets.token_hex(3)}"))
+    other_tenant = connect(server, _key(server, f"semantic-{secrets.token_hex(3)}"))
     assert _ask(other_tenant, "What is the capital of France, please?", route="chat-semantic")[0] == "miss"
 
 
-def test_usage_counts_hits_as_cached_and_bills_them_nothing(server: ServerProcess) -> None:
+def test_usage_counts_hits_as_cached_and_bills_them_nothing(server: ServerProcess, connect: Connect) -> None:
     tenant = f"usage-{secrets.token_hex(3)}"
     key = _key(server, tenant)
-    client, question = _client(server, key), _question()
+    client, question = connect(server, key), _question()
     _ask(client, question)
     _ask(client, question)
     _ask(client, question)
@@ -199,7 +216,7 @@ def test_usage_counts_hits_as_cached_and_bills_them_nothing(server: ServerProces
     assert len(rows) == 1
     assert rows[0]["requests"] == 3
     assert rows[0]["cached_requests"] == 2
-    miss = _client(server).chat.completions.create(
+    miss = connect(server).chat.completions.create(
         model="chat", messages=[{"role": "user", "content": question}], temperature=0, max_tokens=12
     )
     assert miss.usage is not None
@@ -213,8 +230,8 @@ def _set_weights(server: ServerProcess, weights: dict[str, float]) -> None:
         assert response.status_code == 200, response.text
 
 
-def test_a_version_switch_stops_old_answers_matching_and_purges_them(server: ServerProcess) -> None:
-    client, question = _client(server), _question()
+def test_a_version_switch_stops_old_answers_matching_and_purges_them(server: ServerProcess, connect: Connect) -> None:
+    client, question = connect(server), _question()
     assert _ask(client, question, route="chat-versions")[0] == "miss"
     assert _ask(client, question, route="chat-versions")[0] == "hit"
     _set_weights(server, {"blue": 0, "green": 100})
@@ -241,15 +258,15 @@ def _redis_app(tmp_path: Path, redis_url: str, namespace: str) -> Path:
 
 
 @pytest.mark.slow
-def test_two_gateways_share_answers_through_redis(tmp_path: Path) -> None:
+def test_two_gateways_share_answers_through_redis(tmp_path: Path, connect: Connect) -> None:
     path = _redis_app(tmp_path, REDIS_URL, f"test-cache-{secrets.token_hex(6)}")  # no other run shares it
     admin_key = f"sk-strata-test-{secrets.token_hex(16)}"
     with ServerProcess(path, api_key=admin_key) as first, ServerProcess(path, api_key=admin_key) as second:
         question = _question()
-        result, answer = _ask(_client(first), question)
+        result, answer = _ask(connect(first), question)
         assert result == "miss"
         for _ in range(50):  # the answer is written to Redis in the background: wait for it
-            shared, cached = _ask(_client(second), question)
+            shared, cached = _ask(connect(second), question)
             if shared == "hit":
                 break
             time.sleep(0.1)
@@ -258,10 +275,10 @@ def test_two_gateways_share_answers_through_redis(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_with_redis_down_requests_are_answered_by_the_model(tmp_path: Path) -> None:
+def test_with_redis_down_requests_are_answered_by_the_model(tmp_path: Path, connect: Connect) -> None:
     path = _redis_app(tmp_path, f"redis://127.0.0.1:{free_port()}/0", "test-cache-down")  # nothing listens
     with ServerProcess(path) as gateway:
-        client, question = _client(gateway), _question()
+        client, question = connect(gateway), _question()
         first = _ask(client, question)
         second = _ask(client, question)
         assert (first[0], second[0]) == ("miss", "miss")
