@@ -184,8 +184,16 @@ def baseline_served(module: str = "benchmarks.baseline_app", ready_timeout_s: fl
 
 
 def load(
-    server: Target, path: str, body: dict[str, Any], *, concurrency: int, duration_s: float, keep_bodies: int = 2
+    server: Target,
+    path: str,
+    body: dict[str, Any],
+    *,
+    concurrency: int,
+    duration_s: float,
+    keep_bodies: int = 2,
+    headers: Sequence[str] = (),
 ) -> Load:
+    """``headers``: more 'Name: value' lines, beside the server's API key."""
     with (
         tempfile.NamedTemporaryFile("wb", suffix=".json") as body_file,
         tempfile.NamedTemporaryFile("rb", suffix=".json") as result_file,
@@ -213,6 +221,8 @@ def load(
             "--output",
             result_file.name,
         ]
+        for header in headers:
+            command += ["--header", header]
         if cpu_count() > 1:
             command += ["--cpu", str(LOADGEN_CPU)]
         subprocess.run(command, check=True, capture_output=True, cwd=ROOT, timeout=duration_s + 120)

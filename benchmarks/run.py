@@ -25,6 +25,7 @@ from benchmarks import (
     onnx,
     overload,
     request_path,
+    response_cache,
     retrieval,
     structured,
     textgen,
@@ -52,6 +53,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "grpc": grpc_overhead.run,
     "retrieval": retrieval.run,
     "onnx": onnx.run,
+    "response_cache": response_cache.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {

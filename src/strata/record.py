@@ -72,6 +72,7 @@ class RequestRecord:
     cost: float = 0.0  # by the deployment's price, in its currency units (set by the access layer)
     batch_size: int = 0  # how many requests the batch that served this one held (0: not batched)
     finish_reason: str | None = None  # why a generation stopped (stop, length)
+    cache: str | None = None  # answered from the response cache: hit | semantic (None: by a model)
     # W3C trace context: the request's own span (its root span) and the caller's span, if one was sent.
     trace_id: int = 0
     span_id: int = 0

@@ -54,8 +54,9 @@ async def _ask_streaming(client: openai.AsyncOpenAI, question: str) -> str:
 
 async def test_concurrent_requests_are_batched_and_unchanged(default_server: ServerProcess) -> None:
     client = openai.AsyncOpenAI(
-        base_url=f"{default_server.url}/v1", api_key=default_server.api_key, max_retries=0, timeout=60
-    )
+        base_url=f"{default_server.url}/v1", api_key=default_server.api_key, max_retries=0, timeout=60,
+        default_headers={"Cache-Control": "no-cache"},  # the same questions again: the model must answer them
+    )  # fmt: skip
     alone = [await _ask(client, q) for q in QUESTIONS]
     before_sum, before_count = _batch_sizes(default_server)
 

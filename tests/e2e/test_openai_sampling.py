@@ -24,7 +24,14 @@ def client(default_server: ServerProcess) -> openai.OpenAI:
 def test_n_choices_are_distinct_reproducible_and_billed_together(client: openai.OpenAI) -> None:
     def ask(n: int) -> Any:
         return client.chat.completions.create(
-            model=CHAT, messages=JOKE, n=n, seed=11, max_tokens=12, temperature=1.5, extra_body=FIXED_LENGTH
+            model=CHAT,
+            messages=JOKE,
+            n=n,
+            seed=11,
+            max_tokens=12,
+            temperature=1.5,
+            extra_body=FIXED_LENGTH,
+            extra_headers={"Cache-Control": "no-cache"},  # the model reproduces them, not the response cache
         )
 
     reply = ask(4)

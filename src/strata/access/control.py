@@ -130,6 +130,7 @@ class AccessControl:
             self.recorder.usage(
                 principal.tenant, principal.key_id, record.model, record.received_at,
                 (record.tokens_in, record.tokens_out, compute_s, cost), record.template,
+                cached=record.cache is not None,
             )  # fmt: skip
             if self.budgets.by_tenant:
                 used = Totals(1, record.tokens_in, record.tokens_out, compute_s, cost)

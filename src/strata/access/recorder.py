@@ -101,19 +101,22 @@ class Recorder:
         at: float,
         used: tuple[int, int, float, float],
         prompt: str | None = None,
+        *,
+        cached: bool = False,
     ) -> None:
         """Add one request's (tokens_in, tokens_out, compute_s, cost) to its minute's sum (per prompt
-        template too: ``prompt`` is its id@version)."""
+        template too: ``prompt`` is its id@version); ``cached``: it was answered from the response cache."""
         key = (tenant, key_id, model, int(at // 60) * 60, prompt)
         total = self._usage.get(key)
         if total is None:
-            self._usage[key] = [1, *used]
+            self._usage[key] = [1, *used, int(cached)]
         else:
             total[0] += 1
             total[1] += used[0]
             total[2] += used[1]
             total[3] += used[2]
             total[4] += used[3]
+            total[5] += cached
 
     def audit(self, event: AuditSource) -> None:
         if len(self._audit) >= self.max_audit_buffer:
@@ -187,7 +190,7 @@ class Recorder:
             sources, self._audit = [*_denial_events(denials), *self._audit], []
             drops, self._unreported_drops = self._unreported_drops, 0
             kept, self._exchanges = self._exchanges, []
-            rows = {UsageKey(*key): Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4]) for key, s in sums.items()}
+            rows = {UsageKey(*key): _totals(total) for key, total in sums.items()}
             try:
                 await self._write(rows, sources, drops, kept)
             except BaseException:
@@ -211,12 +214,16 @@ class Recorder:
     def _merge_back(self, sums: UsageSums, sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
         for key, total in self._usage.items():  # what arrived during the failed write
-            mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0])
+            mine = sums.setdefault(key, [0, 0, 0, 0.0, 0.0, 0])
             for index, value in enumerate(total):
                 mine[index] += value
         self._usage = sums
         self._audit = sources + self._audit
         self._unreported_drops += drops
+
+
+def _totals(s: list[float]) -> Totals:
+    return Totals(int(s[0]), int(s[1]), int(s[2]), s[3], s[4], int(s[5]))
 
 
 def _denial_events(denials: dict[DenialKey, list[float]]) -> list[AuditEvent]:

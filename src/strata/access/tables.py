@@ -52,6 +52,7 @@ class UsageRecord(Base):
     tokens_out: Mapped[int] = mapped_column(Integer)
     compute_s: Mapped[float] = mapped_column(Float)
     cost: Mapped[float] = mapped_column(Float)
+    cached: Mapped[int] = mapped_column(Integer, server_default="0")  # of ``requests``, answered from the cache
 
 
 class AuditHead(Base):

@@ -53,7 +53,7 @@ async def write(database: Database, rows: dict[UsageKey, Totals]) -> None:
     values = [
         {"at": datetime.fromtimestamp(k.minute, UTC), "tenant": k.tenant, "key_id": k.key_id, "model": k.model,
          "prompt": k.prompt, "requests": t.requests, "tokens_in": t.tokens_in, "tokens_out": t.tokens_out,
-         "compute_s": t.compute_s, "cost": t.cost}
+         "compute_s": t.compute_s, "cost": t.cost, "cached": t.cached}
         for k, t in rows.items()
     ]  # fmt: skip
     async with database.session() as session:
@@ -67,6 +67,7 @@ class Totals:
     tokens_out: int = 0
     compute_s: float = 0.0
     cost: float = 0.0
+    cached: int = 0  # of ``requests``, those answered from the response cache (not billed)
 
     @property
     def tokens(self) -> int:
@@ -79,6 +80,7 @@ class Totals:
             self.tokens_out + other.tokens_out,
             self.compute_s + other.compute_s,
             self.cost + other.cost,
+            self.cached + other.cached,
         )
 
     def as_dict(self) -> dict[str, float | int]:
@@ -88,6 +90,7 @@ class Totals:
             "output_tokens": self.tokens_out,
             "compute_seconds": round(self.compute_s, 6),
             "cost": round(self.cost, 9),
+            "cached_requests": self.cached,
         }
 
 
@@ -104,6 +107,7 @@ async def totals(
         func.sum(UsageRecord.tokens_out),
         func.sum(UsageRecord.compute_s),
         func.sum(UsageRecord.cost),
+        func.sum(UsageRecord.cached),
     ).where(UsageRecord.at >= since)
     if tenant is not None:
         query = query.where(UsageRecord.tenant == tenant)
@@ -112,7 +116,12 @@ async def totals(
         result = await session.execute(query)
         return {
             (row[0], row[1] if by_model else "*"): Totals(
-                int(row[2] or 0), int(row[3] or 0), int(row[4] or 0), float(row[5] or 0), float(row[6] or 0)
+                int(row[2] or 0),
+                int(row[3] or 0),
+                int(row[4] or 0),
+                float(row[5] or 0),
+                float(row[6] or 0),
+                int(row[7] or 0),
             )
             for row in result.all()
         }

@@ -249,7 +249,8 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
-            "workflows, autoscaling, distributed, request_path, guardrails_eval, guardrails_stream, retrieval."
+            "workflows, autoscaling, distributed, request_path, guardrails_eval, guardrails_stream, retrieval, "
+            "response_cache."
         ),
     ] = None,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,

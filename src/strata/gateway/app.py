@@ -29,6 +29,7 @@ from strata.gateway.health import OperationsAPI
 from strata.gateway.jobs_api import JobsAPI
 from strata.gateway.prompts_api import PromptsAPI
 from strata.gateway.registry_api import RegistryAPI, gateway_audit
+from strata.gateway.response_cache import ResponseCache
 from strata.gateway.routes import (
     access_routes,
     dashboard_routes,
@@ -47,6 +48,7 @@ from strata.gateway.vector_stores_api import VectorStoresAPI
 from strata.governance.layer import Guardrails
 from strata.observability.access_metrics import BudgetShare, ChainState, register_governance_metrics
 from strata.observability.behaviour import BehaviourMonitor
+from strata.observability.cache_metrics import CacheMetrics
 from strata.observability.live import LiveSeries
 from strata.observability.metrics import Metrics
 from strata.observability.traces.pipeline import tracing_for
@@ -101,13 +103,12 @@ def create_app(
     guardrails = Guardrails(spec.guardrails, route_asker(server), access.audit, server.metrics.guard_decisions)
     tasks = {name: route.task for name, route in server.routes.items()}
     behaviour = BehaviourMonitor(spec.observability.drift, server.metrics, tasks, route_asker(server))
+    cache = ResponseCache(spec, server, CacheMetrics(server.metrics.registry))
+    ops.before_scrape.append(cache.refresh_gauges)
+    completions = CompletionsAPI(server, guardrails, ChatRetrieval(workflows), behaviour, workflows.prompts, cache)
     table = RouteTable(
         [
-            *openai_routes(
-                CompletionsAPI(server, guardrails, ChatRetrieval(workflows), behaviour, workflows.prompts),
-                BatchedAPI(server, behaviour),
-                ops,
-            ),
+            *openai_routes(completions, BatchedAPI(server, behaviour), ops),
             *operations_routes(ops, docs),
             *access_routes(AccessAPI(access)),
             *traffic_routes(TrafficAdminAPI(server)),
@@ -140,7 +141,13 @@ def create_app(
             grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
             log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
         try:
-            lifetimes = [access.audit_watch.running(), access.retention.running(), live.running(), behaviour.running()]
+            lifetimes = [
+                access.audit_watch.running(),
+                access.retention.running(),
+                live.running(),
+                behaviour.running(),
+                cache.running(),
+            ]
             async with running([*lifetimes, *(e.lifetime for e in extensions if e.lifetime is not None)]):
                 yield
         finally:

@@ -11,11 +11,14 @@ import orjson
 from starlette.responses import Response
 
 from strata.errors import DeadlineExceeded, InvalidRequest, StrataError
+from strata.gateway.cache_key import Prompt
+from strata.gateway.cache_replay import replay_stream, replay_whole
 from strata.gateway.call import Call, require_task
 from strata.gateway.chat_messages import ChatMessages
 from strata.gateway.chat_retrieval import ChatRetrieval
 from strata.gateway.disconnect import cancel_on_disconnect
 from strata.gateway.request_context import request_context
+from strata.gateway.response_cache import Lookup, ResponseCache, RouteCache
 from strata.gateway.sse import DONE, SSEResponse, sse_event
 from strata.governance.layer import Guardrails, GuardSet
 from strata.governance.stream import OutputWindow
@@ -28,11 +31,13 @@ from strata.protocol.requests import ChatCompletionRequest, CompletionRequest
 from strata.record import RequestRecord
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
-from strata.serving.generation import Choices, GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.generation import Choice, Choices, GenerationEvent, GenerationRequest, GenerationStream
+from strata.serving.route import Route, Served
 from strata.serving.server import ModelServer
 from strata.workflows.prompt_library import PromptLibrary
 
 OutputCheck = Callable[[str], Awaitable[str]]
+Keep = Callable[[list[Choice], int], None]  # keeps a finished answer in the response cache
 
 
 class CompletionsAPI:
@@ -43,11 +48,13 @@ class CompletionsAPI:
         retrieval: ChatRetrieval | None = None,
         behaviour: BehaviourMonitor | None = None,
         prompts: PromptLibrary | None = None,
+        cache: ResponseCache | None = None,
     ) -> None:
         self.server = server
         self.behaviour = behaviour  # samples prompts for the route's drift windows (embedded off the path)
         self.guardrails = guardrails if guardrails is not None and guardrails.active else None
         self.messages = ChatMessages(retrieval, prompts)
+        self.caches = cache.routes if cache is not None else {}
 
     async def chat(self, call: Call) -> Response:
         started = time.perf_counter()
@@ -91,6 +98,14 @@ class CompletionsAPI:
         route.deployment.metrics.parse.observe(time.perf_counter() - started)
         if self.behaviour is not None and self.behaviour.watches(route.name):
             self.behaviour.offer_text(route.name, _prompt_text(generation))
+        # After the input guards: a hit is looked up by what the model would see, and the guards still ran.
+        cache = self.caches.get(route.name)
+        lookup: Lookup | None = None
+        if cache is not None:
+            fresh, store = _cache_control(call)
+            lookup = await cache.lookup(call.record, endpoint, generation, context, _template_of(call.record), fresh)
+            if lookup.answer is not None:
+                return _replay(call.record, body, route, lookup, response_format, generation)
 
         async def work(
             deployment: Deployment,
@@ -98,7 +113,8 @@ class CompletionsAPI:
             # Up to the first event the try is safe to repeat elsewhere; a rejected prompt still gets its 400.
             return await deployment.generate(generation, context.deadline)
 
-        (stream, first, events), permit, served = await route.serve(context, work, hold=True)
+        picked = lookup.version if lookup is not None else None
+        (stream, first, events), permit, served = await route.serve(context, work, hold=True, picked=picked)
         stream.add_close_callback(permit.release)  # the admission slot is held until the stream ends
         record = call.record
         record.first_token = time.perf_counter()
@@ -114,14 +130,19 @@ class CompletionsAPI:
                 first = await anext(events)  # a block found in the first window is still a plain 400
             else:
                 check = _output_check(self.guardrails, guards, call.record)
+        headers = served.headers()
+        keep = None
+        if cache is not None and lookup is not None:
+            headers["x-strata-cache"] = lookup.header
+            keep = _keeper(cache, lookup, served) if store else None
         if body.stream:
             include_usage = body.stream_options is not None and body.stream_options.include_usage
-            body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record)
-            return SSEResponse(body_events, headers=served.headers())
+            body_events = _stream_body(fmt, body.n, first, events, include_usage, metrics, call.record, keep)
+            return SSEResponse(body_events, headers=headers)
         # A client that gives up on a long generation must free its batch slot too.
-        whole = _whole_response(fmt, first, events, metrics, call.record, check)
+        whole = _whole_response(fmt, first, events, metrics, call.record, check, keep)
         response = await cancel_on_disconnect(receive, whole)
-        response.headers.update(served.headers())
+        response.headers.update(headers)
         return response
 
     async def _guard_input(
@@ -151,6 +172,60 @@ def _prompt_text(generation: GenerationRequest) -> str:
     if generation.messages:
         return str(generation.messages[-1].get("content") or "")
     return generation.prompt or ""
+
+
+def _cache_control(call: Call) -> tuple[bool, bool]:
+    """(fresh, store) from the request's Cache-Control, as HTTP means it: ``no-cache`` asks for an answer
+    from the model (which is then kept), ``no-store`` also asks that it not be kept."""
+    for name, value in call.scope["headers"]:
+        if name == b"cache-control":
+            directives = value.lower()
+            no_store = b"no-store" in directives
+            return no_store or b"no-cache" in directives, not no_store
+    return False, True
+
+
+def _template_of(record: RequestRecord) -> Prompt | None:
+    """The stored prompt template (id, version) that built the request's messages, if one did."""
+    if record.prompt_id is None or record.prompt_version is None:
+        return None
+    return record.prompt_id, record.prompt_version
+
+
+def _replay(
+    record: RequestRecord,
+    body: ChatCompletionRequest | CompletionRequest,
+    route: Route,
+    lookup: Lookup,
+    response_format: Callable[..., ResponseFormat],
+    generation: GenerationRequest,
+) -> Response:
+    """Answer from the cache. The record says which version's answer it is and that it was cached:
+    no model ran, so the request is not billed (no tokens, no compute; usage counts it as cached)."""
+    assert lookup.answer is not None
+    assert lookup.version is not None
+    served = Served(route.name, lookup.version, None, route.versions[lookup.version].name)
+    record.served_route, record.served_version, record.deployment = served.route, served.version, served.deployment
+    record.cache, record.compute_s = lookup.result, 0.0
+    record.finish_reason = lookup.answer.choices[0].finish_reason
+    fmt = response_format(model=route.name, logprobs=generation.params.logprobs is not None)
+    headers = {**served.headers(), "x-strata-cache": lookup.header}
+    if body.stream:
+        include_usage = body.stream_options is not None and body.stream_options.include_usage
+        return SSEResponse(replay_stream(fmt, lookup.answer, include_usage), headers=headers)
+    response = replay_whole(fmt, lookup.answer)
+    response.headers.update(headers)
+    return response
+
+
+def _keeper(cache: RouteCache, lookup: Lookup, served: Served) -> Keep | None:
+    if lookup.key is None:
+        return None
+
+    def keep(choices: list[Choice], prompt_tokens: int) -> None:
+        cache.keep(lookup, served, choices, prompt_tokens)
+
+    return keep
 
 
 def _check_guardable(body: ChatCompletionRequest | CompletionRequest, generation: GenerationRequest) -> None:
@@ -270,6 +345,7 @@ async def _whole_response(
     metrics: DeploymentMetrics,
     record: RequestRecord,
     check: OutputCheck | None = None,
+    keep: Keep | None = None,
 ) -> Response:
     choices = Choices()
     choices.add(first)
@@ -285,6 +361,8 @@ async def _whole_response(
     _finished(
         record, started, ordered[0].finish_reason, choices.prompt_tokens, choices.completion_tokens, longest, metrics
     )
+    if keep is not None:  # after the output guards: only an answer they passed is kept
+        keep(ordered, choices.prompt_tokens)
     payload = orjson.dumps(fmt.whole(ordered, choices.prompt_tokens, choices.completion_tokens))
     response = Response(payload, media_type="application/json")
     metrics.postprocess.observe(time.perf_counter() - started)
@@ -299,8 +377,10 @@ async def _stream_body(
     include_usage: bool,
     metrics: DeploymentMetrics,
     record: RequestRecord,
+    keep: Keep | None = None,
 ) -> AsyncIterator[bytes]:
     finished_tokens = 0  # completion tokens of the choices that have finished (n > 1 sums them)
+    kept = Choices() if keep is not None else None  # the answer as sent (after any output guards)
     try:
         opening = fmt.opening_chunk(n)
         if opening is not None:
@@ -309,6 +389,8 @@ async def _stream_body(
         while True:
             started = time.perf_counter()
             chunks = []
+            if kept is not None:
+                kept.add(event)
             if event.text or event.logprobs:
                 chunks.append(sse_event(orjson.dumps(fmt.text_chunk(event.index, event.text, event.logprobs))))
             if event.finish_reason is not None:
@@ -320,6 +402,8 @@ async def _stream_body(
                 if include_usage:
                     chunks.append(sse_event(orjson.dumps(fmt.usage_chunk(event.prompt_tokens, finished_tokens))))
                 chunks.append(DONE)
+                if keep is not None and kept is not None:
+                    keep(kept.ordered(), kept.prompt_tokens)
             metrics.postprocess.observe(time.perf_counter() - started)
             for chunk in chunks:
                 yield chunk

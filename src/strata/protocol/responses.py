@@ -198,6 +198,7 @@ class UsageTotals(BaseModel):
     output_tokens: int
     compute_seconds: float
     cost: float
+    cached_requests: int = Field(description="Of the requests, those answered from the response cache (not billed).")
 
 
 class PromptUsageTotals(BaseModel):

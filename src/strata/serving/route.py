@@ -122,12 +122,15 @@ class Route:
 
     # Serving
 
-    async def serve(self, context: RequestContext, work: Work[T], *, hold: bool = False) -> tuple[T, Permit, Served]:
+    async def serve(
+        self, context: RequestContext, work: Work[T], *, hold: bool = False, picked: str | None = None
+    ) -> tuple[T, Permit, Served]:
         """Run ``work`` on a version of this route, or of its fallbacks. With ``hold`` the admission
-        permit stays taken on success: the caller releases it (a stream, when it ends)."""
+        permit stays taken on success: the caller releases it (a stream, when it ends). ``picked``:
+        one already picked by pick_version (the response cache looked its answers up there)."""
         chain = [self, *self.fallbacks]
         for position, route in enumerate(chain):
-            version = route.pick_version(context)
+            version = picked if position == 0 and picked is not None else route.pick_version(context)
             try:
                 result, permit, deployment = await route._serve_version(version, context, work, hold)
             except FALLBACK_ON:

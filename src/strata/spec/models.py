@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from strata.errors import SpecError
 from strata.registry.reference import REGISTRY_PREFIX, Reference
+from strata.spec.cache import CacheSpec, RouteCacheSpec
 from strata.spec.engines import EngineSpec, PrefixRoutingSpec, UpstreamSpec
 from strata.spec.guardrails import GuardrailsSpec
 from strata.spec.observability import ObservabilitySpec
@@ -220,6 +221,9 @@ class RouteSpec(SpecModel):
     )
     rollout: RolloutSpec = Field(default_factory=RolloutSpec, description="Defaults of progressive rollouts.")
     description: str | None = Field(default=None, description="Shown by GET /v1/models and `strata models`.")
+    cache: RouteCacheSpec = Field(
+        default_factory=RouteCacheSpec, description="Response cache of chat and text completions (off by default)."
+    )
 
     @model_validator(mode="after")
     def _one_way_to_name_versions(self) -> RouteSpec:
@@ -372,6 +376,9 @@ class AppSpec(SpecModel):
         default_factory=ProtectedDataSpec,
         description="Per-tenant keeping of prompts and outputs (encrypted at rest) and their retention.",
     )
+    cache: CacheSpec = Field(
+        default_factory=CacheSpec, description="The response cache's shared settings (routes[].cache turns it on)."
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> AppSpec:
@@ -397,6 +404,7 @@ class AppSpec(SpecModel):
         problems += pipeline_problems(self.pipelines, _generate_routes(self))
         problems += _guardrail_problems(self)
         problems += _retrieval_problems(self)
+        problems += _cache_problems(self)
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -439,6 +447,16 @@ def _retrieval_problems(app: AppSpec) -> list[str]:
     if named is None or named in embedding_routes(app):
         return []
     return [f"retrieval.embedding_model: '{named}' is not an embedding route of this app"]
+
+
+def _cache_problems(app: AppSpec) -> list[str]:
+    problems = []
+    embedders = embedding_routes(app)
+    for index, route in enumerate(app.routes):
+        named = route.cache.embedding_route
+        if route.cache.mode == "semantic" and named not in embedders:
+            problems.append(f"routes[{index}].cache.embedding_route: '{named}' is not an embedding route of this app")
+    return problems
 
 
 def _generate_routes(app: AppSpec) -> set[str]:
