@@ -17,6 +17,10 @@ The loop, per stream:
    holds the client back: a client that does not read its plans cannot grow the server's memory;
 4. the writer sends the answers in the order the requests came, so plans come back in order
    per vehicle, and ends the stream with the gRPC status of the first request that failed.
+
+A request the gateway refuses for load (429, 503, 504: shed by admission, over a rate limit, past
+its deadline) fails alone: its answer says ``refused`` and the stream goes on, because one plan
+shed at a busy moment must not cut a whole fleet's stream. Any other failure ends the stream.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from strata.gateway.grpc.inprocess import Reply, call_gateway, forwarded_headers
 from strata.gateway.grpc.server import GrpcService
 
 MSGPACK = (b"content-type", b"application/msgpack")
+REFUSED_FOR_LOAD = frozenset({429, 503, 504})
 # One reply per request, in order; a request that failed ends the stream with this status.
 Answer = asyncio.Future[pb.DriveResponse]
 
@@ -44,10 +49,14 @@ Answer = asyncio.Future[pb.DriveResponse]
 class StreamFailed(Exception):
     """A request on the stream failed: the stream ends with ``code`` after the answers before it."""
 
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+    def __init__(self, code: grpc.StatusCode, message: str, *, for_load: bool = False) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.for_load = for_load
+
+    def refused(self) -> pb.Refused:
+        return pb.Refused(code=self.code.name, message=self.message)
 
 
 class DriveService(pb_grpc.AutonomyServicer):
@@ -93,17 +102,20 @@ class _Stream:
         try:
             async for request in requests:
                 started = time.perf_counter()
+                answer: Answer = loop.create_future()
                 try:
                     ingested = await self._ingest(request)
                 except StreamFailed as failed:
-                    answer: Answer = loop.create_future()
-                    answer.set_exception(failed)
+                    if not failed.for_load:
+                        answer.set_exception(failed)
+                        await answers.put(answer)
+                        return  # nothing after a failed request is read: the stream ends with its status
+                    answer.set_result(pb.DriveResponse(id=request.id, refused=failed.refused()))
                     await answers.put(answer)
-                    return  # nothing after a failed request is read: the stream ends with its status
+                    continue
                 if request.HasField("plan"):
                     answer = asyncio.ensure_future(self._plan(request, ingested, started))
                 else:
-                    answer = loop.create_future()
                     answer.set_result(pb.DriveResponse(id=request.id, ingested=ingested))
                 await answers.put(answer)  # waits while max_in_flight answers are unsent: backpressure
         finally:
@@ -135,7 +147,12 @@ class _Stream:
         }
         if ask.HasField("alternatives"):
             wanted["alternatives"] = ask.alternatives
-        reply = await self._call("/v1/autonomy/plan", orjson.dumps(wanted), self._json_headers)
+        try:
+            reply = await self._call("/v1/autonomy/plan", orjson.dumps(wanted), self._json_headers)
+        except StreamFailed as failed:
+            if not failed.for_load:
+                raise
+            return pb.DriveResponse(id=request.id, ingested=ingested, refused=failed.refused())
         plan = _plan_message(reply)
         plan.latency_ms = (time.perf_counter() - started) * 1000.0
         return pb.DriveResponse(id=request.id, ingested=ingested, plan=plan)
@@ -143,7 +160,7 @@ class _Stream:
     async def _call(self, path: str, body: bytes, headers: Sequence[tuple[bytes, bytes]]) -> Reply:
         reply = await call_gateway(self._gateway, headers, self._peer, "POST", path, body)
         if reply.status != 200:
-            raise StreamFailed(reply.status_code, reply.error_message)
+            raise StreamFailed(reply.status_code, reply.error_message, for_load=reply.status in REFUSED_FOR_LOAD)
         return reply
 
 

@@ -116,12 +116,22 @@ class Ingested(_message.Message):
     duplicate: int
     def __init__(self, accepted: _Optional[int] = ..., late: _Optional[int] = ..., duplicate: _Optional[int] = ...) -> None: ...
 
+class Refused(_message.Message):
+    __slots__ = ("code", "message")
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    code: str
+    message: str
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
+
 class DriveResponse(_message.Message):
-    __slots__ = ("id", "ingested", "plan")
+    __slots__ = ("id", "ingested", "plan", "refused")
     ID_FIELD_NUMBER: _ClassVar[int]
     INGESTED_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
+    REFUSED_FIELD_NUMBER: _ClassVar[int]
     id: str
     ingested: Ingested
     plan: Plan
-    def __init__(self, id: _Optional[str] = ..., ingested: _Optional[_Union[Ingested, _Mapping]] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ...) -> None: ...
+    refused: Refused
+    def __init__(self, id: _Optional[str] = ..., ingested: _Optional[_Union[Ingested, _Mapping]] = ..., plan: _Optional[_Union[Plan, _Mapping]] = ..., refused: _Optional[_Union[Refused, _Mapping]] = ...) -> None: ...
