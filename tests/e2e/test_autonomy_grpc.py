@@ -57,7 +57,9 @@ def _events(sim: FleetSimulator) -> list[pb.Telemetry]:
 
 def _plans_served(server: ServerProcess) -> float:
     lines = httpx.get(f"{server.url}/metrics", headers=server.headers).text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("strata_requests") and PLAN_ROUTE in line)
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in lines if line.startswith("strata_requests") and PLAN_ROUTE in line
+    )
 
 
 def test_two_vehicles_stream_telemetry_and_get_their_plans_in_order(
@@ -121,9 +123,7 @@ def test_a_streamed_plan_matches_the_rest_plan_for_the_same_features(
     assert [[p.x, p.y] for p in brake.waypoints_local] == rest_brake["waypoints_local"]
 
 
-@pytest.mark.parametrize(
-    "metadata", [[], [("authorization", "Bearer sk-strata-wrong")]], ids=["no-key", "wrong-key"]
-)
+@pytest.mark.parametrize("metadata", [[], [("authorization", "Bearer sk-strata-wrong")]], ids=["no-key", "wrong-key"])
 def test_bad_credentials_end_the_stream_unauthenticated(
     served: tuple[ServerProcess, int], stub: pb_grpc.AutonomyStub, metadata: list[tuple[str, str]]
 ) -> None:
@@ -167,11 +167,10 @@ def test_a_bad_message_ends_the_stream_after_the_answers_before_it(
     server, _ = served
     good = pb.Telemetry(vehicle_id="grpc-ok", timestamp=1.79e9, x=1.0, y=2.0, speed=5.0)
     after = pb.DriveRequest(id="never-answered", plan=pb.PlanAsk(vehicle_id="grpc-ok"))
-    replies = []
+    replies: list[str] = []
+    stream = stub.Drive(iter([pb.DriveRequest(id="first", events=[good]), request_, after]), metadata=_auth(server))
     with pytest.raises(grpc.RpcError) as error:
-        for reply in stub.Drive(iter([pb.DriveRequest(id="first", events=[good]), request_, after]),
-                                metadata=_auth(server)):  # fmt: skip
-            replies.append(reply.id)
+        replies.extend(reply.id for reply in stream)
     assert error.value.code() == code, error.value.details()
     assert names in error.value.details()
     assert replies == ["first"]  # answered before the failure; nothing after it
