@@ -19,6 +19,7 @@ from benchmarks import (
     embeddings,
     engines,
     gateway,
+    grpc_autonomy,
     grpc_overhead,
     guardrails_eval,
     guardrails_stream,
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "engines": engines.run,
     "structured": structured.run,
     "grpc": grpc_overhead.run,
+    "grpc_autonomy": grpc_autonomy.run,
     "retrieval": retrieval.run,
 }
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.

@@ -1,0 +1,87 @@
+"""Autonomy plans over the gRPC Drive stream against REST: plan latency p50/p99, same server, same load.
+
+One `strata serve` of the shipped autonomy spec (with ``gateway.grpc_port``, access on with the admin
+key) on core 0 serves both; the load generator (`benchmarks.drive_load`) runs in its own process on
+core 1, REST and gRPC alternately, for 1 and 16 vehicles, each with one request outstanding:
+* "plan": a plan for features already held (REST ``POST /v1/autonomy/plan`` on a keep-alive
+  connection per vehicle; gRPC one ``DriveRequest`` with a plan on a stream per vehicle);
+* "tick": the vehicle's next event and a plan for it (REST: ``POST /v1/telemetry`` then the plan;
+  gRPC: one ``DriveRequest`` with both).
+The shipped spec's 45-50 ms latency target stays on: plans admission sheds are counted as errors.
+
+``python -m benchmarks.grpc_autonomy --duration 3`` runs it alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+from rich.console import Console
+
+from benchmarks.harness import LOADGEN_CPU, ROOT, Row, cpu_count, served
+from strata.apps.autonomy.demo import autonomy_spec_path
+from strata.testing.server import ServerProcess, free_port
+
+VEHICLES = (1, 16)
+
+
+def _spec(grpc_port: int) -> dict[str, Any]:
+    spec: dict[str, Any] = yaml.safe_load(autonomy_spec_path().read_text())
+    spec["gateway"]["grpc_port"] = grpc_port
+    return spec
+
+
+def _drive(
+    server: ServerProcess, mode: str, port: int, vehicles: int, tick: bool, duration_s: float
+) -> dict[str, float]:
+    command = [
+        sys.executable, "-m", "benchmarks.drive_load", "--mode", mode, "--port", str(port), "--key", server.api_key,
+        "--vehicles", str(vehicles), "--duration", str(duration_s),
+    ]  # fmt: skip
+    if tick:
+        command.append("--tick")
+    if cpu_count() > 1:
+        command += ["--cpu", str(LOADGEN_CPU)]
+    done = subprocess.run(command, capture_output=True, cwd=ROOT, timeout=duration_s + 120)
+    if done.returncode != 0:
+        raise RuntimeError(f"drive_load --mode {mode} failed:\n{done.stderr.decode()[-2000:]}")
+    result: dict[str, float] = json.loads(done.stdout)
+    return result
+
+
+def run(duration_s: float) -> list[Row]:
+    grpc_port = free_port()
+    rows: list[Row] = []
+    with served(_spec(grpc_port)) as server:
+        for tick in (False, True):
+            for vehicles in VEHICLES:
+                case = f"{'tick' if tick else 'plan'} v={vehicles}"
+                rest = _drive(server, "rest", server.port, vehicles, tick, duration_s)
+                grpc = _drive(server, "grpc", grpc_port, vehicles, tick, duration_s)
+                for name, result in (("REST", rest), ("gRPC", grpc)):
+                    rate = result["plans"] / result["elapsed_s"]
+                    rows += [
+                        Row("grpc_autonomy", f"{name} plans/s {case}", rate, "plans/s"),
+                        Row("grpc_autonomy", f"{name} p50 {case}", result["p50_ms"], "ms"),
+                        Row("grpc_autonomy", f"{name} p99 {case}", result["p99_ms"], "ms", "< 45 ms",
+                            result["p99_ms"] < 45.0),
+                        Row("grpc_autonomy", f"{name} refused {case}", result["errors"], "requests"),
+                    ]  # fmt: skip
+                rows.append(Row("grpc_autonomy", f"gRPC - REST p50 {case}", grpc["p50_ms"] - rest["p50_ms"], "ms"))
+    return rows
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--output", type=Path, default=Path("benchmarks/results/grpc_autonomy.json"))
+    arguments = parser.parse_args()
+    from benchmarks.run import report
+
+    report(run(arguments.duration), {}, arguments.output, Console())
