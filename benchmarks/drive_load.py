@@ -3,7 +3,8 @@
     python -m benchmarks.drive_load --mode grpc --port P --key K --vehicles 16 --duration 5 --cpu 1
 
 Each of ``--vehicles`` vehicles first streams 2 s of telemetry (10 Hz, not timed), then loops for
-``--duration`` seconds, one request outstanding at a time:
+``--duration`` seconds, one request outstanding at a time, back to back or (``--hz``) at most
+``hz`` a second (a refused request waits for the next period, as a vehicle would):
 * ``--tick`` off: asks for a plan (REST: ``POST /v1/autonomy/plan`` on its own keep-alive
   connection; gRPC: a ``DriveRequest`` with a plan on its own stream);
 * ``--tick`` on: sends its next event and asks for a plan (REST: ``POST /v1/telemetry`` then
@@ -50,9 +51,15 @@ class Vehicle:
 class Clock:
     """Every vehicle warms up, then all start the timed phase together."""
 
-    def __init__(self, vehicles: int, duration_s: float) -> None:
+    def __init__(self, vehicles: int, duration_s: float, hz: float) -> None:
         self.barrier = asyncio.Barrier(vehicles + 1)
         self.duration_s = duration_s
+        self.period_s = 1.0 / hz if hz > 0 else 0.0
+
+    async def pace(self, sent: float) -> None:
+        """At ``hz``, the next request goes out one period after this one (at once when it is late)."""
+        if self.period_s:
+            await asyncio.sleep(max(0.0, sent + self.period_s - time.perf_counter()))
 
     async def start(self) -> float:
         await self.barrier.wait()
@@ -74,6 +81,7 @@ async def _rest_vehicle(client: LeanClient, vehicle: Vehicle, tick: bool, clock:
             out.append(time.perf_counter() - sent)
         else:
             errors += 1
+        await clock.pace(sent)
     return errors
 
 
@@ -103,17 +111,20 @@ async def _grpc_vehicle(stub: Any, key: str, vehicle: Vehicle, tick: bool, clock
             out.append(time.perf_counter() - sent)
         else:
             errors += 1
+        await clock.pace(sent)
     outbox.put_nowait(None)
     while await call.read() is not grpc.aio.EOF:  # the stream ends cleanly once everything is answered
         pass
     return errors
 
 
-async def _run(mode: str, port: int, key: str, vehicles: int, tick: bool, duration_s: float) -> dict[str, float]:
+async def _run(
+    mode: str, port: int, key: str, vehicles: int, tick: bool, hz: float, duration_s: float
+) -> dict[str, float]:
     run = f"{mode}-{'tick' if tick else 'plan'}-{os.getpid()}"
     fleet = [Vehicle(i, run) for i in range(vehicles)]
     latencies: list[float] = []
-    clock = Clock(vehicles, duration_s)
+    clock = Clock(vehicles, duration_s, hz)
 
     async def timed(drivers: list[Awaitable[int]]) -> tuple[int, float]:
         everyone = asyncio.gather(*drivers)
@@ -146,12 +157,13 @@ def main() -> None:
     parser.add_argument("--key", required=True)
     parser.add_argument("--vehicles", type=int, default=1)
     parser.add_argument("--tick", action="store_true")
+    parser.add_argument("--hz", type=float, default=0.0, help="requests per second per vehicle; 0: closed loop")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--cpu", type=int, default=None)
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
-    result = asyncio.run(_run(args.mode, args.port, args.key, args.vehicles, args.tick, args.duration))
+    result = asyncio.run(_run(args.mode, args.port, args.key, args.vehicles, args.tick, args.hz, args.duration))
     print(json.dumps(result))
 
 

@@ -26,6 +26,7 @@ shed at a busy moment must not cut a whole fleet's stream. Any other failure end
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -40,6 +41,7 @@ from strata.gateway.asgi import Gateway
 from strata.gateway.grpc.inprocess import Reply, call_gateway, forwarded_headers
 from strata.gateway.grpc.server import GrpcService
 
+log = logging.getLogger(__name__)
 MSGPACK = (b"content-type", b"application/msgpack")
 REFUSED_FOR_LOAD = frozenset({429, 503, 504})
 # One reply per request, in order; a request that failed ends the stream with this status.
@@ -85,7 +87,9 @@ class DriveService(pb_grpc.AutonomyServicer):
                     left.exception()  # a failure no one will read: retrieved, so asyncio does not log it
                 elif left is not None:
                     left.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            [outcome] = await asyncio.gather(reader, return_exceptions=True)
+            if isinstance(outcome, Exception):  # not a request's failure (those are answers): say what broke
+                log.warning("Drive stream from %s: the reader failed", context.peer(), exc_info=outcome)
 
 
 class _Stream:
