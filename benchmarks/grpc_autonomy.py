@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -58,6 +59,13 @@ def _drive(
     return result
 
 
+def setup() -> str:
+    one, five, fifteen = os.getloadavg()
+    return (f"{cpu_count()}-core machine shared with other sessions' tests and benchmarks; load average at the end "
+            f"of the run {one:.1f} / {five:.1f} / {fifteen:.1f} (1 / 5 / 15 min): above 2 the server and load "
+            "generator shared their cores with others")  # fmt: skip
+
+
 def run(duration_s: float) -> list[Row]:
     grpc_port = free_port()
     rows: list[Row] = []
@@ -86,4 +94,5 @@ if __name__ == "__main__":
     arguments = parser.parse_args()
     from benchmarks.run import report
 
-    report(run(arguments.duration), {}, arguments.output, Console())
+    rows = run(arguments.duration)
+    report(rows, {"grpc_autonomy": setup()}, arguments.output, Console())

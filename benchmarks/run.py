@@ -58,6 +58,7 @@ SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
     "tracing": tracing.setup,
     "overload": overload.setup,
+    "grpc_autonomy": grpc_autonomy.setup,
 }
 
 
