@@ -51,10 +51,10 @@ typecheck: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/strata bench $(ARGS)
 
-# The gRPC service's generated code (committed) from src/strata/gateway/grpc/inference.proto.
+# The gRPC services' generated code (committed) from their .proto files (OIP v2; the autonomy stream).
 proto: $(STAMP)
 	$(BIN)/python -m grpc_tools.protoc -I src --python_out=src --pyi_out=src --grpc_python_out=src \
-		src/strata/gateway/grpc/inference.proto
+		src/strata/gateway/grpc/inference.proto src/strata/apps/autonomy/drive.proto
 
 # Doc tooling (the `docs` extra: MkDocs and its Material theme) goes into the same venv.
 $(DOCS_STAMP): $(STAMP) pyproject.toml

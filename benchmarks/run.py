@@ -19,6 +19,7 @@ from benchmarks import (
     embeddings,
     engines,
     gateway,
+    grpc_autonomy,
     grpc_overhead,
     guardrails_eval,
     guardrails_stream,
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "engines": engines.run,
     "structured": structured.run,
     "grpc": grpc_overhead.run,
+    "grpc_autonomy": grpc_autonomy.run,
     "retrieval": retrieval.run,
     "onnx": onnx.run,
     "response_cache": response_cache.run,
@@ -60,6 +62,7 @@ SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
     "tracing": tracing.setup,
     "overload": overload.setup,
+    "grpc_autonomy": grpc_autonomy.setup,
 }
 
 

@@ -138,8 +138,9 @@ def create_app(
         workflows.start_triggers()
         grpc_server = None
         if spec.gateway.grpc_port is not None:
-            grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port)
-            log.info("gRPC (Open Inference Protocol v2) on %s:%d", spec.gateway.host, grpc_port)
+            services = [add for extension in extensions for add in extension.grpc_services]
+            grpc_server, grpc_port = await start_grpc(gateway, spec.gateway.host, spec.gateway.grpc_port, services)
+            log.info("gRPC (Open Inference Protocol v2, %d more) on %s:%d", len(services), spec.gateway.host, grpc_port)
         try:
             lifetimes = [
                 access.audit_watch.running(),

@@ -5,7 +5,9 @@ entrypoint is called once while the gateway is built, as ``install(server, optio
 an ``Extension``: the routes it serves, declared as ``Endpoint``s exactly like the gateway's own (so
 they are dispatched, checked, measured and documented the same way), and optionally an async
 context manager entered after the gateway starts and exited before the models stop (consumers,
-tickers and the like). Extension routes cannot replace the platform's: a clash fails at build time.
+tickers and the like), and gRPC services served on ``gateway.grpc_port`` beside the Open Inference
+Protocol's (each answers on the extension's own routes, through the gateway). Extension routes
+cannot replace the platform's: a clash fails at build time.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from strata.errors import SpecError
+from strata.gateway.grpc.server import GrpcService
 from strata.gateway.routing import Endpoint
 from strata.models.python_model import load_entrypoint
 from strata.serving.server import ModelServer
@@ -29,6 +32,7 @@ class Extension:
     endpoints: list[Endpoint]
     lifetime: Lifetime | None = None
     state: dict[str, Any] = field(default_factory=dict)  # kept on the gateway's ``state`` (tools, tests)
+    grpc_services: list[GrpcService] = field(default_factory=list)  # served when ``gateway.grpc_port`` is set
 
 
 Install = Callable[[ModelServer, dict[str, Any]], Extension]

@@ -5,6 +5,7 @@ GET  /v1/autonomy/vehicles/{id}/features   one vehicle's window features (an O(1
 POST /v1/autonomy/plan                     one vehicle's plan and alternatives
 POST /v1/autonomy/plans                    plans for many vehicles in one call (a fleet coordinator)
 GET  /v1/autonomy/stats                    what the store holds and has dropped
+gRPC strata.autonomy.v1.Autonomy/Drive     telemetry in, plans out on one stream (drive.py; gateway.grpc_port)
 
 Plans go through the planner route's deployment (dynamic batching), so plan requests from many
 vehicles and many connections share model calls. Every plan response carries a Server-Timing
@@ -29,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.responses import Response
 
 from strata.apps.autonomy.conditioning import telemetry_windows
+from strata.apps.autonomy.drive import drive_service
 from strata.apps.autonomy.planner import Plan, PlanGroup, PlanItem
 from strata.apps.autonomy.scene import SceneSettings, build_items
 from strata.apps.autonomy.stream import StreamConsumer, run_forever
@@ -66,6 +68,10 @@ class AutonomyOptions(BaseModel):
     redis_stream: str | None = Field(default=None, description="Also consume telemetry from this Redis stream.")
     redis_url: str | None = Field(default=None, description="Redis for the stream; default: the spec's store.")
     redis_group: str = Field(default="strata-features", description="Consumer group of the gateways.")
+    stream_max_in_flight: int = Field(
+        default=64, ge=1, le=4096,
+        description="gRPC Drive stream: answers a stream may have unsent before it stops reading requests.",
+    )  # fmt: skip
 
 
 class Obstacle(BaseModel):
@@ -256,7 +262,7 @@ def install(server: ModelServer, options: dict[str, Any]) -> Extension:
         Endpoint("GET", "/v1/autonomy/stats", service.stats, Scope.INFER, "What the feature store holds", TAG),
     ]  # fmt: skip
     lifetime = service.lifetime(parsed.redis_url or server.spec.store.redis_url)
-    return Extension(endpoints, lifetime, {"autonomy": service})
+    return Extension(endpoints, lifetime, {"autonomy": service}, [drive_service(parsed.stream_max_in_flight)])
 
 
 TAG = "autonomy"

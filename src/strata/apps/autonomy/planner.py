@@ -49,6 +49,7 @@ class PlanItem:
     speed: float
     neighbours: FloatArray  # (m, HORIZON, 2) other vehicles' predicted positions, local frame
     obstacles: FloatArray  # (o, 3) static obstacles: x, y, radius, local frame
+    window_end: float = 0.0  # timestamp of the newest event in the features: which telemetry the plan used
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Plan:
     cost: FloatArray  # (k + 1,)
     progress_m: FloatArray
     comfort: FloatArray
+    window_end: float = 0.0
 
     def as_json(self, alternatives: int) -> dict[str, object]:
         order = [int(i) for i in np.argsort(self.cost) if i != self.chosen][:alternatives]
@@ -81,6 +83,7 @@ class Plan:
             "plan": self._candidate(self.chosen, world, local, numbers),
             "alternatives": [self._candidate(i, world, local, numbers) for i in order],
             "waypoint_dt_s": WAYPOINT_DT_S,
+            "window_end": self.window_end,
         }
 
     def _candidate(self, index: int, world: FloatArray, local: FloatArray, numbers: FloatArray) -> dict[str, object]:
@@ -229,6 +232,7 @@ class TrajectoryPlanner:
                 cost=scores["cost"][i],
                 progress_m=scores["progress"][i],
                 comfort=scores["comfort"][i],
+                window_end=item.window_end,
             )
             for i, item in enumerate(items)
         ]

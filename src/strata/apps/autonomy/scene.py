@@ -48,6 +48,7 @@ def build_items(
                 speed=float(ctx.speed[row]),
                 neighbours=neighbours[row],
                 obstacles=np.column_stack([local, world[:, 2]]) if len(world) else np.zeros((0, 3)),
+                window_end=float(ctx.t_last[row]),
             )
         )
     return items, missing

@@ -10,8 +10,7 @@ request's deadline (``x-strata-deadline-ms``).
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import MutableMapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import grpc
@@ -21,23 +20,11 @@ import orjson
 from strata.gateway.asgi import Gateway
 from strata.gateway.grpc import inference_pb2 as pb
 from strata.gateway.grpc import inference_pb2_grpc as pb_grpc
-from strata.gateway.request_context import DEADLINE_HEADER, MAX_DEADLINE_MS
+from strata.gateway.grpc.inprocess import Reply, call_gateway, forwarded_headers
 
-# HTTP status -> gRPC status, as the gRPC-HTTP mapping documents (and 422/413 as bad arguments).
-STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    401: grpc.StatusCode.UNAUTHENTICATED,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    404: grpc.StatusCode.NOT_FOUND,
-    405: grpc.StatusCode.UNIMPLEMENTED,
-    409: grpc.StatusCode.ABORTED,
-    413: grpc.StatusCode.INVALID_ARGUMENT,
-    422: grpc.StatusCode.INVALID_ARGUMENT,
-    429: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    499: grpc.StatusCode.CANCELLED,
-    503: grpc.StatusCode.UNAVAILABLE,
-    504: grpc.StatusCode.DEADLINE_EXCEEDED,
-}
+GrpcService = Callable[[grpc.aio.Server, Gateway], None]
+"""Adds a service to the gRPC server, answered by the gateway (an extension's ``grpc_services``)."""
+
 # Tensor contents field per OIP datatype (the request side); BYTES items are UTF-8 text to a model.
 CONTENTS_FIELD = {
     "BOOL": "bool_contents",
@@ -45,18 +32,6 @@ CONTENTS_FIELD = {
     "UINT8": "uint_contents", "UINT16": "uint_contents", "UINT32": "uint_contents", "UINT64": "uint64_contents",
     "FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents",
 }  # fmt: skip
-
-
-class _Reply:
-    """What the gateway sent back for one in-process request."""
-
-    def __init__(self) -> None:
-        self.status = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.body = bytearray()
-
-    def json(self) -> Any:
-        return orjson.loads(self.body)
 
 
 class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
@@ -99,64 +74,12 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
 
     async def _call(
         self, context: grpc.aio.ServicerContext, method: str, path: str, body: bytes = b"", ok: Sequence[int] = (200,)
-    ) -> _Reply:
+    ) -> Reply:
         """One request through the gateway; a status outside ``ok`` aborts the RPC with its error."""
-        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-        for key, value in context.invocation_metadata() or ():
-            if key == "authorization" or key.startswith("x-strata-"):
-                headers.append((key.encode(), value.encode("latin-1") if isinstance(value, str) else value))
-        remaining_s = context.time_remaining()
-        if remaining_s is not None and 0 < remaining_s * 1000 <= MAX_DEADLINE_MS:
-            headers.append((DEADLINE_HEADER.encode(), f"{remaining_s * 1000:.0f}".encode()))
-        scope = {
-            "type": "http", "asgi": {"version": "3.0"}, "http_version": "2", "scheme": "http",
-            "method": method, "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-            "headers": headers, "client": _peer(context.peer()), "server": None,
-        }  # fmt: skip
-        reply, done = _Reply(), asyncio.Event()
-        sent = False
-
-        async def receive() -> dict[str, Any]:
-            nonlocal sent
-            if not sent:
-                sent = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            await done.wait()  # the RPC is answered (or cancelled: this task is then cancelled too)
-            return {"type": "http.disconnect"}
-
-        async def send(message: MutableMapping[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                reply.status, reply.headers = message["status"], list(message.get("headers", []))
-            elif message["type"] == "http.response.body":
-                reply.body += message.get("body", b"")
-
-        try:
-            await self._gateway(scope, receive, send)
-        finally:
-            done.set()
+        reply = await call_gateway(self._gateway, forwarded_headers(context), context.peer(), method, path, body)
         if reply.status not in ok:
-            await context.abort(_status_code(reply.status), _error_message(reply))
+            await context.abort(reply.status_code, reply.error_message)
         return reply
-
-
-def _peer(peer: str) -> tuple[str, int] | None:
-    # "ipv4:127.0.0.1:5555" -> ("127.0.0.1", 5555)
-    kind, _, address = peer.partition(":")
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]"), int(port)) if kind in ("ipv4", "ipv6") and port.isdigit() else None
-
-
-def _status_code(status: int) -> grpc.StatusCode:
-    return STATUS_CODES.get(status, grpc.StatusCode.INTERNAL)
-
-
-def _error_message(reply: _Reply) -> str:
-    try:
-        error = reply.json()["error"]
-    except (ValueError, KeyError, TypeError):
-        return f"HTTP {reply.status}"
-    param = f" (param: {error['param']})" if error.get("param") else ""
-    return f"{error.get('message', '')}{param}"
 
 
 def _tensor_values(tensor: pb.ModelInferRequest.InferInputTensor) -> list[Any]:
@@ -201,10 +124,15 @@ def _output_tensor(outputs: list[Any]) -> pb.ModelInferResponse.InferOutputTenso
     return tensor
 
 
-async def start_grpc(gateway: Gateway, host: str, port: int) -> tuple[grpc.aio.Server, int]:
-    """Serve the OIP v2 service on ``host:port`` (0: a free port); returns the server and its port."""
+async def start_grpc(
+    gateway: Gateway, host: str, port: int, services: Sequence[GrpcService] = ()
+) -> tuple[grpc.aio.Server, int]:
+    """Serve the OIP v2 service, and the extensions' ``services``, on ``host:port`` (0: a free port);
+    returns the server and its port."""
     server = grpc.aio.server()
     pb_grpc.add_GRPCInferenceServiceServicer_to_server(InferenceService(gateway), server)  # type: ignore[no-untyped-call]
+    for add in services:
+        add(server, gateway)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     return server, bound
