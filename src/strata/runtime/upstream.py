@@ -154,8 +154,11 @@ class UpstreamStream(GenerationStream):
                     )  # fmt: skip
         if self.cancelled:
             return
-        if len(finished) < n:
+        if not finished:
             raise ModelFailed(f"{self._replica.replica_id}: the upstream stream ended without a finish reason")
+        if len(finished) < n:  # e.g. a server that ignores n
+            replica = self._replica.replica_id
+            raise ModelFailed(f"{replica}: the upstream finished {len(finished)} of the {n} choices asked")
         if usage_total is not None:
             counted[-1] = max(0, usage_total - sum(counted[:-1]))
         self._replica.metrics.tokens_in.inc(prompt_tokens)
