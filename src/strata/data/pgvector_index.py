@@ -34,6 +34,28 @@ def _dsn(url: str) -> str:
     return url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
+def search_statement(
+    store_ids: Sequence[str], vector: np.ndarray, k: int, condition: Filter | None = None
+) -> tuple[str, list[Any]]:
+    """The nearest-``k`` statement ``search`` sends, and its parameters (tests EXPLAIN it as sent).
+
+    ``LIMIT`` is a literal, not a parameter: asyncpg prepares every statement, and after five runs
+    PostgreSQL may switch to a generic plan, which costs ``LIMIT $n`` as a tenth of the table; with
+    the literal every plan, generic or custom, is costed for the ``k`` rows wanted (one cached
+    statement per ``k``). The vector and store ids stay parameters: the HNSW scan orders by ``$1``
+    in a generic plan too. tests/unit/data/test_pgvector_plan.py checks both plans use the index.
+    """
+    params: list[Any] = [_literal(vector), list(store_ids)]
+    where = "store_id = ANY($2)"
+    if condition is not None:
+        where += " AND " + to_sql(condition, "attributes", params)
+    query = (
+        f"SELECT store_id, file_id, position, text, attributes, 1 - (embedding <=> $1::vector) AS score "
+        f"FROM {_table(len(vector))} WHERE {where} ORDER BY embedding <=> $1::vector LIMIT {int(k)}"
+    )
+    return query, params
+
+
 class PgVectorIndex:
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
@@ -112,14 +134,7 @@ class PgVectorIndex:
         dimensions = len(vector)
         if dimensions not in self._tables or not store_ids:
             return []
-        params: list[Any] = [_literal(vector), list(store_ids), k]
-        where = "store_id = ANY($2)"
-        if condition is not None:
-            where += " AND " + to_sql(condition, "attributes", params)
-        query = (
-            f"SELECT store_id, file_id, position, text, attributes, 1 - (embedding <=> $1::vector) AS score "
-            f"FROM {_table(dimensions)} WHERE {where} ORDER BY embedding <=> $1::vector LIMIT $3"
-        )
+        query, params = search_statement(store_ids, vector, k, condition)
         async with self._ready().acquire() as connection:
             if k <= EF_SEARCH:
                 rows = await connection.fetch(query, *params)
