@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import importlib.metadata
+import json
 import pydoc_data.topics
+import sys
 import sysconfig
 import time
 from collections.abc import Iterator
@@ -85,9 +88,23 @@ def _docstrings(path: Path) -> str:
 
 
 def build_corpus(total: int, queries: int) -> Corpus:
-    """``total`` distinct real chunks for the set and ``queries`` held-out ones (plus topic titles)."""
+    """``total`` distinct real chunks for the set and ``queries`` held-out ones (plus topic titles);
+    the list is cached too (parsing every installed .py file takes minutes), keyed by what it reads."""
+    installed = sorted(f"{d.metadata['Name']}=={d.version}" for d in importlib.metadata.distributions())
+    sources = json.dumps([sys.version, installed, total, queries, CHUNK_WORDS, OVERLAP_WORDS, MIN_WORDS, SEED])
+    path = CACHE / f"corpus-{hashlib.sha256(sources.encode()).hexdigest()[:16]}.json"
+    if path.exists():
+        cached = json.loads(path.read_text())
+        return Corpus(queries=cached["queries"], chunks=cached["chunks"])
+    corpus = _collect(total, queries)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"queries": corpus.queries, "chunks": corpus.chunks}))
+    return corpus
+
+
+def _collect(total: int, queries: int) -> Corpus:
     wanted = total + queries
-    pool = {}  # ordered and distinct
+    pool: dict[str, None] = {}  # ordered and distinct
     for document in _documents():
         for chunk in chunk_text(document, CHUNK_WORDS, OVERLAP_WORDS):
             if len(chunk.split()) >= MIN_WORDS:
@@ -111,7 +128,8 @@ def _embed(model: HFEmbeddingModel, texts: list[str]) -> np.ndarray:
         picked = order[start : start + BATCH]
         for i, embedding in zip(picked, model.predict_batch([texts[i] for i in picked]), strict=True):
             out[i] = embedding.vector
-    return out / np.linalg.norm(out, axis=1, keepdims=True)
+    unit: np.ndarray = out / np.linalg.norm(out, axis=1, keepdims=True)
+    return unit
 
 
 def vectors(corpus: Corpus, limit: int | None = None) -> tuple[np.ndarray, np.ndarray]:
