@@ -6,7 +6,9 @@ The index figures use 100,000 distinct chunks of real text (pydoc topics, then t
 standard library and of site-packages; benchmarks/retrieval_corpus.py) embedded with the shipped
 MiniLM, cached between runs; the queries are real text not in the set: the pydoc topic titles and
 held-out chunks. Ground truth is an exact scan of the same set (numpy), in the same run.
-STRATA_BENCH_RETRIEVAL_VECTORS=N measures the first N chunks only (embedding all 100,000 on one core
+STRATA_BENCH_RETRIEVAL_CACHE=KEY uses an earlier corpus's cached vectors as they are (the corpus
+follows what is installed). STRATA_BENCH_RETRIEVAL_VECTORS=N measures the first N chunks only
+(embedding all 100,000 on one core
 takes hours on a busy machine; ``python -m benchmarks.retrieval_corpus`` fills the cache ahead).
 """
 
@@ -28,7 +30,7 @@ import yaml
 from rich.console import Console
 
 from benchmarks.harness import Row, percentile, pinned_here, served
-from benchmarks.retrieval_corpus import build_corpus
+from benchmarks.retrieval_corpus import build_corpus, cached_vectors
 from benchmarks.retrieval_corpus import vectors as corpus_vectors
 from strata.apps import default_app_path
 from strata.data.embedded_index import EmbeddedIndex
@@ -106,8 +108,10 @@ async def _pgvector(url: str, vectors: np.ndarray, queries: np.ndarray, truth: n
 
 
 def _index_rows(total: int) -> list[Row]:
-    corpus = build_corpus(TOTAL, QUERIES)
-    queries, vectors = corpus_vectors(corpus, total)
+    earlier = os.environ.get("STRATA_BENCH_RETRIEVAL_CACHE")  # a cache folder's key, when the corpus moved on
+    queries, vectors = (
+        cached_vectors(earlier, total) if earlier else corpus_vectors(build_corpus(TOTAL, QUERIES), total)
+    )
     truth = np.argsort(-(queries @ vectors.T), axis=1)[:, :K]
     console.print(f"retrieval: {len(vectors):,} real chunk vectors, {len(queries)} real queries not in the set")
     rows: list[Row] = []

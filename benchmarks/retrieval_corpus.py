@@ -159,6 +159,15 @@ def vectors(corpus: Corpus, limit: int | None = None) -> tuple[np.ndarray, np.nd
     return parts[0], np.concatenate(parts[1:]) if len(parts) > 1 else np.empty((0, 384), np.float32)
 
 
+def cached_vectors(key: str, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """(query vectors, set vectors) of an earlier corpus from its cache folder alone: the corpus is
+    rebuilt from what is installed, so a package installed since changes its key and its chunks."""
+    folder = CACHE / key
+    queries = np.load(next(folder.glob("queries-*.npy")))
+    shards = [np.load(path) for path in sorted(folder.glob("shard-*[0-9].npy"))]
+    return queries, np.concatenate(shards)[:limit]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--total", type=int, default=100_000)
