@@ -137,6 +137,9 @@ def vectors(corpus: Corpus, limit: int | None = None) -> tuple[np.ndarray, np.nd
     with one torch thread, as the harness pins the server. ``limit``: only the first that many chunks."""
     folder = CACHE / corpus.key
     folder.mkdir(parents=True, exist_ok=True)
+    listed = folder / "chunks.json"
+    if not listed.exists():  # the list beside its vectors: --key resumes it after the packages change
+        listed.write_text(json.dumps({"queries": corpus.queries, "chunks": corpus.chunks}))
     chunks = corpus.chunks[:limit] if limit else corpus.chunks
     model: HFEmbeddingModel | None = None
     parts = []
@@ -172,9 +175,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--total", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=400)
+    parser.add_argument("--key", help="resume the corpus cached under this key instead of building one")
     args = parser.parse_args()
     started = time.perf_counter()
-    corpus = build_corpus(args.total, args.queries)
+    if args.key:
+        cached = json.loads((CACHE / args.key / "chunks.json").read_text())
+        corpus = Corpus(queries=cached["queries"], chunks=cached["chunks"])
+    else:
+        corpus = build_corpus(args.total, args.queries)
     console.print(f"retrieval corpus: {len(corpus.chunks):,} chunks + {len(corpus.queries)} queries "
                   f"in {time.perf_counter() - started:.0f} s, cache key {corpus.key}")  # fmt: skip
     queries, matrix = vectors(corpus)
