@@ -244,8 +244,11 @@ def _nearest(store: _Store, query: np.ndarray, k: int, condition: Filter | None)
             return _exact(store, np.asarray(allowed, dtype=np.uint64), query, k)
         wider = store.index.search(query, min(len(store.files), k * 10))
         passing = set(allowed)
-        return [(1.0 - float(d), int(key)) for key, d in zip(wider.keys, wider.distances, strict=True)
-                if int(key) in passing][:k]  # fmt: skip
+        found = [(1.0 - float(d), int(key)) for key, d in zip(wider.keys, wider.distances, strict=True)
+                 if int(key) in passing][:k]  # fmt: skip
+        if len(found) < k:  # the filter dropped most of the graph's nearest: a short answer is a wrong one
+            return _exact(store, np.asarray(allowed, dtype=np.uint64), query, k)
+        return found
     exact = len(store.files) < EXACT_BELOW
     matches_found = store.index.search(query, min(k, len(store.files)), exact=exact)
     return [(1.0 - float(d), int(key)) for key, d in zip(matches_found.keys, matches_found.distances, strict=True)]

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
+from strata.data import embedded_index
 from strata.data.embedded_index import EmbeddedIndex
 from strata.data.pgvector_index import PgVectorIndex
 from strata.data.vector_filters import Filter, matches
@@ -128,3 +129,26 @@ async def test_embedded_index_restores_its_graph_or_rebuilds_it(tmp_path: Path) 
     assert {h.file_id for h in await rebuilt.search(["vs"], vectors[3], 2)} == {"f", "g"}
     await rebuilt.close()
     await restored.close()
+
+
+async def test_embedded_filtered_search_is_never_short(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above the exact-scan limit a filtered search widens the graph search tenfold; when the filter
+    passes fewer than k of those, the answer is the exact top k of the passing chunks, not a short list."""
+    monkeypatch.setattr(embedded_index, "FILTER_SCAN_LIMIT", 10)  # the graph path at a test's size
+    index = EmbeddedIndex(tmp_path / "vectors")
+    await index.open()
+    try:
+        vectors = _vectors(2000, seed=5)
+        await index.upsert(_chunks("s", "f", vectors))
+        rare: Filter = TypeAdapter(Filter).validate_python(
+            {
+                "type": "and",
+                "filters": [{"type": "eq", "key": "size", "value": 3}, {"type": "eq", "key": "color", "value": "red"}],
+            }
+        )  # one chunk in 30
+        hits = await index.search(["s"], vectors[0], 5, rare)
+        allowed = [i for i in range(2000) if matches(rare, _attributes(i))]
+        exact = sorted(allowed, key=lambda i: -float(vectors[i] @ vectors[0]))[:5]
+        assert [hit.position for hit in hits] == exact
+    finally:
+        await index.close()
