@@ -8,7 +8,9 @@ per call; per-channel is what keeps MiniLM's embeddings within 0.99 cosine of fp
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,14 +73,13 @@ def quantize_int8(out: Path, *, keep_input_layer: bool = False) -> None:
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
+    source, target = (out / MODEL_FILES["fp32"]).resolve(), (out / MODEL_FILES["int8"]).resolve()
+    excluded = _first_matmul(source) if keep_input_layer else []
+    # The quantizer's shape inference leaves files in the working directory (sym_shape_infer_temp.onnx
+    # and a <uuid>.data of the whole model's weights): it runs in a scratch directory of its own.
     try:
-        quantize_dynamic(
-            out / MODEL_FILES["fp32"],
-            out / MODEL_FILES["int8"],
-            weight_type=QuantType.QInt8,
-            per_channel=True,
-            nodes_to_exclude=_first_matmul(out / MODEL_FILES["fp32"]) if keep_input_layer else [],
-        )
+        with tempfile.TemporaryDirectory(prefix="strata-quantize-") as scratch, contextlib.chdir(scratch):
+            quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True, nodes_to_exclude=excluded)
     finally:
         root.setLevel(level)
 
