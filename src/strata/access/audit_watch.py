@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from strata.access import audit
 from strata.access.audit import Verdict
 from strata.access.recorder import Recorder
+from strata.lifetimes import task_running
 from strata.store import Database
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,8 @@ class AuditWatch:
                 log.error("the audit chain does not verify: %s", "; ".join(verdict.problems[:5]))
             return self.last
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._run(), name="audit-watch")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return task_running(self._run, "audit-watch")
 
     async def _run(self) -> None:
         while True:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, delete, func, select, update
@@ -24,6 +24,7 @@ from strata.access import audit
 from strata.access.audit import AuditEvent
 from strata.access.exchanges import TABLE, DataPolicies, associated_data
 from strata.access.keyring import KeyRing
+from strata.lifetimes import task_running
 from strata.store import Database
 
 log = logging.getLogger(__name__)
@@ -102,15 +103,8 @@ class RetentionPurge:
         self.runs += 1
         return events
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._run(), name="retention-purge") if self.needed else None
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return task_running(self._run if self.needed else None, "retention-purge")
 
     async def _run(self) -> None:
         while True:

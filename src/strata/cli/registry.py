@@ -22,7 +22,7 @@ from rich.table import Table
 
 from strata.access import audit
 from strata.access.audit import AuditEvent
-from strata.cli.rollout import DEFAULT_URL, KeyOption, _call
+from strata.cli.rollout import DEFAULT_URL, KeyOption, _call, rollout_options
 from strata.data.artifacts import ArtifactStore
 from strata.errors import StrataError
 from strata.registry.service import ModelRegistry
@@ -245,17 +245,7 @@ def promote(
     when it completes) or, with --no-canary, an immediate reload; without --url, the stage moves in the
     database only."""
     if url is not None:
-        body: dict[str, Any] = {"version": version, "canary": canary}
-        if steps is not None:
-            try:
-                body["steps"] = [float(step) for step in steps.split(",")]
-            except ValueError:
-                errors.print(f"[bold red]error:[/] --steps must be numbers separated by commas, got {steps!r}")
-                raise typer.Exit(2) from None
-        if window_s is not None:
-            body["window_s"] = window_s
-        if min_requests is not None:
-            body["min_requests"] = min_requests
+        body = {"version": version, "canary": canary, **rollout_options(steps, window_s, min_requests)}
         reply = _call("POST", url, api_key, f"/registry/models/{name}/stages/{stage}/promote", body)
         _show_stage(reply)
         if wait and reply["canary"] is not None:

@@ -38,6 +38,22 @@ def _call(method: str, url: str, api_key: str | None, path: str, body: dict[str,
     return response.json()
 
 
+def rollout_options(steps: str | None, window_s: float | None, min_requests: int | None) -> dict[str, Any]:
+    """The rollout settings given on the command line, as the API's body fields (the rest default there)."""
+    options: dict[str, Any] = {}
+    if steps is not None:
+        try:
+            options["steps"] = [float(step) for step in steps.split(",")]
+        except ValueError:
+            errors.print(f"[bold red]error:[/] --steps must be numbers separated by commas, got {steps!r}")
+            raise typer.Exit(2) from None
+    if window_s is not None:
+        options["window_s"] = window_s
+    if min_requests is not None:
+        options["min_requests"] = min_requests
+    return options
+
+
 def _show(status: dict[str, Any] | None, weights: dict[str, float] | None = None) -> None:
     if status is None:
         console.print("no rollout on this route")
@@ -69,17 +85,7 @@ def start(
     api_key: KeyOption = None,
 ) -> None:
     """Start a progressive rollout: promoted step by step, rolled back on a regression."""
-    body: dict[str, Any] = {"canary": canary}
-    if steps is not None:
-        try:
-            body["steps"] = [float(step) for step in steps.split(",")]
-        except ValueError:
-            errors.print(f"[bold red]error:[/] --steps must be numbers separated by commas, got {steps!r}")
-            raise typer.Exit(2) from None
-    if window_s is not None:
-        body["window_s"] = window_s
-    if min_requests is not None:
-        body["min_requests"] = min_requests
+    body: dict[str, Any] = {"canary": canary, **rollout_options(steps, window_s, min_requests)}
     if manual:
         body["auto_promote"] = False
     _show(_call("POST", url, api_key, f"/routes/{route}/rollout", body))

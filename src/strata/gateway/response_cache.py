@@ -30,6 +30,7 @@ from strata.data.semantic_index import SemanticIndex
 from strata.errors import StrataError
 from strata.gateway.cache_key import CacheScope, Prompt, exact_key, model_fingerprint, semantic_query
 from strata.gateway.cached_answer import CachedAnswer, decode, encode
+from strata.lifetimes import task_running
 from strata.observability.cache_metrics import CacheMetrics, RouteCacheMetrics
 from strata.orchestration.embedding import embed
 from strata.record import RequestRecord
@@ -200,13 +201,10 @@ class ResponseCache:
 
     @contextlib.asynccontextmanager
     async def running(self) -> AsyncIterator[None]:
-        sweeper = asyncio.create_task(self._sweep(), name="response-cache-sweep") if self.routes else None
         try:
-            yield
+            async with task_running(self._sweep if self.routes else None, "response-cache-sweep"):
+                yield
         finally:
-            if sweeper is not None:
-                sweeper.cancel()
-                await asyncio.gather(sweeper, return_exceptions=True)
             if self.redis is not None:
                 await self.redis.close()
 

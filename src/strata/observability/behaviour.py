@@ -19,7 +19,7 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 from prometheus_client import Counter, Gauge
 
 from strata.errors import SpecError
+from strata.lifetimes import task_running
 from strata.observability.drift import RouteWindows
 from strata.observability.lean import CounterChild, HistogramChild, LeanCounter, LeanHistogram
 from strata.observability.metrics import Metrics
@@ -124,15 +125,8 @@ class BehaviourMonitor:
 
     # Off the request path
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self._run(), name="behaviour-monitor") if self._windows else None
-        try:
-            yield
-        finally:
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
+        return task_running(self._run if self._windows else None, "behaviour-monitor")
 
     async def _run(self) -> None:
         while True:

@@ -17,10 +17,11 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TypeVar
 
+from strata.lifetimes import task_running
 from strata.observability.metrics import STAGES, Metrics
 
 log = logging.getLogger(__name__)
@@ -170,15 +171,9 @@ class LiveSeries:
         """Points whose window ends after ``since`` (unix time), oldest first."""
         return [p for p in self.kept if p["at"] > since]  # type: ignore[operator]
 
-    @contextlib.asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
+    def running(self) -> contextlib.AbstractAsyncContextManager[None]:
         """Sample for as long as the block runs."""
-        task = asyncio.create_task(self._run(), name="live-metrics")
-        try:
-            yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        return task_running(self._run, "live-metrics")
 
     async def _run(self) -> None:
         while True:

@@ -41,6 +41,7 @@ from strata.gateway.call import Call
 from strata.gateway.extensions import Extension
 from strata.gateway.request_context import request_context
 from strata.gateway.routing import Endpoint, Scope
+from strata.lifetimes import task_running
 from strata.serving.deployment import Deployment
 from strata.serving.route import Served
 from strata.serving.server import ModelServer
@@ -224,12 +225,9 @@ class AutonomyService:
         name = f"{socket.gethostname()}-{os.getpid()}"
         self.consumer = StreamConsumer(client, self.options.redis_stream, self.options.redis_group, name,
                                        lambda events: self.ingest(events))  # fmt: skip
-        task = asyncio.create_task(run_forever(self.consumer), name="telemetry-stream")
-        try:
+        consumer = self.consumer
+        async with task_running(lambda: run_forever(consumer), "telemetry-stream"):
             yield
-        finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
             await client.aclose()
 
 
