@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from strata.access.tables import AuditHead, AuditRecord
 from strata.store import Database
@@ -196,14 +196,25 @@ class Verdict:
 
 
 async def verify(database: Database, *, batch: int = 5000) -> Verdict:
-    """Walk the whole chain; report every row whose hash, link or sequence number does not hold."""
+    """Walk the whole chain; report every row whose hash, link or sequence number does not hold.
+
+    The walk covers the chain as its head stood when the walk began: writers go on appending while it
+    runs (this gateway's recorder, other gateways), and a row and the head that counts it commit
+    together, so every row up to the head read first is already there. Rows past that head are
+    checked by the next walk; rows past the head as it stands at the end were never counted by it."""
     problems: list[str] = []
     prev, expected_seq, rows = GENESIS, 1, 0
     async with database.session() as session:
         head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).one()
+        head_seq, head_hash = head.seq, head.hash
         last = 0
         while True:
-            query = select(AuditRecord).where(AuditRecord.seq > last).order_by(AuditRecord.seq).limit(batch)
+            query = (
+                select(AuditRecord)
+                .where(AuditRecord.seq > last, AuditRecord.seq <= head_seq)
+                .order_by(AuditRecord.seq)
+                .limit(batch)
+            )
             chunk = (await session.scalars(query)).all()
             if not chunk:
                 break
@@ -219,8 +230,13 @@ async def verify(database: Database, *, batch: int = 5000) -> Verdict:
                 if digest != row.hash:
                     problems.append(f"row {row.seq}: content does not match its hash (edited)")
                 prev, expected_seq, last = row.hash, row.seq + 1, row.seq
-        if head.seq != last or head.hash != prev:
-            problems.append(f"the chain ends at row {last} but its head says row {head.seq} (rows deleted at the end)")
+        if head_seq != last or head_hash != prev:
+            problems.append(f"the chain ends at row {last} but its head says row {head_seq} (rows deleted at the end)")
+        # The newest row first, then the head: a head read after the row it must count (same commit).
+        newest = (await session.execute(select(func.max(AuditRecord.seq)))).scalar() or 0
+        head_now = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar_one()
+        if newest > head_now:
+            problems.append(f"rows {head_now + 1}..{newest} lie past the chain's head (added outside the chain)")
     return Verdict(not problems, rows, problems)
 
 

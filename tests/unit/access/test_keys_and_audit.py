@@ -271,3 +271,36 @@ async def test_usage_is_summed_per_prompt_template_too(database: Database) -> No
     assert set(await prompt_totals(database, start, tenant=None)) == {
         ("acme", "support@1"), ("acme", "support@2"), ("globex", "support@1")
     }  # fmt: skip
+
+
+async def test_a_walk_while_another_gateway_appends_sees_an_intact_chain(database: Database) -> None:
+    await append(database, _events(50))
+    other = Database(str(database.url.render_as_string(hide_password=False)))  # a second gateway
+
+    async def keep_appending() -> None:
+        for n in range(50, 90):
+            await append(other, _events(n + 1, n))
+
+    try:
+        # One row per read: the walk yields between rows, and the other gateway's commits land in between.
+        verdict, _ = await asyncio.gather(verify(database, batch=1), keep_appending())
+    finally:
+        await other.close()
+    assert verdict.ok, verdict.problems
+    assert verdict.rows >= 50
+    after = await verify(database)
+    assert after.ok, after.problems
+    assert after.rows == 90
+
+
+async def test_rows_added_past_the_head_are_reported(database: Database) -> None:
+    await append(database, _events(3))
+    async with database.session() as session:  # a row that links to the last one, written around the chain's head
+        last = (await session.scalars(select(AuditRecord).where(AuditRecord.seq == 3))).one()
+        session.add(
+            AuditRecord(seq=4, at=last.at, kind="inference", tenant="acme", actor="k1", action="POST /v1/x/forged",
+                        status=200, detail="{}", prev_hash=last.hash, hash="0" * 64)
+        )  # fmt: skip
+    verdict = await verify(database)
+    assert not verdict.ok
+    assert any("past the chain's head" in problem for problem in verdict.problems), verdict.problems
