@@ -8,8 +8,10 @@ from every gateway on SQLite and PostgreSQL alike.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import sqlite3
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -188,27 +190,50 @@ def _insert_sql(paramstyle: str) -> str:
     return f"INSERT INTO access_audit ({', '.join(_COLUMNS)}) VALUES ({', '.join(marks)})"
 
 
+@dataclass(frozen=True, slots=True)
+class ChainPoint:
+    """A row of the chain a walk found sound: its sequence number and hash (seq 0: the genesis)."""
+
+    seq: int
+    hash: str
+
+
+START = ChainPoint(0, GENESIS)
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
-    rows: int
+    rows: int  # rows this walk checked
     problems: list[str]
+    end: ChainPoint = START  # the last row checked: where the next walk can start (when ok)
 
 
-async def verify(database: Database, *, batch: int = 5000) -> Verdict:
-    """Walk the whole chain; report every row whose hash, link or sequence number does not hold.
+async def verify(database: Database, *, since: ChainPoint = START, batch: int = 5000, pause: float = 0.0) -> Verdict:
+    """Walk the chain from ``since`` (by default the genesis: the whole chain); report every row whose
+    hash, link or sequence number does not hold.
+
+    From a point an earlier walk found sound, only the rows after it are walked, and that point's row
+    must still hold the same hash (a cheap walk for a long chain; the rows before it were checked then).
+    ``pause``: after each batch, sleep that many times the batch's own walking time, so that a long
+    walk takes at most 1 / (1 + pause) of the thread it runs on (the gateway's database thread).
 
     The walk covers the chain as its head stood when the walk began: writers go on appending while it
     runs (this gateway's recorder, other gateways), and a row and the head that counts it commit
     together, so every row up to the head read first is already there. Rows past that head are
     checked by the next walk; rows past the head as it stands at the end were never counted by it."""
     problems: list[str] = []
-    prev, expected_seq, rows = GENESIS, 1, 0
+    prev, expected_seq, rows = since.hash, since.seq + 1, 0
     async with database.session() as session:
         head = (await session.scalars(select(AuditHead).where(AuditHead.id == 1))).one()
         head_seq, head_hash = head.seq, head.hash
-        last = 0
+        if since.seq:
+            kept = (await session.execute(select(AuditRecord.hash).where(AuditRecord.seq == since.seq))).scalar()
+            if kept != since.hash:
+                problems.append(f"row {since.seq}: {'gone' if kept is None else 'changed'} since a walk found it sound")
+        last = since.seq
         while True:
+            started = time.perf_counter()
             query = (
                 select(AuditRecord)
                 .where(AuditRecord.seq > last, AuditRecord.seq <= head_seq)
@@ -230,6 +255,8 @@ async def verify(database: Database, *, batch: int = 5000) -> Verdict:
                 if digest != row.hash:
                     problems.append(f"row {row.seq}: content does not match its hash (edited)")
                 prev, expected_seq, last = row.hash, row.seq + 1, row.seq
+            if pause > 0:
+                await asyncio.sleep(pause * (time.perf_counter() - started))
         if head_seq != last or head_hash != prev:
             problems.append(f"the chain ends at row {last} but its head says row {head_seq} (rows deleted at the end)")
         # The newest row first, then the head: a head read after the row it must count (same commit).
@@ -237,7 +264,7 @@ async def verify(database: Database, *, batch: int = 5000) -> Verdict:
         head_now = (await session.execute(select(AuditHead.seq).where(AuditHead.id == 1))).scalar_one()
         if newest > head_now:
             problems.append(f"rows {head_now + 1}..{newest} lie past the chain's head (added outside the chain)")
-    return Verdict(not problems, rows, problems)
+    return Verdict(not problems, rows, problems, ChainPoint(last, prev))
 
 
 async def recent(database: Database, *, tenant: str | None = None, limit: int = 100) -> list[dict[str, Any]]:

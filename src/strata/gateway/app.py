@@ -190,7 +190,7 @@ def _export_governance(metrics: Metrics, access: AccessControl) -> None:
 
     def chain() -> ChainState | None:
         last = access.audit_watch.last
-        return None if last is None else ChainState(last.verdict.ok, last.verdict.rows, last.at)
+        return None if last is None else ChainState(last.verdict.ok, last.verdict.end.seq, last.at)
 
     register_governance_metrics(metrics.registry, budgets, chain, lambda: access.audit_watch.failures)
 

@@ -95,12 +95,21 @@ class DashboardAPI:
         ]  # fmt: skip
         checked = self.access.audit_watch.last
         chain = (
-            {"checked": False, "ok": None, "rows": None, "problems": [], "verified_at": None, "seconds": None}
+            {
+                "checked": False,
+                "ok": None,
+                "rows": None,
+                "rows_walked": None,
+                "problems": [],
+                "verified_at": None,
+                "seconds": None,
+            }
             if checked is None
             else {
                 "checked": True,
                 "ok": checked.verdict.ok,
-                "rows": checked.verdict.rows,
+                "rows": checked.verdict.end.seq,  # the chain's length (a scheduled walk checks only the new rows)
+                "rows_walked": checked.verdict.rows,
                 "problems": checked.verdict.problems[:20],
                 "verified_at": checked.at,
                 "seconds": round(checked.seconds, 4),
