@@ -247,12 +247,11 @@ def _benchmarks_root() -> Path:
 def bench(
     only: Annotated[
         list[str] | None,
-        typer.Option(
-            help="Run only these (repeat or comma-separate): embeddings, gateway, textgen, access, autonomy, "
-            "workflows, autoscaling, distributed, request_path, guardrails_eval, guardrails_stream, retrieval, "
-            "response_cache."
-        ),
+        typer.Option(help="Run only these (repeat or comma-separate); `--list` prints their names."),
     ] = None,
+    list_names: Annotated[
+        bool, typer.Option("--list", help="Print each benchmark's name and what it measures, run nothing.")
+    ] = False,
     duration: Annotated[float, typer.Option(help="Seconds per measured case.")] = 5.0,
     output: Annotated[Path, typer.Option(help="Where to write the JSON results.")] = Path(
         "benchmarks/results/latest.json"
@@ -264,6 +263,11 @@ def bench(
     sys.path.insert(0, str(root))
     # benchmarks/ lives in the checkout, not in the installed package: import it from there.
     runner = importlib.import_module("benchmarks.run")
+    if list_names:
+        for name, run in runner.BENCHMARKS.items():
+            about = (sys.modules[run.__module__].__doc__ or "").strip().splitlines()
+            console.print(f"[bold]{name}[/]  {about[0] if about else ''}", highlight=False, soft_wrap=True)
+        return
     names = (
         [name.strip() for entry in only for name in entry.split(",") if name.strip()]
         if only

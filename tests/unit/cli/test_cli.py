@@ -25,3 +25,15 @@ def test_models_lists_the_default_app() -> None:
     assert result.exit_code == 0, result.output
     assert "embeddings" in result.output
     assert "chat" in result.output
+
+
+def test_bench_lists_every_benchmark_it_can_run() -> None:
+    from benchmarks.run import BENCHMARKS
+
+    result = runner.invoke(app, ["bench", "--list"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    listed = [line.split()[0] for line in result.output.splitlines() if line.strip()]
+    assert listed == list(BENCHMARKS)
+    unknown = runner.invoke(app, ["bench", "--only", "no-such-benchmark"])
+    assert unknown.exit_code == 2
+    assert "request_path" in unknown.output  # the refusal names what exists
