@@ -10,6 +10,7 @@ from strata.access.admin_key import NO_HANDOVER, Handover
 from strata.access.audit import AuditEvent, InferenceEntry
 from strata.access.audit_watch import AuditWatch
 from strata.access.authenticator import Authenticator
+from strata.access.chain_writer import chain_writer_for
 from strata.access.exchanges import DataPolicies, ExchangeEntry
 from strata.access.jwt import JWTVerifier
 from strata.access.keyring import DataKeyError, KeyRing, keyring_from_env
@@ -54,6 +55,7 @@ class AccessControl:
         self.recorder = Recorder(
             database, after_flush=self._after_flush, ring=self.ring,
             max_exchange_buffer=spec.protected_data.max_buffer_rows,
+            chain=chain_writer_for(database, access.audit_writer),
         )  # fmt: skip
         self.retention = RetentionPurge(database, self.data, interval_s=spec.protected_data.purge_interval_s)
         self.audit_watch = AuditWatch(database, self.recorder)  # started by the gateway's lifespan

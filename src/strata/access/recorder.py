@@ -2,12 +2,14 @@
 
 On the event loop a finished request costs a dictionary update (usage, summed per tenant, key,
 model and minute) and an append to a bounded buffer (its audit entry, a tuple: the row is built
-later, see audit.InferenceEntry). Every ``interval_s`` the buffers are swapped out and handed to
-the database's own thread (``Database.off_loop``: its own event loop and engine), which builds the
-rows, chains the audit hashes and writes both in one bulk insert each; between, every
+later, see audit.InferenceEntry). Every ``interval_s`` the buffers are swapped out: the usage rows
+go to the database's own thread (``Database.off_loop``: its own event loop and engine), the audit
+entries to the chain writer (chain_writer.py: that thread, or by default a process of its own),
+which builds the rows, chains their hashes and writes them in one bulk insert; between, every
 ``audit_batch_rows`` waiting audit entries are written the same way. The loop never waits on the
-database or builds rows; the thread still shares the interpreter, so what it costs is kept small
-(the driver's own executemany, no ORM) rather than only moved.
+database or builds rows. The thread shares the interpreter with the loop, so what runs there is
+kept small (the driver's own executemany, no ORM); the audit rows, the bulk of it, leave the
+process.
 
 The audit buffer is bounded: when a database stall fills it, further audit rows are counted as
 dropped (``dropped_audit``, exported as a metric) and, once rows flow again, an ``audit.overflow``
@@ -36,8 +38,9 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import TypeVar
 
-from strata.access import audit, exchanges, usage
+from strata.access import exchanges, usage
 from strata.access.audit import AuditEvent, InferenceEntry
+from strata.access.chain_writer import ChainWriter, ThreadChainWriter
 from strata.access.exchanges import ExchangeEntry
 from strata.access.keyring import KeyRing
 from strata.access.usage import Totals, UsageKey
@@ -72,8 +75,11 @@ class Recorder:
         max_denial_keys: int = DEFAULT_MAX_DENIAL_KEYS,
         ring: KeyRing | None = None,
         max_exchange_buffer: int = 10_000,
+        chain: ChainWriter | None = None,
     ) -> None:
         self.database = database
+        # Appends the audit rows: the database thread by default, or a process (chain_writer.py).
+        self.chain = chain if chain is not None else ThreadChainWriter(database)
         self.interval_s = interval_s
         self.after_flush = after_flush
         self.max_audit_buffer = max_audit_buffer
@@ -156,7 +162,10 @@ class Recorder:
         self._wake.set()
         if self._task is not None:
             await self._task
-        await self.flush()
+        try:
+            await self.flush()
+        finally:
+            await self.chain.close()
 
     async def _loop(self) -> None:
         # 1. Every interval_s: everything (usage, audit, then the budgets' refresh).
@@ -209,7 +218,13 @@ class Recorder:
         if not rows and not sources and not drops and not kept:
             return
         ring = self.ring
-        await self.database.off_loop(lambda database: _write_all(database, rows, sources, drops, kept, ring))
+        if rows or kept:
+            await self.database.off_loop(lambda database: _write_tables(database, rows, kept, ring))
+        if drops:
+            message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
+            overflow = AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message})
+            sources = [*sources, overflow]
+        await self.chain.append(sources)
 
     def _merge_back(self, sums: UsageSums, sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip
@@ -234,12 +249,8 @@ def _denial_events(denials: dict[DenialKey, list[float]]) -> list[AuditEvent]:
     ]  # fmt: skip
 
 
-async def _write_all(database: Database, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int,
-                     kept: list[ExchangeEntry], ring: KeyRing | None) -> None:  # fmt: skip
-    """Runs on the writer thread: build the rows and write usage, stored exchanges, then the audit chain."""
+async def _write_tables(database: Database, rows: dict[UsageKey, Totals], kept: list[ExchangeEntry],
+                        ring: KeyRing | None) -> None:  # fmt: skip
+    """Runs on the database thread: usage rows, then stored exchanges (the audit chain is the chain writer's)."""
     await usage.write(database, rows)
     await exchanges.write(database, ring, kept)
-    if drops:
-        message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
-        sources = [*sources, AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message})]
-    await audit.append(database, sources)

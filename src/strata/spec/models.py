@@ -591,6 +591,12 @@ class AccessSpec(SpecModel):
     prices: list[PriceSpec] = Field(default_factory=list, description="Price per deployment, for cost and budgets.")
     jwt: JWTSpec | None = Field(default=None, description="Accept JWT bearer tokens as well as API keys.")
     audit_inference: bool = Field(default=True, description="Write an audit row for every inference request.")
+    audit_writer: Literal["process", "thread"] = Field(
+        default="process",
+        description="Who builds, hashes and inserts the audit rows: a process of the gateway's own at the lowest "
+        "CPU priority (default), or the database thread inside the gateway, where that CPU contends with requests "
+        "for the interpreter and shows in their p99. An in-memory SQLite database always uses the thread.",
+    )
     rate_limit_strategy: Literal["sliding-window", "moving-window"] = Field(
         default="sliding-window",
         description="sliding-window: O(1), approximate across window edges; moving-window: exact, O(limit) per check.",

@@ -77,7 +77,7 @@ class Database:
         """Run ``work`` on a database thread of its own (see store.background), with its own engine on
         the same database; the calling loop only awaits the result. An in-memory SQLite database cannot
         be opened twice, so there the work runs here."""
-        if self.url.database in (None, "", ":memory:") and self.dialect == "sqlite":
+        if self.in_memory:
             return await work(self)
         if self._thread is None:
             async with self._thread_lock:
@@ -85,6 +85,11 @@ class Database:
                     url = self.url.render_as_string(hide_password=False)
                     self._thread = await asyncio.to_thread(DatabaseThread, lambda: Database(url, pool_size=2))
         return await self._thread.run(work)
+
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory SQLite database: one connection sees it, no second opener (thread or process)."""
+        return self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
 
     def own_thread(self) -> None:
         """Called by the DatabaseThread that owns this handle: work on it may block that thread."""
