@@ -201,30 +201,42 @@ class Recorder:
             kept, self._exchanges = self._exchanges, []
             rows = {UsageKey(*key): _totals(total) for key, total in sums.items()}
             try:
-                await self._write(rows, sources, drops, kept)
+                await self._write_tables(rows, kept)
             except BaseException:
                 self._merge_back(sums, sources, drops)
                 self._exchanges = kept + self._exchanges
+                raise
+            # Usage is written now: a failed append puts back the audit entries alone, and the budgets
+            # still hear of the usage (written once, counted once).
+            failed: Exception | None = None
+            try:
+                await self._append(sources, drops)
+            except Exception as error:
+                self._merge_back({}, sources, drops)
+                failed = error
+            except BaseException:
+                self._merge_back({}, sources, drops)
                 raise
             if self.after_flush is not None and rows:
                 written: dict[str, Totals] = {}
                 for key, total in rows.items():
                     written[key.tenant] = written.get(key.tenant, Totals()).plus(total)
                 await self.after_flush(written)
+            if failed is not None:
+                raise failed
 
-    async def _write(
-        self, rows: dict[UsageKey, Totals], sources: list[AuditSource], drops: int, kept: list[ExchangeEntry]
-    ) -> None:
-        if not rows and not sources and not drops and not kept:
-            return
-        ring = self.ring
+    async def _write_tables(self, rows: dict[UsageKey, Totals], kept: list[ExchangeEntry]) -> None:
         if rows or kept:
+            ring = self.ring
             await self.database.off_loop(lambda database: _write_tables(database, rows, kept, ring))
+
+    async def _append(self, sources: list[AuditSource], drops: int) -> None:
         if drops:
             message = f"{drops} audit rows were dropped: the audit buffer was full (database too slow)"
             overflow = AuditEvent("alert", "audit.overflow", 200, detail={"dropped": drops, "message": message})
             sources = [*sources, overflow]
-        await self.chain.append(sources)
+        if sources:
+            await self.chain.append(sources)
 
     def _merge_back(self, sums: UsageSums, sources: list[AuditSource],
                     drops: int) -> None:  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from strata.access.audit import AuditEvent, verify
 from strata.access.chain_writer import AuditWriterGone, ProcessChainWriter, ThreadChainWriter, chain_writer_for
 from strata.access.recorder import Recorder
+from strata.access.usage import totals
 from strata.store import Database
 
 
@@ -88,3 +90,26 @@ async def test_an_in_memory_database_keeps_its_chain_on_the_thread() -> None:
         assert isinstance(chain_writer_for(memory, "process"), ThreadChainWriter)
     finally:
         await memory.close()
+
+
+async def test_usage_written_before_a_failed_append_is_not_written_again(database: Database) -> None:
+    writer = ProcessChainWriter(_url(database))
+    recorder = Recorder(database, chain=writer)
+    try:
+        recorder.usage("acme", "k1", "m", 0.0, (10, 5, 0.1, 0.01))
+        recorder.audit(_events(1)[0])
+        await recorder.flush()  # starts the child
+        assert writer.pid is not None
+        os.kill(writer.pid, signal.SIGKILL)
+        recorder.usage("acme", "k1", "m", 0.0, (10, 5, 0.1, 0.01))
+        recorder.audit(_events(1, 1)[0])
+        with pytest.raises(AuditWriterGone):
+            await recorder.flush()  # usage written, audit append failed
+        await recorder.flush()  # the audit entry again, the usage not
+    finally:
+        await recorder.stop()
+    used = await totals(database, datetime(1970, 1, 1, tzinfo=UTC), tenant="acme")
+    assert used[("acme", "*")].requests == 2
+    verdict = await verify(database)
+    assert verdict.ok, verdict.problems
+    assert verdict.rows == 2

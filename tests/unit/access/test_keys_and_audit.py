@@ -232,7 +232,10 @@ async def test_rows_that_fail_to_write_stay_buffered_and_are_written_later(datab
     with pytest.raises((DBAPIError, sqlite3.Error), match="access_audit_head"):
         await recorder.flush()
     recorder.usage("acme", "k1", "m", now, (1, 1, 0.0, 0.0))  # arrives while the write is failing
-    assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60, None)][0] == 2
+    # The usage row went in before the audit append failed: only the new request waits (no double count).
+    assert recorder._usage[("acme", "k1", "m", int(now // 60) * 60, None)][0] == 1
+    used = await totals(database, datetime.fromtimestamp(now - 120, UTC), tenant="acme")
+    assert used[("acme", "*")].requests == 1
     assert len(recorder._audit) == 1
 
 
