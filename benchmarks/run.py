@@ -13,6 +13,7 @@ from rich.table import Table
 
 from benchmarks import (
     access,
+    audit_writer,
     autonomy,
     autoscaling,
     distributed,
@@ -45,6 +46,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "autoscaling": autoscaling.run,
     "distributed": distributed.run,
     "request_path": request_path.run,
+    "audit_writer": audit_writer.run,
     "tracing": tracing.run,
     "overload": overload.run,
     "guardrails_eval": guardrails_eval.run,
@@ -60,6 +62,7 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
+    "audit_writer": audit_writer.setup,
     "tracing": tracing.setup,
     "overload": overload.setup,
     "grpc_autonomy": grpc_autonomy.setup,
