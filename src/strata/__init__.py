@@ -1,8 +1,9 @@
 """Strata: a serving platform for generative AI.
 
 The public surface is re-exported here; everything else is free to move. The heavy parts (the
-gateway, the model backends with torch) load on first use, so ``import strata.<light module>`` - as
-every Ray worker and the controller do - does not pay for them.
+spec's models, the gateway, the model backends with torch) load on first use, so ``import
+strata.<light module>`` - as every Ray worker, the controller and the audit writer process do -
+does not pay for them.
 """
 
 import importlib
@@ -18,26 +19,29 @@ from strata.errors import (
     SpecError,
     StrataError,
 )
-from strata.spec import (
-    AppSpec,
-    BatchingSpec,
-    DeploymentSpec,
-    GatewaySpec,
-    ModelSpec,
-    ResourcesSpec,
-    RouteSpec,
-    TargetsSpec,
-    load_spec,
-    parse_spec,
-)
 
 if TYPE_CHECKING:
     from strata.apps import default_app
     from strata.gateway.app import create_app
     from strata.models.base import BatchModel, DecodeEngine, Embedding
     from strata.serving.server import ModelServer
+    from strata.spec import (
+        AppSpec,
+        BatchingSpec,
+        DeploymentSpec,
+        GatewaySpec,
+        ModelSpec,
+        ResourcesSpec,
+        RouteSpec,
+        TargetsSpec,
+        load_spec,
+        parse_spec,
+    )
 
+_SPEC = ("AppSpec", "BatchingSpec", "DeploymentSpec", "GatewaySpec", "ModelSpec", "ResourcesSpec", "RouteSpec",
+         "TargetsSpec", "load_spec", "parse_spec")  # fmt: skip
 _LAZY = {
+    **dict.fromkeys(_SPEC, "strata.spec"),  # the spec's models too: the audit writer process never needs them
     "default_app": "strata.apps",
     "create_app": "strata.gateway.app",
     "BatchModel": "strata.models.base",
