@@ -9,12 +9,11 @@ CPU is taken under the interpreter's lock, in bursts of a flush's worth of rows,
 loop waits for the lock and for the scheduler. A process shares no lock with the loop; it runs at
 the lowest CPU priority (audit_child.py), so on a shared core it uses the time requests leave, and
 on a machine with more cores it takes none of the loop's. What the loop pays is pickling the batch,
-about 0.25 µs an entry. Measured on one core, a no-op model with access on (the request-path
-benchmark's case): at concurrency 1, p99 corrected for coordinated omission went from 3.2-3.7 ms
-(thread) to 2.0-2.3 ms (process) with the database on tmpfs, less clearly on disk, where the
-writes' own I/O stalls remain (2.6-3.2 against 3.3-3.9 ms); the same server without audit rows had
-1.3-2.3 ms. At concurrency 16 requests/s were the same within the machine's noise, and nothing was
-dropped over 20 s at saturation.
+about 0.25 µs an entry. Measured on one core with the request-path benchmark's no-op case
+(``strata bench --only audit_writer``, benchmarks/measured/audit_writer-2026-12-07.json, 3 runs):
+with the rows on the thread, c=1 p99 corrected for coordinated omission 3.4 ms and 4,136 req/s at
+c=16; in the process, 2.4 ms and 5,664 req/s; without audit rows, 1.2 ms and 5,989 req/s. At the
+default priority instead of the lowest, a single 20 s saturated run served a quarter fewer requests.
 
 The child (``python -m strata.access.audit_child``) reads length-prefixed pickled batches on its
 stdin, appends each with ``audit.append`` on its own connection, and answers each with an
