@@ -69,7 +69,11 @@ def main() -> None:
     url = os.environ.get(DATABASE_URL_ENV)
     if not url:
         sys.exit(f"{DATABASE_URL_ENV} is not set: this process is started by the gateway (chain_writer.py)")
-    asyncio.run(serve(url, sys.stdin.buffer, sys.stdout.buffer))
+    # The answers get the pipe to themselves: descriptor 1 becomes stderr, so whatever else prints
+    # (Python or a library's C code) cannot garble them.
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    asyncio.run(serve(url, sys.stdin.buffer, answers))
 
 
 if __name__ == "__main__":

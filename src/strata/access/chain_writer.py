@@ -101,9 +101,9 @@ class ProcessChainWriter:
                 await child.stdin.drain()
                 size = FRAME.unpack(await child.stdout.readexactly(FRAME.size))[0]
                 answered, error = pickle.loads(await child.stdout.readexactly(size))
-            except (ConnectionError, asyncio.IncompleteReadError) as broken:
+            except Exception as broken:  # gone, or an answer that does not parse: the pipe is out of step
                 await self._discard(child)
-                raise AuditWriterGone(f"the audit writer process stopped ({broken!r})") from None
+                raise AuditWriterGone(f"the audit writer process stopped or garbled its answer ({broken!r})") from None
             if answered != batch:
                 await self._discard(child)
                 raise AuditWriterGone(f"the audit writer answered batch {answered} when {batch} was asked")
