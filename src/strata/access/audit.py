@@ -60,6 +60,8 @@ tokens_out, model, template, prompt). A plain tuple of atoms on purpose: the gar
 tracking it, so thousands of buffered entries add nothing to each collection; the row (and its
 detail dict) is built by ``append`` on the writer thread."""
 
+AuditSource = AuditEvent | InferenceEntry  # what waits to become a row of the chain
+
 
 def _inference_detail(entry: InferenceEntry) -> dict[str, Any]:
     (_, _, _, _, _, latency_ms, request_bytes, request_sha256, response_bytes, response_sha256, tokens_in, tokens_out,
@@ -118,7 +120,7 @@ def _hash_row(
     return hashlib.sha256(prev_hash.encode() + b"|" + body).hexdigest()
 
 
-async def append(database: Database, events: Sequence[AuditEvent | InferenceEntry]) -> None:
+async def append(database: Database, events: Sequence[AuditSource]) -> None:
     """Append ``events`` in order, in one transaction (an inference entry becomes its row here: no
     AuditEvent is built for it)."""
     if not events:
@@ -138,7 +140,7 @@ async def append(database: Database, events: Sequence[AuditEvent | InferenceEntr
         await connection.execute(update(HEAD).where(HEAD.c.id == 1).values(seq=seq, hash=prev))
 
 
-def _append_plain(connection: sqlite3.Connection, events: Sequence[AuditEvent | InferenceEntry]) -> None:
+def _append_plain(connection: sqlite3.Connection, events: Sequence[AuditSource]) -> None:
     """``append`` on the database thread's plain sqlite3 connection: the same statements, without
     SQLAlchemy's async layer and aiosqlite's thread hop per statement."""
     head = AuditHead.__tablename__
@@ -155,7 +157,7 @@ def _append_plain(connection: sqlite3.Connection, events: Sequence[AuditEvent | 
 
 
 def _chained_rows(
-    events: Sequence[AuditEvent | InferenceEntry], seq: int, prev: str, *, sqlite: bool
+    events: Sequence[AuditSource], seq: int, prev: str, *, sqlite: bool
 ) -> tuple[list[tuple[Any, ...]], int, str]:
     """The rows for ``events`` after the head (``seq``, ``prev``), each hashed over its predecessor;
     returns them with the new head."""

@@ -37,12 +37,11 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from strata.access import audit
-from strata.access.audit import AuditEvent, InferenceEntry
+from strata.access.audit import AuditSource
 from strata.store import Database
 
 log = logging.getLogger(__name__)
 
-AuditSource = AuditEvent | InferenceEntry
 FRAME = struct.Struct(">I")  # the length of the pickled payload that follows
 DATABASE_URL_ENV = "STRATA_AUDIT_CHILD_DATABASE_URL"  # the URL travels in the environment, not argv (passwords)
 STOP_TIMEOUT_S = 15.0

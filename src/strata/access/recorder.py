@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from typing import TypeVar
 
 from strata.access import exchanges, usage
-from strata.access.audit import AuditEvent, InferenceEntry
+from strata.access.audit import AuditEvent, AuditSource
 from strata.access.chain_writer import ChainWriter, ThreadChainWriter
 from strata.access.exchanges import ExchangeEntry
 from strata.access.keyring import KeyRing
@@ -49,7 +49,6 @@ from strata.store import Database
 log = logging.getLogger(__name__)
 
 AfterFlush = Callable[[dict[str, Totals]], Awaitable[None]]
-AuditSource = AuditEvent | InferenceEntry
 DenialKey = tuple[str, int, str | None, str | None, str | None]  # action, status, reason, tenant, actor
 T = TypeVar("T")
 
@@ -211,12 +210,11 @@ class Recorder:
             failed: Exception | None = None
             try:
                 await self._append(sources, drops)
-            except Exception as error:
+            except BaseException as error:
                 self._merge_back({}, sources, drops)
+                if not isinstance(error, Exception):  # cancelled: no budget refresh, just leave
+                    raise
                 failed = error
-            except BaseException:
-                self._merge_back({}, sources, drops)
-                raise
             if self.after_flush is not None and rows:
                 written: dict[str, Totals] = {}
                 for key, total in rows.items():
