@@ -140,7 +140,7 @@ class Authenticator:
         if entry is None or entry.cached_until < now:
             try:
                 entry = await self._load(digest, now)
-            except (SQLAlchemyError, OSError) as error:
+            except (DependencyUnavailable, SQLAlchemyError, OSError) as error:
                 # The database is down: a key this gateway already knew keeps working (revocations
                 # cannot be read now either); any other gets 503, never a 500.
                 if entry is None:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, event, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from strata.store.background import DatabaseThread
+from strata.store.unreachable import reported_as_unavailable
 from strata.store.urls import async_database_url
 
 T = TypeVar("T")
@@ -64,14 +65,18 @@ class Database:
 
     @asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        """A session in a transaction: committed on success, rolled back on error. A server that cannot
+        be reached raises ``DependencyUnavailable`` (503 + Retry-After), see store.unreachable."""
+        with reported_as_unavailable():
+            async with self.sessions() as session, session.begin():
+                yield session
 
     @asynccontextmanager
     async def connect(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.begin() as connection:
-            yield connection
+        """A connection in a transaction; errors as ``session``."""
+        with reported_as_unavailable():
+            async with self.engine.begin() as connection:
+                yield connection
 
     async def off_loop(self, work: Callable[[Database], Awaitable[T]]) -> T:
         """Run ``work`` on a database thread of its own (see store.background), with its own engine on
@@ -117,12 +122,13 @@ class Database:
         if plain is not None:
             row: tuple[Any, ...] | None = plain.execute(sql, tuple(params)).fetchone()
             return row
-        async with self.engine.connect() as connection:
-            if connection.dialect.paramstyle == "numeric_dollar":
-                sql = _dollar_marks(sql)
-            result = await connection.exec_driver_sql(sql, tuple(params))
-            first = result.first()
-            return tuple(first) if first is not None else None
+        with reported_as_unavailable():
+            async with self.engine.connect() as connection:
+                if connection.dialect.paramstyle == "numeric_dollar":
+                    sql = _dollar_marks(sql)
+                result = await connection.exec_driver_sql(sql, tuple(params))
+                first = result.first()
+                return tuple(first) if first is not None else None
 
     async def migrate(self) -> None:
         """Apply every migration head; safe to call from several processes at once."""

@@ -6,13 +6,8 @@ folder, a free port) is started and stopped here; the shared server is never tou
 from __future__ import annotations
 
 import asyncio
-import os
-import shutil
-import subprocess
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,47 +15,18 @@ from strata.access.authenticator import Authenticator
 from strata.access.keystore import KeyStore
 from strata.errors import DependencyUnavailable, Unauthenticated
 from strata.store import Database
-from strata.testing import free_port
+from strata.testing.private_postgres import PrivatePostgres, available, private_postgres
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("pg_ctl") is None or shutil.which("initdb") is None, reason="needs PostgreSQL"),
+    pytest.mark.skipif(not available(), reason="needs PostgreSQL (initdb, pg_ctl)"),
 ]
-
-
-class PrivatePostgres:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.data = folder / "data"
-        folder.chmod(0o777)  # the server runs as 'postgres' when the tests run as root
-        self._user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        subprocess.run([*self._user, "initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres"],
-                       check=True, capture_output=True)  # fmt: skip
-
-    @property
-    def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
-        subprocess.run([*self._user, "pg_ctl", "-D", str(self.data), "-o", options, "-w", "-l",
-                        str(self.data / "log"), "start"], check=True, capture_output=True)  # fmt: skip
-
-    def stop(self) -> None:
-        subprocess.run([*self._user, "pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop"],
-                       check=False, capture_output=True)  # fmt: skip
 
 
 @pytest.fixture
 def postgres() -> Iterator[PrivatePostgres]:
-    # Not tmp_path: pytest's folders are private to root, and the server runs as 'postgres'.
-    with tempfile.TemporaryDirectory(prefix="strata-pg-") as folder:
-        server = PrivatePostgres(Path(folder))
-        server.start()
-        try:
-            yield server
-        finally:
-            server.stop()
+    with private_postgres() as server:
+        yield server
 
 
 async def test_a_stopped_database_degrades_to_the_cache_and_503_and_recovers(postgres: PrivatePostgres) -> None:
