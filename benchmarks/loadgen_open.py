@@ -54,8 +54,13 @@ class Connections:
         self.open = 0
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
-        if self._idle:
-            return self._idle.pop()
+        while self._idle:
+            connection = self._idle.pop()
+            if not connection[0].at_eof():
+                return connection
+            # The server closed it while it sat idle (its keep-alive timeout): dropped here, as HTTP
+            # clients check a pooled connection before reusing it, instead of failing a request on it.
+            self.lost(connection)
         if self.open >= self._limit:
             return None
         self.open += 1

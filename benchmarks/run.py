@@ -29,6 +29,7 @@ from benchmarks import (
     request_path,
     response_cache,
     retrieval,
+    soak,
     structured,
     textgen,
     tracing,
@@ -58,7 +59,10 @@ BENCHMARKS: dict[str, Callable[[float], list[Row]]] = {
     "retrieval": retrieval.run,
     "onnx": onnx.run,
     "response_cache": response_cache.run,
+    "soak": soak.run,
 }
+# Run only when named (`--only`): too long for the default run of every benchmark.
+ON_REQUEST = frozenset({"soak"})
 # How a benchmark was run, in words (load generator, isolation), where it is more than `placement()`.
 SETUPS: dict[str, Callable[[], str]] = {
     "request_path": request_path.setup,
@@ -66,6 +70,7 @@ SETUPS: dict[str, Callable[[], str]] = {
     "tracing": tracing.setup,
     "overload": overload.setup,
     "grpc_autonomy": grpc_autonomy.setup,
+    "soak": soak.setup,
 }
 
 

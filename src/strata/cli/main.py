@@ -247,7 +247,10 @@ def _benchmarks_root() -> Path:
 def bench(
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Run only these (repeat or comma-separate); `--list` prints their names."),
+        typer.Option(
+            help="Run only these (repeat or comma-separate); `--list` prints their names. Without it, every "
+            "benchmark but the long ones (soak) runs."
+        ),
     ] = None,
     list_names: Annotated[
         bool, typer.Option("--list", help="Print each benchmark's name and what it measures, run nothing.")
@@ -266,12 +269,13 @@ def bench(
     if list_names:
         for name, run in runner.BENCHMARKS.items():
             about = (sys.modules[run.__module__].__doc__ or "").strip().splitlines()
-            console.print(f"[bold]{name}[/]  {about[0] if about else ''}", highlight=False, soft_wrap=True)
+            when = "  (only with --only)" if name in runner.ON_REQUEST else ""
+            console.print(f"[bold]{name}[/]{when}  {about[0] if about else ''}", highlight=False, soft_wrap=True)
         return
     names = (
         [name.strip() for entry in only for name in entry.split(",") if name.strip()]
         if only
-        else list(runner.BENCHMARKS)
+        else [name for name in runner.BENCHMARKS if name not in runner.ON_REQUEST]
     )
     unknown = sorted(set(names) - set(runner.BENCHMARKS))
     if unknown:

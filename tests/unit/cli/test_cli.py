@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from strata.cli.main import app
@@ -37,3 +38,16 @@ def test_bench_lists_every_benchmark_it_can_run() -> None:
     unknown = runner.invoke(app, ["bench", "--only", "no-such-benchmark"])
     assert unknown.exit_code == 2
     assert "request_path" in unknown.output  # the refusal names what exists
+    assert "soak  (only with --only)" in result.output
+
+
+def test_bench_without_only_runs_all_but_the_long_ones(monkeypatch: pytest.MonkeyPatch) -> None:
+    import benchmarks.run
+
+    ran: list[list[str]] = []
+    monkeypatch.setattr(benchmarks.run, "run", lambda names, *_: ran.append(names))
+    result = runner.invoke(app, ["bench"])
+    assert result.exit_code == 0, result.output
+    assert ran == [[name for name in benchmarks.run.BENCHMARKS if name != "soak"]]
+    assert runner.invoke(app, ["bench", "--only", "soak"]).exit_code == 0
+    assert ran[-1] == ["soak"]
