@@ -267,16 +267,18 @@ async def _guarded(
     whole: list[str] = []
     pending: asyncio.Future[GenerationEvent] | None = None
     event = first
+    decoded = 0  # completion tokens so far: the window counts tokens, an event may carry several
     try:
         while True:
             if asking:
                 whole.append(event.text)
+            tokens, decoded = max(0, event.completion_tokens - decoded), max(decoded, event.completion_tokens)
             if event.finish_reason is not None:
                 if asking:
                     await guardrails.check_output(asking, "".join(whole), record)
-                yield dataclasses.replace(event, text=window.push(event.text) + window.flush())
+                yield dataclasses.replace(event, text=window.push(event.text, tokens) + window.flush())
                 return
-            yield dataclasses.replace(event, text=window.push(event.text))
+            yield dataclasses.replace(event, text=window.push(event.text, tokens))
             due = window.due_in_s()
             if due is None and pending is None:  # nothing to release by time: just wait for the model
                 event = await anext(events)

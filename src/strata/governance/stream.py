@@ -1,8 +1,11 @@
 """Output guards on a stream: a bounded hold-back window, so a finding split across tokens is caught
 before any of it leaves, and nothing older than the window is ever held.
 
-The window keeps the newest ``hold_back_tokens`` pieces of text. When a piece falls out of it, the
-held text is scanned whole and the oldest part released:
+The window keeps the text of the newest ``hold_back_tokens`` tokens. It counts model tokens, not
+pieces of text: a detokenizer emits text only when it makes whole characters or words, so one piece
+can carry several tokens (about two for the shipped chat model), and a window of pieces would hold
+that many times more than its setting. When the oldest piece falls out of it, the held text is
+scanned whole and the oldest part released:
 
 1. a block guard's finding anywhere in the held text blocks now (none of it has left);
 2. a redact guard's finding that straddles the release point moves the point to the finding's end,
@@ -11,7 +14,8 @@ held text is scanned whole and the oldest part released:
    the next scan, and counted once, when it leaves).
 
 A span of at most ``hold_back_tokens`` tokens is therefore always seen whole before its first
-character leaves. Decisions are summed per guard and recorded once when the stream ends.
+character leaves (a piece leaves only once more than ``hold_back_tokens`` tokens have come since
+its start). Decisions are summed per guard and recorded once when the stream ends.
 """
 
 from __future__ import annotations
@@ -30,19 +34,31 @@ class OutputWindow:
         self.hold_back_tokens = hold_back_tokens
         self.hold_back_s = hold_back_ms / 1000 if hold_back_ms is not None else None
         self.held = ""
-        self.pieces: deque[tuple[int, float]] = deque()  # (length, when it arrived) of each held piece
+        # (length, when it arrived, tokens) of each held piece
+        self.pieces: deque[tuple[int, float, int]] = deque()
+        self.held_tokens = 0
+        self._untexted = 0  # tokens decoded that have not made text yet: they count with the next piece
         self.counts: dict[str, dict[str, int]] = {}  # guard -> kind -> findings released
         self.guard_s = 0.0
 
-    def push(self, text: str) -> str:
-        """Take a new piece; return what may leave now ("" while the window fills)."""
-        if text:
+    def push(self, text: str, tokens: int = 1) -> str:
+        """Take a new piece, made of ``tokens`` model tokens; return what may leave now ("" while the
+        window fills)."""
+        if not text:
+            self._untexted += tokens
+        else:
+            tokens += self._untexted
+            self._untexted = 0
             self.held += text
-            self.pieces.append((len(text), time.monotonic()))
-        if len(self.pieces) <= self.hold_back_tokens:
-            return ""
-        extra = len(self.pieces) - self.hold_back_tokens
-        return self._release(sum(self.pieces[i][0] for i in range(extra)))
+            self.pieces.append((len(text), time.monotonic(), tokens))
+            self.held_tokens += tokens
+        cut, over = 0, self.held_tokens - self.hold_back_tokens
+        for length, _, piece_tokens in self.pieces:  # the oldest pieces, until the rest fits the window
+            if over <= 0:
+                break
+            cut += length
+            over -= piece_tokens
+        return self._release(cut) if cut else ""
 
     def due_in_s(self) -> float | None:
         """Seconds until the oldest held piece has waited ``hold_back_ms`` (None: no time limit or nothing held)."""
@@ -56,7 +72,7 @@ class OutputWindow:
             return ""
         limit = time.monotonic() - self.hold_back_s
         cut = 0
-        for length, arrived in self.pieces:
+        for length, arrived, _ in self.pieces:
             if arrived > limit:
                 break
             cut += length
@@ -121,10 +137,11 @@ class OutputWindow:
     def _drop(self, released: int) -> None:
         """Forget the pieces the first ``released`` characters came from (a piece cut in two keeps its rest)."""
         while released and self.pieces:
-            length, arrived = self.pieces[0]
+            length, arrived, tokens = self.pieces[0]
             if length <= released:
                 self.pieces.popleft()
+                self.held_tokens -= tokens
                 released -= length
-            else:
-                self.pieces[0] = (length - released, arrived)
+            else:  # the rest keeps the piece's tokens: the window errs on holding more, never less
+                self.pieces[0] = (length - released, arrived, tokens)
                 released = 0

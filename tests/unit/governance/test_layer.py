@@ -131,6 +131,25 @@ def test_window_never_holds_more_than_its_tokens() -> None:
     assert win.held == "cde"
 
 
+def test_the_window_counts_tokens_not_pieces_of_text() -> None:
+    # A detokenizer emits text at word boundaries: a piece may carry several tokens, and tokens that
+    # made no text yet count with the next piece. Four tokens held: "ab" (2) + "c" (1) + "de" (2) is 5.
+    win = window(["pii"], 4)
+    assert win.push("ab", tokens=2) == ""
+    assert win.push("", tokens=1) == ""  # decoded, no text yet
+    assert win.push("c", tokens=0) == ""  # the pending token comes with it: 3 held
+    assert win.push("de", tokens=2) == "ab"  # 5 held: the oldest piece leaves, 3 remain
+    assert win.held == "cde"
+    assert win.held_tokens == 3
+
+
+def test_a_window_of_pieces_would_hold_twice_its_tokens() -> None:
+    # Two tokens per piece, a window of 4 tokens: text leaves after the third piece, not the fifth.
+    win = window(["pii"], 4)
+    released = [win.push(word, tokens=2) for word in ["one ", "two ", "three ", "four ", "five "]]
+    assert released == ["", "", "one ", "two ", "three "]
+
+
 def test_the_window_bounds_what_is_caught() -> None:
     # The bound, stated: a span of more tokens than the window may leave before it is whole. With one
     # token held, "bob" leaves before "@example" shows it was an address.
