@@ -27,7 +27,7 @@ from typing import Any
 from rich.console import Console
 
 from benchmarks.harness import Row, load, percentile, placement, served, tenant_key
-from benchmarks.overload import finish, rss_mb, start_open_loop
+from benchmarks.overload import OpenLoad, finish, rss_mb, start_open_loop
 from strata.testing import ServerProcess
 from strata.testing.chaos import ChaosControl, Fault
 
@@ -81,7 +81,7 @@ def restarts(server: ServerProcess, admin_key: str) -> int:
 
 def soak(
     server: ServerProcess, key: str, control: ChaosControl, rate: float, length_s: float, folder: Path
-) -> tuple[Any, int, list[tuple[float, float]]]:
+) -> tuple[OpenLoad, int, list[tuple[float, float]]]:
     """Run the open loop for ``length_s`` at ``rate``, killing a replica every minute; the load, the
     kills, and the RSS samples (seconds since the start, MB)."""
     process = start_open_loop(server.port, key, rate, length_s, folder, "soak", path=PATH, body=BODY)
@@ -103,7 +103,7 @@ def soak(
     return result, kills, samples
 
 
-def rows_of(capacity: float, rate: float, result: Any, kills: int, restarted: int,
+def rows_of(capacity: float, rate: float, result: OpenLoad, kills: int, restarted: int,
             samples: list[tuple[float, float]]) -> list[Row]:  # fmt: skip
     answered = result.count(200)
     total = len(result.statuses)
