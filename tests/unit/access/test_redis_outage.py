@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,36 +16,11 @@ from strata.access.ratelimit import RateLimiter, limit_storage
 from strata.errors import DependencyUnavailable
 from strata.principal import Principal
 from strata.spec.models import RateLimitSpec
-from strata.testing import free_port
+from strata.testing.private_redis import PrivateRedis, available
 
-pytestmark = pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (apt: redis-server)")
+pytestmark = pytest.mark.skipif(not available(), reason="needs redis-server (apt: redis-server)")
 
 ALICE = Principal(tenant="acme", key_id="k1", scopes=frozenset({"infer"}))
-
-
-class PrivateRedis:
-    def __init__(self, folder: Path) -> None:
-        self.port = free_port()
-        self.folder = folder
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        command = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                   "--dir", str(self.folder)]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            result = subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True, check=False)
-            if result.stdout.strip() == b"PONG":
-                return
-            time.sleep(0.05)
-        raise TimeoutError("the private redis-server did not start")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait()
-            self.process = None
 
 
 @pytest.fixture
