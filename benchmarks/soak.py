@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -108,10 +109,7 @@ def rows_of(capacity: float, rate: float, result: OpenLoad, kills: int, restarte
     answered = result.count(200)
     total = len(result.statuses)
     success = answered / total if total else 0.0
-    failures: dict[int, int] = {}
-    for status in result.statuses:
-        if status != 200:
-            failures[status] = failures.get(status, 0) + 1
+    failures = Counter(status for status in result.statuses if status != 200)
     latencies = result.latencies(200)
     warmed = max(rss for at, rss in samples if at <= KILL_EVERY_S + RSS_EVERY_S)
     end = samples[-1][1]

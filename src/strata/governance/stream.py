@@ -36,7 +36,6 @@ class OutputWindow:
         self.held = ""
         # (length, when it arrived, tokens) of each held piece
         self.pieces: deque[tuple[int, float, int]] = deque()
-        self.held_tokens = 0
         self._untexted = 0  # tokens decoded that have not made text yet: they count with the next piece
         self.counts: dict[str, dict[str, int]] = {}  # guard -> kind -> findings released
         self.guard_s = 0.0
@@ -51,7 +50,6 @@ class OutputWindow:
             self._untexted = 0
             self.held += text
             self.pieces.append((len(text), time.monotonic(), tokens))
-            self.held_tokens += tokens
         cut, over = 0, self.held_tokens - self.hold_back_tokens
         for length, _, piece_tokens in self.pieces:  # the oldest pieces, until the rest fits the window
             if over <= 0:
@@ -59,6 +57,10 @@ class OutputWindow:
             cut += length
             over -= piece_tokens
         return self._release(cut) if cut else ""
+
+    @property
+    def held_tokens(self) -> int:
+        return sum(tokens for _, _, tokens in self.pieces)
 
     def due_in_s(self) -> float | None:
         """Seconds until the oldest held piece has waited ``hold_back_ms`` (None: no time limit or nothing held)."""
@@ -140,7 +142,6 @@ class OutputWindow:
             length, arrived, tokens = self.pieces[0]
             if length <= released:
                 self.pieces.popleft()
-                self.held_tokens -= tokens
                 released -= length
             else:  # the rest keeps the piece's tokens: the window errs on holding more, never less
                 self.pieces[0] = (length - released, arrived, tokens)
