@@ -26,10 +26,18 @@ class _Spent:
     flushed: Totals = field(default_factory=Totals)
     pending: Totals = field(default_factory=Totals)
     alerted: bool = False
+    # flushed + pending, kept in step by ``settle``: what the request path compares against the limits
+    tokens: int = 0
+    cost: float = 0.0
 
     @property
     def total(self) -> Totals:
         return self.flushed.plus(self.pending)
+
+    def settle(self) -> None:
+        """Recount ``tokens`` and ``cost`` after ``flushed`` or ``pending`` was replaced."""
+        self.tokens = self.flushed.tokens + self.pending.tokens
+        self.cost = self.flushed.cost + self.pending.cost
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,14 +88,13 @@ class Budgets:
         spent = self._spent.get(tenant)
         if spent is None:
             return
-        total = spent.total
-        if budget.max_tokens is not None and total.tokens >= budget.max_tokens:
+        if budget.max_tokens is not None and spent.tokens >= budget.max_tokens:
             raise QuotaExceeded(
-                f"You exceeded your current quota: {total.tokens} of {budget.max_tokens} tokens this {budget.period}."
+                f"You exceeded your current quota: {spent.tokens} of {budget.max_tokens} tokens this {budget.period}."
             )
-        if budget.max_cost is not None and total.cost >= budget.max_cost:
+        if budget.max_cost is not None and spent.cost >= budget.max_cost:
             raise QuotaExceeded(
-                f"You exceeded your current quota: cost {total.cost:.6f} of {budget.max_cost:g} this {budget.period}."
+                f"You exceeded your current quota: cost {spent.cost:.6f} of {budget.max_cost:g} this {budget.period}."
             )
 
     def add(self, tenant: str, used: Totals, now: datetime) -> str | None:
@@ -97,6 +104,8 @@ class Budgets:
             return None
         spent = self._period(tenant, budget, now)
         spent.pending = spent.pending.plus(used)
+        spent.tokens += used.tokens
+        spent.cost += used.cost
         return self._alert(tenant, budget, spent)
 
     def _period(self, tenant: str, budget: BudgetSpec, now: datetime) -> _Spent:
@@ -111,16 +120,15 @@ class Budgets:
     def _alert(self, tenant: str, budget: BudgetSpec, spent: _Spent) -> str | None:
         if spent.alerted:
             return None
-        total = spent.total
-        shares = []
+        share = 0.0  # the larger share of a limit used
         if budget.max_tokens is not None:
-            shares.append(total.tokens / budget.max_tokens)
+            share = spent.tokens / budget.max_tokens
         if budget.max_cost is not None:
-            shares.append(total.cost / budget.max_cost)
-        if not shares or max(shares) < budget.alert_fraction:
+            share = max(share, spent.cost / budget.max_cost)
+        if share < budget.alert_fraction:
             return None
         spent.alerted = True
-        message = f"tenant '{tenant}' has used {max(shares):.0%} of its {budget.period} budget"
+        message = f"tenant '{tenant}' has used {share:.0%} of its {budget.period} budget"
         log.warning(message)
         return message
 
@@ -129,6 +137,7 @@ class Budgets:
         now = datetime.now(UTC)
         for tenant, spent in list(self._spent.items()):
             spent.pending = _minus(spent.pending, flushed_pending.get(tenant, Totals()))
+            spent.settle()
         periods = {b.period for b in self.by_tenant.values()}
         for period in periods:
             since = period_start(period, now)
@@ -140,6 +149,7 @@ class Budgets:
                     continue
                 spent = self._period(tenant, budget, now)
                 spent.flushed = total
+                spent.settle()
                 self._alert(tenant, budget, spent)
 
 

@@ -79,7 +79,7 @@ class BatchedAPI:
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
         }
         content = orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY)
-        response = JSONBytes(content, headers=served.headers())
+        response = JSONBytes(content, raw_headers=served.raw_headers)
         metrics.tokens_in.inc(tokens)
         metrics.postprocess.observe(time.perf_counter() - started)
         return response
@@ -100,4 +100,4 @@ class BatchedAPI:
         except (TypeError, ValueError) as error:
             raise ModelFailed(f"The model '{route.name}' returned output that is not JSON: {error}") from None
         metrics.postprocess.observe(time.perf_counter() - started)
-        return JSONBytes(payload, headers=served.headers())
+        return JSONBytes(payload, raw_headers=served.raw_headers)

@@ -16,6 +16,8 @@ PRIORITY_HEADER = "x-strata-priority"
 SESSION_HEADER = "x-strata-session"
 MAX_DEADLINE_MS = 3_600_000.0
 _DEADLINE, _PRIORITY, _SESSION = (h.encode() for h in (DEADLINE_HEADER, PRIORITY_HEADER, SESSION_HEADER))
+_PLAIN: dict[str, RequestContext] = {}  # tenant -> the context of a request with no hints (see _plain)
+_MAX_PLAIN = 10_000
 
 
 def request_context(call: Call, user: str | None = None) -> RequestContext:
@@ -28,6 +30,8 @@ def request_context(call: Call, user: str | None = None) -> RequestContext:
                 priority = value.decode("latin-1")
             elif name == _SESSION:
                 session = value.decode("latin-1")
+    if deadline is None and priority is None and session is None and user is None:
+        return _plain(call.record.tenant)
     return RequestContext(
         deadline=Deadline.after_ms(_deadline_ms(deadline)) if deadline is not None else NO_DEADLINE,
         priority=_priority(priority),
@@ -35,6 +39,17 @@ def request_context(call: Call, user: str | None = None) -> RequestContext:
         session=session,
         tenant=call.record.tenant,
     )
+
+
+def _plain(tenant: str) -> RequestContext:
+    """The context of a request that sent no hints: the same (immutable) one for every such request of
+    the tenant, made once."""
+    context = _PLAIN.get(tenant)
+    if context is None:
+        if len(_PLAIN) >= _MAX_PLAIN:  # tenants come from keys and tokens: bounded, but not by us
+            _PLAIN.clear()
+        context = _PLAIN[tenant] = RequestContext(tenant=tenant)
+    return context
 
 
 def _deadline_ms(value: str | None) -> float | None:

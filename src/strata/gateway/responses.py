@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -20,11 +21,18 @@ class JSONBytes(Response):
 
     media_type = "application/json"
 
-    def __init__(self, body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        body: bytes,
+        status: int = 200,
+        headers: dict[str, str] | None = None,
+        raw_headers: Sequence[tuple[bytes, bytes]] = (),
+    ) -> None:
+        """``raw_headers``: more headers already encoded (lower-case names), e.g. ``Served.raw_headers``."""
         self.body = body
         self.status_code = status
         self.background: BackgroundTask | None = None
-        raw = [_JSON, (b"content-length", str(len(body)).encode())]
+        raw = [_JSON, (b"content-length", str(len(body)).encode()), *raw_headers]
         if headers:
             raw += [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
         self.raw_headers = raw

@@ -39,6 +39,18 @@ class ResilienceMetrics:
             registry=r,
         )
 
+        self._breakers_shown: dict[str, tuple[Gauge, bool]] = {}  # deployment -> (its gauge child, open?)
+
+    def show_breaker(self, deployment: str, is_open: bool) -> None:
+        """Set the deployment's breaker gauge. Called after every call; the gauge is set only when the
+        state changed (a set takes a lock), whichever route's call saw it."""
+        shown = self._breakers_shown.get(deployment)
+        if shown is not None and shown[1] is is_open:
+            return
+        gauge = shown[0] if shown is not None else self.breaker_open.labels(deployment=deployment)
+        gauge.set(1 if is_open else 0)
+        self._breakers_shown[deployment] = (gauge, is_open)
+
     def declare(self, deployment: str) -> None:
         """Start a deployment's counters at zero: a series born at its first restart or retry has no
         increase for ``increase()`` to see, so the alert on the first restart would never fire."""

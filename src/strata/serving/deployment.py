@@ -21,7 +21,7 @@ from strata.errors import DeadlineExceeded, ModelFailed, NotReady, Overloaded, R
 from strata.observability.metrics import DeploymentMetrics
 from strata.observability.resilience_metrics import ResilienceMetrics
 from strata.serving.admission import AdmissionController
-from strata.serving.breaker import CircuitBreaker
+from strata.serving.breaker import BreakerState, CircuitBreaker
 from strata.serving.clock import MONOTONIC, Clock
 from strata.serving.deadline import NO_DEADLINE, Deadline
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
@@ -420,15 +420,17 @@ class Deployment:
             self._resilience.retries.labels(deployment=self.name).inc()
 
     def _on_success(self, slot: ReplicaSlot, latency_s: float) -> None:
-        if slot.breaker.state.value == "half_open" and probe_was_slow(slot, latency_s, self.slots, self.spec.outlier):
+        was_probe = slot.breaker.state is BreakerState.HALF_OPEN
+        if was_probe and probe_was_slow(slot, latency_s, self.slots, self.spec.outlier):
             slot.breaker.record_failure("slow")
             self._ejected("slow")
             return
-        was_probe = slot.breaker.state.value == "half_open"
         slot.breaker.record_success()
         if was_probe:
             slot.forget_latency()  # judged afresh from its re-admission on
         slot.observe(latency_s)
+        if len(self.slots) < 2:
+            return  # an outlier is slow against its peers: one replica has none
         for outlier in slow_outliers(self.slots, self.spec.outlier):
             outlier.breaker.trip(f"slow: {outlier.latency_s or 0:.3f} s average")
             self._ejected("slow")

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeVar
-
-from prometheus_client import Gauge
 
 from strata.errors import (
     CircuitOpen,
@@ -40,6 +38,7 @@ T = TypeVar("T")
 
 Work = Callable[[Deployment], Awaitable[T]]
 
+_MAX_SERVED = 256
 FALLBACK_ON = (ModelFailed, ReplicaUnavailable, Overloaded, TryTimeout)
 
 
@@ -62,6 +61,12 @@ class Served:
     version: str
     fallback_from: str | None = None
     deployment: str = ""  # the deployment that served: its metrics get the rest of the request
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # Encoded once: a route serves from a handful of these (see Route.serve), not one per request.
+        raw = tuple((name.encode("latin-1"), value.encode("latin-1")) for name, value in self.headers().items())
+        object.__setattr__(self, "raw_headers", raw)
 
     def headers(self) -> dict[str, str]:
         headers = {"x-strata-route": self.route, "x-strata-version": self.version}
@@ -91,9 +96,9 @@ class Route:
             for name in self.versions
             for ok in (True, False)
         }
-        self._breaker_gauges: dict[str, Gauge] = {}
         self.rollout: Rollout | None = None
         self.fallbacks: list[Route] = []  # wired by the model server once every route exists
+        self._served: dict[tuple[str, str, bool, str], Served] = {}  # see _served_by
         self._publish: Callable[[str, dict[str, float]], None] | None = None  # see publish_splits
 
     @property
@@ -107,8 +112,7 @@ class Route:
     @property
     def deployment(self) -> Deployment:
         """The deployment with the most traffic now (what /v1/models reports on)."""
-        weights = self.split.weights
-        return self.versions[max(weights, key=lambda name: weights[name])]
+        return self.versions[self.split.heaviest]
 
     @property
     def weights(self) -> dict[str, float]:
@@ -139,13 +143,22 @@ class Route:
                 continue
             if position > 0:
                 self._metrics.fallbacks.labels(route=self.name, fallback=route.name).inc()
-            fallback_from = self.name if position > 0 else None
-            served = Served(route.name, version, fallback_from, deployment.name)
+            served = self._served_by(route, version, position > 0, deployment)
             record = current_record.get()
             if record is not None:
                 record.served_route, record.served_version, record.deployment = route.name, version, served.deployment
             return result, permit, served
         raise AssertionError("the chain always has this route")
+
+    def _served_by(self, route: Route, version: str, fallback: bool, deployment: Deployment) -> Served:
+        """The (immutable) Served for this answer, made once per route, version and deployment."""
+        key = (route.name, version, fallback, deployment.name)
+        served = self._served.get(key)
+        if served is None:
+            if len(self._served) >= _MAX_SERVED:  # versions come and go (registry canaries): start afresh
+                self._served.clear()
+            served = self._served[key] = Served(route.name, version, self.name if fallback else None, deployment.name)
+        return served
 
     async def _serve_version(
         self, version: str, context: RequestContext, work: Work[T], hold: bool
@@ -197,13 +210,7 @@ class Route:
         self._record(version, ok=False, latency_s=latency_s)
 
     def _update_breaker_gauge(self, deployment: Deployment) -> None:
-        is_open = deployment.breaker.state is not BreakerState.CLOSED
-        gauge = self._breaker_gauges.get(deployment.name)
-        if gauge is None:
-            gauge = self._breaker_gauges[deployment.name] = self._metrics.breaker_open.labels(
-                deployment=deployment.name
-            )
-        gauge.set(1 if is_open else 0)
+        self._metrics.show_breaker(deployment.name, deployment.breaker.state is not BreakerState.CLOSED)
 
     def _record(self, version: str, *, ok: bool, latency_s: float) -> None:
         counter = self._version_counters.get((version, ok))

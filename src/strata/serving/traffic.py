@@ -33,6 +33,8 @@ class TrafficSplit:
         if any(weight < 0 for weight in weights.values()) or abs(sum(weights.values()) - 100) > 1e-6:
             raise ValueError(f"weights must be non-negative and add up to 100, got {weights}")
         self._entries = [_Entry(name, float(weight)) for name, weight in weights.items()]
+        # The version with the most traffic (the first of equals): read per request, changed only here.
+        self.heaviest = max(self._entries, key=lambda entry: entry.weight).name
 
     def pick(self, sticky_key: str | None = None) -> str:
         if sticky_key is not None:
