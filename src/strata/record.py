@@ -73,6 +73,8 @@ class RequestRecord:
     batch_size: int = 0  # how many requests the batch that served this one held (0: not batched)
     finish_reason: str | None = None  # why a generation stopped (stop, length)
     cache: str | None = None  # answered from the response cache: hit | semantic (None: by a model)
+    replica: str | None = None  # the replica that served, where it reports itself (a Ray replica actor)
+    node: str | None = None  # the cluster node that replica runs on
     # W3C trace context: the request's own span (its root span) and the caller's span, if one was sent.
     trace_id: int = 0
     span_id: int = 0
@@ -86,6 +88,7 @@ class RequestRecord:
     received: float = field(default_factory=time.perf_counter)
     parsed: float = 0.0
     authorised: float = 0.0
+    features_read: float = 0.0  # the request's features were read from a feature store (autonomy plans)
     admitted: float = 0.0
     queued: float = 0.0
     batch_formed: float = 0.0
@@ -137,6 +140,7 @@ class RequestRecord:
 _STAGES = (
     "parsed",
     "authorised",
+    "features_read",
     "admitted",
     "queued",
     "batch_formed",

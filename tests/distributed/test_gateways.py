@@ -175,3 +175,31 @@ def _weights(gateway: ServerProcess) -> dict[str, float]:
         routes = admin.get("/v1/admin/routes").json()["routes"]
     pair = next(route for route in routes if route["name"] == "pair")
     return {version["name"]: version["weight"] for version in pair["versions"]}
+
+
+def test_a_traced_request_shows_the_replica_actors_batch_and_model_call_in_its_trace(
+    gateways: list[ServerProcess],
+) -> None:
+    caller_trace, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    gateway = gateways[0]
+    with gateway.http() as http:
+        sent = time.time_ns()
+        answer = http.post(
+            "/v1/models/echo/predict",
+            json={"inputs": ["traced"]},
+            headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"},
+        )
+        assert answer.status_code == 200, answer.text
+        trace = http.get(f"/v1/admin/traces/{caller_trace}")
+    assert trace.status_code == 200, trace.text
+    spans = {span["name"]: span for span in trace.json()["spans"]}
+    root = spans["POST /v1/models/{model:path}/predict"]
+    assert root["parent_span_id"] == caller_span
+    app = _app(_cluster_view(gateway))
+    for name in ("batch", "inference"):  # stamped inside the replica actor, in another process
+        span = spans[name]
+        assert span["parent_span_id"] == root["span_id"]
+        assert span["attributes"]["strata.replica.id"] == f"{app}:echo:0"
+        assert span["attributes"]["strata.node.id"]
+        assert sent <= root["start_unix_nano"] <= span["start_unix_nano"] <= span["end_unix_nano"]
+        assert span["end_unix_nano"] <= root["end_unix_nano"]

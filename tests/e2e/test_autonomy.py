@@ -67,8 +67,17 @@ def test_telemetry_then_features_then_plans(server: ServerProcess) -> None:
         assert features["t_last"] == pytest.approx(sim.t)
         assert features["features"]["count"] == 60
         assert features["features"]["mean_speed_1s"] > 0
-        plan = client.post("/v1/autonomy/plan", json={"vehicle_id": sim.ids[1], "alternatives": 2})
+        trace_id = secrets.token_hex(16)
+        plan = client.post("/v1/autonomy/plan", json={"vehicle_id": sim.ids[1], "alternatives": 2},
+                           headers={"traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01"})  # fmt: skip
         assert plan.status_code == 200, plan.text
+        trace = client.get(f"/v1/admin/traces/{trace_id}")
+        assert trace.status_code == 200, trace.text
+        spans = {span["name"]: span for span in trace.json()["spans"]}
+        # The plan's own stages, in order: the window features read, then the planner's batch and call.
+        assert spans["feature_read"]["end_unix_nano"] <= spans["admission"]["end_unix_nano"]
+        assert spans["admission"]["end_unix_nano"] <= spans["inference"]["start_unix_nano"]
+        assert spans["inference"]["attributes"]["strata.batch.size"] >= 1
         body = plan.json()
         assert body["vehicle_id"] == sim.ids[1]
         assert body["collision_free"]

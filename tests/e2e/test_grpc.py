@@ -1,5 +1,6 @@
 """The Open Inference Protocol v2 over gRPC, with a grpcio client against a real `strata serve`."""
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,6 +85,20 @@ def test_model_infer_answers_as_rest_does(
     reply = stub.ModelInfer(pb.ModelInferRequest(model_name="echo", inputs=[numbers]), metadata=_auth(server))
     assert (reply.outputs[0].datatype, list(reply.outputs[0].shape)) == ("FP64", [2, 2])
     assert list(reply.outputs[0].contents.fp64_contents) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_a_callers_trace_continues_through_grpc(
+    served: tuple[ServerProcess, int], stub: pb_grpc.GRPCInferenceServiceStub
+) -> None:
+    server, _ = served
+    trace_id, caller_span = secrets.token_hex(16), secrets.token_hex(8)
+    metadata = [*_auth(server), ("traceparent", f"00-{trace_id}-{caller_span}-01")]
+    stub.ModelInfer(pb.ModelInferRequest(model_name="echo", inputs=[_texts(["traced"])]), metadata=metadata)
+    found = httpx.get(f"{server.url}/v1/admin/traces/{trace_id}", headers=server.headers)
+    assert found.status_code == 200, found.text
+    spans = {span["name"]: span for span in found.json()["spans"]}
+    assert spans["POST /v1/models/{model:path}/predict"]["parent_span_id"] == caller_span
+    assert {"batch", "inference"} <= set(spans)
 
 
 def test_the_rest_request_path_counts_grpc_requests(

@@ -21,7 +21,8 @@ import ray
 from strata.errors import StrataError
 from strata.observability.metrics import Metrics
 from strata.observability.replica_endpoint import LOOPBACK, serve_replica_metrics
-from strata.runtime.ray_messages import Failure, Loaded, ReplicaStatus
+from strata.record import current_record
+from strata.runtime.ray_messages import Failure, Loaded, ReplicaStages, ReplicaStatus, TraceContext, Traced
 from strata.spec import DeploymentSpec, ModelSpec
 from strata.spec.scaling import RaySpec
 
@@ -88,16 +89,24 @@ class ReplicaActor:
             metrics_url=self._metrics_url,
         )
 
-    async def infer(self, item: Any) -> Any:
-        """The model's result, or a Failure."""
+    async def infer(self, item: Any, trace: TraceContext | None = None) -> Any:
+        """The model's result, or a Failure. A traced call runs under a record of the caller's trace (the
+        batcher stamps it as it would the gateway's) and is answered with its stages (``Traced``)."""
         self._arrived()
         started = time.perf_counter()
+        record = trace.record(self.replica_id) if trace is not None else None
+        token = current_record.set(record) if record is not None else None  # this call's own task context
         try:
-            return await self._replica.infer(item)
+            output = await self._replica.infer(item)
         except StrataError as error:
             return Failure.of(error)
         finally:
+            if token is not None:
+                current_record.reset(token)
             self._finished(started)
+        if record is None:
+            return output
+        return Traced(output, ReplicaStages.of(record, self.replica_id, self._node_id))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[GenerationEvent | Failure]:
         """A Ray streaming generator: a GenerationEvent per event, or one Failure that ends it.

@@ -9,6 +9,7 @@ that a failed call marks the replica down at once, before the next sync says so.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,8 @@ import ray
 from ray.exceptions import ActorDiedError, RayActorError, RayError
 
 from strata.errors import ModelFailed, ReplicaUnavailable, StrataError
-from strata.runtime.ray_messages import Failure
+from strata.record import current_record
+from strata.runtime.ray_messages import Failure, TraceContext, Traced
 from strata.serving.generation import GenerationEvent, GenerationRequest, GenerationStream
 
 
@@ -67,7 +69,12 @@ class RayReplica:
     # the local replica, and its InvalidRequest crosses back as such: no second check here.
 
     async def infer(self, item: Any) -> Any:
-        ref = self._actor.infer.remote(item)
+        """The replica's answer. A traced request carries its trace into the actor, and the actor's
+        stages (batch formed, model call) come back onto the request's record: its trace shows them."""
+        record = current_record.get()
+        trace = TraceContext.of(record)
+        sent = time.perf_counter()
+        ref = self._actor.infer.remote(item, trace) if trace is not None else self._actor.infer.remote(item)
         try:
             answer = await ref
         except asyncio.CancelledError:
@@ -77,6 +84,10 @@ class RayReplica:
             raise self.failed(error) from None
         if isinstance(answer, Failure):
             raise answer.error
+        if isinstance(answer, Traced):
+            if record is not None:
+                answer.stages.stamp(record, sent, time.perf_counter())
+            return answer.output
         return answer
 
     def generate(self, request: GenerationRequest) -> GenerationStream:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
@@ -21,9 +22,18 @@ from strata.errors import (
     StrataError,
 )
 from strata.observability.metrics import Metrics
+from strata.observability.traces.spans import spans_of
+from strata.record import RequestRecord
 from strata.runtime.local import LocalRuntime
 from strata.runtime.ray_controller import spec_fingerprint
-from strata.runtime.ray_messages import Decision, DeploymentView, Failure, ReplicaView
+from strata.runtime.ray_messages import (
+    Decision,
+    DeploymentView,
+    Failure,
+    ReplicaStages,
+    ReplicaView,
+    TraceContext,
+)
 from strata.runtime.ray_replica_set import actor_resources
 from strata.serving.deadline import Deadline
 from strata.serving.deployment import Deployment
@@ -155,3 +165,44 @@ async def test_a_held_request_gives_up_with_not_ready_when_no_replica_comes() ->
     with pytest.raises(NotReady, match="no replica became ready"):
         await deployment.infer("lost", Deadline.after_ms(5000))
     assert deployment.held == 0
+
+
+def test_a_traced_calls_stages_cross_as_wall_clock_and_land_on_the_gateways_record_in_its_clock() -> None:
+    gateway = RequestRecord("POST", "/v1/models/echo/predict", trace_id=7, span_id=9)
+    trace = TraceContext.of(gateway)
+    assert trace == TraceContext(7, 9, 1)
+    sent = time.perf_counter()
+    inside = cloudpickle.loads(cloudpickle.dumps(trace)).record("app:echo:0")  # the actor's record
+    assert (inside.trace_id, inside.span_id) == (7, 9)
+    base = time.perf_counter()
+    inside.queued, inside.batch_formed = base, base + 0.001
+    inside.inference_started, inside.inference_ended, inside.batch_size = base + 0.001, base + 0.004, 3
+    stages = cloudpickle.loads(cloudpickle.dumps(ReplicaStages.of(inside, "app:echo:0", "node-1")))
+    stages.stamp(gateway, sent, time.perf_counter() + 0.01)
+    assert gateway.inference_ended - gateway.inference_started == pytest.approx(0.003, abs=1e-6)
+    assert sent <= gateway.queued <= gateway.batch_formed <= gateway.inference_started < gateway.inference_ended
+    assert (gateway.batch_size, gateway.replica, gateway.node) == (3, "app:echo:0", "node-1")
+    inference = next(span for span in spans_of(gateway) if span.name == "inference")
+    replica = {"strata.batch.size": 3, "strata.replica.id": "app:echo:0", "strata.node.id": "node-1"}
+    assert inference.attributes == replica
+    assert inference.parent_span_id == gateway.span_id
+
+
+@pytest.mark.parametrize("skew_s", [-5.0, 5.0])
+def test_stages_from_a_node_whose_clock_disagrees_are_shifted_into_the_call_keeping_their_durations(
+    skew_s: float,
+) -> None:
+    gateway = RequestRecord("POST", "/v1/models/echo/predict", trace_id=7, span_id=9)
+    sent = gateway.received + 0.002
+    answered = sent + 0.020
+    at = gateway.received_at + 0.005 + skew_s  # the replica's clock is skew_s off
+    ReplicaStages(at, at + 0.001, at + 0.001, at + 0.009, 1, "r", "n").stamp(gateway, sent, answered)
+    assert sent <= gateway.queued
+    assert gateway.inference_ended <= answered
+    assert gateway.inference_ended - gateway.inference_started == pytest.approx(0.008, abs=1e-6)
+    assert gateway.batch_formed - gateway.queued == pytest.approx(0.001, abs=1e-6)
+
+
+def test_an_untraced_request_sends_no_trace_context() -> None:
+    assert TraceContext.of(None) is None
+    assert TraceContext.of(RequestRecord("POST", "/v1/embeddings")) is None  # tracing off: no trace id

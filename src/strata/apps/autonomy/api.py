@@ -176,7 +176,7 @@ class AutonomyService:
         started = time.perf_counter()
         obstacles = [np.array([[o.x, o.y, o.radius] for o in w.obstacles]).reshape(-1, 3) for w in wanted]
         items, missing = build_items(self.store, [w.vehicle_id for w in wanted], obstacles, self.scene)
-        read = time.perf_counter()
+        read = call.record.features_read = time.perf_counter()  # a stage of its own in the request's trace
         served: Served | None = None
         plans: list[Plan] = []
         if items:

@@ -66,12 +66,16 @@ class Reply:
         return f"{error.get('message', '')}{param}"
 
 
+_FORWARDED = frozenset({"authorization", "traceparent"})  # a caller's trace continues through gRPC too
+
+
 def forwarded_headers(context: grpc.aio.ServicerContext, *, deadline: bool = True) -> list[tuple[bytes, bytes]]:
-    """The RPC's metadata a request carries: ``authorization`` and ``x-strata-*`` (priority, session),
-    and the RPC's deadline as the request's (not for a stream, whose deadline is the whole stream's)."""
+    """The RPC's metadata a request carries: ``authorization``, ``traceparent`` and ``x-strata-*``
+    (priority, session), and the RPC's deadline as the request's (not for a stream, whose deadline is
+    the whole stream's)."""
     headers = [(b"content-type", b"application/json")]
     for key, value in context.invocation_metadata() or ():
-        if key == "authorization" or key.startswith("x-strata-"):
+        if key in _FORWARDED or key.startswith("x-strata-"):
             headers.append((key.encode(), value.encode("latin-1") if isinstance(value, str) else value))
     remaining_s = context.time_remaining() if deadline else None
     if remaining_s is not None and 0 < remaining_s * 1000 <= MAX_DEADLINE_MS:

@@ -76,10 +76,20 @@ def spans_of(record: RequestRecord) -> list[SpanData]:
     for name, start, stop in _stages(record):
         if start and stop and stop >= start:
             span = SpanData(record.trace_id, new_span_id(), record.span_id, name, to_ns(start), to_ns(stop))
-            if name in ("batch", "inference") and record.batch_size:
-                span.attributes["strata.batch.size"] = record.batch_size
+            if name in ("batch", "inference"):
+                _replica_attributes(record, span.attributes)
             spans.append(span)
     return spans
+
+
+def _replica_attributes(record: RequestRecord, attributes: dict[str, AttributeValue]) -> None:
+    """Where a batch and its model call ran: the batch's size, and the replica and node that reported it."""
+    if record.batch_size:
+        attributes["strata.batch.size"] = record.batch_size
+    if record.replica is not None:
+        attributes["strata.replica.id"] = record.replica
+    if record.node is not None:
+        attributes["strata.node.id"] = record.node
 
 
 def _clock(record: RequestRecord) -> Callable[[float], int]:
@@ -104,11 +114,13 @@ def _root_name(record: RequestRecord) -> str:
 def _stages(record: RequestRecord) -> list[tuple[str, float, float]]:
     """(span name, start, end) of each stage, from the stamps; a stage whose stamps are 0 is skipped."""
     authorised = record.authorised or record.received
-    before_serving = record.parsed or authorised
+    parsed = record.parsed or authorised
+    before_serving = record.features_read or parsed
     served_from = record.admitted or before_serving
     stages = [
         ("auth", record.received, record.authorised),
         ("parse", authorised, record.parsed),
+        ("feature_read", parsed, record.features_read),
         ("admission", before_serving, record.admitted),
     ]
     if record.first_token:  # generation: time to first token, then decode until the last token
